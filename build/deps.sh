@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install what the build and the tests need on a fresh Debian machine.
+# Idempotent and quick when everything is already there.
+#   build/deps.sh            packages for the tests
+#   build/deps.sh image      also the packages for building and booting the ISO
+set -euo pipefail
+
+pkgs=(ca-certificates curl gcc pkg-config iproute2 docker.io)
+if [ "${1:-}" = image ]; then
+  pkgs+=(qemu-system-x86 xorriso isolinux syslinux grub-pc-bin grub-efi-amd64-bin
+         mtools cpio kmod squashfs-tools busybox-static ovmf xz-utils zstd)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -q
+  "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "deps: cargo not found; install a Rust toolchain (rustup) first" >&2
+  exit 1
+fi

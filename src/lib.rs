@@ -1,0 +1,33 @@
+//! ros — a minimal container operating system.
+//!
+//! One binary does every job, chosen by `argv[0]` or subcommand:
+//!
+//! ```text
+//!  kernel ─▶ init (PID 1, src/init + src/sys: synchronous, never panics)
+//!              │ mounts, modules, cmdline, state disk, hostname, user-data
+//!              ├─▶ system-dockerd            (restarted with backoff)
+//!              └─▶ ros sysinit (src/system)  service manager on system-docker:
+//!                    udev-cold → udev → network (ros netconf) → ntp, syslog
+//!                    → cloud-init-execute → console → docker (user engine)
+//!                    → cluster server / agent (src/cluster)
+//!  operator ─▶ ros config | service | os | compose | cluster … (src/cli)
+//! ```
+//!
+//! Data flows one way: cloud-config bytes are parsed and merged by
+//! [`config`] (pure: layers in, typed [`config::CloudConfig`] and positioned
+//! problems out); the engines and services act on that typed config. Every
+//! path the system touches comes from [`paths`], so `--root DIR` runs any
+//! part on a development machine.
+//!
+//! Parts:
+//! - [`paths`] — well-known paths, sockets, labels and defaults.
+//! - [`config`] — cloud-config schema, parsing, layering, validation,
+//!   datasources.
+//! - [`init`] — PID 1.
+//! - [`cli`] — the `ros` command line (thin wrappers over the modules above).
+
+pub mod cli;
+pub mod config;
+pub mod init;
+pub mod logging;
+pub mod paths;

@@ -1,0 +1,16 @@
+//! The tracing subscriber, set up in one place for every role.
+
+use tracing_subscriber::EnvFilter;
+
+/// Log to stderr; `ROS_LOG` (or `RUST_LOG`) sets the filter, default `info`.
+pub fn init(debug: bool) {
+    let default = if debug { "debug" } else { "info" };
+    let filter = std::env::var("ROS_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| default.to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,168 @@
+//! Every well-known path, socket, label and default, in one place.
+//!
+//! All paths hang off a root (`/` on a booted node). `--root DIR` or
+//! `ROS_ROOT=DIR` moves every one of them below DIR, so the CLI, the service
+//! manager and the cluster server run unchanged on a development machine.
+
+use std::path::{Path, PathBuf};
+
+/// Environment variable naming the root prefix.
+pub const ENV_ROOT: &str = "ROS_ROOT";
+/// Filesystem label of the state partition.
+pub const STATE_LABEL: &str = "ROS_STATE";
+/// Volume label of an OpenStack config drive.
+pub const CONFIG_DRIVE_LABEL: &str = "config-2";
+/// Volume label of a NoCloud seed.
+pub const CIDATA_LABEL: &str = "cidata";
+/// Bridge that system-docker owns (never `none`: see PLATFORM-NOTES).
+pub const SYSTEM_BRIDGE: &str = "docker-sys";
+/// Address of the system-docker bridge.
+pub const SYSTEM_BRIDGE_CIDR: &str = "172.18.42.1/16";
+/// Version of this build.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The set of well-known paths below one root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paths {
+    root: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths::new("/")
+    }
+}
+
+impl Paths {
+    /// Paths below `root` (`/` on a node).
+    pub fn new(root: impl Into<PathBuf>) -> Paths {
+        Paths { root: root.into() }
+    }
+
+    /// The root prefix.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// True when running below a prefix rather than on a real node.
+    pub fn is_prefixed(&self) -> bool {
+        self.root != Path::new("/")
+    }
+
+    /// `rel` (an absolute node path such as `/var/lib/ros`) below the root.
+    pub fn at(&self, rel: &str) -> PathBuf {
+        self.root.join(rel.trim_start_matches('/'))
+    }
+
+    /// The shipped defaults on a node.
+    pub fn os_config(&self) -> PathBuf {
+        self.at("/usr/share/ros/os-config.yml")
+    }
+
+    /// Directory of the preloaded system image archives.
+    pub fn preload_dir(&self) -> PathBuf {
+        self.at("/usr/share/ros/images")
+    }
+
+    /// The config directory.
+    pub fn conf_dir(&self) -> PathBuf {
+        self.at("/var/lib/ros/conf")
+    }
+
+    /// Saved user-data layers.
+    pub fn cloud_config_d(&self) -> PathBuf {
+        self.conf_dir().join("cloud-config.d")
+    }
+
+    /// The layer `ros config set/merge` writes.
+    pub fn cloud_config(&self) -> PathBuf {
+        self.conf_dir().join("cloud-config.yml")
+    }
+
+    /// The last config that validated, used when a newer one does not.
+    pub fn last_good_config(&self) -> PathBuf {
+        self.conf_dir().join("last-good.yml")
+    }
+
+    /// A `#!` user-data script, kept for cloud-init-execute.
+    pub fn user_script(&self) -> PathBuf {
+        self.conf_dir().join("cloud-config-script")
+    }
+
+    /// The kernel command line. Under a prefix it is `ROOT/proc/cmdline`
+    /// (absent means empty), never the development machine's own.
+    pub fn cmdline(&self) -> PathBuf {
+        self.at("/proc/cmdline")
+    }
+
+    /// State of `ros` itself (stamps, identities, the cluster store).
+    pub fn state_dir(&self) -> PathBuf {
+        self.at("/var/lib/ros")
+    }
+
+    /// system-docker's API socket.
+    pub fn system_docker_sock(&self) -> PathBuf {
+        self.at("/var/run/system-docker.sock")
+    }
+
+    /// system-docker's data root.
+    pub fn system_docker_data(&self) -> PathBuf {
+        self.at("/var/lib/system-docker")
+    }
+
+    /// system-docker's exec root.
+    pub fn system_docker_exec(&self) -> PathBuf {
+        self.at("/var/run/system-docker")
+    }
+
+    /// system-docker's pidfile.
+    pub fn system_docker_pid(&self) -> PathBuf {
+        self.at("/var/run/system-docker.pid")
+    }
+
+    /// The user engine's socket.
+    pub fn docker_sock(&self) -> PathBuf {
+        self.at("/var/run/docker.sock")
+    }
+
+    /// The user engine's data root.
+    pub fn docker_data(&self) -> PathBuf {
+        self.at("/var/lib/docker")
+    }
+
+    /// Logs of ros and the engines.
+    pub fn log_dir(&self) -> PathBuf {
+        self.at("/var/log")
+    }
+
+    /// Mount point of a config drive.
+    pub fn config_drive_mount(&self) -> PathBuf {
+        self.at("/media/config-2")
+    }
+
+    /// Mount point of a NoCloud seed.
+    pub fn cidata_mount(&self) -> PathBuf {
+        self.at("/media/cidata")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_applies_to_every_path() {
+        let p = Paths::new("/tmp/r");
+        assert_eq!(
+            p.cloud_config(),
+            PathBuf::from("/tmp/r/var/lib/ros/conf/cloud-config.yml")
+        );
+        assert_eq!(
+            p.system_docker_sock(),
+            PathBuf::from("/tmp/r/var/run/system-docker.sock")
+        );
+        assert!(p.is_prefixed());
+        assert!(!Paths::default().is_prefixed());
+        assert_eq!(Paths::default().cmdline(), PathBuf::from("/proc/cmdline"));
+    }
+}
