@@ -36,15 +36,6 @@ pub fn path_string(path: &[PathSeg]) -> String {
     s
 }
 
-/// How serious a problem is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Severity {
-    /// The value was not used.
-    Error,
-    /// Reported; the config still applies (unknown keys at boot).
-    Warning,
-}
-
 /// A positioned problem in a config document.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Problem {

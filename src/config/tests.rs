@@ -177,7 +177,7 @@ fn rancheros_configs_parse_without_loss() {
     assert_eq!(nginx.after(), vec!["console", "network"]);
     assert_eq!(nginx.ulimits["nofile"].hard, 4096);
     assert!(cfg.ros.services["backup"].is_oneshot());
-    assert_eq!(cfg.ros.services_include["kernel-headers"], true);
+    assert!(cfg.ros.services_include["kernel-headers"]);
     assert_eq!(cfg.ros.sysctl["net.ipv4.ip_forward"].0, "1");
     assert_eq!(cfg.ros.state.autoformat.0, ["/dev/sda", "/dev/vda"]);
     assert_eq!(cfg.runcmd.len(), 2);
