@@ -14,6 +14,7 @@ pub mod cmdline;
 pub mod datasource;
 pub mod de;
 pub mod disk;
+pub mod engine;
 pub mod merge;
 pub mod network;
 pub mod node;

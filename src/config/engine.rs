@@ -1,0 +1,152 @@
+//! dockerd command lines from `ros.system_docker` / `ros.docker`.
+//!
+//! Pure: the same flags whether PID 1 starts system-dockerd on a node or
+//! `ros sysinit` starts it under `--root` in a test. Every path-valued
+//! option (sockets, data and exec roots, pidfile) is moved below the root.
+
+use super::types::DockerConfig;
+use crate::paths::Paths;
+
+/// The dockerd binary.
+pub const DOCKERD: &str = "dockerd";
+
+fn flag_bool(args: &mut Vec<String>, name: &str, v: Option<bool>) {
+    if let Some(v) = v {
+        args.push(format!("--{name}={v}"));
+    }
+}
+
+fn flag(args: &mut Vec<String>, name: &str, v: Option<&str>) {
+    if let Some(v) = v {
+        args.push(format!("--{name}={v}"));
+    }
+}
+
+/// Move a `unix://` host (or bare socket path) below the root.
+fn host_below(paths: &Paths, host: &str) -> String {
+    match host.strip_prefix("unix://") {
+        Some(p) => format!("unix://{}", paths.at(p).display()),
+        None if host.starts_with('/') => format!("unix://{}", paths.at(host).display()),
+        None => host.to_string(),
+    }
+}
+
+/// The arguments (without the `dockerd` itself) for an engine.
+pub fn dockerd_args(cfg: &DockerConfig, paths: &Paths) -> Vec<String> {
+    let mut a = Vec::new();
+    for h in &cfg.host.0 {
+        a.push(format!("--host={}", host_below(paths, h)));
+    }
+    let at = |p: &Option<String>| p.as_ref().map(|p| paths.at(p).display().to_string());
+    flag(
+        &mut a,
+        "data-root",
+        at(&cfg.data_root).or(at(&cfg.graph)).as_deref(),
+    );
+    flag(&mut a, "exec-root", at(&cfg.exec_root).as_deref());
+    flag(&mut a, "pidfile", at(&cfg.pid_file).as_deref());
+    flag(&mut a, "config-file", at(&cfg.config_file).as_deref());
+    flag(&mut a, "containerd", at(&cfg.containerd).as_deref());
+    flag(&mut a, "bridge", cfg.bridge.as_deref());
+    flag(&mut a, "bip", cfg.bip.as_deref());
+    flag(&mut a, "group", cfg.group.as_deref());
+    flag(&mut a, "storage-driver", cfg.storage_driver.as_deref());
+    flag(&mut a, "log-driver", cfg.log_driver.as_deref());
+    for (k, v) in &cfg.log_opts.0 {
+        a.push(format!("--log-opt={k}={v}"));
+    }
+    flag_bool(&mut a, "iptables", cfg.iptables);
+    flag_bool(&mut a, "ip-masq", cfg.ip_masq);
+    flag_bool(&mut a, "userland-proxy", cfg.userland_proxy);
+    flag_bool(&mut a, "live-restore", cfg.live_restore);
+    flag_bool(&mut a, "selinux-enabled", cfg.selinux_enabled);
+    if cfg.debug == Some(true) {
+        a.push("--debug".to_string());
+    }
+    if let Some(mtu) = cfg.mtu {
+        a.push(format!("--mtu={mtu}"));
+    }
+    for r in &cfg.insecure_registry.0 {
+        a.push(format!("--insecure-registry={r}"));
+    }
+    for r in &cfg.registry_mirror.0 {
+        a.push(format!("--registry-mirror={r}"));
+    }
+    if cfg.tls == Some(true) {
+        a.push("--tlsverify".to_string());
+        a.extend(cfg.tls_args.iter().cloned());
+    }
+    a.extend(cfg.extra_args.iter().cloned());
+    a
+}
+
+/// `KEY=VALUE` environment for dockerd (from `environment`).
+pub fn dockerd_env(cfg: &DockerConfig) -> Vec<(String, String)> {
+    cfg.environment
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::node::parse_document;
+    use crate::config::{validate, OS_CONFIG_YML};
+
+    #[test]
+    fn shipped_system_docker_flags_below_a_root() {
+        let tree = parse_document("os-config.yml", OS_CONFIG_YML.as_bytes()).unwrap();
+        let (cfg, _) = validate(&tree);
+        let args = dockerd_args(&cfg.ros.system_docker, &Paths::new("/tmp/r"));
+        for want in [
+            "--host=unix:///tmp/r/var/run/system-docker.sock",
+            "--data-root=/tmp/r/var/lib/system-docker",
+            "--exec-root=/tmp/r/var/run/system-docker",
+            "--pidfile=/tmp/r/var/run/system-docker.pid",
+            "--bridge=docker-sys",
+            "--iptables=false",
+            "--userland-proxy=false",
+            "--log-opt=max-size=10m",
+        ] {
+            assert!(
+                args.contains(&want.to_string()),
+                "{want} missing from {args:?}"
+            );
+        }
+        assert!(!args.iter().any(|a| a == "--bridge=none"));
+        let user = dockerd_args(&cfg.ros.docker, &Paths::default());
+        assert!(user.contains(&"--host=unix:///var/run/docker.sock".to_string()));
+        assert!(user.contains(&"--group=docker".to_string()));
+    }
+
+    #[test]
+    fn flags_table() {
+        let rows: &[(&str, &[&str])] = &[
+            ("debug: true", &["--debug"]),
+            ("debug: false", &[]),
+            (
+                "insecure_registry: [a:5000, b]",
+                &["--insecure-registry=a:5000", "--insecure-registry=b"],
+            ),
+            ("extra_args: [--foo, bar]", &["--foo", "bar"]),
+            (
+                "tls: true\ntls_args: [--tlscacert=/x]",
+                &["--tlsverify", "--tlscacert=/x"],
+            ),
+            ("host: tcp://0.0.0.0:2375", &["--host=tcp://0.0.0.0:2375"]),
+            ("mtu: 1400", &["--mtu=1400"]),
+        ];
+        for (yaml, want) in rows {
+            let doc = format!("ros:\n  docker:\n    {}\n", yaml.replace('\n', "\n    "));
+            let (cfg, problems) = validate(&parse_document("t", doc.as_bytes()).unwrap());
+            assert!(problems.is_empty(), "{yaml}: {problems:?}");
+            assert_eq!(
+                dockerd_args(&cfg.ros.docker, &Paths::default()),
+                *want,
+                "{yaml}"
+            );
+        }
+    }
+}
