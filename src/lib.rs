@@ -24,9 +24,11 @@
 //! - [`config`] — cloud-config schema, parsing, layering, validation,
 //!   datasources.
 //! - [`init`] — PID 1.
+//! - [`cluster`] — the orchestrator: server (API, store, auth) and agent.
 //! - [`cli`] — the `ros` command line (thin wrappers over the modules above).
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod init;
 pub mod logging;

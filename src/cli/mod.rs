@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::paths::{Paths, ENV_ROOT};
 
+pub mod cluster;
 pub mod config;
 
 /// ros: a minimal container operating system.
@@ -36,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         cmd: config::ConfigCmd,
     },
+    /// Run or talk to the cluster server and agents.
+    Cluster {
+        #[command(subcommand)]
+        cmd: cluster::ClusterCmd,
+    },
     /// Run as PID 1 (normally reached through argv[0] = init).
     #[command(hide = true)]
     Init,
@@ -58,6 +64,7 @@ pub fn main() -> i32 {
     let paths = cli.paths();
     let result = match cli.command {
         Command::Config { cmd } => config::run(&paths, cmd),
+        Command::Cluster { cmd } => cluster::run(&paths, cmd),
         Command::Init => return crate::init::main(),
     };
     match result {

@@ -1,0 +1,345 @@
+//! `ros cluster …`: run the server or an agent, and talk to a server
+//! (`hosts`, `tokens`, `keys create`, `projects`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+
+use crate::cluster::agent::{self, facts, AgentConfig};
+use crate::cluster::api::{self, App, ServerConfig};
+use crate::cluster::client::Client;
+use crate::cluster::store::SqliteStore;
+use crate::paths::Paths;
+
+/// Output format.
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+pub enum Output {
+    /// Aligned columns.
+    #[default]
+    Table,
+    /// The API's JSON.
+    Json,
+}
+
+/// Where the server is and who we are (RANCHER_* names work too).
+#[derive(Debug, Args)]
+pub struct Conn {
+    /// Server URL [env: ROS_URL, RANCHER_URL].
+    #[arg(long, global = true)]
+    url: Option<String>,
+    /// API access key [env: ROS_ACCESS_KEY, RANCHER_ACCESS_KEY].
+    #[arg(long, global = true)]
+    access_key: Option<String>,
+    /// API secret key [env: ROS_SECRET_KEY, RANCHER_SECRET_KEY].
+    #[arg(long, global = true)]
+    secret_key: Option<String>,
+    /// Project (environment) id.
+    #[arg(long, global = true, default_value = "1a5")]
+    project: String,
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+fn env2(a: &str, b: &str) -> Option<String> {
+    std::env::var(a)
+        .ok()
+        .or_else(|| std::env::var(b).ok())
+        .filter(|s| !s.is_empty())
+}
+
+impl Conn {
+    fn client(&self) -> Client {
+        let url = self
+            .url
+            .clone()
+            .or_else(|| env2("ROS_URL", "RANCHER_URL"))
+            .unwrap_or_else(|| "http://localhost:8080".into());
+        let ak = self
+            .access_key
+            .clone()
+            .or_else(|| env2("ROS_ACCESS_KEY", "RANCHER_ACCESS_KEY"));
+        let sk = self
+            .secret_key
+            .clone()
+            .or_else(|| env2("ROS_SECRET_KEY", "RANCHER_SECRET_KEY"));
+        match (&ak, &sk) {
+            (Some(a), Some(s)) => Client::new(&url, Some((a, s))),
+            _ => Client::new(&url, None),
+        }
+    }
+}
+
+/// `ros cluster` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCmd {
+    /// Run the cluster server (REST API under /v1, store under the state dir).
+    Server(ServerArgs),
+    /// Run the agent on this host: register with URL, then run containers.
+    Agent(AgentArgs),
+    /// Join this host to a cluster: `ros cluster join URL` (= agent --url URL).
+    Join {
+        /// The registration URL from `ros cluster tokens`.
+        url: String,
+        #[command(flatten)]
+        agent: AgentOpts,
+    },
+    /// List hosts.
+    Hosts {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List registration tokens (with the command to add a host).
+    Tokens {
+        #[command(subcommand)]
+        cmd: Option<TokensCmd>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List projects (environments).
+    Projects {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// `ros cluster tokens create`.
+#[derive(Debug, Subcommand)]
+pub enum TokensCmd {
+    /// Create a registration token.
+    Create,
+}
+
+/// `ros cluster keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Create an API key for the project (the secret is shown once).
+    Create {
+        /// Key name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List API keys.
+    List,
+}
+
+/// `ros cluster server` flags.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address and port to serve on.
+    #[arg(long, env = "ROS_CLUSTER_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: String,
+    /// URL agents reach this server on (for registration URLs); taken from
+    /// each request's Host header when unset.
+    #[arg(long, env = "ROS_CLUSTER_ADVERTISE_URL")]
+    advertise_url: Option<String>,
+    /// Seconds without a heartbeat before a host is `reconnecting`.
+    #[arg(long, env = "ROS_CLUSTER_RECONNECTING_AFTER", default_value = "30")]
+    reconnecting_after: f64,
+    /// Seconds without a heartbeat before a host is `disconnected`.
+    #[arg(long, env = "ROS_CLUSTER_DISCONNECTED_AFTER", default_value = "180")]
+    disconnected_after: f64,
+}
+
+/// Agent flags shared by `agent` and `join`.
+#[derive(Debug, Args)]
+pub struct AgentOpts {
+    /// IP other hosts reach this one on (like CATTLE_AGENT_IP).
+    #[arg(long, env = "ROS_AGENT_IP")]
+    ip: Option<String>,
+    /// Host labels, `a=b,c=d` (like CATTLE_HOST_LABELS).
+    #[arg(long, env = "ROS_HOST_LABELS", default_value = "")]
+    labels: String,
+    /// Hostname to report (default: the kernel's).
+    #[arg(long, env = "ROS_AGENT_HOSTNAME")]
+    hostname: Option<String>,
+    /// User docker socket (default: below --root).
+    #[arg(long, env = "ROS_DOCKER_SOCKET")]
+    docker_socket: Option<String>,
+    /// Heartbeat/poll interval in seconds.
+    #[arg(long, env = "ROS_AGENT_INTERVAL", default_value = "2")]
+    interval: f64,
+}
+
+/// `ros cluster agent` flags.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Registration URL (`http://server:8080/v1/scripts/<token>`).
+    #[arg(long, env = "ROS_REGISTRATION_URL")]
+    url: String,
+    #[command(flatten)]
+    opts: AgentOpts,
+}
+
+fn secs(s: f64, what: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(s)
+        .with_context(|| format!("{what} must be a positive number of seconds"))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Run a `ros cluster` command.
+pub fn run(paths: &Paths, cmd: ClusterCmd) -> Result<i32> {
+    match cmd {
+        ClusterCmd::Server(a) => server(paths, a),
+        ClusterCmd::Agent(a) => agent_run(paths, a.url, a.opts),
+        ClusterCmd::Join { url, agent } => agent_run(paths, url, agent),
+        ClusterCmd::Hosts { conn } => {
+            let v = conn
+                .client()
+                .get(&format!("/v1/projects/{}/hosts", conn.project))?;
+            print(
+                &conn,
+                &v,
+                &[
+                    "id",
+                    "hostname",
+                    "state",
+                    "agentState",
+                    "agentIpAddress",
+                    "labels",
+                ],
+            );
+            Ok(0)
+        }
+        ClusterCmd::Tokens { cmd, conn } => {
+            let path = format!("/v1/projects/{}/registrationtokens", conn.project);
+            let c = conn.client();
+            if let Some(TokensCmd::Create) = cmd {
+                let v = c.post(&path, &json!({}))?;
+                print(&conn, &json!({"data": [v]}), &["id", "state", "command"]);
+                return Ok(0);
+            }
+            let v = c.get(&path)?;
+            print(&conn, &v, &["id", "state", "command"]);
+            Ok(0)
+        }
+        ClusterCmd::Keys { cmd, conn } => {
+            let path = format!("/v1/projects/{}/apikeys", conn.project);
+            let c = conn.client();
+            match cmd {
+                KeysCmd::Create { name } => {
+                    let body = name.map_or(json!({}), |n| json!({"name": n}));
+                    let v = c.post(&path, &body)?;
+                    print(
+                        &conn,
+                        &json!({"data": [v]}),
+                        &["id", "name", "publicValue", "secretValue"],
+                    );
+                }
+                KeysCmd::List => {
+                    let v = c.get(&path)?;
+                    print(&conn, &v, &["id", "name", "state", "publicValue"]);
+                }
+            }
+            Ok(0)
+        }
+        ClusterCmd::Projects { conn } => {
+            let v = conn.client().get("/v1/projects")?;
+            print(&conn, &v, &["id", "name", "state", "description"]);
+            Ok(0)
+        }
+    }
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    }
+}
+
+fn print(conn: &Conn, v: &Value, cols: &[&str]) {
+    if let Output::Json = conn.output {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        return;
+    }
+    let rows: Vec<Vec<String>> = v["data"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| cols.iter().map(|c| cell(&r[*c])).collect())
+                .collect()
+        })
+        .unwrap_or_default();
+    let header: Vec<String> = cols.iter().map(|c| c.to_ascii_uppercase()).collect();
+    let mut widths: Vec<usize> = header.iter().map(String::len).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.len());
+        }
+    }
+    for r in std::iter::once(&header).chain(rows.iter()) {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+fn server(paths: &Paths, a: ServerArgs) -> Result<i32> {
+    let config = ServerConfig {
+        reconnecting_after: secs(a.reconnecting_after, "--reconnecting-after")?,
+        disconnected_after: secs(a.disconnected_after, "--disconnected-after")?,
+        advertise_url: a.advertise_url,
+        ..ServerConfig::default()
+    };
+    if config.disconnected_after <= config.reconnecting_after {
+        bail!("--disconnected-after must be longer than --reconnecting-after");
+    }
+    let db = paths.state_dir().join("cluster").join("server.db");
+    let store = SqliteStore::open(&db)
+        .with_context(|| format!("cannot open the store {}", db.display()))?;
+    let app = App::new(Arc::new(store), config).context("cannot seed the store")?;
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&a.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", a.listen))?;
+        tracing::info!(listen = %a.listen, store = %db.display(), "cluster server ready");
+        api::serve(app, listener).await.context("server failed")
+    })?;
+    Ok(0)
+}
+
+fn agent_run(paths: &Paths, url: String, o: AgentOpts) -> Result<i32> {
+    let labels = facts::parse_labels(&o.labels).map_err(anyhow::Error::msg)?;
+    let cfg = AgentConfig {
+        url,
+        root: paths.root().to_path_buf(),
+        state_dir: paths.state_dir(),
+        docker_socket: o
+            .docker_socket
+            .unwrap_or_else(|| paths.docker_sock().display().to_string()),
+        ip: o.ip,
+        hostname: o.hostname,
+        labels,
+        interval: secs(o.interval, "--interval")?,
+    };
+    agent::parse_registration_url(&cfg.url)?;
+    runtime()?.block_on(agent::run(cfg))?;
+    Ok(0)
+}

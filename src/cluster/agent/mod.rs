@@ -1,0 +1,337 @@
+//! `ros cluster agent`: registers this host with a registration URL,
+//! persists its identity under the state directory (so a restart is the
+//! same host), then long-polls the server (see [`crate::cluster::protocol`])
+//! and converges the user docker to the instances assigned to it. Docker
+//! events on managed containers (a plain `docker stop`/`rm`) trigger an
+//! immediate converge pass, which reports what changed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use super::client::{Client, ClientError};
+use super::model::LABEL_INSTANCE;
+use super::protocol::{
+    DesiredInstance, RegisterRequest, RegisterResponse, Report, SyncRequest, SyncResponse,
+};
+
+pub mod docker;
+pub mod facts;
+
+/// Agent failures.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The registration URL is not `…/v1/scripts/<token>`.
+    #[error("{0} is not a registration URL (…/v1/scripts/<token>)")]
+    BadUrl(String),
+    /// Talking to the server failed.
+    #[error("server")]
+    Client(#[from] ClientError),
+    /// Docker failed.
+    #[error("docker")]
+    Docker(#[from] docker::DockerError),
+    /// The identity file could not be written.
+    #[error("cannot write {path}")]
+    Identity {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking task died.
+    #[error("agent task failed")]
+    Task,
+}
+
+/// How the agent runs.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// Registration URL (`http://server:8080/v1/scripts/<token>`).
+    pub url: String,
+    /// The root prefix (for os-release).
+    pub root: PathBuf,
+    /// Where the identity is kept.
+    pub state_dir: PathBuf,
+    /// The user docker's socket.
+    pub docker_socket: String,
+    /// The IP other hosts reach this one on (detected when unset).
+    pub ip: Option<String>,
+    /// Hostname override.
+    pub hostname: Option<String>,
+    /// Host labels.
+    pub labels: BTreeMap<String, String>,
+    /// Heartbeat/poll interval.
+    pub interval: Duration,
+}
+
+/// What the agent persists: who it is and how to authenticate.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    /// Server root URL.
+    pub server: String,
+    /// The agent's own key (sent at registration; same key → same host).
+    pub key: String,
+    /// Registration answer, once registered.
+    pub registration: Option<RegisterResponse>,
+}
+
+/// `(server root, token)` from a registration URL.
+pub fn parse_registration_url(url: &str) -> Result<(String, String), AgentError> {
+    let bad = || AgentError::BadUrl(url.to_string());
+    let (server, token) = url
+        .trim_end_matches('/')
+        .rsplit_once("/scripts/")
+        .ok_or_else(bad)?;
+    let server = server.trim_end_matches("/v1").trim_end_matches("/v2-beta");
+    let server = match server.find("/projects/") {
+        Some(i) => server[..i]
+            .trim_end_matches("/v1")
+            .trim_end_matches("/v2-beta"),
+        None => server,
+    };
+    if token.is_empty()
+        || token.contains('/')
+        || !(server.starts_with("http://") || server.starts_with("https://"))
+    {
+        return Err(bad());
+    }
+    Ok((server.to_string(), token.to_string()))
+}
+
+fn identity_path(cfg: &AgentConfig) -> PathBuf {
+    cfg.state_dir.join("cluster").join("agent.json")
+}
+
+fn save(cfg: &AgentConfig, id: &Identity) -> Result<(), AgentError> {
+    let path = identity_path(cfg);
+    let err = |source| AgentError::Identity {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(err)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_string_pretty(id).unwrap_or_default();
+    std::fs::write(&tmp, text).map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)
+}
+
+/// The saved identity, or a new one for `server`.
+pub fn load_identity(cfg: &AgentConfig, server: &str) -> Identity {
+    std::fs::read_to_string(identity_path(cfg))
+        .ok()
+        .and_then(|s| serde_json::from_str::<Identity>(&s).ok())
+        .filter(|i| i.server == server)
+        .unwrap_or_else(|| Identity {
+            server: server.to_string(),
+            key: super::auth::random_token(64),
+            registration: None,
+        })
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ClientError> + Send + 'static,
+) -> Result<T, AgentError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| AgentError::Task)?
+        .map_err(AgentError::from)
+}
+
+/// Run the agent until the process ends.
+pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
+    let (server, token) = parse_registration_url(&cfg.url)?;
+    let docker = docker::connect(&cfg.docker_socket)?;
+    let host_part = server
+        .split("://")
+        .nth(1)
+        .unwrap_or("")
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let ip = cfg
+        .ip
+        .clone()
+        .or_else(|| facts::local_ip_towards(host_part))
+        .unwrap_or_default();
+    let mut host_facts = facts::collect(
+        &cfg.root,
+        &cfg.state_dir,
+        cfg.hostname.as_deref(),
+        ip,
+        cfg.labels.clone(),
+    );
+    host_facts.docker_version = docker
+        .version()
+        .await
+        .ok()
+        .and_then(|v| v.version)
+        .unwrap_or_default();
+    let mut identity = load_identity(&cfg, &server);
+    let notify = Arc::new(Notify::new());
+    tokio::spawn(watch_events(docker.clone(), notify.clone()));
+    let mut sampler = facts::Sampler::default();
+    let mut send_facts = true;
+    let mut generation = 0;
+    let mut desired: Vec<DesiredInstance> = Vec::new();
+    let mut pending: Vec<Report> = Vec::new();
+    loop {
+        let reg = match identity.registration.clone() {
+            Some(r) => r,
+            None => {
+                let req = RegisterRequest {
+                    token: token.clone(),
+                    key: identity.key.clone(),
+                    facts: host_facts.clone(),
+                };
+                let anon = Client::new(&server, None);
+                match blocking(move || {
+                    anon.call::<RegisterResponse>("POST", "/v1/agent/register", Some(&req))
+                })
+                .await
+                {
+                    Ok(r) => {
+                        tracing::info!(host = %r.host_id, project = %r.project_id, "registered");
+                        identity.registration = Some(r.clone());
+                        save(&cfg, &identity)?;
+                        send_facts = true;
+                        r
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "registration failed; retrying");
+                        tokio::time::sleep(cfg.interval).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        let client = Client::new(&server, Some((&reg.access_key, &reg.secret_key)));
+        let req = SyncRequest {
+            facts: send_facts.then(|| host_facts.clone()),
+            usage: Some(sampler.sample(&cfg.state_dir)),
+            reports: std::mem::take(&mut pending),
+            generation,
+            wait_ms: u64::try_from(cfg.interval.as_millis()).unwrap_or(2000),
+        };
+        let sent = req.reports.clone();
+        let c = client.clone();
+        let mut poll = tokio::spawn(async move {
+            blocking(move || c.call::<SyncResponse>("POST", "/v1/agent/sync", Some(&req))).await
+        });
+        let res = loop {
+            tokio::select! {
+                r = &mut poll => break r.map_err(|_| AgentError::Task).and_then(|r| r),
+                _ = notify.notified() => {
+                    // A managed container changed behind our back: look now.
+                    pending.extend(converge_once(&docker, &client, &reg.host_id, &desired).await);
+                }
+            }
+        };
+        match res {
+            Ok(resp) => {
+                send_facts = false;
+                generation = resp.generation;
+                desired = resp.instances;
+                pending.extend(converge_once(&docker, &client, &reg.host_id, &desired).await);
+            }
+            Err(AgentError::Client(e)) if e.status() == Some(401) => {
+                tracing::warn!("server rejected our credentials; registering again");
+                identity.registration = None;
+                pending.clear();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sync failed; retrying");
+                let mut back = sent;
+                back.append(&mut pending);
+                pending = back;
+                tokio::time::sleep(cfg.interval).await;
+            }
+        }
+    }
+}
+
+async fn converge_once(
+    docker: &bollard::Docker,
+    client: &Client,
+    host: &str,
+    desired: &[DesiredInstance],
+) -> Vec<Report> {
+    let c = client.clone();
+    let send = move |reports: Vec<Report>| {
+        let req = SyncRequest {
+            reports,
+            ..SyncRequest::default()
+        };
+        if let Err(e) = c.call::<SyncResponse>("POST", "/v1/agent/sync", Some(&req)) {
+            tracing::debug!(error = %e, "transition report failed");
+        }
+    };
+    // Intermediate transition reports are rare and short: sending them
+    // inline keeps their order relative to the final report.
+    let send_blocking = |r: Vec<Report>| tokio::task::block_in_place(|| send(r));
+    match docker::converge(docker, host, desired, &send_blocking).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "converge failed");
+            Vec::new()
+        }
+    }
+}
+
+async fn watch_events(docker: bollard::Docker, notify: Arc<Notify>) {
+    use std::collections::HashMap;
+    loop {
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            ("label".to_string(), vec![LABEL_INSTANCE.to_string()]),
+        ]);
+        let opts = bollard::query_parameters::EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let mut events = docker.events(Some(opts));
+        while let Some(ev) = events.next().await {
+            match ev {
+                Ok(e) => {
+                    let action = e.action.unwrap_or_default();
+                    if matches!(
+                        action.as_str(),
+                        "die" | "stop" | "destroy" | "kill" | "start"
+                    ) {
+                        tracing::debug!(%action, "docker event");
+                        notify.notify_one();
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_urls() {
+        assert_eq!(
+            parse_registration_url("http://10.0.0.1:8080/v1/scripts/abc").unwrap(),
+            ("http://10.0.0.1:8080".to_string(), "abc".to_string())
+        );
+        assert_eq!(
+            parse_registration_url("http://s:8080/v1/projects/1a5/scripts/T/").unwrap(),
+            ("http://s:8080".to_string(), "T".to_string())
+        );
+        assert!(parse_registration_url("http://s:8080/v1/hosts").is_err());
+        assert!(parse_registration_url("s:8080/v1/scripts/x").is_err());
+    }
+}

@@ -1,0 +1,313 @@
+//! The agent side of the API: the registration script
+//! (`GET /v1/scripts/<token>`), registration (`POST /v1/agent/register`)
+//! and the sync long-poll (`POST /v1/agent/sync`, see
+//! [`crate::cluster::protocol`] for why long-poll).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::handlers::Ctx;
+use super::{render, ApiError, Principal};
+use crate::cluster::auth;
+use crate::cluster::model::{self, format_id, now_ms, parse_id, Kind, Resource};
+use crate::cluster::protocol::{
+    DesiredInstance, HostFacts, RegisterRequest, RegisterResponse, Report, SyncRequest,
+    SyncResponse,
+};
+use crate::cluster::store::Scope;
+
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(422, "InvalidBodyContent", format!("invalid body: {e}")))
+}
+
+/// A live, unexpired registration token.
+fn token(cx: &Ctx<'_>, value: &str) -> Result<Resource, ApiError> {
+    let bad = || ApiError::new(401, "Unauthorized", "registration token is not valid");
+    if value.is_empty() || value.len() > 128 {
+        return Err(bad());
+    }
+    let t = cx
+        .app
+        .store
+        .list(Kind::RegistrationToken, Scope::All)?
+        .into_iter()
+        .find(|t| t.str("token") == Some(value))
+        .ok_or_else(bad)?;
+    if t.state != "active" {
+        return Err(bad());
+    }
+    if let Some(exp) = t.data.get("expiresAt").and_then(Value::as_i64) {
+        if now_ms() > exp {
+            return Err(ApiError::new(
+                401,
+                "Unauthorized",
+                "registration token expired",
+            ));
+        }
+    }
+    Ok(t)
+}
+
+/// `GET /v1/scripts/<token>`: a shell script that starts the agent.
+pub fn script(cx: &Ctx<'_>, value: &str) -> Result<Response, ApiError> {
+    let t = token(cx, value)?;
+    let url = t.str("registrationUrl").unwrap_or_default();
+    let server = url.split("/v1/scripts/").next().unwrap_or_default();
+    let body = format!(
+        "#!/bin/sh\n# Registers this machine as a host of project {p} of the ros cluster at {server}.\n\
+         set -e\nexport CATTLE_URL='{server}/v1' ROS_URL='{server}'\n\
+         exec ros cluster agent --url '{url}' \"$@\"\n",
+        p = format_id(Kind::Project, t.project)
+    );
+    Ok(([(header::CONTENT_TYPE, "text/x-shellscript")], body).into_response())
+}
+
+fn apply_facts(h: &mut Resource, f: &HostFacts) {
+    h.set("hostname", f.hostname.clone());
+    if h.str("name").is_none() {
+        h.set("name", f.hostname.clone());
+    }
+    h.set("agentIpAddress", f.agent_ip.clone());
+    h.set("labels", json!(f.labels));
+    h.set("memory", f.memory_mb);
+    h.set("milliCpu", f.cpu_count * 1000);
+    h.set("localStorageMb", f.disk_mb);
+    h.set(
+        "info",
+        json!({
+            "cpuInfo": {"count": f.cpu_count},
+            "memoryInfo": {"memTotal": f.memory_mb},
+            "diskInfo": {"totalMb": f.disk_mb},
+            "osInfo": {"dockerVersion": f.docker_version, "kernelVersion": f.kernel,
+                       "operatingSystem": f.os},
+        }),
+    );
+}
+
+/// `POST /v1/agent/register`: token + agent key → host + agent credentials.
+/// The same key again returns the same host with fresh credentials.
+pub async fn register(cx: &Ctx<'_>) -> Result<Response, ApiError> {
+    let req: RegisterRequest = decode(&cx.body)?;
+    if req.key.len() < 16
+        || req.key.len() > 128
+        || !req.key.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(ApiError::field(
+            "InvalidCharacters",
+            "key",
+            "key must be 16-128 letters or digits",
+        ));
+    }
+    let _g = cx.app.write.lock().await;
+    let t = token(cx, &req.token)?;
+    let store = &cx.app.store;
+    let existing = store
+        .list(Kind::Host, Scope::All)?
+        .into_iter()
+        .find(|h| !h.is_removed() && h.str("_key") == Some(req.key.as_str()));
+    if existing.as_ref().is_some_and(|h| h.project != t.project) {
+        return Err(ApiError::field(
+            "NotUnique",
+            "key",
+            "this agent key belongs to a host of another project",
+        ));
+    }
+    let mut rows = Vec::new();
+    let mut host = match existing {
+        Some(h) => {
+            for k in store.list(Kind::AgentKey, Scope::Host(h.id))? {
+                let mut k = k;
+                k.state = "removed".into();
+                rows.push(k);
+            }
+            h
+        }
+        None => {
+            let mut h = Resource::new(Kind::Host, store.allocate(Kind::Host)?, t.project, "active");
+            h.set("_key", req.key.clone());
+            h.set("kind", "docker");
+            h
+        }
+    };
+    apply_facts(&mut host, &req.facts);
+    host.set("agentState", "active");
+    let secret = auth::random_token(40);
+    let mut key = Resource::new(
+        Kind::AgentKey,
+        store.allocate(Kind::AgentKey)?,
+        t.project,
+        "active",
+    );
+    key.host = host.id;
+    key.set("publicValue", auth::access_key());
+    key.set(
+        "_secretHash",
+        auth::hash(&secret).map_err(|_| ApiError::new(503, "HashFailed", "cannot hash secret"))?,
+    );
+    rows.push(key.clone());
+    rows.push(host.clone());
+    store.commit(&rows)?;
+    cx.app.forget_creds();
+    if let Ok(mut s) = cx.app.seen.lock() {
+        s.insert(host.id, Instant::now());
+    }
+    tracing::info!(host = %host.api_id(), hostname = %req.facts.hostname, "host registered");
+    let resp = RegisterResponse {
+        host_id: host.api_id(),
+        project_id: format_id(Kind::Project, t.project),
+        access_key: key.str("publicValue").unwrap_or_default().to_string(),
+        secret_key: secret,
+    };
+    Ok((StatusCode::CREATED, axum::Json(resp)).into_response())
+}
+
+fn apply_report(c: &mut Resource, r: &Report) -> bool {
+    let mut desired_changed = false;
+    let desired = c.str("desiredState").unwrap_or("running").to_string();
+    match r.state.as_str() {
+        "removed" => {
+            c.set("removed", render::rfc3339(now_ms()));
+            if desired != "removed" {
+                c.set("desiredState", "removed");
+                desired_changed = true;
+            }
+        }
+        // Stopped while it should run and nobody was starting it: a plain
+        // `docker stop` behind our back. Respect it, as Rancher did.
+        "stopped" if desired == "running" && matches!(c.state.as_str(), "running" | "stopped") => {
+            c.set("desiredState", "stopped");
+            desired_changed = true;
+        }
+        _ => {}
+    }
+    c.state = r.state.clone();
+    if let Some(id) = &r.external_id {
+        c.set("externalId", id.clone());
+    }
+    c.set(
+        "transitioningMessage",
+        r.message.clone().map_or(Value::Null, Value::from),
+    );
+    if let Some(cpu) = r.cpu_percent {
+        c.set("cpuPercent", cpu);
+    }
+    if let Some(m) = r.memory_mb {
+        c.set("memoryMb", m);
+    }
+    desired_changed
+}
+
+/// `POST /v1/agent/sync`: heartbeat + reports in, desired state out.
+pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
+    let Principal::Agent { host: host_id, .. } = p else {
+        return Err(ApiError::unauthorized());
+    };
+    let req: SyncRequest = decode(&cx.body)?;
+    if let Ok(mut s) = cx.app.seen.lock() {
+        s.insert(host_id, Instant::now());
+    }
+    let store = &cx.app.store;
+    {
+        let _g = cx.app.write.lock().await;
+        let mut host = store
+            .get(Kind::Host, host_id)?
+            .filter(|h| !h.is_removed())
+            .ok_or_else(ApiError::unauthorized)?;
+        let before = host.clone();
+        host.set("agentState", "active");
+        if let Some(f) = &req.facts {
+            apply_facts(&mut host, f);
+        }
+        if let Some(u) = &req.usage {
+            host.set("usage", json!(u));
+        }
+        let mut rows = Vec::new();
+        let mut bump = false;
+        for r in &req.reports {
+            let Some(n) = parse_id(Kind::Container, &r.instance_id) else {
+                continue;
+            };
+            if let Some(mut c) = store.get(Kind::Container, n)?.filter(|c| c.host == host_id) {
+                bump |= apply_report(&mut c, r);
+                rows.retain(|x: &Resource| x.id != c.id);
+                rows.push(c);
+            }
+        }
+        if host != before {
+            rows.push(host);
+        }
+        if !rows.is_empty() {
+            store.commit(&rows)?;
+        }
+        if bump {
+            cx.app.bump();
+        }
+    }
+    let mut rx = cx.app.generation.subscribe();
+    let wait = Duration::from_millis(req.wait_ms).min(cx.app.config.max_wait);
+    if *rx.borrow() == req.generation && !wait.is_zero() {
+        let _ = tokio::time::timeout(wait, rx.changed()).await;
+    }
+    let generation = *rx.borrow();
+    let instances = store
+        .list(Kind::Container, Scope::Host(host_id))?
+        .into_iter()
+        .filter(|c| c.state != "removed")
+        .map(|c| desired(&c))
+        .collect();
+    Ok(axum::Json(SyncResponse {
+        generation,
+        instances,
+    })
+    .into_response())
+}
+
+fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn desired(c: &Resource) -> DesiredInstance {
+    let mut labels = str_map(c.data.get("labels"));
+    labels.insert(model::LABEL_INSTANCE.into(), c.api_id());
+    labels.insert(
+        model::LABEL_PROJECT.into(),
+        format_id(Kind::Project, c.project),
+    );
+    labels.insert(model::LABEL_HOST.into(), format_id(Kind::Host, c.host));
+    DesiredInstance {
+        id: c.api_id(),
+        docker_name: c.str("dockerName").unwrap_or_default().to_string(),
+        image: c
+            .str("imageUuid")
+            .unwrap_or_default()
+            .trim_start_matches("docker:")
+            .to_string(),
+        command: c
+            .data
+            .get("command")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        environment: str_map(c.data.get("environment")),
+        labels,
+        network_mode: c.str("networkMode").map(str::to_string),
+        desired_state: c.str("desiredState").unwrap_or("running").to_string(),
+        state: c.state.clone(),
+        external_id: c.str("externalId").map(str::to_string),
+    }
+}

@@ -1,0 +1,193 @@
+//! `POST` to a collection: creating projects, accounts, registration
+//! tokens, API keys and container instances (hosts come only from
+//! registration).
+
+use serde_json::{json, Value};
+
+use super::handlers::{name_taken, Ctx};
+use super::schema::{self, Op};
+use super::{render, ApiError, Principal};
+use crate::cluster::auth;
+use crate::cluster::model::{self, format_id, now_ms, parse_id, Kind, Resource, DEFAULT_PROJECT};
+use crate::cluster::store::Scope;
+
+fn str_field<'a>(f: &'a serde_json::Map<String, Value>, k: &str) -> Option<&'a str> {
+    f.get(k).and_then(Value::as_str)
+}
+
+/// Create a resource of `kind` in the caller's scope; returns it rendered.
+pub fn create(cx: &Ctx<'_>, p: Principal, kind: Kind, sc: Option<u64>) -> Result<Value, ApiError> {
+    let f = schema::decode(schema::fields(kind), Op::Create, &cx.body)?;
+    let store = &cx.app.store;
+    let project = sc.unwrap_or(DEFAULT_PROJECT);
+    match kind {
+        Kind::Project | Kind::Account => {
+            if p != Principal::Admin {
+                return Err(ApiError::forbidden());
+            }
+            let name = str_field(&f, "name").unwrap_or_default();
+            if name_taken(cx, kind, None, name, 0)? {
+                return Err(ApiError::field(
+                    "NotUnique",
+                    "name",
+                    format!("name {name:?} is taken"),
+                ));
+            }
+            let mut r = Resource::new(kind, store.allocate(kind)?, 0, "active");
+            r.data = f;
+            r.set("kind", kind.type_name());
+            store.commit(std::slice::from_ref(&r))?;
+            Ok(render::resource(cx.base, &r))
+        }
+        Kind::Host | Kind::AgentKey => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "hosts are added by registering an agent with a registration token",
+        )),
+        Kind::RegistrationToken => {
+            let mut r = Resource::new(kind, store.allocate(kind)?, project, "active");
+            let token = auth::random_token(40);
+            let public = cx.app.config.advertise_url.clone().unwrap_or_else(|| {
+                cx.base
+                    .trim_end_matches("/v1")
+                    .trim_end_matches("/v2-beta")
+                    .to_string()
+            });
+            let url = format!("{}/v1/scripts/{token}", public.trim_end_matches('/'));
+            if let Some(ttl) = f.get("expiresInSeconds").and_then(Value::as_i64) {
+                r.set(
+                    "expiresAt",
+                    now_ms().saturating_add(ttl.saturating_mul(1000)),
+                );
+            }
+            r.data.extend(f);
+            r.set("token", token);
+            r.set("registrationUrl", url.clone());
+            r.set("command", format!("sudo ros cluster join {url}"));
+            r.set("image", format!("ros:{}", crate::paths::VERSION));
+            store.commit(std::slice::from_ref(&r))?;
+            Ok(render::resource(cx.base, &r))
+        }
+        Kind::ApiKey => {
+            let project = match str_field(&f, "accountId").and_then(|a| parse_id(Kind::Project, a))
+            {
+                Some(a) if sc.is_some_and(|s| s != a) => {
+                    return Err(ApiError::field(
+                        "InvalidReference",
+                        "accountId",
+                        "not your project",
+                    ))
+                }
+                Some(a) => a,
+                None => project,
+            };
+            if store
+                .get(Kind::Project, project)?
+                .filter(|r| !r.is_removed())
+                .is_none()
+            {
+                return Err(ApiError::field(
+                    "InvalidReference",
+                    "accountId",
+                    "no such project",
+                ));
+            }
+            let mut r = Resource::new(kind, store.allocate(kind)?, project, "active");
+            let secret = auth::random_token(40);
+            r.data.extend(f);
+            r.data.remove("accountId");
+            r.set("publicValue", auth::access_key());
+            r.set("secretValue", Value::Null);
+            r.set(
+                "_secretHash",
+                auth::hash(&secret)
+                    .map_err(|_| ApiError::new(503, "HashFailed", "cannot hash secret"))?,
+            );
+            store.commit(std::slice::from_ref(&r))?;
+            let mut out = render::resource(cx.base, &r);
+            // The secret is shown once, in this answer only.
+            out["secretValue"] = json!(secret);
+            Ok(out)
+        }
+        Kind::Container => create_container(cx, project, f),
+    }
+}
+
+fn create_container(
+    cx: &Ctx<'_>,
+    project: u64,
+    mut f: serde_json::Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let store = &cx.app.store;
+    let hosts = store.list(Kind::Host, Scope::Project(project))?;
+    let usable = |h: &&Resource| h.state == "active" && !h.is_removed();
+    let host = match str_field(&f, "requestedHostId") {
+        Some(id) => {
+            let n = parse_id(Kind::Host, id).unwrap_or(0);
+            hosts
+                .iter()
+                .filter(usable)
+                .find(|h| h.id == n)
+                .ok_or_else(|| {
+                    ApiError::field(
+                        "InvalidReference",
+                        "requestedHostId",
+                        format!("no active host {id} in this project"),
+                    )
+                })?
+        }
+        None => {
+            // Part 1 has no scheduler: the host with the fewest instances.
+            let counts = store.list(Kind::Container, Scope::Project(project))?;
+            hosts
+                .iter()
+                .filter(usable)
+                .filter(|h| h.str("agentState") == Some("active"))
+                .min_by_key(|h| {
+                    counts
+                        .iter()
+                        .filter(|c| c.host == h.id && !c.is_removed())
+                        .count()
+                })
+                .ok_or_else(|| ApiError::new(422, "InvalidState", "no active host to run on"))?
+        }
+    }
+    .clone();
+    let id = store.allocate(Kind::Container)?;
+    let name = match str_field(&f, "name") {
+        Some(n) => n.to_string(),
+        None => format!("c{id}"),
+    };
+    if name_taken(cx, Kind::Container, Some(project), &name, 0)? {
+        return Err(ApiError::field(
+            "NotUnique",
+            "name",
+            format!("name {name:?} is taken"),
+        ));
+    }
+    let image = str_field(&f, "imageUuid").unwrap_or_default();
+    if image.trim_start_matches("docker:").is_empty() {
+        return Err(ApiError::field(
+            "InvalidFormat",
+            "imageUuid",
+            "imageUuid names no image",
+        ));
+    }
+    let start = f
+        .remove("startOnCreate")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true);
+    let mut r = Resource::new(Kind::Container, id, project, "requested");
+    r.host = host.id;
+    r.data.extend(f);
+    r.set("name", name.clone());
+    r.set("hostId", host.api_id());
+    r.set("desiredState", if start { "running" } else { "stopped" });
+    r.set("startOnCreate", start);
+    r.set("dockerName", model::docker_name(&name));
+    r.set("externalId", Value::Null);
+    r.set("accountId", format_id(Kind::Project, project));
+    store.commit(std::slice::from_ref(&r))?;
+    cx.app.bump();
+    Ok(render::resource(cx.base, &r))
+}

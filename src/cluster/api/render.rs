@@ -1,0 +1,154 @@
+//! Rendering stored resources as API objects: `id`, `type`, `links`,
+//! `actions` (only those valid in the current state), the common Cattle
+//! fields, and the resource's own fields (private `_…` fields never leave).
+
+use serde_json::{json, Map, Value};
+
+use crate::cluster::model::{self, format_id, Kind, Resource};
+
+/// `ms` since the epoch as RFC 3339 UTC (`2026-01-02T03:04:05Z`).
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// The URL of a resource: project-scoped ones below their project.
+pub fn self_url(base: &str, r: &Resource) -> String {
+    if r.kind.project_scoped() {
+        format!(
+            "{base}/projects/{}/{}/{}",
+            format_id(Kind::Project, r.project),
+            r.kind.collection(),
+            r.api_id()
+        )
+    } else {
+        format!("{base}/{}/{}", r.kind.collection(), r.api_id())
+    }
+}
+
+/// True while a state is a transition in progress.
+fn transitioning(state: &str) -> bool {
+    matches!(
+        state,
+        "requested"
+            | "creating"
+            | "starting"
+            | "stopping"
+            | "restarting"
+            | "removing"
+            | "registering"
+    )
+}
+
+/// The API object of a resource.
+pub fn resource(base: &str, r: &Resource) -> Value {
+    let me = self_url(base, r);
+    let mut links = Map::new();
+    links.insert("self".into(), json!(me));
+    if r.kind == Kind::Project {
+        for k in [
+            Kind::Host,
+            Kind::Container,
+            Kind::RegistrationToken,
+            Kind::ApiKey,
+        ] {
+            links.insert(
+                k.collection(),
+                json!(format!("{base}/projects/{}/{}", r.api_id(), k.collection())),
+            );
+        }
+    }
+    if r.kind == Kind::Host {
+        links.insert(
+            "instances".into(),
+            json!(format!(
+                "{}/containers?hostId={}",
+                project_url(base, r.project),
+                r.api_id()
+            )),
+        );
+    }
+    let mut actions = Map::new();
+    for a in model::actions_in(r.kind, &r.state) {
+        actions.insert(a.into(), json!(format!("{me}?action={a}")));
+    }
+    let mut out = Map::new();
+    out.insert("id".into(), json!(r.api_id()));
+    out.insert("type".into(), json!(r.kind.type_name()));
+    out.insert("baseType".into(), json!(r.kind.type_name()));
+    out.insert("links".into(), Value::Object(links));
+    out.insert("actions".into(), Value::Object(actions));
+    out.insert("kind".into(), json!(r.kind.type_name()));
+    out.insert("name".into(), Value::Null);
+    out.insert("description".into(), Value::Null);
+    out.insert("state".into(), json!(r.state));
+    out.insert("created".into(), json!(rfc3339(r.created_ms)));
+    out.insert("createdTS".into(), json!(r.created_ms));
+    out.insert(
+        "transitioning".into(),
+        json!(if r.state == "error" {
+            "error"
+        } else if transitioning(&r.state) {
+            "yes"
+        } else {
+            "no"
+        }),
+    );
+    out.insert("transitioningMessage".into(), Value::Null);
+    out.insert("removed".into(), Value::Null);
+    if r.kind.project_scoped() {
+        out.insert(
+            "accountId".into(),
+            json!(format_id(Kind::Project, r.project)),
+        );
+    }
+    for (k, v) in &r.data {
+        if !k.starts_with('_') {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+fn project_url(base: &str, project: u64) -> String {
+    format!("{base}/projects/{}", format_id(Kind::Project, project))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_links() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_000), "2023-11-14T22:13:20Z");
+        let mut h = Resource::new(Kind::Host, 3, 5, "active");
+        h.set("_key", "secret");
+        let v = resource("/v1", &h);
+        assert_eq!(v["id"], "1h3");
+        assert_eq!(v["links"]["self"], "/v1/projects/1a5/hosts/1h3");
+        assert_eq!(
+            v["actions"]["deactivate"],
+            "/v1/projects/1a5/hosts/1h3?action=deactivate"
+        );
+        assert!(v.get("_key").is_none());
+        assert!(v["actions"].get("remove").is_none());
+    }
+}

@@ -1,0 +1,476 @@
+//! Resource schemas as data, the `/v1/schemas` rendering, and request body
+//! decoding against them: size, JSON syntax, unknown fields, types,
+//! required fields and valid characters are all checked here, before any
+//! handler sees the body. Pure functions; fuzzed by the property tests.
+
+use serde_json::{json, Map, Value};
+
+use super::error::ApiError;
+use crate::cluster::model::{self, Kind};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// A field's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    /// A string.
+    Str,
+    /// A name: string of valid characters.
+    Name,
+    /// A secret string (never echoed).
+    Password,
+    /// An integer.
+    Int,
+    /// true/false.
+    Bool,
+    /// A map of string to string.
+    StrMap,
+    /// A list of strings.
+    StrList,
+    /// One of fixed options.
+    Enum(&'static [&'static str]),
+    /// An id of a resource of this kind.
+    Ref(Kind),
+}
+
+impl FieldType {
+    fn name(self) -> String {
+        match self {
+            FieldType::Str | FieldType::Name => "string".into(),
+            FieldType::Password => "password".into(),
+            FieldType::Int => "int".into(),
+            FieldType::Bool => "boolean".into(),
+            FieldType::StrMap => "map[string]".into(),
+            FieldType::StrList => "array[string]".into(),
+            FieldType::Enum(_) => "enum".into(),
+            FieldType::Ref(k) => format!("reference[{}]", k.type_name()),
+        }
+    }
+}
+
+/// One writable field of a schema.
+#[derive(Clone, Copy, Debug)]
+pub struct Field {
+    /// Field name.
+    pub name: &'static str,
+    /// Its type.
+    pub ty: FieldType,
+    /// Settable on create.
+    pub create: bool,
+    /// Settable on update.
+    pub update: bool,
+    /// Required on create.
+    pub required: bool,
+}
+
+const fn f(name: &'static str, ty: FieldType, create: bool, update: bool, required: bool) -> Field {
+    Field {
+        name,
+        ty,
+        create,
+        update,
+        required,
+    }
+}
+
+const PROJECT: &[Field] = &[
+    f("name", FieldType::Name, true, true, true),
+    f("description", FieldType::Str, true, true, false),
+];
+const ACCOUNT: &[Field] = &[
+    f("name", FieldType::Name, true, true, true),
+    f("description", FieldType::Str, true, true, false),
+];
+const HOST: &[Field] = &[
+    f("name", FieldType::Name, false, true, false),
+    f("description", FieldType::Str, false, true, false),
+    f("labels", FieldType::StrMap, false, true, false),
+];
+const TOKEN: &[Field] = &[
+    f("name", FieldType::Name, true, true, false),
+    f("description", FieldType::Str, true, true, false),
+    f("expiresInSeconds", FieldType::Int, true, false, false),
+];
+const APIKEY: &[Field] = &[
+    f("name", FieldType::Name, true, true, false),
+    f("description", FieldType::Str, true, true, false),
+    f(
+        "accountId",
+        FieldType::Ref(Kind::Project),
+        true,
+        false,
+        false,
+    ),
+];
+const NETWORK_MODES: &[&str] = &["bridge", "host", "none"];
+const CONTAINER: &[Field] = &[
+    f("name", FieldType::Name, true, false, false),
+    f("description", FieldType::Str, true, true, false),
+    f("imageUuid", FieldType::Str, true, false, true),
+    f("command", FieldType::StrList, true, false, false),
+    f("environment", FieldType::StrMap, true, false, false),
+    f("labels", FieldType::StrMap, true, false, false),
+    f(
+        "requestedHostId",
+        FieldType::Ref(Kind::Host),
+        true,
+        false,
+        false,
+    ),
+    f(
+        "networkMode",
+        FieldType::Enum(NETWORK_MODES),
+        true,
+        false,
+        false,
+    ),
+    f("startOnCreate", FieldType::Bool, true, false, false),
+];
+/// The local auth config (not a stored resource).
+pub const LOCAL_AUTH: &[Field] = &[
+    f("enabled", FieldType::Bool, true, true, false),
+    f("username", FieldType::Name, true, true, true),
+    f("password", FieldType::Password, true, true, true),
+    f(
+        "accessMode",
+        FieldType::Enum(&["unrestricted"]),
+        true,
+        true,
+        false,
+    ),
+    f("name", FieldType::Str, true, true, false),
+];
+
+/// The writable fields of a kind.
+pub fn fields(kind: Kind) -> &'static [Field] {
+    match kind {
+        Kind::Project => PROJECT,
+        Kind::Account => ACCOUNT,
+        Kind::Host => HOST,
+        Kind::RegistrationToken => TOKEN,
+        Kind::ApiKey => APIKEY,
+        Kind::Container => CONTAINER,
+        Kind::AgentKey => &[],
+    }
+}
+
+/// Create or update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// POST to a collection.
+    Create,
+    /// PUT to a resource.
+    Update,
+}
+
+/// Decode a request body against `schema`: a JSON object whose keys are all
+/// writable in `op`, each of the right type; required fields present on
+/// create. An empty body is an empty object.
+pub fn decode(schema: &[Field], op: Op, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.len() > MAX_BODY {
+        return Err(ApiError::new(
+            413,
+            "MaxLimitExceeded",
+            format!("request body larger than {MAX_BODY} bytes"),
+        ));
+    }
+    let trimmed = body.iter().all(u8::is_ascii_whitespace);
+    let value: Value = if trimmed {
+        Value::Object(Map::new())
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                422,
+                "InvalidBodyContent",
+                format!("body is not valid JSON: {e}"),
+            )
+        })?
+    };
+    let Value::Object(obj) = value else {
+        return Err(ApiError::new(
+            422,
+            "InvalidBodyContent",
+            "body must be a JSON object",
+        ));
+    };
+    let mut out = Map::new();
+    for (k, v) in obj {
+        // Rancher clients echo read-only fields back (`type`, `id` …): accept
+        // them as no-ops instead of failing a read-modify-write.
+        if matches!(k.as_str(), "type" | "id" | "links" | "actions" | "baseType") {
+            continue;
+        }
+        let Some(field) = schema.iter().find(|f| f.name == k) else {
+            return Err(ApiError::field(
+                "InvalidBodyContent",
+                &k,
+                format!("unknown field {k:?}"),
+            ));
+        };
+        let writable = match op {
+            Op::Create => field.create,
+            Op::Update => field.update,
+        };
+        if !writable {
+            return Err(ApiError::field(
+                "InvalidBodyContent",
+                &k,
+                format!("field {k:?} cannot be set here"),
+            ));
+        }
+        if v.is_null() {
+            if field.required {
+                return Err(ApiError::field(
+                    "NotNullable",
+                    &k,
+                    format!("{k} may not be null"),
+                ));
+            }
+            continue;
+        }
+        check_type(field, &v)?;
+        out.insert(k, v);
+    }
+    if op == Op::Create {
+        if let Some(missing) = schema
+            .iter()
+            .find(|f| f.required && !out.contains_key(f.name))
+        {
+            return Err(ApiError::field(
+                "MissingRequired",
+                missing.name,
+                format!("{} is required", missing.name),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn check_type(field: &Field, v: &Value) -> Result<(), ApiError> {
+    let bad = || {
+        ApiError::field(
+            "InvalidFormat",
+            field.name,
+            format!("{} must be of type {}", field.name, field.ty.name()),
+        )
+    };
+    match field.ty {
+        FieldType::Str | FieldType::Password => {
+            let s = v.as_str().ok_or_else(bad)?;
+            if s.len() > 4096 {
+                return Err(ApiError::field(
+                    "MaxLengthExceeded",
+                    field.name,
+                    format!("{} is longer than 4096", field.name),
+                ));
+            }
+        }
+        FieldType::Name => {
+            let s = v.as_str().ok_or_else(bad)?;
+            if s.len() > 128 {
+                return Err(ApiError::field(
+                    "MaxLengthExceeded",
+                    field.name,
+                    format!("{} is longer than 128", field.name),
+                ));
+            }
+            if !model::valid_name(s) {
+                return Err(ApiError::field(
+                    "InvalidCharacters",
+                    field.name,
+                    format!("{} may hold letters, digits, '-', '_' and '.'", field.name),
+                ));
+            }
+        }
+        FieldType::Int => {
+            if !v
+                .as_i64()
+                .is_some_and(|n| (0..=10_000_000_000).contains(&n))
+            {
+                return Err(bad());
+            }
+        }
+        FieldType::Bool => {
+            v.as_bool().ok_or_else(bad)?;
+        }
+        FieldType::StrMap => {
+            let m = v.as_object().ok_or_else(bad)?;
+            if m.len() > 256 || m.values().any(|x| !x.is_string()) {
+                return Err(bad());
+            }
+        }
+        FieldType::StrList => {
+            let l = v.as_array().ok_or_else(bad)?;
+            if l.len() > 256 || l.iter().any(|x| !x.is_string()) {
+                return Err(bad());
+            }
+        }
+        FieldType::Enum(opts) => {
+            let s = v.as_str().ok_or_else(bad)?;
+            if !opts.contains(&s) {
+                return Err(ApiError::field(
+                    "InvalidOption",
+                    field.name,
+                    format!("{} must be one of {}", field.name, opts.join(", ")),
+                ));
+            }
+        }
+        FieldType::Ref(kind) => {
+            let s = v.as_str().ok_or_else(bad)?;
+            if model::parse_id(kind, s).is_none() {
+                return Err(ApiError::field(
+                    "InvalidReference",
+                    field.name,
+                    format!("{s:?} is not a {} id", kind.type_name()),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Filter modifiers every collection accepts.
+pub const MODIFIERS: &[&str] = &[
+    "eq", "ne", "lt", "lte", "gt", "gte", "prefix", "like", "notlike", "null", "notnull",
+];
+
+fn schema_json(base: &str, kind: Kind) -> Value {
+    let mut rf = Map::new();
+    let mut filters = Map::new();
+    for name in [
+        "id",
+        "name",
+        "state",
+        "description",
+        "created",
+        "kind",
+        "accountId",
+    ] {
+        rf.insert(name.into(), json!({"type": "string", "nullable": true}));
+        filters.insert(name.into(), json!({"modifiers": MODIFIERS}));
+    }
+    if kind == Kind::Container {
+        rf.insert(
+            "state".into(),
+            json!({"type": "enum", "options": model::CONTAINER_STATES}),
+        );
+    }
+    if kind == Kind::Host {
+        rf.insert(
+            "agentState".into(),
+            json!({"type": "enum", "options": model::AGENT_STATES}),
+        );
+        filters.insert("agentState".into(), json!({"modifiers": MODIFIERS}));
+    }
+    for f in fields(kind) {
+        let mut d = json!({
+            "type": f.ty.name(), "create": f.create, "update": f.update,
+            "required": f.required, "nullable": !f.required,
+        });
+        if let FieldType::Enum(o) = f.ty {
+            d["options"] = json!(o);
+        }
+        if f.ty == FieldType::Name {
+            d["validChars"] = json!("a-zA-Z0-9_.-");
+        }
+        rf.insert(f.name.into(), d);
+    }
+    let mut actions = Map::new();
+    for t in model::transitions(kind) {
+        actions.insert(t.action.into(), json!({}));
+    }
+    let name = kind.type_name();
+    json!({
+        "id": name, "type": "schema",
+        "links": {"self": format!("{base}/schemas/{}", name.to_ascii_lowercase()),
+                  "collection": format!("{base}/{}", kind.collection())},
+        "collectionMethods": ["GET", "POST"],
+        "resourceMethods": ["GET", "PUT", "DELETE"],
+        "resourceFields": rf,
+        "resourceActions": actions,
+        "collectionFilters": filters,
+    })
+}
+
+/// The schema of one type, by name.
+pub fn schema(base: &str, name: &str) -> Option<Value> {
+    Kind::from_type(name).map(|k| schema_json(base, k))
+}
+
+/// The `/schemas` collection.
+pub fn schemas(base: &str) -> Value {
+    let data: Vec<Value> = Kind::ALL
+        .into_iter()
+        .filter(|k| *k != Kind::AgentKey)
+        .map(|k| schema_json(base, k))
+        .collect();
+    json!({"type": "collection", "resourceType": "schema",
+           "links": {"self": format!("{base}/schemas")}, "data": data})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(r: Result<Map<String, Value>, ApiError>) -> &'static str {
+        r.err().map(|e| e.code).unwrap_or("ok")
+    }
+
+    #[test]
+    fn decode_table() {
+        let c = fields(Kind::Container);
+        let rows: &[(&str, Op, &str)] = &[
+            (r#"{"imageUuid":"docker:busybox"}"#, Op::Create, "ok"),
+            (
+                r#"{"imageUuid":"docker:busybox","type":"container"}"#,
+                Op::Create,
+                "ok",
+            ),
+            ("{", Op::Create, "InvalidBodyContent"),
+            ("[1]", Op::Create, "InvalidBodyContent"),
+            (
+                r#"{"nope":1,"imageUuid":"x"}"#,
+                Op::Create,
+                "InvalidBodyContent",
+            ),
+            (r#"{"imageUuid":5}"#, Op::Create, "InvalidFormat"),
+            (
+                r#"{"name":"a b","imageUuid":"x"}"#,
+                Op::Create,
+                "InvalidCharacters",
+            ),
+            (r#"{}"#, Op::Create, "MissingRequired"),
+            (r#"{"imageUuid":null}"#, Op::Create, "NotNullable"),
+            (
+                r#"{"imageUuid":"x","networkMode":"weird"}"#,
+                Op::Create,
+                "InvalidOption",
+            ),
+            (
+                r#"{"imageUuid":"x","requestedHostId":"1a5"}"#,
+                Op::Create,
+                "InvalidReference",
+            ),
+            (
+                r#"{"imageUuid":"x","command":["sh",1]}"#,
+                Op::Create,
+                "InvalidFormat",
+            ),
+            (r#"{"imageUuid":"x"}"#, Op::Update, "InvalidBodyContent"),
+        ];
+        for (body, op, want) in rows {
+            assert_eq!(code(decode(c, *op, body.as_bytes())), *want, "{body}");
+        }
+        let big = vec![b' '; MAX_BODY + 1];
+        assert_eq!(code(decode(c, Op::Create, &big)), "MaxLimitExceeded");
+    }
+
+    #[test]
+    fn schemas_list_every_public_kind() {
+        let s = schemas("/v1");
+        assert_eq!(s["data"].as_array().map(Vec::len), Some(6));
+        assert!(schema("/v1", "host").is_some());
+        assert!(schema("/v1", "agentKey").is_none());
+    }
+}

@@ -1,0 +1,90 @@
+//! Credentials: random keys and tokens, argon2 hashing of secrets and the
+//! admin password, and HTTP Basic parsing. Verification results are cached
+//! in memory by the API so argon2 runs once per credential, not per request.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine;
+use rand::Rng;
+
+/// Auth failures.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Hashing failed (bad parameters; never user input).
+    #[error("cannot hash secret")]
+    Hash,
+}
+
+/// `n` random characters from `[A-Za-z0-9]`.
+pub fn random_token(n: usize) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
+        .collect()
+}
+
+/// An access key in Rancher's shape: 20 upper-case letters and digits.
+pub fn access_key() -> String {
+    random_token(20).to_ascii_uppercase()
+}
+
+/// An argon2 PHC string for `secret`.
+pub fn hash(secret: &str) -> Result<String, AuthError> {
+    let salt =
+        SaltString::encode_b64(&rand::rng().random::<[u8; 16]>()).map_err(|_| AuthError::Hash)?;
+    Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| AuthError::Hash)
+}
+
+/// True when `secret` matches the PHC string `phc`.
+pub fn verify(secret: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(secret.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// `(user, password)` from an `Authorization: Basic …` value.
+pub fn parse_basic(header: &str) -> Option<(String, String)> {
+    let b64 = header
+        .strip_prefix("Basic ")
+        .or_else(|| header.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    let (u, p) = s.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+/// The `Authorization` header value for `(user, password)`.
+pub fn basic_header(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_and_basic_round_trip() {
+        let h = hash("s3cret").unwrap();
+        assert!(verify("s3cret", &h));
+        assert!(!verify("nope", &h));
+        assert!(!verify("s3cret", "garbage"));
+        let hv = basic_header("AK", "SK:x");
+        assert_eq!(parse_basic(&hv), Some(("AK".into(), "SK:x".into())));
+        assert_eq!(parse_basic("Bearer x"), None);
+        assert_eq!(parse_basic("Basic !!!"), None);
+        assert_eq!(access_key().len(), 20);
+    }
+}

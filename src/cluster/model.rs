@@ -1,0 +1,397 @@
+//! The orchestrator's data model: resource kinds, Rancher-style ids
+//! (`1a5`, `1h3`, `1i42`), resources as plain data, and the state machines
+//! that decide which actions a resource offers in its current state.
+//!
+//! Desired vs actual: a container instance carries `desiredState` (what the
+//! API asked for) and `state` (what its host's agent last reported). Agents
+//! converge their docker to the desired state of the instances assigned to
+//! their host (`hostId`); re-sending the same desired state is harmless, so
+//! every loop is level-triggered. Part 2 (stacks, services, scheduler) adds
+//! kinds that produce instances; it does not change this contract.
+
+use serde_json::{Map, Value};
+
+/// Every kind of resource the store holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// An environment (Rancher "project"): the unit of isolation.
+    Project,
+    /// A user or admin account.
+    Account,
+    /// A host registered by an agent.
+    Host,
+    /// A registration token of a project.
+    RegistrationToken,
+    /// An API key scoped to a project.
+    ApiKey,
+    /// Credentials an agent received at registration (never listed).
+    AgentKey,
+    /// A container instance assigned to a host.
+    Container,
+}
+
+impl Kind {
+    /// Every kind, for schemas and migrations.
+    pub const ALL: [Kind; 7] = [
+        Kind::Project,
+        Kind::Account,
+        Kind::Host,
+        Kind::RegistrationToken,
+        Kind::ApiKey,
+        Kind::AgentKey,
+        Kind::Container,
+    ];
+
+    /// The API type name (`registrationToken`).
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Kind::Project => "project",
+            Kind::Account => "account",
+            Kind::Host => "host",
+            Kind::RegistrationToken => "registrationToken",
+            Kind::ApiKey => "apiKey",
+            Kind::AgentKey => "agentKey",
+            Kind::Container => "container",
+        }
+    }
+
+    /// The collection path segment (`registrationtokens`).
+    pub fn collection(self) -> String {
+        format!("{}s", self.type_name().to_ascii_lowercase())
+    }
+
+    /// Kind from a collection segment, case-insensitive (`apiKeys`, `apikeys`).
+    /// `instances` is an alias of `containers`.
+    pub fn from_collection(seg: &str) -> Option<Kind> {
+        let s = seg.to_ascii_lowercase();
+        if s == "instances" {
+            return Some(Kind::Container);
+        }
+        Kind::ALL
+            .into_iter()
+            .filter(|k| *k != Kind::AgentKey)
+            .find(|k| k.collection() == s)
+    }
+
+    /// Kind from a type name (`registrationToken`), case-insensitive.
+    pub fn from_type(name: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .filter(|k| *k != Kind::AgentKey)
+            .find(|k| k.type_name().eq_ignore_ascii_case(name))
+    }
+
+    /// The id prefix letters: the base type's initial plus its capitals
+    /// (credentials share `c`, accounts and projects share `a`).
+    pub fn id_prefix(self) -> &'static str {
+        match self {
+            Kind::Project | Kind::Account => "a",
+            Kind::Host => "h",
+            Kind::RegistrationToken | Kind::ApiKey | Kind::AgentKey => "c",
+            Kind::Container => "i",
+        }
+    }
+
+    /// True for kinds that live inside a project.
+    pub fn project_scoped(self) -> bool {
+        !matches!(self, Kind::Project | Kind::Account)
+    }
+}
+
+/// The id of the Default project every tutorial uses.
+pub const DEFAULT_PROJECT: u64 = 5;
+/// The id of the admin account.
+pub const ADMIN_ACCOUNT: u64 = 1;
+
+/// `1` + prefix + number: `format_id(Kind::Project, 5) == "1a5"`.
+pub fn format_id(kind: Kind, n: u64) -> String {
+    format!("1{}{}", kind.id_prefix(), n)
+}
+
+/// The number in an id of `kind`; `None` when it is not such an id.
+pub fn parse_id(kind: Kind, id: &str) -> Option<u64> {
+    let rest = id.strip_prefix('1')?.strip_prefix(kind.id_prefix())?;
+    if rest.is_empty() || rest.len() > 18 || !rest.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    rest.parse().ok().filter(|n| *n > 0)
+}
+
+/// One stored resource: the fixed columns plus its fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resource {
+    /// Its kind.
+    pub kind: Kind,
+    /// Its number (the id without prefix).
+    pub id: u64,
+    /// Owning project (0 for projects and accounts).
+    pub project: u64,
+    /// Host it is assigned to (containers, agent keys), else 0.
+    pub host: u64,
+    /// Lifecycle state (`active`, `running` …).
+    pub state: String,
+    /// Creation time, milliseconds since the epoch.
+    pub created_ms: i64,
+    /// Every other field, as the API shows it (secrets excluded).
+    pub data: Map<String, Value>,
+}
+
+impl Resource {
+    /// A new resource in `state`.
+    pub fn new(kind: Kind, id: u64, project: u64, state: &str) -> Resource {
+        Resource {
+            kind,
+            id,
+            project,
+            host: 0,
+            state: state.to_string(),
+            created_ms: now_ms(),
+            data: Map::new(),
+        }
+    }
+
+    /// The API id (`1h3`).
+    pub fn api_id(&self) -> String {
+        format_id(self.kind, self.id)
+    }
+
+    /// A string field.
+    pub fn str(&self, field: &str) -> Option<&str> {
+        self.data.get(field).and_then(Value::as_str)
+    }
+
+    /// Set a field.
+    pub fn set(&mut self, field: &str, v: impl Into<Value>) {
+        self.data.insert(field.to_string(), v.into());
+    }
+
+    /// True once removed (kept for history, hidden from nothing).
+    pub fn is_removed(&self) -> bool {
+        self.state == "removed" || self.state == "purged"
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Every container state (the `state` enum of the schema).
+pub const CONTAINER_STATES: &[&str] = &[
+    "requested",
+    "creating",
+    "starting",
+    "running",
+    "restarting",
+    "stopping",
+    "stopped",
+    "erroring",
+    "error",
+    "removing",
+    "removed",
+    "purging",
+    "purged",
+];
+
+/// Agent connection states of a host.
+pub const AGENT_STATES: &[&str] = &["active", "reconnecting", "disconnected"];
+
+/// An action and the state it leads to (`None`: handled specially).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// Action name (`deactivate`).
+    pub action: &'static str,
+    /// States it is offered in.
+    pub from: &'static [&'static str],
+    /// State right after the action is accepted.
+    pub to: &'static str,
+}
+
+const GENERIC: &[Transition] = &[
+    Transition {
+        action: "deactivate",
+        from: &["active"],
+        to: "inactive",
+    },
+    Transition {
+        action: "activate",
+        from: &["inactive"],
+        to: "active",
+    },
+    Transition {
+        action: "remove",
+        from: &["active", "inactive"],
+        to: "removed",
+    },
+];
+
+const HOST: &[Transition] = &[
+    Transition {
+        action: "deactivate",
+        from: &["active"],
+        to: "inactive",
+    },
+    Transition {
+        action: "activate",
+        from: &["inactive"],
+        to: "active",
+    },
+    // As in Rancher, a host must be deactivated before it can be removed.
+    Transition {
+        action: "remove",
+        from: &["inactive", "error"],
+        to: "removed",
+    },
+];
+
+const CONTAINER: &[Transition] = &[
+    Transition {
+        action: "stop",
+        from: &["running", "starting", "creating", "requested", "error"],
+        to: "stopping",
+    },
+    Transition {
+        action: "start",
+        from: &["stopped"],
+        to: "starting",
+    },
+    Transition {
+        action: "restart",
+        from: &["running"],
+        to: "restarting",
+    },
+    Transition {
+        action: "remove",
+        from: &[
+            "requested",
+            "creating",
+            "starting",
+            "running",
+            "restarting",
+            "stopping",
+            "stopped",
+            "error",
+        ],
+        to: "removing",
+    },
+];
+
+/// The transition table of a kind.
+pub fn transitions(kind: Kind) -> &'static [Transition] {
+    match kind {
+        Kind::Host => HOST,
+        Kind::Container => CONTAINER,
+        Kind::Account | Kind::AgentKey => &[],
+        _ => GENERIC,
+    }
+}
+
+/// Actions valid for `kind` in `state`, in table order.
+pub fn actions_in(kind: Kind, state: &str) -> Vec<&'static str> {
+    transitions(kind)
+        .iter()
+        .filter(|t| t.from.contains(&state))
+        .map(|t| t.action)
+        .collect()
+}
+
+/// The transition for `action` on a resource in `state`: `Err(true)` when the
+/// action exists for the kind but not in this state, `Err(false)` when the
+/// kind has no such action.
+pub fn transition(kind: Kind, state: &str, action: &str) -> Result<Transition, bool> {
+    let mut known = false;
+    for t in transitions(kind) {
+        if t.action == action {
+            known = true;
+            if t.from.contains(&state) {
+                return Ok(*t);
+            }
+        }
+    }
+    Err(known)
+}
+
+/// Label holding the instance id on a managed docker container.
+pub const LABEL_INSTANCE: &str = "io.ros.instance.id";
+/// Label holding the project id on a managed docker container.
+pub const LABEL_PROJECT: &str = "io.ros.project.id";
+/// Label holding the host id on a managed docker container.
+pub const LABEL_HOST: &str = "io.ros.host.id";
+
+/// The docker name of an instance: `r-<stack>-<service>-<n>` for service
+/// containers (their instance name is `<stack>-<service>-<n>`), `r-<name>`
+/// for standalone ones.
+pub fn docker_name(instance_name: &str) -> String {
+    format!("r-{instance_name}")
+}
+
+/// True when `name` may name a resource (Rancher's valid characters).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip() {
+        assert_eq!(format_id(Kind::Project, 5), "1a5");
+        assert_eq!(format_id(Kind::Host, 3), "1h3");
+        assert_eq!(parse_id(Kind::Project, "1a5"), Some(5));
+        for bad in [
+            "",
+            "1",
+            "1a",
+            "a5",
+            "1h5",
+            "1a-1",
+            "1a0",
+            "1a99999999999999999999",
+            "1a5x",
+        ] {
+            assert_eq!(parse_id(Kind::Project, bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn actions_follow_state() {
+        assert_eq!(actions_in(Kind::Host, "active"), vec!["deactivate"]);
+        assert_eq!(
+            actions_in(Kind::Host, "inactive"),
+            vec!["activate", "remove"]
+        );
+        assert_eq!(
+            actions_in(Kind::Container, "running"),
+            vec!["stop", "restart", "remove"]
+        );
+        assert_eq!(
+            actions_in(Kind::Container, "stopped"),
+            vec!["start", "remove"]
+        );
+        assert_eq!(transition(Kind::Host, "active", "remove"), Err(true));
+        assert_eq!(transition(Kind::Host, "active", "fly"), Err(false));
+    }
+
+    #[test]
+    fn collections_parse() {
+        assert_eq!(Kind::from_collection("apiKeys"), Some(Kind::ApiKey));
+        assert_eq!(
+            Kind::from_collection("registrationtokens"),
+            Some(Kind::RegistrationToken)
+        );
+        assert_eq!(Kind::from_collection("instances"), Some(Kind::Container));
+        assert_eq!(Kind::from_collection("agentkeys"), None);
+        assert!(valid_name("web-1"));
+        assert!(!valid_name("we b"));
+        assert!(!valid_name("-x"));
+    }
+}

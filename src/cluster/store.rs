@@ -1,0 +1,291 @@
+//! The cluster store: a small trait the API and reconcilers use, and its
+//! embedded SQLite implementation (one file under the state directory).
+//!
+//! Rows are `(kind, id, project, host, state, created, data-json)`; every
+//! multi-row change goes through [`Store::commit`], one SQLite transaction,
+//! so a crash never leaves half of it applied. Schema changes are numbered
+//! migrations recorded in `PRAGMA user_version`. An external database (for
+//! several stateless servers) implements the same trait.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{Map, Value};
+
+use super::model::{Kind, Resource};
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused an operation.
+    #[error("database error")]
+    Db(#[from] rusqlite::Error),
+    /// A stored row does not decode.
+    #[error("corrupt row {kind}/{id}")]
+    Corrupt {
+        /// Kind column.
+        kind: String,
+        /// Id column.
+        id: i64,
+    },
+    /// The store lock was poisoned by a panic elsewhere.
+    #[error("store lock poisoned")]
+    Poisoned,
+    /// The database file's directory could not be created.
+    #[error("cannot create {path}")]
+    Dir {
+        /// The directory.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Which rows a listing covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every row of the kind.
+    All,
+    /// Rows of one project.
+    Project(u64),
+    /// Rows assigned to one host.
+    Host(u64),
+}
+
+/// What the API, the agent endpoints and the monitors need from a store.
+pub trait Store: Send + Sync {
+    /// One resource.
+    fn get(&self, kind: Kind, id: u64) -> Result<Option<Resource>, StoreError>;
+    /// Resources of a kind in a scope, by id.
+    fn list(&self, kind: Kind, scope: Scope) -> Result<Vec<Resource>, StoreError>;
+    /// A fresh id for `kind` (ids are never reused; gaps are fine).
+    fn allocate(&self, kind: Kind) -> Result<u64, StoreError>;
+    /// Insert or replace every resource in one transaction.
+    fn commit(&self, rows: &[Resource]) -> Result<(), StoreError>;
+    /// A setting (auth config, CA …).
+    fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Write a setting.
+    fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: resources, id sequences, settings.
+    "CREATE TABLE resources (
+        kind TEXT NOT NULL, id INTEGER NOT NULL, project INTEGER NOT NULL,
+        host INTEGER NOT NULL, state TEXT NOT NULL, created INTEGER NOT NULL,
+        data TEXT NOT NULL, PRIMARY KEY (kind, id));
+     CREATE INDEX resources_project ON resources (kind, project);
+     CREATE INDEX resources_host ON resources (kind, host);
+     CREATE TABLE sequences (prefix TEXT PRIMARY KEY, next INTEGER NOT NULL);
+     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+];
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Open (creating and migrating) the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    /// A private in-memory database (tests).
+    pub fn memory() -> Result<SqliteStore, StoreError> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<SqliteStore, StoreError> {
+        // WAL + NORMAL: a crash loses at most the last commits, never
+        // consistency; writers do not block readers.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            let n = i64::try_from(i + 1).unwrap_or(i64::MAX);
+            if n <= version {
+                continue;
+            }
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", n)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+}
+
+fn row_to_resource(kind: Kind, r: &rusqlite::Row<'_>) -> Result<Resource, StoreError> {
+    let id: i64 = r.get(0)?;
+    let project: i64 = r.get(1)?;
+    let host: i64 = r.get(2)?;
+    let state: String = r.get(3)?;
+    let created_ms: i64 = r.get(4)?;
+    let data: String = r.get(5)?;
+    let corrupt = || StoreError::Corrupt {
+        kind: kind.type_name().to_string(),
+        id,
+    };
+    let data: Map<String, Value> = serde_json::from_str(&data).map_err(|_| corrupt())?;
+    Ok(Resource {
+        kind,
+        id: u64::try_from(id).map_err(|_| corrupt())?,
+        project: u64::try_from(project).map_err(|_| corrupt())?,
+        host: u64::try_from(host).map_err(|_| corrupt())?,
+        state,
+        created_ms,
+        data,
+    })
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+const COLS: &str = "id, project, host, state, created, data";
+
+impl Store for SqliteStore {
+    fn get(&self, kind: Kind, id: u64) -> Result<Option<Resource>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM resources WHERE kind = ?1 AND id = ?2"
+        ))?;
+        let mut rows = stmt.query(params![kind.type_name(), to_i64(id)])?;
+        match rows.next()? {
+            Some(r) => Ok(Some(row_to_resource(kind, r)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn list(&self, kind: Kind, scope: Scope) -> Result<Vec<Resource>, StoreError> {
+        let conn = self.lock()?;
+        let (cond, arg) = match scope {
+            Scope::All => ("1 = ?2", 1),
+            Scope::Project(p) => ("project = ?2", to_i64(p)),
+            Scope::Host(h) => ("host = ?2", to_i64(h)),
+        };
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM resources WHERE kind = ?1 AND {cond} ORDER BY id"
+        ))?;
+        let mut rows = stmt.query(params![kind.type_name(), arg])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(row_to_resource(kind, r)?);
+        }
+        Ok(out)
+    }
+
+    fn allocate(&self, kind: Kind) -> Result<u64, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        let next: Option<i64> = tx
+            .query_row(
+                "SELECT next FROM sequences WHERE prefix = ?1",
+                [kind.id_prefix()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let n = next.unwrap_or(1);
+        tx.execute(
+            "INSERT INTO sequences (prefix, next) VALUES (?1, ?2)
+             ON CONFLICT(prefix) DO UPDATE SET next = excluded.next",
+            params![kind.id_prefix(), n + 1],
+        )?;
+        tx.commit()?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn commit(&self, rows: &[Resource]) -> Result<(), StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO resources (kind, id, project, host, state, created, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut bump = tx.prepare_cached(
+                "INSERT INTO sequences (prefix, next) VALUES (?1, ?2)
+                 ON CONFLICT(prefix) DO UPDATE SET next = max(next, excluded.next)",
+            )?;
+            for r in rows {
+                let data = Value::Object(r.data.clone()).to_string();
+                stmt.execute(params![
+                    r.kind.type_name(),
+                    to_i64(r.id),
+                    to_i64(r.project),
+                    to_i64(r.host),
+                    r.state,
+                    r.created_ms,
+                    data
+                ])?;
+                bump.execute(params![r.kind.id_prefix(), to_i64(r.id) + 1])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.lock()?;
+        Ok(conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let conn = self.lock()?;
+        conn.execute(
+            "INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_is_atomic_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            let id = s.allocate(Kind::Host).unwrap();
+            let mut h = Resource::new(Kind::Host, id, 5, "active");
+            h.set("name", "n1");
+            s.commit(&[h]).unwrap();
+            s.set_setting("k", "v").unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        let hosts = s.list(Kind::Host, Scope::Project(5)).unwrap();
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0].str("name"), Some("n1"));
+        assert_eq!(s.setting("k").unwrap().as_deref(), Some("v"));
+        assert_eq!(s.allocate(Kind::Host).unwrap(), 2);
+        // Explicit ids bump the sequence, so allocation never collides.
+        s.commit(&[Resource::new(Kind::Project, 5, 0, "active")])
+            .unwrap();
+        assert_eq!(s.allocate(Kind::Account).unwrap(), 6);
+    }
+}

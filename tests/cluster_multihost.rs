@@ -1,0 +1,442 @@
+//! A real multi-host cluster on one machine: the server in the root network
+//! namespace, three agents each in its own network namespace with its own
+//! dockerd (started with `nsenter --net=…`, `--iptables=false`), joined by
+//! a bridge. Needs root and Debian's docker.io + busybox-static (CI runs as
+//! root; build/deps.sh installs them). Everything it starts it stops, and it
+//! removes its namespaces, links and directories, also when it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const IMAGE: &str = "ros-test/busybox:latest";
+
+fn sh(cmd: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn stop(child: &mut Child, grace: Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+struct Host {
+    ns: String,
+    root: PathBuf,
+    dockerd: Option<Child>,
+    agent: Option<Child>,
+    ip: String,
+}
+
+impl Host {
+    fn sock(&self) -> String {
+        format!("unix://{}", self.root.join("var/run/docker.sock").display())
+    }
+    fn docker(&self, args: &[&str]) -> Result<String, String> {
+        let s = self.sock();
+        let mut a = vec!["-H", &*s];
+        a.extend_from_slice(args);
+        sh("docker", &a)
+    }
+}
+
+/// Everything the test created; dropping it tears it all down.
+struct Cluster {
+    dir: tempfile::TempDir,
+    bridge: String,
+    veths: Vec<String>,
+    hosts: Vec<Host>,
+    server: Option<Child>,
+    url: String,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for h in &mut self.hosts {
+            if let Some(a) = h.agent.as_mut() {
+                stop(a, Duration::from_secs(5));
+            }
+        }
+        for h in &mut self.hosts {
+            if h.dockerd.is_some() {
+                if let Ok(ids) = h.docker(&["ps", "-aq"]) {
+                    for id in ids.split_whitespace() {
+                        let _ = h.docker(&["rm", "-f", id]);
+                    }
+                }
+            }
+            if let Some(d) = h.dockerd.as_mut() {
+                stop(d, Duration::from_secs(20));
+            }
+            let _ = sh("ip", &["netns", "del", &h.ns]);
+        }
+        if let Some(s) = self.server.as_mut() {
+            stop(s, Duration::from_secs(5));
+        }
+        for v in &self.veths {
+            let _ = sh("ip", &["link", "del", v]);
+        }
+        let _ = sh("ip", &["link", "del", &self.bridge]);
+        // Docker may leave mounts below its data root; unmount before removing.
+        if let Ok(m) = std::fs::read_to_string("/proc/self/mounts") {
+            let base = self.dir.path().display().to_string();
+            let mut points: Vec<&str> = m
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter(|p| p.starts_with(&base))
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for p in points {
+                let _ = sh("umount", &["-l", p]);
+            }
+        }
+    }
+}
+
+fn ros() -> &'static str {
+    env!("CARGO_BIN_EXE_ros")
+}
+
+fn log_file(dir: &Path, name: &str) -> Stdio {
+    std::fs::File::create(dir.join(name))
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null())
+}
+
+fn busybox_rootfs(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .expect("busybox-static missing (build/deps.sh)");
+    for app in ["sh", "sleep", "true", "ls", "cat"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(app)).unwrap();
+    }
+    let tar = dir.join("rootfs.tar");
+    sh(
+        "tar",
+        &[
+            "-C",
+            root.to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            ".",
+        ],
+    )
+    .unwrap();
+    tar
+}
+
+fn api() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build()
+}
+
+fn get(url: &str) -> Value {
+    let body = api().get(url).call().unwrap().into_string().unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+fn post(url: &str, body: Value) -> Value {
+    let body = api()
+        .post(url)
+        .set("Content-Type", "application/json")
+        .send_string(&body.to_string())
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"))
+        .into_string()
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn start_agent(c: &Cluster, i: usize, token_url: &str) -> Child {
+    let h = &c.hosts[i];
+    Command::new("nsenter")
+        .arg(format!("--net=/var/run/netns/{}", h.ns))
+        .arg(ros())
+        .args([
+            "--root",
+            h.root.to_str().unwrap(),
+            "cluster",
+            "agent",
+            "--url",
+            token_url,
+        ])
+        .args(["--hostname", &format!("node{}", i + 1), "--interval", "0.5"])
+        .args(["--labels", &format!("node=n{},zone=z", i + 1)])
+        .env("RUST_LOG", "ros=debug")
+        .stdout(Stdio::null())
+        .stderr(log_file(c.dir.path(), &format!("agent{}.log", i + 1)))
+        .spawn()
+        .unwrap()
+}
+
+fn setup() -> Cluster {
+    let tag = std::process::id() % 10_000;
+    let net = 100 + (std::process::id() % 150);
+    let mut c = Cluster {
+        dir: tempfile::tempdir().unwrap(),
+        bridge: format!("rcb{tag}"),
+        veths: Vec::new(),
+        hosts: Vec::new(),
+        server: None,
+        url: String::new(),
+    };
+    let gw = format!("10.231.{net}.1");
+    sh("ip", &["link", "add", &c.bridge, "type", "bridge"]).unwrap();
+    sh(
+        "ip",
+        &["addr", "add", &format!("{gw}/24"), "dev", &c.bridge],
+    )
+    .unwrap();
+    sh("ip", &["link", "set", &c.bridge, "up"]).unwrap();
+    let tar = busybox_rootfs(c.dir.path());
+    for i in 1..=3 {
+        let ns = format!("rosc{tag}h{i}");
+        let veth = format!("rcv{tag}h{i}");
+        let ip = format!("10.231.{net}.{}", 10 + i);
+        c.hosts.push(Host {
+            ns: ns.clone(),
+            root: c.dir.path().join(format!("h{i}")),
+            dockerd: None,
+            agent: None,
+            ip: ip.clone(),
+        });
+        sh("ip", &["netns", "add", &ns]).unwrap();
+        c.veths.push(veth.clone());
+        sh(
+            "ip",
+            &[
+                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ],
+        )
+        .unwrap();
+        sh("ip", &["link", "set", &veth, "master", &c.bridge, "up"]).unwrap();
+        for args in [
+            vec!["addr", "add", &*format!("{ip}/24"), "dev", "eth0"],
+            vec!["link", "set", "eth0", "up"],
+            vec!["link", "set", "lo", "up"],
+            vec!["route", "add", "default", "via", &gw],
+        ] {
+            let mut a = vec!["-n", &*ns];
+            a.extend(args.iter().copied());
+            sh("ip", &a).unwrap();
+        }
+    }
+    for i in 0..3 {
+        let r = c.hosts[i].root.clone();
+        for d in ["var/run", "var/lib/docker", "var/lib/ros"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{}", c.hosts[i].ns))
+            .arg("dockerd")
+            .args(["--host", &c.hosts[i].sock()])
+            .args(["--data-root", r.join("var/lib/docker").to_str().unwrap()])
+            .args(["--exec-root", r.join("var/run/docker").to_str().unwrap()])
+            .args(["--pidfile", r.join("var/run/docker.pid").to_str().unwrap()])
+            .args(["--iptables=false", "--ip-masq=false"])
+            .stdout(Stdio::null())
+            .stderr(log_file(c.dir.path(), &format!("dockerd{}.log", i + 1)))
+            .spawn()
+            .unwrap();
+        c.hosts[i].dockerd = Some(child);
+    }
+    for h in &c.hosts {
+        wait_for("dockerd", 60, || h.docker(&["version"]).ok());
+        h.docker(&["import", tar.to_str().unwrap(), IMAGE]).unwrap();
+    }
+    // A free port on the bridge address.
+    let port = std::net::TcpListener::bind(format!("{gw}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    c.url = format!("http://{gw}:{port}");
+    let server = Command::new(ros())
+        .args([
+            "--root",
+            c.dir.path().join("server").to_str().unwrap(),
+            "cluster",
+            "server",
+        ])
+        .args([
+            "--listen",
+            &format!("{gw}:{port}"),
+            "--advertise-url",
+            &c.url,
+        ])
+        .args(["--reconnecting-after", "2", "--disconnected-after", "5"])
+        .stdout(Stdio::null())
+        .stderr(log_file(c.dir.path(), "server.log"))
+        .spawn()
+        .unwrap();
+    c.server = Some(server);
+    let ping = format!("{}/ping", c.url);
+    wait_for("server", 30, || api().get(&ping).call().ok());
+    c
+}
+
+fn host_by_name(url: &str, name: &str) -> Option<Value> {
+    get(&format!("{url}/v1/projects/1a5/hosts?hostname={name}"))["data"]
+        .as_array()?
+        .first()
+        .cloned()
+}
+
+fn container_state(url: &str, id: &str) -> String {
+    get(&format!("{url}/v1/projects/1a5/containers/{id}"))["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn three_hosts_register_run_and_reconnect() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "cluster_multihost needs root (network namespaces and dockerd); CI runs as root"
+    );
+    let mut c = setup();
+    let url = c.url.clone();
+    let token = post(
+        &format!("{url}/v1/projects/1a5/registrationtokens"),
+        json!({}),
+    );
+    let reg = token["registrationUrl"].as_str().unwrap().to_string();
+    assert!(token["command"].as_str().unwrap().ends_with(&reg));
+    for i in 0..3 {
+        let a = start_agent(&c, i, &reg);
+        c.hosts[i].agent = Some(a);
+    }
+    let hosts = wait_for("3 active hosts", 90, || {
+        let v = get(&format!("{url}/v1/projects/1a5/hosts?agentState=active"));
+        let d = v["data"].as_array()?.clone();
+        (d.len() == 3).then_some(d)
+    });
+    for (i, h) in c.hosts.iter().enumerate() {
+        let api_host = host_by_name(&url, &format!("node{}", i + 1)).unwrap();
+        assert_eq!(api_host["agentIpAddress"], h.ip.as_str(), "{api_host}");
+        assert_eq!(api_host["labels"]["node"], format!("n{}", i + 1));
+        assert!(api_host["info"]["osInfo"]["dockerVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("20."));
+        assert!(api_host["milliCpu"].as_u64().unwrap() >= 1000);
+    }
+    assert_eq!(hosts.len(), 3);
+
+    // Run a container on node2 and see it in node2's dockerd only.
+    let node2 = host_by_name(&url, "node2").unwrap();
+    let node2_id = node2["id"].as_str().unwrap().to_string();
+    let created = post(
+        &format!("{url}/v1/projects/1a5/containers"),
+        json!({"name": "web", "imageUuid": format!("docker:{IMAGE}"),
+               "command": ["sleep", "3600"], "requestedHostId": node2_id,
+               "networkMode": "none"}),
+    );
+    let cid = created["id"].as_str().unwrap().to_string();
+    wait_for("container running", 60, || {
+        (container_state(&url, &cid) == "running").then_some(())
+    });
+    let ps = c.hosts[1]
+        .docker(&["ps", "--format", "{{.Names}} {{.Labels}}"])
+        .unwrap();
+    assert!(
+        ps.contains("r-web") && ps.contains(&format!("io.ros.instance.id={cid}")),
+        "{ps}"
+    );
+    for other in [0, 2] {
+        assert!(!c.hosts[other]
+            .docker(&["ps", "-a"])
+            .unwrap()
+            .contains("r-web"));
+    }
+
+    // A plain `docker stop` behind the agent's back is noticed and reported.
+    c.hosts[1].docker(&["stop", "-t", "1", "r-web"]).unwrap();
+    wait_for("stopped reported", 30, || {
+        (container_state(&url, &cid) == "stopped").then_some(())
+    });
+    // The API's start action brings it back.
+    post(
+        &format!("{url}/v1/projects/1a5/containers/{cid}?action=start"),
+        json!({}),
+    );
+    wait_for("running again", 30, || {
+        (container_state(&url, &cid) == "running").then_some(())
+    });
+    // And a plain `docker rm -f` is reported as removed.
+    c.hosts[1].docker(&["rm", "-f", "r-web"]).unwrap();
+    wait_for("removed reported", 30, || {
+        (container_state(&url, &cid) == "removed").then_some(())
+    });
+
+    // Stop node3's agent: reconnecting, then disconnected.
+    let node3_id = host_by_name(&url, "node3").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let agent_state = |id: &str| {
+        get(&format!("{url}/v1/projects/1a5/hosts/{id}"))["agentState"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    if let Some(a) = c.hosts[2].agent.as_mut() {
+        stop(a, Duration::from_secs(5));
+    }
+    wait_for("reconnecting", 30, || {
+        (agent_state(&node3_id) == "reconnecting").then_some(())
+    });
+    wait_for("disconnected", 30, || {
+        (agent_state(&node3_id) == "disconnected").then_some(())
+    });
+    // Restart it: the same host comes back, no duplicate.
+    let a = start_agent(&c, 2, &reg);
+    c.hosts[2].agent = Some(a);
+    wait_for("node3 active again", 60, || {
+        (agent_state(&node3_id) == "active").then_some(())
+    });
+    let all = get(&format!("{url}/v1/projects/1a5/hosts"));
+    assert_eq!(
+        all["data"].as_array().unwrap().len(),
+        3,
+        "no duplicate host"
+    );
+}
