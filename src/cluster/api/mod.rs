@@ -26,6 +26,8 @@ pub mod handlers;
 pub mod query;
 pub mod render;
 pub mod schema;
+#[cfg(test)]
+mod tests;
 
 pub use error::ApiError;
 
