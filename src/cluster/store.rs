@@ -64,6 +64,17 @@ pub trait Store: Send + Sync {
     fn allocate(&self, kind: Kind) -> Result<u64, StoreError>;
     /// Insert or replace every resource in one transaction.
     fn commit(&self, rows: &[Resource]) -> Result<(), StoreError>;
+    /// True when a live (not removed) resource of `kind` in `project`
+    /// (every project when `None`) other than `except` is named `name`.
+    fn name_in_use(
+        &self,
+        kind: Kind,
+        project: Option<u64>,
+        name: &str,
+        except: u64,
+    ) -> Result<bool, StoreError>;
+    /// Live resources of `kind` in `scope`.
+    fn count_live(&self, kind: Kind, scope: Scope) -> Result<usize, StoreError>;
     /// A setting (auth config, CA …).
     fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Write a setting.
@@ -80,6 +91,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX resources_host ON resources (kind, host);
      CREATE TABLE sequences (prefix TEXT PRIMARY KEY, next INTEGER NOT NULL);
      CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 2: name lookups without scanning every row of a project.
+    "CREATE INDEX resources_name ON resources (kind, project, json_extract(data, '$.name'));",
 ];
 
 /// The embedded SQLite store.
@@ -242,6 +255,44 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn name_in_use(
+        &self,
+        kind: Kind,
+        project: Option<u64>,
+        name: &str,
+        except: u64,
+    ) -> Result<bool, StoreError> {
+        let conn = self.lock()?;
+        let (cond, p) = match project {
+            Some(p) => ("project = ?2", to_i64(p)),
+            None => ("?2 = ?2", 0),
+        };
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT count(*) FROM resources WHERE kind = ?1 AND {cond}
+             AND json_extract(data, '$.name') = ?3 AND id != ?4
+             AND state NOT IN ('removed', 'purged')"
+        ))?;
+        let n: i64 = stmt.query_row(params![kind.type_name(), p, name, to_i64(except)], |r| {
+            r.get(0)
+        })?;
+        Ok(n > 0)
+    }
+
+    fn count_live(&self, kind: Kind, scope: Scope) -> Result<usize, StoreError> {
+        let conn = self.lock()?;
+        let (cond, arg) = match scope {
+            Scope::All => ("1 = ?2", 1),
+            Scope::Project(p) => ("project = ?2", to_i64(p)),
+            Scope::Host(h) => ("host = ?2", to_i64(h)),
+        };
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT count(*) FROM resources WHERE kind = ?1 AND {cond}
+             AND state NOT IN ('removed', 'purged')"
+        ))?;
+        let n: i64 = stmt.query_row(params![kind.type_name(), arg], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
     fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         let conn = self.lock()?;
         Ok(conn
@@ -287,5 +338,9 @@ mod tests {
         s.commit(&[Resource::new(Kind::Project, 5, 0, "active")])
             .unwrap();
         assert_eq!(s.allocate(Kind::Account).unwrap(), 6);
+        assert!(s.name_in_use(Kind::Host, Some(5), "n1", 0).unwrap());
+        assert!(!s.name_in_use(Kind::Host, Some(5), "n1", 1).unwrap());
+        assert!(!s.name_in_use(Kind::Host, Some(6), "n1", 0).unwrap());
+        assert_eq!(s.count_live(Kind::Host, Scope::Project(5)).unwrap(), 1);
     }
 }

@@ -138,17 +138,17 @@ fn create_container(
         }
         None => {
             // Part 1 has no scheduler: the host with the fewest instances.
-            let counts = store.list(Kind::Container, Scope::Project(project))?;
-            hosts
-                .iter()
-                .filter(usable)
-                .filter(|h| h.str("agentState") == Some("active"))
-                .min_by_key(|h| {
-                    counts
-                        .iter()
-                        .filter(|c| c.host == h.id && !c.is_removed())
-                        .count()
-                })
+            let mut best: Option<(usize, &Resource)> = None;
+            for h in hosts.iter().filter(usable) {
+                if h.str("agentState") != Some("active") {
+                    continue;
+                }
+                let n = store.count_live(Kind::Container, Scope::Host(h.id))?;
+                if best.map_or(true, |(m, _)| n < m) {
+                    best = Some((n, h));
+                }
+            }
+            best.map(|(_, h)| h)
                 .ok_or_else(|| ApiError::new(422, "InvalidState", "no active host to run on"))?
         }
     }

@@ -401,13 +401,7 @@ pub fn name_taken(
     name: &str,
     except: u64,
 ) -> Result<bool, ApiError> {
-    let scope = project.map_or(Scope::All, Scope::Project);
-    Ok(cx
-        .app
-        .store
-        .list(kind, scope)?
-        .iter()
-        .any(|r| !r.is_removed() && r.id != except && r.str("name") == Some(name)))
+    Ok(cx.app.store.name_in_use(kind, project, name, except)?)
 }
 
 fn update(cx: &Ctx<'_>, mut r: Resource) -> Result<Value, ApiError> {

@@ -87,6 +87,9 @@ pub fn resource(base: &str, r: &Resource) -> Value {
     }
     let mut actions = Map::new();
     for a in model::actions_in(r.kind, &r.state) {
+        if r.kind == Kind::Project && r.id == model::DEFAULT_PROJECT && a == "remove" {
+            continue;
+        }
         actions.insert(a.into(), json!(format!("{me}?action={a}")));
     }
     let mut out = Map::new();
