@@ -409,6 +409,21 @@ pub fn schemas(base: &str) -> Value {
            "links": {"self": format!("{base}/schemas")}, "data": data})
 }
 
+/// Fuzz entry point: decode `data` as every request body the server takes.
+/// Panics only when an invariant breaks (an error that is not a 4xx).
+pub fn fuzz_decode(data: &[u8]) {
+    for kind in Kind::ALL {
+        for op in [Op::Create, Op::Update] {
+            if let Err(e) = decode(fields(kind), op, data) {
+                assert!((400..500).contains(&e.status), "{e:?}");
+            }
+        }
+    }
+    let _ = decode(LOCAL_AUTH, Op::Create, data);
+    let _ = serde_json::from_slice::<crate::cluster::protocol::SyncRequest>(data);
+    let _ = serde_json::from_slice::<crate::cluster::protocol::RegisterRequest>(data);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

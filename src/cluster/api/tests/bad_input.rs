@@ -198,12 +198,11 @@ fn decode_never_panics_property() {
         for kind in Kind::ALL {
             for op in [Op::Create, Op::Update] {
                 if let Err(e) = schema::decode(schema::fields(kind), op, &body) {
-                    assert!((400..500).contains(&e.status), "{e:?}");
                     assert!(!e.code.is_empty());
                 }
             }
         }
-        let _ = serde_json::from_slice::<crate::cluster::protocol::SyncRequest>(&body);
+        schema::fuzz_decode(&body);
     }
 }
 
