@@ -77,6 +77,22 @@ struct Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            for name in [
+                "server.log",
+                "agent1.log",
+                "agent2.log",
+                "agent3.log",
+                "dockerd1.log",
+            ] {
+                let text = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                eprintln!("--- {name} (last lines) ---");
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
         for h in &mut self.hosts {
             if let Some(a) = h.agent.as_mut() {
                 stop(a, Duration::from_secs(5));
@@ -128,11 +144,72 @@ fn log_file(dir: &Path, name: &str) -> Stdio {
         .unwrap_or_else(|_| Stdio::null())
 }
 
+fn is_busybox(p: &Path) -> bool {
+    Command::new(p)
+        .arg("--help")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout).contains("BusyBox")
+                || String::from_utf8_lossy(&o.stderr).contains("BusyBox")
+        })
+        .unwrap_or(false)
+}
+
+/// A busybox binary: the installed one (build/deps.sh installs
+/// busybox-static), or, when that file is not busybox, one unpacked from
+/// Debian's busybox-static package.
+fn find_busybox(dir: &Path) -> PathBuf {
+    for p in ["/bin/busybox", "/usr/bin/busybox"] {
+        if is_busybox(Path::new(p)) {
+            return PathBuf::from(p);
+        }
+    }
+    let dl = dir.join("deb");
+    std::fs::create_dir_all(&dl).unwrap();
+    let st = Command::new("apt-get")
+        .args(["download", "busybox-static"])
+        .current_dir(&dl)
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "no busybox: install busybox-static (build/deps.sh)"
+    );
+    let deb = std::fs::read_dir(&dl)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .unwrap();
+    sh(
+        "dpkg",
+        &["-x", deb.to_str().unwrap(), dl.join("x").to_str().unwrap()],
+    )
+    .unwrap();
+    let bb = dl.join("x/bin/busybox");
+    assert!(is_busybox(&bb), "busybox-static package has no busybox");
+    bb
+}
+
+/// A rootfs with busybox; a dynamic busybox gets its `ldd` libraries.
 fn busybox_rootfs(dir: &Path) -> PathBuf {
     let root = dir.join("rootfs");
     std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-        .expect("busybox-static missing (build/deps.sh)");
+    let bb = find_busybox(dir);
+    std::fs::copy(&bb, root.join("bin/busybox")).unwrap();
+    let ldd = Command::new("ldd")
+        .arg(&bb)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    for lib in ldd
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        let dest = root.join(lib.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(lib, &dest).unwrap();
+    }
     for app in ["sh", "sleep", "true", "ls", "cat"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(app)).unwrap();
     }
@@ -287,20 +364,19 @@ fn setup() -> Cluster {
         .local_addr()
         .unwrap()
         .port();
+    let tls_port = std::net::TcpListener::bind(format!("{gw}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     c.url = format!("http://{gw}:{port}");
+    // Agents register and sync over HTTPS, pinning the generated CA from
+    // the token; the test itself uses the plain listener.
     let server = Command::new(ros())
-        .args([
-            "--root",
-            c.dir.path().join("server").to_str().unwrap(),
-            "cluster",
-            "server",
-        ])
-        .args([
-            "--listen",
-            &format!("{gw}:{port}"),
-            "--advertise-url",
-            &c.url,
-        ])
+        .args(["--root", c.dir.path().join("server").to_str().unwrap()])
+        .args(["cluster", "server", "--listen", &format!("{gw}:{port}")])
+        .args(["--tls-listen", &format!("{gw}:{tls_port}")])
+        .args(["--advertise-url", &format!("https://{gw}:{tls_port}")])
         .args(["--reconnecting-after", "2", "--disconnected-after", "5"])
         .stdout(Stdio::null())
         .stderr(log_file(c.dir.path(), "server.log"))
@@ -339,6 +415,9 @@ fn three_hosts_register_run_and_reconnect() {
         json!({}),
     );
     let reg = token["registrationUrl"].as_str().unwrap().to_string();
+    assert!(reg.starts_with("https://"), "{reg}");
+    let tok = token["token"].as_str().unwrap();
+    assert!(ros::cluster::agent::token_pin(tok).is_some(), "{tok}");
     assert!(token["command"].as_str().unwrap().ends_with(&reg));
     for i in 0..3 {
         let a = start_agent(&c, i, &reg);
@@ -379,7 +458,8 @@ fn three_hosts_register_run_and_reconnect() {
         .unwrap();
     assert!(
         ps.contains("r-web") && ps.contains(&format!("io.ros.instance.id={cid}")),
-        "{ps}"
+        "{ps} / {:?}",
+        c.hosts[1].docker(&["ps", "-a"])
     );
     for other in [0, 2] {
         assert!(!c.hosts[other]

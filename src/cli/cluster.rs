@@ -12,6 +12,7 @@ use crate::cluster::agent::{self, facts, AgentConfig};
 use crate::cluster::api::{self, App, ServerConfig};
 use crate::cluster::client::Client;
 use crate::cluster::store::SqliteStore;
+use crate::cluster::tls;
 use crate::paths::Paths;
 
 /// Output format.
@@ -143,6 +144,13 @@ pub struct ServerArgs {
     /// each request's Host header when unset.
     #[arg(long, env = "ROS_CLUSTER_ADVERTISE_URL")]
     advertise_url: Option<String>,
+    /// Also serve HTTPS here (ADDR:PORT), with a cluster CA generated on
+    /// first start; registration tokens then carry the CA pin.
+    #[arg(long, env = "ROS_CLUSTER_TLS_LISTEN")]
+    tls_listen: Option<String>,
+    /// Extra names or IPs for the server certificate (repeatable).
+    #[arg(long = "tls-san", env = "ROS_CLUSTER_TLS_SANS", value_delimiter = ',')]
+    tls_sans: Vec<String>,
     /// Seconds without a heartbeat before a host is `reconnecting`.
     #[arg(long, env = "ROS_CLUSTER_RECONNECTING_AFTER", default_value = "30")]
     reconnecting_after: f64,
@@ -301,8 +309,38 @@ fn print(conn: &Conn, v: &Value, cols: &[&str]) {
     }
 }
 
+fn host_of(url: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    if let Some(v6) = hostport.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or("").to_string();
+    }
+    hostport
+        .rsplit_once(':')
+        .map_or(hostport, |(h, _)| h)
+        .to_string()
+}
+
 fn server(paths: &Paths, a: ServerArgs) -> Result<i32> {
+    let db = paths.state_dir().join("cluster").join("server.db");
+    let store = Arc::new(
+        SqliteStore::open(&db)
+            .with_context(|| format!("cannot open the store {}", db.display()))?,
+    );
+    let tls = match &a.tls_listen {
+        Some(l) => {
+            let mut names = a.tls_sans.clone();
+            names.push(host_of(l));
+            if let Some(u) = &a.advertise_url {
+                names.push(host_of(u));
+            }
+            names.retain(|n| n != "0.0.0.0" && n != "::" && !n.is_empty());
+            Some(tls::load_or_create(store.as_ref(), &names).context("cannot set up TLS")?)
+        }
+        None => None,
+    };
     let config = ServerConfig {
+        tls_ca: tls.as_ref().map(|t| (t.ca_pem.clone(), t.ca_hash.clone())),
         reconnecting_after: secs(a.reconnecting_after, "--reconnecting-after")?,
         disconnected_after: secs(a.disconnected_after, "--disconnected-after")?,
         advertise_url: a.advertise_url,
@@ -311,11 +349,21 @@ fn server(paths: &Paths, a: ServerArgs) -> Result<i32> {
     if config.disconnected_after <= config.reconnecting_after {
         bail!("--disconnected-after must be longer than --reconnecting-after");
     }
-    let db = paths.state_dir().join("cluster").join("server.db");
-    let store = SqliteStore::open(&db)
-        .with_context(|| format!("cannot open the store {}", db.display()))?;
-    let app = App::new(Arc::new(store), config).context("cannot seed the store")?;
+    let app = App::new(store, config).context("cannot seed the store")?;
     runtime()?.block_on(async move {
+        if let (Some(t), Some(l)) = (tls, &a.tls_listen) {
+            let tcp = tokio::net::TcpListener::bind(l)
+                .await
+                .with_context(|| format!("cannot listen on {l}"))?;
+            let listener = tls::TlsListener::new(tcp, t.config).context("tls listener")?;
+            tracing::info!(listen = %l, ca_sha256 = %t.ca_hash, "cluster server TLS ready");
+            let app = app.clone();
+            tokio::spawn(async move {
+                if let Err(e) = api::serve_tls(app, listener).await {
+                    tracing::error!(error = %e, "tls server failed");
+                }
+            });
+        }
         let listener = tokio::net::TcpListener::bind(&a.listen)
             .await
             .with_context(|| format!("cannot listen on {}", a.listen))?;

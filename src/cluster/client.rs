@@ -73,6 +73,22 @@ impl Client {
         }
     }
 
+    /// A client that trusts only the cluster CA with SHA-256 `pin` (for
+    /// `https://` servers; plain `http://` ignores it).
+    pub fn pinned(
+        server: &str,
+        creds: Option<(&str, &str)>,
+        pin: &str,
+    ) -> Result<Client, crate::cluster::tls::TlsError> {
+        let mut c = Client::new(server, creds);
+        c.agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .tls_config(crate::cluster::tls::pinned_client(pin)?)
+            .build();
+        Ok(c)
+    }
+
     /// The server root URL.
     pub fn server(&self) -> &str {
         &self.server

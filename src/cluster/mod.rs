@@ -14,6 +14,7 @@
 //! - [`protocol`]: agent ⇄ server messages and the transport choice.
 //! - [`agent`]: registration, identity, the converge loop on docker.
 //! - [`client`]: a blocking HTTP client for the CLI and the agent.
+//! - [`tls`]: the cluster CA, the server certificate, CA pinning.
 
 pub mod agent;
 pub mod api;
@@ -22,3 +23,4 @@ pub mod client;
 pub mod model;
 pub mod protocol;
 pub mod store;
+pub mod tls;

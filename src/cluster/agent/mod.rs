@@ -44,6 +44,9 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    /// TLS setup failed.
+    #[error("tls")]
+    Tls(#[from] crate::cluster::tls::TlsError),
     /// A blocking task died.
     #[error("agent task failed")]
     Task,
@@ -80,6 +83,26 @@ pub struct Identity {
     pub key: String,
     /// Registration answer, once registered.
     pub registration: Option<RegisterResponse>,
+}
+
+/// The CA pin carried in a token (`<secret>.<sha256-hex>`), if any.
+pub fn token_pin(token: &str) -> Option<&str> {
+    token
+        .rsplit_once('.')
+        .map(|(_, h)| h)
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A client of `server`, pinned to the CA when the token carries a pin.
+fn client(
+    server: &str,
+    creds: Option<(&str, &str)>,
+    pin: Option<&str>,
+) -> Result<Client, AgentError> {
+    Ok(match pin {
+        Some(p) => Client::pinned(server, creds, p)?,
+        None => Client::new(server, creds),
+    })
 }
 
 /// `(server root, token)` from a registration URL.
@@ -149,6 +172,10 @@ async fn blocking<T: Send + 'static>(
 /// Run the agent until the process ends.
 pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let (server, token) = parse_registration_url(&cfg.url)?;
+    let pin = token_pin(&token).map(str::to_string);
+    if server.starts_with("https://") && pin.is_none() {
+        tracing::warn!("https registration URL without a CA pin: trusting the system roots");
+    }
     let docker = docker::connect(&cfg.docker_socket)?;
     let host_part = server
         .split("://")
@@ -192,7 +219,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                     key: identity.key.clone(),
                     facts: host_facts.clone(),
                 };
-                let anon = Client::new(&server, None);
+                let anon = client(&server, None, pin.as_deref())?;
                 match blocking(move || {
                     anon.call::<RegisterResponse>("POST", "/v1/agent/register", Some(&req))
                 })
@@ -206,14 +233,18 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                         r
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "registration failed; retrying");
+                        tracing::warn!(error = ?e, "registration failed; retrying");
                         tokio::time::sleep(cfg.interval).await;
                         continue;
                     }
                 }
             }
         };
-        let client = Client::new(&server, Some((&reg.access_key, &reg.secret_key)));
+        let client = client(
+            &server,
+            Some((&reg.access_key, &reg.secret_key)),
+            pin.as_deref(),
+        )?;
         let req = SyncRequest {
             facts: send_facts.then(|| host_facts.clone()),
             usage: Some(sampler.sample(&cfg.state_dir)),
@@ -248,7 +279,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 pending.clear();
             }
             Err(e) => {
-                tracing::warn!(error = %e, "sync failed; retrying");
+                tracing::warn!(error = ?e, "sync failed; retrying");
                 let mut back = sent;
                 back.append(&mut pending);
                 pending = back;
@@ -333,5 +364,9 @@ mod tests {
         );
         assert!(parse_registration_url("http://s:8080/v1/hosts").is_err());
         assert!(parse_registration_url("s:8080/v1/scripts/x").is_err());
+        let pin = "ab".repeat(32);
+        assert_eq!(token_pin(&format!("secret.{pin}")), Some(pin.as_str()));
+        assert_eq!(token_pin("secret"), None);
+        assert_eq!(token_pin("a.b"), None);
     }
 }

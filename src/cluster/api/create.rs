@@ -46,7 +46,11 @@ pub fn create(cx: &Ctx<'_>, p: Principal, kind: Kind, sc: Option<u64>) -> Result
         )),
         Kind::RegistrationToken => {
             let mut r = Resource::new(kind, store.allocate(kind)?, project, "active");
-            let token = auth::random_token(40);
+            let mut token = auth::random_token(40);
+            if let Some((_, hash)) = &cx.app.config.tls_ca {
+                // The CA pin rides in the token: `<secret>.<ca-sha256>`.
+                token = format!("{token}.{hash}");
+            }
             let public = cx.app.config.advertise_url.clone().unwrap_or_else(|| {
                 cx.base
                     .trim_end_matches("/v1")

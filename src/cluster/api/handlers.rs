@@ -29,6 +29,8 @@ pub enum Route {
     AgentRegister,
     /// `/v1/agent/sync`.
     AgentSync,
+    /// `/v1/cacert`: the cluster CA (PEM), when TLS is on.
+    CaCert,
     /// A collection, optionally below a project.
     Collection(Option<u64>, Kind),
     /// One resource, optionally below a project.
@@ -51,6 +53,7 @@ pub fn route(segs: &[&str]) -> Result<Route, ApiError> {
         ["localauthconfigs"] | ["localauthconfig"] => Ok(Route::LocalAuth),
         ["scripts", t] | ["projects", _, "scripts", t] => Ok(Route::Script((*t).to_string())),
         ["agent", "register"] => Ok(Route::AgentRegister),
+        ["cacert"] => Ok(Route::CaCert),
         ["agent", "sync"] => Ok(Route::AgentSync),
         ["projects", p, rest @ ..] if !rest.is_empty() => {
             let pid = parse_id(Kind::Project, p).ok_or_else(ApiError::not_found)?;
@@ -81,7 +84,12 @@ pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
     } else {
         "/v1"
     };
-    let base = format!("http://{host}{prefix}");
+    let scheme = if req.extensions().get::<super::Https>().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let base = format!("{scheme}://{host}{prefix}");
     let mut resp = match handle(&app, &base, prefix, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -141,7 +149,17 @@ async fn handle(app: &App, base: &str, prefix: &str, req: Request) -> Result<Res
             let p = access::resolve(app, auth, true)?;
             agent_api::sync(&cx, p).await
         }
-        (Route::Script(_) | Route::AgentRegister | Route::AgentSync, _) => Err(ApiError::method()),
+        (Route::CaCert, Method::GET) => match &app.config.tls_ca {
+            Some((pem, _)) => Ok((
+                [(header::CONTENT_TYPE, "application/x-pem-file")],
+                pem.clone(),
+            )
+                .into_response()),
+            None => Err(ApiError::not_found()),
+        },
+        (Route::Script(_) | Route::AgentRegister | Route::AgentSync | Route::CaCert, _) => {
+            Err(ApiError::method())
+        }
         (Route::LocalAuth, m) => local_auth(&cx, auth, m).await,
         (route, m) => {
             let p = access::resolve(app, auth, false)?;

@@ -44,6 +44,8 @@ pub struct ServerConfig {
     /// URL agents reach the server on, for registration URLs; from the
     /// request's `Host` header when unset.
     pub advertise_url: Option<String>,
+    /// `(CA PEM, CA SHA-256 hex)` when TLS is on: tokens then carry the pin.
+    pub tls_ca: Option<(String, String)>,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +55,7 @@ impl Default for ServerConfig {
             disconnected_after: Duration::from_secs(180),
             max_wait: Duration::from_secs(5),
             advertise_url: None,
+            tls_ca: None,
         }
     }
 }
@@ -184,19 +187,37 @@ pub fn monitor_pass(app: &App) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Serve on `listener` until the process ends, running the monitor.
-pub async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+/// Run the heartbeat monitor in the background.
+pub fn spawn_monitor(app: Arc<App>) {
     let tick = (app.config.reconnecting_after / 4)
         .clamp(Duration::from_millis(100), Duration::from_secs(1));
-    let mon = app.clone();
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(tick).await;
-            let _guard = mon.write.lock().await;
-            if let Err(e) = monitor_pass(&mon) {
+            let _guard = app.write.lock().await;
+            if let Err(e) = monitor_pass(&app) {
                 tracing::warn!(error = %e, "heartbeat monitor");
             }
         }
     });
+}
+
+/// Serve plain HTTP on `listener` until the process ends, running the
+/// monitor.
+pub async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    spawn_monitor(app.clone());
     axum::serve(listener, router(app)).await
+}
+
+/// Marks requests that arrived over TLS (links then say `https://`).
+#[derive(Clone, Copy, Debug)]
+pub struct Https;
+
+/// Serve HTTPS (the same API) on `listener`; the monitor runs with
+/// [`serve`] or [`spawn_monitor`].
+pub async fn serve_tls(
+    app: Arc<App>,
+    listener: crate::cluster::tls::TlsListener,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app).layer(axum::Extension(Https))).await
 }

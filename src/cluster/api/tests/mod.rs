@@ -16,6 +16,7 @@ use crate::cluster::store::SqliteStore;
 mod auth;
 mod bad_input;
 mod resources;
+mod tls;
 
 /// A server running on its own runtime; dropping it stops the server.
 pub struct Srv {
@@ -124,6 +125,7 @@ pub fn fast() -> ServerConfig {
         disconnected_after: Duration::from_millis(600),
         max_wait: Duration::from_millis(200),
         advertise_url: None,
+        tls_ca: None,
     }
 }
 
