@@ -370,8 +370,8 @@ fn list(cx: &Ctx<'_>, kind: Kind, sc: Option<u64>) -> Result<Response, ApiError>
         (_, Some(p)) => cx.app.store.list(kind, Scope::Project(p))?,
         (_, None) => cx.app.store.list(kind, Scope::All)?,
     };
-    let rendered: Vec<Value> = rows.iter().map(|r| render::resource(cx.base, r)).collect();
-    let (page, total) = query::apply(&q, rendered);
+    let (page, total) = query::apply(&q, rows, render::field);
+    let page: Vec<Value> = page.iter().map(|r| render::resource(cx.base, r)).collect();
     let coll_url = match sc {
         Some(p) if kind.project_scoped() => {
             format!(

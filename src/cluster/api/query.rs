@@ -121,8 +121,7 @@ fn id_key(s: &str) -> (&str, u64) {
     (&s[..i], s[i..].parse().unwrap_or(0))
 }
 
-fn matches(obj: &Map<String, Value>, field: &str, modifier: &str, want: &str) -> bool {
-    let have = obj.get(field).and_then(as_text);
+fn matches(have: Option<String>, modifier: &str, want: &str) -> bool {
     match modifier {
         "null" => have.is_none(),
         "notnull" => have.is_some(),
@@ -146,22 +145,29 @@ fn matches(obj: &Map<String, Value>, field: &str, modifier: &str, want: &str) ->
     }
 }
 
-/// Apply filters, sort and the page; returns the page and the total count
-/// after filtering.
-pub fn apply(q: &Query, mut rows: Vec<Value>) -> (Vec<Value>, usize) {
-    rows.retain(|r| {
-        let Some(obj) = r.as_object() else {
-            return false;
-        };
-        q.filters.iter().all(|(f, m, v)| matches(obj, f, m, v))
-    });
-    let field = q.sort.clone().unwrap_or_else(|| "id".to_string());
-    // Stable sort: equal keys keep creation (id) order.
-    rows.sort_by(|a, b| {
-        let x = a.get(&field).and_then(as_text).unwrap_or_default();
-        let y = b.get(&field).and_then(as_text).unwrap_or_default();
-        compare_text(&x, &y)
-    });
+/// Apply filters, sort and the page to rows in id order, reading fields
+/// through `get` (so only the page needs rendering); returns the page and
+/// the total count after filtering.
+pub fn apply<T>(
+    q: &Query,
+    mut rows: Vec<T>,
+    get: impl Fn(&T, &str) -> Option<Value>,
+) -> (Vec<T>, usize) {
+    let text = |r: &T, f: &str| get(r, f).as_ref().and_then(as_text);
+    rows.retain(|r| q.filters.iter().all(|(f, m, v)| matches(text(r, f), m, v)));
+    match q.sort.as_deref() {
+        // Rows arrive in id order already.
+        None | Some("id") => {}
+        Some(field) => {
+            // Stable sort: equal keys keep creation (id) order.
+            let mut keyed: Vec<(String, T)> = rows
+                .into_iter()
+                .map(|r| (text(&r, field).unwrap_or_default(), r))
+                .collect();
+            keyed.sort_by(|a, b| compare_text(&a.0, &b.0));
+            rows = keyed.into_iter().map(|(_, r)| r).collect();
+        }
+    }
     if q.desc {
         rows.reverse();
     }
@@ -222,7 +228,7 @@ mod tests {
 
     fn ids(q: &str) -> Vec<String> {
         let q = parse(&pairs(q)).unwrap();
-        apply(&q, rows())
+        apply(&q, rows(), |r, f| r.get(f).cloned())
             .0
             .iter()
             .map(|r| r["id"].as_str().unwrap().to_string())

@@ -130,6 +130,27 @@ pub fn resource(base: &str, r: &Resource) -> Value {
     Value::Object(out)
 }
 
+/// One field of a resource as [`resource`] renders it, without rendering
+/// the whole object (collection filters and sorting).
+pub fn field(r: &Resource, name: &str) -> Option<Value> {
+    match name {
+        "id" => Some(json!(r.api_id())),
+        "type" | "baseType" => Some(json!(r.kind.type_name())),
+        "state" => Some(json!(r.state)),
+        "created" => Some(json!(rfc3339(r.created_ms))),
+        "createdTS" => Some(json!(r.created_ms)),
+        "accountId" if r.kind.project_scoped() => Some(json!(format_id(Kind::Project, r.project))),
+        "kind" => Some(
+            r.data
+                .get("kind")
+                .cloned()
+                .unwrap_or_else(|| json!(r.kind.type_name())),
+        ),
+        n if n.starts_with('_') => None,
+        n => r.data.get(n).cloned(),
+    }
+}
+
 fn project_url(base: &str, project: u64) -> String {
     format!("{base}/projects/{}", format_id(Kind::Project, project))
 }
@@ -153,5 +174,18 @@ mod tests {
         );
         assert!(v.get("_key").is_none());
         assert!(v["actions"].get("remove").is_none());
+        for f in [
+            "id",
+            "state",
+            "created",
+            "accountId",
+            "kind",
+            "type",
+            "_key",
+            "nope",
+        ] {
+            let rendered = v.get(f).cloned().filter(|x| !x.is_null());
+            assert_eq!(field(&h, f), rendered, "{f}");
+        }
     }
 }
