@@ -39,7 +39,24 @@ pub fn hash(secret: &str) -> Result<String, AuthError> {
         .map_err(|_| AuthError::Hash)
 }
 
-/// True when `secret` matches the PHC string `phc`.
+/// An argon2 PHC string for a generated secret (API and agent keys).
+///
+/// Those secrets are 40 random characters (~238 bits), so brute force is
+/// hopeless whatever the hash cost; light parameters (1 MiB, 2 passes)
+/// keep registration fast and the server's memory flat — the default
+/// 19 MiB per hash left hundreds of MB resident after 100 registrations.
+/// Passwords chosen by people use [`hash`] with the full default cost.
+pub fn hash_secret(secret: &str) -> Result<String, AuthError> {
+    let params = argon2::Params::new(1024, 2, 1, None).map_err(|_| AuthError::Hash)?;
+    let salt =
+        SaltString::encode_b64(&rand::rng().random::<[u8; 16]>()).map_err(|_| AuthError::Hash)?;
+    Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| AuthError::Hash)
+}
+
+/// True when `secret` matches the PHC string `phc` (its own parameters).
 pub fn verify(secret: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
         .map(|h| {
@@ -81,6 +98,10 @@ mod tests {
         assert!(verify("s3cret", &h));
         assert!(!verify("nope", &h));
         assert!(!verify("s3cret", "garbage"));
+        let k = hash_secret("k3y").unwrap();
+        assert!(k.contains("m=1024"));
+        assert!(verify("k3y", &k));
+        assert!(!verify("k3x", &k));
         let hv = basic_header("AK", "SK:x");
         assert_eq!(parse_basic(&hv), Some(("AK".into(), "SK:x".into())));
         assert_eq!(parse_basic("Bearer x"), None);

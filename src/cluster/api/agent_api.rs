@@ -147,7 +147,8 @@ pub async fn register(cx: &Ctx<'_>) -> Result<Response, ApiError> {
     key.set("publicValue", auth::access_key());
     key.set(
         "_secretHash",
-        auth::hash(&secret).map_err(|_| ApiError::new(503, "HashFailed", "cannot hash secret"))?,
+        auth::hash_secret(&secret)
+            .map_err(|_| ApiError::new(503, "HashFailed", "cannot hash secret"))?,
     );
     rows.push(key.clone());
     rows.push(host.clone());

@@ -104,7 +104,7 @@ pub fn create(cx: &Ctx<'_>, p: Principal, kind: Kind, sc: Option<u64>) -> Result
             r.set("secretValue", Value::Null);
             r.set(
                 "_secretHash",
-                auth::hash(&secret)
+                auth::hash_secret(&secret)
                     .map_err(|_| ApiError::new(503, "HashFailed", "cannot hash secret"))?,
             );
             store.commit(std::slice::from_ref(&r))?;
