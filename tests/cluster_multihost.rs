@@ -274,7 +274,14 @@ fn start_agent(c: &Cluster, i: usize, token_url: &str) -> Child {
             "--url",
             token_url,
         ])
-        .args(["--hostname", &format!("node{}", i + 1), "--interval", "0.5"])
+        .args([
+            "--hostname",
+            &format!("node{}", i + 1),
+            "--interval",
+            "0.5",
+            "--usage-interval",
+            "1",
+        ])
         .args(["--labels", &format!("node=n{},zone=z", i + 1)])
         .env("RUST_LOG", "ros=debug")
         .stdout(Stdio::null())
@@ -468,6 +475,14 @@ fn three_hosts_register_run_and_reconnect() {
             .contains("r-web"));
     }
 
+    // Per-container usage arrives on its interval; host usage with every sync.
+    wait_for("container usage", 30, || {
+        get(&format!("{url}/v1/projects/1a5/containers/{cid}"))["memoryMb"]
+            .as_u64()
+            .map(|_| ())
+    });
+    let h2 = get(&format!("{url}/v1/projects/1a5/hosts/{node2_id}"));
+    assert!(h2["usage"]["memoryUsedMb"].as_u64().unwrap() > 0, "{h2}");
     // A plain `docker stop` behind the agent's back is noticed and reported.
     c.hosts[1].docker(&["stop", "-t", "1", "r-web"]).unwrap();
     wait_for("stopped reported", 30, || {

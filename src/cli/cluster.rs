@@ -177,6 +177,9 @@ pub struct AgentOpts {
     /// Heartbeat/poll interval in seconds.
     #[arg(long, env = "ROS_AGENT_INTERVAL", default_value = "2")]
     interval: f64,
+    /// Per-container usage report interval in seconds.
+    #[arg(long, env = "ROS_AGENT_USAGE_INTERVAL", default_value = "10")]
+    usage_interval: f64,
 }
 
 /// `ros cluster agent` flags.
@@ -386,6 +389,7 @@ fn agent_run(paths: &Paths, url: String, o: AgentOpts) -> Result<i32> {
         hostname: o.hostname,
         labels,
         interval: secs(o.interval, "--interval")?,
+        usage_interval: secs(o.usage_interval, "--usage-interval")?,
     };
     agent::parse_registration_url(&cfg.url)?;
     runtime()?.block_on(agent::run(cfg))?;

@@ -89,7 +89,8 @@ pub struct Usage {
 pub struct Report {
     /// Instance id (`1i7`).
     pub instance_id: String,
-    /// New state (`creating`, `running`, `stopped`, `removed`, `error` …).
+    /// New state (`creating`, `running`, `stopped`, `removed`, `error` …);
+    /// empty for a usage-only sample.
     pub state: String,
     /// Docker container id.
     pub external_id: Option<String>,

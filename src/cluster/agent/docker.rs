@@ -6,9 +6,11 @@ use std::collections::HashMap;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StopContainerOptions,
+    CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StatsOptions,
+    StopContainerOptions,
 };
 use bollard::{ClientVersion, Docker};
+use futures_util::StreamExt;
 
 use crate::cluster::model::{LABEL_HOST, LABEL_INSTANCE};
 use crate::cluster::protocol::{DesiredInstance, Report};
@@ -213,5 +215,61 @@ pub async fn converge(
             }
         }
     }
+    Ok(out)
+}
+
+/// Previous CPU counters per instance: `(container total, system total)`.
+pub type CpuSamples = HashMap<String, (u64, u64)>;
+
+/// Usage reports (CPU percent since the previous sample, memory MiB) for the
+/// running instances among `desired`.
+pub async fn usage(
+    docker: &Docker,
+    host: &str,
+    desired: &[DesiredInstance],
+    prev: &mut CpuSamples,
+) -> Result<Vec<Report>, DockerError> {
+    let actual = managed(docker, host).await?;
+    let mut out = Vec::new();
+    for d in desired
+        .iter()
+        .filter(|d| d.state == "running" && d.desired_state == "running")
+    {
+        let Some(a) = actual.get(&d.id).filter(|a| a.running) else {
+            continue;
+        };
+        let opts = StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let Some(Ok(st)) = docker.stats(&a.id, Some(opts)).next().await else {
+            continue;
+        };
+        let cpu = st.cpu_stats.as_ref();
+        let total = cpu
+            .and_then(|c| c.cpu_usage.as_ref())
+            .and_then(|u| u.total_usage)
+            .unwrap_or(0);
+        let system = cpu.and_then(|c| c.system_cpu_usage).unwrap_or(0);
+        let cpus = f64::from(cpu.and_then(|c| c.online_cpus).unwrap_or(1).max(1));
+        let percent = match prev.insert(d.id.clone(), (total, system)) {
+            Some((t0, s0)) if system > s0 => {
+                let p = total.saturating_sub(t0) as f64 / (system - s0) as f64 * cpus * 100.0;
+                (p * 10.0).round() / 10.0
+            }
+            _ => 0.0,
+        };
+        let mem = st.memory_stats.and_then(|m| m.usage).unwrap_or(0) / (1024 * 1024);
+        out.push(Report {
+            instance_id: d.id.clone(),
+            // No state: a usage sample never moves the state machine.
+            state: String::new(),
+            external_id: None,
+            cpu_percent: Some(percent),
+            memory_mb: Some(mem),
+            ..Report::default()
+        });
+    }
+    prev.retain(|id, _| actual.contains_key(id));
     Ok(out)
 }

@@ -71,6 +71,8 @@ pub struct AgentConfig {
     pub labels: BTreeMap<String, String>,
     /// Heartbeat/poll interval.
     pub interval: Duration,
+    /// How often per-container usage is reported.
+    pub usage_interval: Duration,
 }
 
 /// What the agent persists: who it is and how to authenticate.
@@ -210,6 +212,8 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let mut generation = 0;
     let mut desired: Vec<DesiredInstance> = Vec::new();
     let mut pending: Vec<Report> = Vec::new();
+    let mut cpu = docker::CpuSamples::new();
+    let mut last_usage = std::time::Instant::now();
     loop {
         let reg = match identity.registration.clone() {
             Some(r) => r,
@@ -272,6 +276,13 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 generation = resp.generation;
                 desired = resp.instances;
                 pending.extend(converge_once(&docker, &client, &reg.host_id, &desired).await);
+                if last_usage.elapsed() >= cfg.usage_interval {
+                    last_usage = std::time::Instant::now();
+                    match docker::usage(&docker, &reg.host_id, &desired, &mut cpu).await {
+                        Ok(r) => pending.extend(r),
+                        Err(e) => tracing::debug!(error = %e, "container usage"),
+                    }
+                }
             }
             Err(AgentError::Client(e)) if e.status() == Some(401) => {
                 tracing::warn!("server rejected our credentials; registering again");

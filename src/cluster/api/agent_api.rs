@@ -168,6 +168,15 @@ pub async fn register(cx: &Ctx<'_>) -> Result<Response, ApiError> {
 }
 
 fn apply_report(c: &mut Resource, r: &Report) -> bool {
+    if let Some(cpu) = r.cpu_percent {
+        c.set("cpuPercent", cpu);
+    }
+    if let Some(m) = r.memory_mb {
+        c.set("memoryMb", m);
+    }
+    if r.state.is_empty() {
+        return false;
+    }
     let mut desired_changed = false;
     let desired = c.str("desiredState").unwrap_or("running").to_string();
     match r.state.as_str() {
@@ -194,12 +203,6 @@ fn apply_report(c: &mut Resource, r: &Report) -> bool {
         "transitioningMessage",
         r.message.clone().map_or(Value::Null, Value::from),
     );
-    if let Some(cpu) = r.cpu_percent {
-        c.set("cpuPercent", cpu);
-    }
-    if let Some(m) = r.memory_mb {
-        c.set("memoryMb", m);
-    }
     desired_changed
 }
 

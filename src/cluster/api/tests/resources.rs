@@ -226,7 +226,10 @@ fn tokens_keys_hosts_containers_and_heartbeats() {
             st
         );
     }
+    // A usage sample never changes the state.
+    sync(json!({"reports": [{"instanceId": cid, "state": "", "cpuPercent": 1.5, "memoryMb": 3}]}));
     let running = get(&format!("{u}/v1/projects/1a5/containers/{cid}"));
+    assert_eq!(running.body["memoryMb"], 3);
     let mut acts: Vec<&str> = running.body["actions"]
         .as_object()
         .unwrap()
