@@ -7,6 +7,7 @@
 #   bash build/bench-cluster.sh [PORT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (figures scale with it)"
 
 port="${1:-18480}"
 url="http://127.0.0.1:$port"
@@ -77,8 +78,12 @@ end
 LUA
 
 lat() { awk '/^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Requests\/sec/ {rps=$2} END {printf "p50 %s  p99 %s  (%s req/s)\n", p50, p99, rps}'; }
+printf 'GET /v1/projects/1a5/hosts (100 hosts), wrk -t1 -c1 -d5s: '
+wrk -t1 -c1 -d5s --latency "$url/v1/projects/1a5/hosts" | lat
 printf 'GET /v1/projects/1a5/hosts (100 hosts), wrk -t2 -c16 -d10s: '
 wrk -t2 -c16 -d10s --latency "$url/v1/projects/1a5/hosts" | lat
+printf 'agent state reports POST /v1/agent/sync, wrk -t1 -c1 -d5s: '
+wrk -t1 -c1 -d5s --latency -s "$root/report.lua" "$url" | lat
 printf 'agent state reports POST /v1/agent/sync, wrk -t2 -c16 -d10s: '
 wrk -t2 -c16 -d10s --latency -s "$root/report.lua" "$url" | lat
 echo "RSS after load: $(rss)"

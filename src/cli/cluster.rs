@@ -107,6 +107,10 @@ pub enum ClusterCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Start what `ros.cluster` in the cloud-config asks for: the server,
+    /// the agent (server_url + token), or both (the agent then joins the
+    /// local server). How a booted node starts its cluster role.
+    Up,
     /// List projects (environments).
     Projects {
         #[command(flatten)]
@@ -139,24 +143,24 @@ pub enum KeysCmd {
 pub struct ServerArgs {
     /// Address and port to serve on.
     #[arg(long, env = "ROS_CLUSTER_LISTEN", default_value = "0.0.0.0:8080")]
-    listen: String,
+    pub(crate) listen: String,
     /// URL agents reach this server on (for registration URLs); taken from
     /// each request's Host header when unset.
     #[arg(long, env = "ROS_CLUSTER_ADVERTISE_URL")]
-    advertise_url: Option<String>,
+    pub(crate) advertise_url: Option<String>,
     /// Also serve HTTPS here (ADDR:PORT), with a cluster CA generated on
     /// first start; registration tokens then carry the CA pin.
     #[arg(long, env = "ROS_CLUSTER_TLS_LISTEN")]
-    tls_listen: Option<String>,
+    pub(crate) tls_listen: Option<String>,
     /// Extra names or IPs for the server certificate (repeatable).
     #[arg(long = "tls-san", env = "ROS_CLUSTER_TLS_SANS", value_delimiter = ',')]
-    tls_sans: Vec<String>,
+    pub(crate) tls_sans: Vec<String>,
     /// Seconds without a heartbeat before a host is `reconnecting`.
     #[arg(long, env = "ROS_CLUSTER_RECONNECTING_AFTER", default_value = "30")]
-    reconnecting_after: f64,
+    pub(crate) reconnecting_after: f64,
     /// Seconds without a heartbeat before a host is `disconnected`.
     #[arg(long, env = "ROS_CLUSTER_DISCONNECTED_AFTER", default_value = "180")]
-    disconnected_after: f64,
+    pub(crate) disconnected_after: f64,
 }
 
 /// Agent flags shared by `agent` and `join`.
@@ -164,22 +168,22 @@ pub struct ServerArgs {
 pub struct AgentOpts {
     /// IP other hosts reach this one on (like CATTLE_AGENT_IP).
     #[arg(long, env = "ROS_AGENT_IP")]
-    ip: Option<String>,
+    pub(crate) ip: Option<String>,
     /// Host labels, `a=b,c=d` (like CATTLE_HOST_LABELS).
     #[arg(long, env = "ROS_HOST_LABELS", default_value = "")]
-    labels: String,
+    pub(crate) labels: String,
     /// Hostname to report (default: the kernel's).
     #[arg(long, env = "ROS_AGENT_HOSTNAME")]
-    hostname: Option<String>,
+    pub(crate) hostname: Option<String>,
     /// User docker socket (default: below --root).
     #[arg(long, env = "ROS_DOCKER_SOCKET")]
-    docker_socket: Option<String>,
+    pub(crate) docker_socket: Option<String>,
     /// Heartbeat/poll interval in seconds.
     #[arg(long, env = "ROS_AGENT_INTERVAL", default_value = "2")]
-    interval: f64,
+    pub(crate) interval: f64,
     /// Per-container usage report interval in seconds.
     #[arg(long, env = "ROS_AGENT_USAGE_INTERVAL", default_value = "10")]
-    usage_interval: f64,
+    pub(crate) usage_interval: f64,
 }
 
 /// `ros cluster agent` flags.
@@ -211,6 +215,7 @@ pub fn run(paths: &Paths, cmd: ClusterCmd) -> Result<i32> {
         ClusterCmd::Server(a) => server(paths, a),
         ClusterCmd::Agent(a) => agent_run(paths, a.url, a.opts),
         ClusterCmd::Join { url, agent } => agent_run(paths, url, agent),
+        ClusterCmd::Up => super::cluster_up::up(paths),
         ClusterCmd::Hosts { conn } => {
             let v = conn
                 .client()
@@ -324,7 +329,7 @@ fn host_of(url: &str) -> String {
         .to_string()
 }
 
-fn server(paths: &Paths, a: ServerArgs) -> Result<i32> {
+pub(crate) fn server(paths: &Paths, a: ServerArgs) -> Result<i32> {
     let db = paths.state_dir().join("cluster").join("server.db");
     let store = Arc::new(
         SqliteStore::open(&db)
@@ -376,7 +381,7 @@ fn server(paths: &Paths, a: ServerArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn agent_run(paths: &Paths, url: String, o: AgentOpts) -> Result<i32> {
+pub(crate) fn agent_run(paths: &Paths, url: String, o: AgentOpts) -> Result<i32> {
     let labels = facts::parse_labels(&o.labels).map_err(anyhow::Error::msg)?;
     let cfg = AgentConfig {
         url,

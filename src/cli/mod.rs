@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::paths::{Paths, ENV_ROOT};
 
 pub mod cluster;
+mod cluster_up;
 pub mod config;
 
 /// ros: a minimal container operating system.

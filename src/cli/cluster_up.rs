@@ -1,0 +1,134 @@
+//! `ros cluster up`: start the cluster role named by `ros.cluster` in the
+//! merged cloud-config (what the `cluster` system service runs on a node).
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::cluster::{agent_run, server, AgentOpts, ServerArgs};
+use crate::cluster::client::Client;
+use crate::config::types::{ClusterConfig, ClusterRole};
+use crate::paths::Paths;
+
+/// The registration URL from `server_url` and `token` (a full
+/// `…/scripts/<token>` URL in `server_url` is taken as is).
+pub fn registration_url(c: &ClusterConfig) -> Option<String> {
+    let server = c.server_url.as_deref()?.trim_end_matches('/');
+    if server.contains("/scripts/") {
+        return Some(server.to_string());
+    }
+    let base = server.trim_end_matches("/v1").trim_end_matches("/v2-beta");
+    Some(format!("{base}/v1/scripts/{}", c.token.as_deref()?))
+}
+
+fn agent_opts(c: &ClusterConfig) -> AgentOpts {
+    AgentOpts {
+        ip: c.agent_ip.clone(),
+        labels: c
+            .labels
+            .0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        hostname: None,
+        docker_socket: None,
+        interval: 2.0,
+        usage_interval: 10.0,
+    }
+}
+
+fn server_args(c: &ClusterConfig) -> ServerArgs {
+    ServerArgs {
+        listen: c.listen.clone().unwrap_or_else(|| "0.0.0.0:8080".into()),
+        advertise_url: c.server_url.clone(),
+        tls_listen: None,
+        tls_sans: Vec::new(),
+        reconnecting_after: 30.0,
+        disconnected_after: 180.0,
+    }
+}
+
+/// Run the configured role (blocks while it runs).
+pub fn up(paths: &Paths) -> Result<i32> {
+    let (_, cfg, _) = crate::config::disk::load(paths).resolve();
+    let c = cfg.ros.cluster;
+    match c.role {
+        None => {
+            eprintln!("ros.cluster.role is not set: this node is not clustered");
+            Ok(0)
+        }
+        Some(ClusterRole::Server) => server(paths, server_args(&c)),
+        Some(ClusterRole::Agent) => {
+            let Some(url) = registration_url(&c) else {
+                bail!("ros.cluster.role is agent but ros.cluster.server_url/token are not set");
+            };
+            agent_run(paths, url, agent_opts(&c))
+        }
+        Some(ClusterRole::Both) => {
+            let args = server_args(&c);
+            let port = args.listen.rsplit(':').next().unwrap_or("8080").to_string();
+            let local = format!("http://127.0.0.1:{port}");
+            let p = paths.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = server(&p, args) {
+                    eprintln!("ros: cluster server: {e:#}");
+                    std::process::exit(1);
+                }
+            });
+            let url = match registration_url(&c) {
+                Some(u) => u,
+                None => local_token(&local)?,
+            };
+            agent_run(paths, url, agent_opts(&c))
+        }
+    }
+}
+
+/// A registration URL from the local server (open until auth is enabled).
+fn local_token(local: &str) -> Result<String> {
+    let client = Client::new(local, None);
+    for _ in 0..100 {
+        if client.get("/v1").is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tokens = client.get("/v1/projects/1a5/registrationtokens?state=active")?;
+    let t = match tokens["data"].as_array().and_then(|d| d.first()) {
+        Some(t) => t.clone(),
+        None => client.post(
+            "/v1/projects/1a5/registrationtokens",
+            &serde_json::json!({}),
+        )?,
+    };
+    let token = t["token"]
+        .as_str()
+        .context("registration token without token")?;
+    Ok(format!("{local}/v1/scripts/{token}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_urls_from_config() {
+        let mut c = ClusterConfig {
+            server_url: Some("http://10.0.0.1:8080".into()),
+            token: Some("T".into()),
+            ..ClusterConfig::default()
+        };
+        assert_eq!(
+            registration_url(&c).as_deref(),
+            Some("http://10.0.0.1:8080/v1/scripts/T")
+        );
+        c.server_url = Some("http://s:8080/v1/scripts/X".into());
+        assert_eq!(
+            registration_url(&c).as_deref(),
+            Some("http://s:8080/v1/scripts/X")
+        );
+        c.server_url = None;
+        assert_eq!(registration_url(&c), None);
+    }
+}
