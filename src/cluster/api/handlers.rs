@@ -90,10 +90,18 @@ pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
         "http"
     };
     let base = format!("{scheme}://{host}{prefix}");
+    let no_challenge = req
+        .headers()
+        .get("X-API-No-Challenge")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
     let mut resp = match handle(&app, &base, prefix, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    if no_challenge {
+        // Rancher's UI asks for no Basic challenge (no browser popup).
+        resp.headers_mut().remove(header::WWW_AUTHENTICATE);
+    }
     if let Ok(v) = HeaderValue::from_str(&format!("{base}/schemas")) {
         resp.headers_mut().insert("X-API-Schemas", v);
     }

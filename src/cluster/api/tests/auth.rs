@@ -55,6 +55,13 @@ fn open_then_locked_with_isolation() {
     let no = get(&format!("{u}/v1/projects/1a5"));
     assert_eq!((no.status, no.code()), (401, "Unauthorized"));
     assert!(no.challenge.unwrap().starts_with("Basic realm="));
+    let quiet = ureq::get(&format!("{u}/v1/projects/1a5"))
+        .set("X-API-No-Challenge", "true")
+        .call();
+    match quiet {
+        Err(ureq::Error::Status(401, r)) => assert!(r.header("WWW-Authenticate").is_none()),
+        other => panic!("expected 401, got {other:?}"),
+    }
     let wrong = call(
         "GET",
         &format!("{u}/v1/projects/1a5"),
