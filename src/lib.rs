@@ -23,10 +23,13 @@
 //! - [`paths`] — well-known paths, sockets, labels and defaults.
 //! - [`config`] — cloud-config schema, parsing, layering, validation,
 //!   datasources.
+//! - [`cluster`] — the orchestrator; [`cluster::plan`] holds its pure parts
+//!   (compose parsing, scheduling, state machines, upgrade/scale/health plans).
 //! - [`init`] — PID 1.
 //! - [`cli`] — the `ros` command line (thin wrappers over the modules above).
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod init;
 pub mod logging;

@@ -1,0 +1,2 @@
+//! The orchestrator (Rancher 1.x "Cattle" style): pure planning in [`plan`].
+pub mod plan;
