@@ -1,8 +1,10 @@
 //! The orchestrator's pure parts: functions from data to data, no I/O.
 //!
 //! - [`lifecycle`] — service, stack and container states and actions.
+//! - [`scheduler`] — placement of one container on a host; global services.
 //!
 //! The server adapts its stored model to the small input types defined here
 //! (`HostView`, `InstanceView` …) and acts on the plans they return.
 
 pub mod lifecycle;
+pub mod scheduler;
