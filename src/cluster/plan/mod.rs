@@ -1,10 +1,13 @@
 //! The orchestrator's pure parts: functions from data to data, no I/O.
 //!
+//! - [`compose`] — docker-compose (v1/v2) + rancher-compose → a typed stack,
+//!   every problem positioned and coded.
 //! - [`lifecycle`] — service, stack and container states and actions.
 //! - [`scheduler`] — placement of one container on a host; global services.
 //!
 //! The server adapts its stored model to the small input types defined here
 //! (`HostView`, `InstanceView` …) and acts on the plans they return.
 
+pub mod compose;
 pub mod lifecycle;
 pub mod scheduler;

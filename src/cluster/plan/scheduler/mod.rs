@@ -21,6 +21,8 @@ pub mod rules;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 pub use rules::{Field, Rule};
 
 /// Rancher's default range for random public ports (`servicesPortRange`).
@@ -42,7 +44,10 @@ pub struct HostView {
 }
 
 /// Transport protocol of a port.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// TCP (the default).
     #[default]
