@@ -24,9 +24,12 @@ fn run(start: Tally, seq: &[(bool, u64)]) -> Vec<ContainerHealth> {
         .collect()
 }
 
+/// (name, start, (ok, age_ms) results, states after each).
+type Sequence<'a> = (&'a str, Tally, &'a [(bool, u64)], &'a [ContainerHealth]);
+
 #[test]
 fn check_sequences() {
-    let rows: &[(&str, Tally, &[(bool, u64)], &[ContainerHealth])] = &[
+    let rows: &[Sequence] = &[
         (
             "healthy after healthy_threshold successes",
             Tally::default(),
