@@ -6,6 +6,7 @@
 //! - [`scale`] — keep a service at its scale (create, start, remove); global services.
 //! - [`health`] — check results → container, service and stack health; recreate decisions.
 //! - [`scheduler`] — placement of one container on a host; global services.
+//! - [`upgrade`] — in-service upgrade steps, rollback, finish; volumes kept per index.
 //!
 //! The server adapts its stored model to the small input types defined here
 //! (`HostView`, `InstanceView` …) and acts on the plans they return.
@@ -15,3 +16,4 @@ pub mod health;
 pub mod lifecycle;
 pub mod scale;
 pub mod scheduler;
+pub mod upgrade;
