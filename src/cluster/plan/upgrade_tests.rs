@@ -42,14 +42,7 @@ fn single_steps() {
             u(3, "", Running, true),
         ]
     };
-    let rows: Vec<(
-        &str,
-        UpgradeStrategy,
-        Vec<Unit>,
-        Vec<Unit>,
-        Option<u64>,
-        UpgradeStep,
-    )> = vec![
+    let rows: Vec<StepRow> = vec![
         (
             "stop-first begins with the lowest indexes",
             strat(2, false),
