@@ -169,6 +169,32 @@ pub fn finish(old: &[Unit]) -> Vec<String> {
         .collect()
 }
 
+/// The next scales of a to-service upgrade (`upgrade A B`): while A and B
+/// together run more than `final_scale` A shrinks, otherwise B grows, each
+/// by at most `batch_size` per step, so the service never drops below what
+/// it serves. `None` when done (A at 0, B at `final_scale`); the caller
+/// waits for B to be healthy and the interval between steps. Rancher's docs table for A=2, final 5, batch 2:
+/// 2/0 → 2/2 → 2/4 → 1/4 → 1/5 → 0/5.
+pub fn to_service_step(a: u32, b: u32, final_scale: u32, batch_size: u32) -> Option<(u32, u32)> {
+    let batch = batch_size.max(1);
+    if a == 0 && b == final_scale {
+        return None;
+    }
+    let total = a.saturating_add(b);
+    if b > final_scale {
+        return Some((a, final_scale));
+    }
+    if total > final_scale || b == final_scale {
+        let shrink = batch.min(a).min(if b == final_scale {
+            a
+        } else {
+            total - final_scale
+        });
+        return Some((a - shrink, b));
+    }
+    Some((a, b + batch.min(final_scale - b)))
+}
+
 /// The docker volume name for an anonymous volume (`- /data`) of one
 /// service index, so a replacement container mounts the same data.
 pub fn anonymous_volume_name(stack: &str, service: &str, index: u32, target: &str) -> String {

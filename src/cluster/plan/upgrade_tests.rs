@@ -266,3 +266,33 @@ fn volumes_follow_the_service_index() {
         assert_eq!(needs_same_host(lc), *want, "row {i}");
     }
 }
+
+#[test]
+fn to_service_steps() {
+    let walk = |a: u32, b: u32, fin: u32, batch: u32| {
+        let mut v = vec![format!("{a}/{b}")];
+        let (mut a, mut b) = (a, b);
+        while let Some((na, nb)) = to_service_step(a, b, fin, batch) {
+            (a, b) = (na, nb);
+            v.push(format!("{a}/{b}"));
+            assert!(v.len() < 100);
+        }
+        v.join(" ")
+    };
+    let rows = [
+        ((2, 0, 5, 2), "2/0 2/2 2/4 1/4 1/5 0/5"),
+        ((3, 0, 3, 1), "3/0 3/1 2/1 2/2 1/2 1/3 0/3"),
+        ((4, 0, 2, 2), "4/0 2/0 2/2 0/2"),
+        ((2, 0, 2, 5), "2/0 2/2 0/2"),
+        ((0, 0, 2, 1), "0/0 0/1 0/2"),
+        ((1, 3, 2, 1), "1/3 1/2 0/2"),
+        ((0, 2, 2, 1), "0/2"),
+    ];
+    for ((a, b, fin, batch), want) in rows {
+        assert_eq!(
+            walk(a, b, fin, batch),
+            want,
+            "{a}/{b} final {fin} batch {batch}"
+        );
+    }
+}

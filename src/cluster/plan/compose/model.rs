@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::fields::{Link, NetworkMode, PortSpec, RestartPolicy, VolumeSpec};
+use crate::cluster::plan::scheduler::{system_labels, Request};
 
 /// Default `upgrade_strategy.batch_size` (API default; `ros compose up
 /// --upgrade` passes its own).
@@ -42,6 +43,40 @@ pub struct StackSpec {
     pub volumes: BTreeMap<String, Option<String>>,
     /// Top-level networks (v2), accepted by name.
     pub networks: Vec<String>,
+}
+
+impl ServiceSpec {
+    /// The scheduler's request for container `index` of this service in
+    /// `stack`: its labels plus the system labels, host ports and reservations.
+    pub fn schedule_request(&self, stack: &str, index: u32) -> Request {
+        let lc = &self.launch_config;
+        let mut labels = lc.labels.clone();
+        labels.extend(system_labels(stack, &self.name));
+        Request {
+            name: format!("{stack}-{}-{index}", self.name),
+            stack: stack.to_string(),
+            service: self.name.clone(),
+            labels,
+            ports: lc.ports.iter().map(|p| p.host_port()).collect(),
+            memory_reservation: lc.memory_reservation.unwrap_or(0),
+            milli_cpu_reservation: lc.milli_cpu_reservation.unwrap_or(0),
+            ..Request::default()
+        }
+    }
+}
+
+impl LaunchConfig {
+    /// A stable digest of the launch config (Rancher's
+    /// `io.rancher.service.hash`): `ros compose up --upgrade` upgrades only
+    /// services whose digest changed.
+    pub fn digest(&self) -> String {
+        // Maps are BTreeMaps, so the JSON text is canonical.
+        let text = serde_json::to_string(self).unwrap_or_default();
+        let h = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("{h:016x}")
+    }
 }
 
 impl StackSpec {

@@ -314,3 +314,66 @@ fn stack_name_is_validated() {
         ["stack name: invalid stack name \"my_stack\": only letters, digits and '-' are allowed [InvalidCharacters]"]
     );
 }
+
+#[test]
+fn schedule_request_and_digest() {
+    let s = parse(
+        "app",
+        "v1-docker-compose.yml",
+        Some("v1-rancher-compose.yml"),
+    )
+    .unwrap();
+    let web = s.service("web").unwrap();
+    let r = web.schedule_request("app", 2);
+    assert_eq!(r.name, "app-web-2");
+    assert_eq!(r.labels["io.rancher.stack_service.name"], "app/web");
+    assert_eq!(r.labels["io.rancher.stack.name"], "app");
+    assert_eq!(r.ports.len(), 2);
+    assert_eq!(r.ports[0].port, Some(10086));
+    assert_eq!(r.ports[1].port, None);
+    assert_eq!(r.memory_reservation, 52_428_800);
+    assert_eq!(
+        s.service("cache")
+            .unwrap()
+            .schedule_request("app", 1)
+            .milli_cpu_reservation,
+        250
+    );
+
+    let d = web.launch_config.digest();
+    assert_eq!(d.len(), 16);
+    assert_eq!(d, web.launch_config.clone().digest(), "stable");
+    let mut changed = web.launch_config.clone();
+    changed.image = "nginx:1.10-alpine".into();
+    assert_ne!(changed.digest(), d);
+}
+
+#[test]
+fn never_panics_on_truncated_or_mangled_input() {
+    for name in [
+        "v1-docker-compose.yml",
+        "v2-docker-compose.yml",
+        "bad-docker-compose.yml",
+        "v1-rancher-compose.yml",
+        "v2-rancher-compose.yml",
+        "bad-rancher-compose.yml",
+    ] {
+        let bytes = fixture(name);
+        for cut in (0..bytes.len()).step_by(5) {
+            let mut b = bytes[..cut].to_vec();
+            let _ = parse_stack("app", Source { name, bytes: &b }, None);
+            let _ = parse_stack(
+                "app",
+                Source {
+                    name: "d.yml",
+                    bytes: b"web:\n  image: x\n",
+                },
+                Some(Source { name, bytes: &b }),
+            );
+            if let Some(c) = b.get_mut(cut / 2) {
+                *c = b':';
+            }
+            let _ = parse_stack("app", Source { name, bytes: &b }, None);
+        }
+    }
+}

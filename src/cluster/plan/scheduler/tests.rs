@@ -3,7 +3,7 @@
 
 use super::*;
 
-fn labels(spec: &str) -> BTreeMap<String, String> {
+pub(super) fn labels(spec: &str) -> BTreeMap<String, String> {
     // `k=v;k2=v2` (`;` separates, since affinity values contain `,` and `=`).
     spec.split(';')
         .filter(|s| !s.is_empty())
@@ -17,7 +17,7 @@ fn labels(spec: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn host(id: &str, l: &str) -> HostView {
+pub(super) fn host(id: &str, l: &str) -> HostView {
     HostView {
         id: id.into(),
         labels: labels(l),
@@ -27,7 +27,7 @@ fn host(id: &str, l: &str) -> HostView {
     }
 }
 
-fn port(s: &str) -> HostPort {
+pub(super) fn port(s: &str) -> HostPort {
     let (rest, proto) = match s.split_once('/') {
         Some((r, "udp")) => (r, Protocol::Udp),
         Some((r, _)) => (r, Protocol::Tcp),
@@ -45,7 +45,7 @@ fn port(s: &str) -> HostPort {
 }
 
 /// A container `name` of `stack/service` on `host` with extra labels and ports.
-fn inst(name: &str, host: &str, svc: &str, extra: &str, ports: &[&str]) -> InstanceView {
+pub(super) fn inst(name: &str, host: &str, svc: &str, extra: &str, ports: &[&str]) -> InstanceView {
     let (stack, service) = svc.split_once('/').unwrap_or(("", ""));
     let mut l = if svc.is_empty() {
         BTreeMap::new()
@@ -63,7 +63,7 @@ fn inst(name: &str, host: &str, svc: &str, extra: &str, ports: &[&str]) -> Insta
     }
 }
 
-fn req(l: &str, ports: &[&str]) -> Request {
+pub(super) fn req(l: &str, ports: &[&str]) -> Request {
     Request {
         name: "app-web-1".into(),
         stack: "app".into(),
@@ -74,7 +74,7 @@ fn req(l: &str, ports: &[&str]) -> Request {
     }
 }
 
-const AFF: &str = "io.rancher.scheduler.affinity:";
+pub(super) const AFF: &str = "io.rancher.scheduler.affinity:";
 
 struct Row {
     name: &'static str,
@@ -85,7 +85,7 @@ struct Row {
     want: Result<&'static str, &'static str>,
 }
 
-fn three_hosts() -> Vec<HostView> {
+pub(super) fn three_hosts() -> Vec<HostView> {
     vec![
         host("h1", "zone=a;disk=ssd"),
         host("h2", "zone=b;disk=HDD"),
@@ -534,105 +534,5 @@ fn placement_table() {
     }
 }
 
-#[test]
-fn soft_drops_are_reported() {
-    let r = req(
-        &format!("{AFF}host_label_soft=>zone=z;{AFF}container_soft=>nothing-here"),
-        &[],
-    );
-    let p = place(&three_hosts(), &[], &r).unwrap();
-    let dropped: Vec<String> = p.dropped.iter().map(|r| r.to_string()).collect();
-    assert_eq!(
-        dropped,
-        [
-            "io.rancher.scheduler.affinity:host_label_soft=zone=z",
-            "io.rancher.scheduler.affinity:container_soft=nothing-here",
-        ]
-    );
-}
-
-#[test]
-fn random_ports_take_the_lowest_free_in_range() {
-    let hosts = vec![host("h1", "")];
-    let instances = vec![inst("x", "h1", "", "", &["49153/tcp", "49155/tcp"])];
-    let r = Request {
-        ports: vec![port("random/tcp"), port("random/tcp"), port("random/udp")],
-        ..req("", &[])
-    };
-    let p = place(&hosts, &instances, &r).unwrap();
-    let got: Vec<String> = p.ports.iter().map(|p| p.to_string()).collect();
-    assert_eq!(got, ["49154/tcp", "49156/tcp", "49153/udp"]);
-
-    let full = Request {
-        port_range: (49153, 49153),
-        ports: vec![port("random/tcp")],
-        ..req("", &[])
-    };
-    let e = place(&hosts, &instances, &full).unwrap_err();
-    assert!(
-        e.to_string().contains("no free tcp port in 49153-49153"),
-        "{e}"
-    );
-}
-
-#[test]
-fn global_services_follow_hard_host_labels_only() {
-    let mut hosts = three_hosts();
-    hosts.push(HostView {
-        active: false,
-        ..host("h4", "zone=a")
-    });
-    let rows: &[(&str, &[&str])] = &[
-        ("", &["h1", "h2", "h3"]),
-        (&format!("{AFF}host_label=>disk"), &["h1", "h2"]),
-        (&format!("{AFF}host_label_ne=>zone=a"), &["h2", "h3"]),
-        // Soft and container rules are ignored for global services.
-        (
-            &format!("{AFF}host_label_soft=>zone=a;{AFF}container_ne=>x"),
-            &["h1", "h2", "h3"],
-        ),
-    ];
-    for (l, want) in rows {
-        let mut r = req(l, &[]);
-        r.labels.insert(rules::LABEL_GLOBAL.into(), "true".into());
-        assert!(is_global(&r.labels));
-        assert_eq!(global_hosts(&hosts, &r), *want, "labels {l}");
-    }
-    assert!(!is_global(&labels("io.rancher.scheduler.global=false")));
-}
-
-#[test]
-fn rule_parsing_every_key_form() {
-    let forms = [
-        ("host_label", Field::HostLabel, false, false),
-        ("host_label_ne", Field::HostLabel, false, true),
-        ("host_label_soft", Field::HostLabel, true, false),
-        ("host_label_soft_ne", Field::HostLabel, true, true),
-        ("container_label", Field::ContainerLabel, false, false),
-        ("container_label_ne", Field::ContainerLabel, false, true),
-        ("container_label_soft", Field::ContainerLabel, true, false),
-        ("container_label_soft_ne", Field::ContainerLabel, true, true),
-        ("container", Field::Container, false, false),
-        ("container_ne", Field::Container, false, true),
-        ("container_soft", Field::Container, true, false),
-        ("container_soft_ne", Field::Container, true, true),
-    ];
-    for (suffix, field, soft, negate) in forms {
-        let l = labels(&format!("{AFF}{suffix}=>K=${{service_name}}"));
-        let (rules, bad) = rules::parse_rules(&l, "app", "Web");
-        assert!(bad.is_empty(), "{suffix}");
-        assert_eq!(rules.len(), 1, "{suffix}");
-        let r = &rules[0];
-        assert_eq!(
-            (r.field, r.soft, r.negate),
-            (field, soft, negate),
-            "{suffix}"
-        );
-        match field {
-            Field::Container => assert_eq!(r.key, "k=web"),
-            _ => assert_eq!((r.key.as_str(), r.value.as_deref()), ("k", Some("web"))),
-        }
-    }
-    let (_, bad) = rules::parse_rules(&labels(&format!("{AFF}host_label_hard=>a")), "s", "v");
-    assert_eq!(bad, [format!("{AFF}host_label_hard")]);
-}
+#[path = "tests_more.rs"]
+mod more;
