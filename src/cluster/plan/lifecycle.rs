@@ -492,6 +492,22 @@ impl FromStr for ContainerState {
     }
 }
 
+/// The actions the API offers on a container in `state` (Rancher offers
+/// `stop, restart, logs, execute` … on a running one; `remove` works from any
+/// state but the removal ones — DELETE on a running container stops it first).
+pub fn container_actions(state: ContainerState) -> &'static [&'static str] {
+    match state {
+        ContainerState::Running => &["stop", "restart", "remove", "logs", "execute"],
+        ContainerState::Stopped => &["start", "remove", "logs"],
+        ContainerState::Error
+        | ContainerState::Requested
+        | ContainerState::Creating
+        | ContainerState::Starting
+        | ContainerState::Stopping => &["remove"],
+        ContainerState::Removing | ContainerState::Removed => &[],
+    }
+}
+
 #[cfg(test)]
 #[path = "lifecycle_tests.rs"]
 mod tests;

@@ -227,3 +227,22 @@ fn create_goes_through_registering() {
     assert_eq!(on_create(false).done, State::Inactive);
     assert_eq!(on_create(true).done, State::Active);
 }
+
+#[test]
+fn container_actions_per_state() {
+    let rows: &[(&str, &[&str])] = &[
+        ("running", &["stop", "restart", "remove", "logs", "execute"]),
+        ("stopped", &["start", "remove", "logs"]),
+        ("error", &["remove"]),
+        ("requested", &["remove"]),
+        ("creating", &["remove"]),
+        ("starting", &["remove"]),
+        ("stopping", &["remove"]),
+        ("removing", &[]),
+        ("removed", &[]),
+    ];
+    assert_eq!(rows.len(), ALL_CONTAINER_STATES.len());
+    for (state, want) in rows {
+        assert_eq!(container_actions(state.parse().unwrap()), *want, "{state}");
+    }
+}

@@ -169,6 +169,47 @@ pub fn finish(old: &[Unit]) -> Vec<String> {
         .collect()
 }
 
+/// One container of a service under a rolling `restart`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Restarting {
+    /// Container name.
+    pub name: String,
+    /// Restarted since the action began (`startCount` grew).
+    pub restarted: bool,
+    /// Running and healthy (or running without a health check).
+    pub ready: bool,
+}
+
+/// The next step of a rolling restart (`rollingRestartStrategy{batchSize,
+/// intervalMillis}`): restart `batch_size` containers at a time, lowest
+/// name first, waiting for each batch to be ready and the interval to pass.
+/// `Begin.stop` lists the containers to restart; `Done` when all were.
+pub fn restart_step(
+    batch_size: u32,
+    interval_millis: u64,
+    members: &[Restarting],
+    since_last_batch_ms: Option<u64>,
+) -> UpgradeStep {
+    if let Some(m) = members.iter().find(|m| m.restarted && !m.ready) {
+        return UpgradeStep::Wait(format!("waiting for {} to be running and healthy", m.name));
+    }
+    let mut todo: Vec<&Restarting> = members.iter().filter(|m| !m.restarted).collect();
+    if todo.is_empty() {
+        return UpgradeStep::Done;
+    }
+    if let Some(t) = since_last_batch_ms {
+        if t < interval_millis {
+            return UpgradeStep::Wait(format!("next batch in {} ms", interval_millis - t));
+        }
+    }
+    todo.sort_by(|a, b| a.name.cmp(&b.name));
+    todo.truncate(usize::try_from(batch_size.max(1)).unwrap_or(usize::MAX));
+    UpgradeStep::Begin {
+        start: Vec::new(),
+        stop: todo.iter().map(|m| m.name.clone()).collect(),
+    }
+}
+
 /// The next scales of a to-service upgrade (`upgrade A B`): while A and B
 /// together run more than `final_scale` A shrinks, otherwise B grows, each
 /// by at most `batch_size` per step, so the service never drops below what

@@ -296,3 +296,52 @@ fn to_service_steps() {
         );
     }
 }
+
+#[test]
+fn rolling_restart_steps() {
+    let r = |name: &str, restarted: bool, ready: bool| Restarting {
+        name: name.into(),
+        restarted,
+        ready,
+    };
+    let rows: Vec<(Vec<Restarting>, Option<u64>, UpgradeStep)> = vec![
+        (
+            vec![
+                r("app-web-2", false, true),
+                r("app-web-1", false, true),
+                r("app-web-3", false, true),
+            ],
+            None,
+            UpgradeStep::Begin {
+                start: vec![],
+                stop: vec!["app-web-1".into(), "app-web-2".into()],
+            },
+        ),
+        (
+            vec![r("app-web-1", true, false), r("app-web-2", false, true)],
+            Some(5000),
+            UpgradeStep::Wait("waiting for app-web-1 to be running and healthy".into()),
+        ),
+        (
+            vec![r("app-web-1", true, true), r("app-web-2", false, true)],
+            Some(400),
+            UpgradeStep::Wait("next batch in 600 ms".into()),
+        ),
+        (
+            vec![r("app-web-1", true, true), r("app-web-2", false, true)],
+            Some(1000),
+            UpgradeStep::Begin {
+                start: vec![],
+                stop: vec!["app-web-2".into()],
+            },
+        ),
+        (
+            vec![r("app-web-1", true, true), r("app-web-2", true, true)],
+            Some(0),
+            UpgradeStep::Done,
+        ),
+    ];
+    for (i, (members, since, want)) in rows.into_iter().enumerate() {
+        assert_eq!(restart_step(2, 1000, &members, since), want, "row {i}");
+    }
+}

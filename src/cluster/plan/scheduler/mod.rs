@@ -9,8 +9,8 @@
 //!    reservations against capacity minus what is reserved, free host ports
 //!    per protocol and bind IP, hard affinity rules — and every soft rule
 //!    still in force;
-//! 3. when no host passes, one failing soft rule is dropped (the last one
-//!    declared first) and the walk repeats; when only hard checks fail the
+//! 3. when no host passes, one failing soft rule is dropped (the last one in
+//!    label-key, then value, order first) and the walk repeats; when only hard checks fail the
 //!    result is [`NoPlacement`] with each host's reason, never a silent wait.
 //!
 //! Global services ([`global_hosts`]) run one container on every active host
