@@ -2,7 +2,7 @@
 //! [`StackSpec`], with every problem positioned (`file:line:col: key: message`)
 //! and carrying a Rancher API code.
 //!
-//! Flow: bytes → [`crate::config::node::parse_document`] (positioned tree) →
+//! Flow: bytes → [`crate::config::node::parse`] (positioned tree) →
 //! known-but-unsupported keys reported and removed → [`crate::config::de::from_node`]
 //! into the `raw` structs (type errors and unknown keys, by name) → `convert`
 //! (syntax of ports, sizes, volumes …, references between services, Rancher's
@@ -19,7 +19,7 @@ mod convert;
 use std::fmt;
 
 use crate::config::de::from_node;
-use crate::config::node::{parse_document, Node, Span, Value};
+use crate::config::node::{parse, Node, Span, Value};
 use crate::config::problem::{PathSeg, Problem};
 
 pub use model::*;
@@ -245,8 +245,21 @@ fn strip_unsupported(
 }
 
 fn read_tree(src: Source<'_>, problems: &mut Problems) -> Option<Node> {
-    match parse_document(src.name, src.bytes) {
-        Ok(t) => Some(t),
+    match parse(src.name, src.bytes) {
+        Ok(t) if t.is_null() => Some(Node::empty_map(t.span)),
+        Ok(t) if t.as_map().is_some() => Some(t),
+        Ok(t) => {
+            problems.push(
+                ErrorCode::InvalidFormat,
+                t.span.clone(),
+                Vec::new(),
+                format!(
+                    "a compose file must be a map (of services, or version and services), found {}",
+                    t.kind()
+                ),
+            );
+            None
+        }
         Err(p) => {
             problems.push(ErrorCode::InvalidFormat, p.span, p.path, p.message);
             None

@@ -289,6 +289,26 @@ fn small_bad_inputs_table() {
             Some("version: '2'\nservices:\n  web:\n    vcpu: 2\n"),
             "rancher-compose.yml:4:5: services.web.vcpu: virtual machine services are not supported [InvalidOption]",
         ),
+        (
+            "web: nginx\n",
+            None,
+            "docker-compose.yml:1:6: web: expected a map, found a string \"nginx\" [InvalidFormat]",
+        ),
+        (
+            "web:\n  imgae: x\n",
+            None,
+            "docker-compose.yml:2:3: web.imgae: unknown key (did you mean image?) [InvalidOption]",
+        ),
+        (
+            "- a\n",
+            None,
+            "docker-compose.yml:1:1: a compose file must be a map (of services, or version and services), found a list [InvalidFormat]",
+        ),
+        (
+            "version: 2\nservices:\n  web:\n    image: x\nx-ext: 1\n",
+            None,
+            "docker-compose.yml:5:1: x-ext: unknown key (expected one of: version, services, volumes, networks) [InvalidOption]",
+        ),
     ];
     for (docker, rancher, want) in rows {
         let got = problems(inline(docker, *rancher));
@@ -376,4 +396,10 @@ fn never_panics_on_truncated_or_mangled_input() {
             let _ = parse_stack("app", Source { name, bytes: &b }, None);
         }
     }
+}
+
+#[test]
+fn empty_files_make_an_empty_stack() {
+    let s = inline("", Some("# nothing\n")).unwrap();
+    assert!(s.services.is_empty());
 }
