@@ -12,6 +12,9 @@ use crate::cluster::plan::scheduler::{is_global, rules};
 use crate::config::problem::PathSeg;
 use crate::config::values::Text;
 
+/// Label naming a primary's sidekick services (Rancher deployment units).
+const LABEL_SIDEKICKS: &str = "io.rancher.sidekicks";
+
 fn k(s: &str) -> PathSeg {
     PathSeg::Key(s.to_string())
 }
@@ -234,6 +237,13 @@ fn launch<S>(
     let (_, bad) = rules::parse_rules(&labels, "", "");
     for b in bad {
         at.report(&[k("labels"), k(&b)], ErrorCode::InvalidOption, format!("unknown scheduling label {b} (see io.rancher.scheduler.affinity:host_label, container_label, container with _ne, _soft, _soft_ne)"));
+    }
+    if labels.contains_key(LABEL_SIDEKICKS) {
+        at.report(
+            &[k("labels"), k(LABEL_SIDEKICKS)],
+            ErrorCode::InvalidOption,
+            "sidekicks are not supported yet; run the containers as separate services (container affinity keeps them together)".into(),
+        );
     }
     for (i, dep) in d.depends_on.iter().enumerate() {
         if !names.contains(dep.0.as_str()) {

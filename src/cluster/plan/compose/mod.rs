@@ -10,6 +10,7 @@
 //! a stack or the full list of what is wrong.
 
 pub mod fields;
+pub mod interpolate;
 pub mod model;
 pub mod names;
 pub mod raw;

@@ -290,6 +290,11 @@ fn small_bad_inputs_table() {
             "rancher-compose.yml:4:5: services.web.vcpu: virtual machine services are not supported [InvalidOption]",
         ),
         (
+            "web:\n  image: x\n  labels:\n    io.rancher.sidekicks: data\n",
+            None,
+            "docker-compose.yml:4:27: web.labels.io.rancher.sidekicks: sidekicks are not supported yet",
+        ),
+        (
             "web: nginx\n",
             None,
             "docker-compose.yml:1:6: web: expected a map, found a string \"nginx\" [InvalidFormat]",
