@@ -24,6 +24,7 @@
 //! - [`config`] — cloud-config schema, parsing, layering, validation,
 //!   datasources.
 //! - [`init`] — PID 1.
+//! - [`system`] — the service manager: system-dockerd, preload, services.
 //! - [`cli`] — the `ros` command line (thin wrappers over the modules above).
 
 pub mod cli;
@@ -31,3 +32,4 @@ pub mod config;
 pub mod init;
 pub mod logging;
 pub mod paths;
+pub mod system;
