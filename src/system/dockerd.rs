@@ -243,5 +243,32 @@ impl Dockerd {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = self.child.wait().await;
         }
+        // dockerd leaves its `netns/default` bind mount (and, when killed,
+        // overlay mounts) behind: detach whatever remains below its roots.
+        let roots: Vec<PathBuf> = [&self.cfg.exec_root, &self.cfg.data_root]
+            .into_iter()
+            .flatten()
+            .map(|p| self.paths.at(p))
+            .collect();
+        for m in mounts_below(&roots) {
+            if let Err(e) = nix::mount::umount2(m.as_path(), nix::mount::MntFlags::MNT_DETACH) {
+                warn!(mount = %m.display(), "cannot unmount: {e}");
+            }
+        }
     }
+}
+
+/// Mount points below any of `roots`, deepest first.
+fn mounts_below(roots: &[PathBuf]) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut v: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        // mountinfo escapes spaces and the like as octal; our roots have none.
+        .map(PathBuf::from)
+        .filter(|m| roots.iter().any(|r| m.starts_with(r)))
+        .collect();
+    v.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    v.dedup();
+    v
 }
