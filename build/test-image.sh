@@ -6,10 +6,28 @@
 set -euo pipefail
 out=$1
 tag=${2:-ros-test/busybox:1}
-bb=/bin/busybox
-if ! [ -x "$bb" ] || ldd "$bb" >/dev/null 2>&1; then
-  echo "test-image: need a static $bb (apt-get install busybox-static)" >&2
-  exit 1
+# A static busybox: $ROS_BUSYBOX, else /bin/busybox when it is static (the
+# busybox-static package), else unpacked from `apt-get download
+# busybox-static` into a cache (/bin/busybox may be the dynamic one).
+static() { [ -x "$1" ] && ! ldd "$1" >/dev/null 2>&1; }
+bb=${ROS_BUSYBOX:-/bin/busybox}
+if ! static "$bb"; then
+  cache=${XDG_CACHE_HOME:-$HOME/.cache}/ros/busybox-static
+  if ! static "$cache/bin/busybox"; then
+    dl=$(mktemp -d)
+    (cd "$dl" && apt-get download -q busybox-static >/dev/null 2>&1) || true
+    deb=$(ls "$dl"/busybox-static_*.deb 2>/dev/null | head -1)
+    if [ -z "$deb" ]; then
+      echo "test-image: no static busybox: install busybox-static or set ROS_BUSYBOX" >&2
+      exit 1
+    fi
+    dpkg -x "$deb" "$dl/x"
+    mkdir -p "$(dirname "$cache")"
+    rm -rf "$cache.tmp$$" && mv "$dl/x" "$cache.tmp$$"
+    rm -rf "$cache" && mv "$cache.tmp$$" "$cache"
+    rm -rf "$dl"
+  fi
+  bb=$cache/bin/busybox
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
