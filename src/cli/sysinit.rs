@@ -242,3 +242,15 @@ pub fn user_docker(paths: &Paths) -> Result<i32> {
         .exec();
     Err(err).with_context(|| format!("cannot run {DOCKERD}"))
 }
+
+/// Run `ros system-docker ARGS`: exec the docker CLI on system-docker's
+/// socket. Only returns on error.
+pub fn system_docker(paths: &Paths, args: &[std::ffi::OsString]) -> Result<i32> {
+    let host = format!("unix://{}", paths.system_docker_sock().display());
+    let err = std::process::Command::new("docker")
+        .arg("-H")
+        .arg(host)
+        .args(args)
+        .exec();
+    Err(err).context("cannot run docker")
+}
