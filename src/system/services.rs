@@ -133,13 +133,16 @@ pub fn enabled(
 mod tests {
     use super::*;
 
+    /// File name, content, and the services it defines or an error fragment.
+    type Row<'a> = (&'a str, &'a str, Result<&'a [&'a str], &'a str>);
+
     #[test]
     fn include_files_table() {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths::new(dir.path());
         let local = paths.local_services_dir();
         std::fs::create_dir_all(&local).unwrap();
-        let rows: &[(&str, &str, Result<&[&str], &str>)] = &[
+        let rows: &[Row] = &[
             ("plain", "a: {image: x}\nb: {image: y}\n", Ok(&["a", "b"])),
             ("wrapped", "services:\n  c: {image: x}\n", Ok(&["c"])),
             ("noimage", "d: {command: x}\n", Err("d: image is required")),
