@@ -26,6 +26,7 @@
 //! - [`cluster`] — the orchestrator; [`cluster::plan`] holds its pure parts
 //!   (compose parsing, scheduling, state machines, upgrade/scale/health plans).
 //! - [`init`] — PID 1.
+//! - [`system`] — the service manager: system-dockerd, preload, services.
 //! - [`cli`] — the `ros` command line (thin wrappers over the modules above).
 
 pub mod cli;
@@ -34,3 +35,4 @@ pub mod config;
 pub mod init;
 pub mod logging;
 pub mod paths;
+pub mod system;
