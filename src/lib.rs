@@ -23,8 +23,11 @@
 //! - [`paths`] — well-known paths, sockets, labels and defaults.
 //! - [`config`] — cloud-config schema, parsing, layering, validation,
 //!   datasources.
+//! - [`cluster`] — the orchestrator; [`cluster::plan`] holds its pure parts
+//!   (compose parsing, scheduling, state machines, upgrade/scale/health plans).
 //! - [`init`] — PID 1.
 //! - [`cluster`] — the orchestrator: server (API, store, auth) and agent.
+//! - [`system`] — the service manager: system-dockerd, preload, services.
 //! - [`cli`] — the `ros` command line (thin wrappers over the modules above).
 
 pub mod cli;
@@ -33,3 +36,4 @@ pub mod config;
 pub mod init;
 pub mod logging;
 pub mod paths;
+pub mod system;

@@ -15,12 +15,15 @@
 //! - [`agent`]: registration, identity, the converge loop on docker.
 //! - [`client`]: a blocking HTTP client for the CLI and the agent.
 //! - [`tls`]: the cluster CA, the server certificate, CA pinning.
+//! - [`plan`]: pure planning — compose parsing, scheduler, lifecycles,
+//!   scale, health and upgrade steps (no I/O).
 
 pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod client;
 pub mod model;
+pub mod plan;
 pub mod protocol;
 pub mod store;
 pub mod tls;

@@ -1,0 +1,267 @@
+//! In-service upgrade, rollback and finish as level-triggered plans
+//! (reference §4, "In-service upgrade algorithm").
+//!
+//! The service keeps two sets of containers while `upgrading`: the old ones
+//! (previous launch config) and the new ones. A new container takes the
+//! index — so the name, the host and the volumes — of the old one it
+//! replaces: Rancher users lost data when upgrades made fresh anonymous
+//! volumes, so here anonymous volumes are named per service index
+//! ([`anonymous_volume_name`]) and a replacement stays on its predecessor's
+//! host when it has volumes to keep ([`needs_same_host`]).
+//!
+//! [`next_step`] looks only at the current containers (and the time since
+//! the last batch began), so the reconciler can call it after any restart:
+//! a batch half done is finished, never started twice.
+
+use super::compose::fields::VolumeKind;
+use super::compose::model::{LaunchConfig, UpgradeStrategy};
+use super::lifecycle::ContainerState;
+
+/// One container of an upgrading service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unit {
+    /// Service index.
+    pub index: u32,
+    /// Container name.
+    pub name: String,
+    /// State.
+    pub state: ContainerState,
+    /// Running and healthy (or running without a health check).
+    pub ready: bool,
+}
+
+impl Unit {
+    fn live(&self) -> bool {
+        self.state.is_live()
+    }
+}
+
+/// The next thing an upgrading service needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpgradeStep {
+    /// Begin a batch (record its time): start new containers for `start`
+    /// (start-first) or stop the old containers `stop` (stop-first).
+    Begin {
+        /// Indexes to start new containers for.
+        start: Vec<u32>,
+        /// Old containers to stop.
+        stop: Vec<String>,
+    },
+    /// Finish a stop-first batch: start new containers for these indexes.
+    StartNew(Vec<u32>),
+    /// Finish a start-first batch: stop these old containers (kept, stopped,
+    /// until `finishupgrade` or `rollback`).
+    StopOld(Vec<String>),
+    /// Nothing to do yet.
+    Wait(String),
+    /// A new container failed: the upgrade cannot go on by itself
+    /// (`cancelupgrade`, then `rollback` or `continueupgrade`).
+    Blocked(String),
+    /// Every old container is replaced: the service becomes `upgraded`.
+    Done,
+}
+
+/// Plan the next step of an in-service upgrade. `since_last_batch_ms` is
+/// the time since the last [`UpgradeStep::Begin`], `None` before the first.
+pub fn next_step(
+    strategy: &UpgradeStrategy,
+    old: &[Unit],
+    new: &[Unit],
+    since_last_batch_ms: Option<u64>,
+) -> UpgradeStep {
+    let new_live: Vec<&Unit> = new.iter().filter(|u| u.live()).collect();
+    if let Some(u) = new.iter().find(|u| u.state == ContainerState::Error) {
+        return UpgradeStep::Blocked(format!("new container {} failed", u.name));
+    }
+    if let Some(u) = new_live.iter().find(|u| !u.ready) {
+        return UpgradeStep::Wait(format!("waiting for {} to be running and healthy", u.name));
+    }
+    let has_new = |i: u32| new_live.iter().any(|u| u.index == i);
+    let running = |u: &&Unit| {
+        matches!(
+            u.state,
+            ContainerState::Running | ContainerState::Starting | ContainerState::Creating
+        )
+    };
+    let stop: Vec<String> = old
+        .iter()
+        .filter(running)
+        .filter(|u| has_new(u.index))
+        .map(|u| u.name.clone())
+        .collect();
+    if !stop.is_empty() {
+        return UpgradeStep::StopOld(stop);
+    }
+    let start: Vec<u32> = old
+        .iter()
+        .filter(|u| u.state == ContainerState::Stopped && !has_new(u.index))
+        .map(|u| u.index)
+        .collect();
+    if !start.is_empty() {
+        return UpgradeStep::StartNew(start);
+    }
+    let mut remaining: Vec<&Unit> = old
+        .iter()
+        .filter(running)
+        .filter(|u| !has_new(u.index))
+        .collect();
+    if remaining.is_empty() {
+        return UpgradeStep::Done;
+    }
+    if let Some(t) = since_last_batch_ms {
+        if t < strategy.interval_millis {
+            return UpgradeStep::Wait(format!("next batch in {} ms", strategy.interval_millis - t));
+        }
+    }
+    remaining.sort_by_key(|u| u.index);
+    remaining.truncate(usize::try_from(strategy.batch_size.max(1)).unwrap_or(usize::MAX));
+    if strategy.start_first {
+        UpgradeStep::Begin {
+            start: remaining.iter().map(|u| u.index).collect(),
+            stop: Vec::new(),
+        }
+    } else {
+        UpgradeStep::Begin {
+            start: Vec::new(),
+            stop: remaining.iter().map(|u| u.name.clone()).collect(),
+        }
+    }
+}
+
+/// What a rollback still has to do.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RollbackPlan {
+    /// New containers to remove.
+    pub remove_new: Vec<String>,
+    /// Old containers to start again.
+    pub start_old: Vec<String>,
+}
+
+impl RollbackPlan {
+    /// True when the rollback is complete: the service becomes `active`.
+    pub fn is_done(&self) -> bool {
+        self.remove_new.is_empty() && self.start_old.is_empty()
+    }
+}
+
+/// Plan a rollback: remove the new containers, start the old ones again
+/// (no health waits, as in Rancher). The launch config is restored by the caller.
+pub fn rollback(old: &[Unit], new: &[Unit]) -> RollbackPlan {
+    RollbackPlan {
+        remove_new: new
+            .iter()
+            .filter(|u| u.live())
+            .map(|u| u.name.clone())
+            .collect(),
+        start_old: old
+            .iter()
+            .filter(|u| u.state == ContainerState::Stopped)
+            .map(|u| u.name.clone())
+            .collect(),
+    }
+}
+
+/// Plan `finishupgrade`: the old containers to remove (empty = done, `active`).
+pub fn finish(old: &[Unit]) -> Vec<String> {
+    old.iter()
+        .filter(|u| u.live())
+        .map(|u| u.name.clone())
+        .collect()
+}
+
+/// One container of a service under a rolling `restart`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Restarting {
+    /// Container name.
+    pub name: String,
+    /// Restarted since the action began (`startCount` grew).
+    pub restarted: bool,
+    /// Running and healthy (or running without a health check).
+    pub ready: bool,
+}
+
+/// The next step of a rolling restart (`rollingRestartStrategy{batchSize,
+/// intervalMillis}`): restart `batch_size` containers at a time, lowest
+/// name first, waiting for each batch to be ready and the interval to pass.
+/// `Begin.stop` lists the containers to restart; `Done` when all were.
+pub fn restart_step(
+    batch_size: u32,
+    interval_millis: u64,
+    members: &[Restarting],
+    since_last_batch_ms: Option<u64>,
+) -> UpgradeStep {
+    if let Some(m) = members.iter().find(|m| m.restarted && !m.ready) {
+        return UpgradeStep::Wait(format!("waiting for {} to be running and healthy", m.name));
+    }
+    let mut todo: Vec<&Restarting> = members.iter().filter(|m| !m.restarted).collect();
+    if todo.is_empty() {
+        return UpgradeStep::Done;
+    }
+    if let Some(t) = since_last_batch_ms {
+        if t < interval_millis {
+            return UpgradeStep::Wait(format!("next batch in {} ms", interval_millis - t));
+        }
+    }
+    todo.sort_by(|a, b| a.name.cmp(&b.name));
+    todo.truncate(usize::try_from(batch_size.max(1)).unwrap_or(usize::MAX));
+    UpgradeStep::Begin {
+        start: Vec::new(),
+        stop: todo.iter().map(|m| m.name.clone()).collect(),
+    }
+}
+
+/// The next scales of a to-service upgrade (`upgrade A B`): while A and B
+/// together run more than `final_scale` A shrinks, otherwise B grows, each
+/// by at most `batch_size` per step, so the service never drops below what
+/// it serves. `None` when done (A at 0, B at `final_scale`); the caller
+/// waits for B to be healthy and the interval between steps. Rancher's docs table for A=2, final 5, batch 2:
+/// 2/0 → 2/2 → 2/4 → 1/4 → 1/5 → 0/5.
+pub fn to_service_step(a: u32, b: u32, final_scale: u32, batch_size: u32) -> Option<(u32, u32)> {
+    let batch = batch_size.max(1);
+    if a == 0 && b == final_scale {
+        return None;
+    }
+    let total = a.saturating_add(b);
+    if b > final_scale {
+        return Some((a, final_scale));
+    }
+    if total > final_scale || b == final_scale {
+        let shrink = batch.min(a).min(if b == final_scale {
+            a
+        } else {
+            total - final_scale
+        });
+        return Some((a - shrink, b));
+    }
+    Some((a, b + batch.min(final_scale - b)))
+}
+
+/// The docker volume name for an anonymous volume (`- /data`) of one
+/// service index, so a replacement container mounts the same data.
+pub fn anonymous_volume_name(stack: &str, service: &str, index: u32, target: &str) -> String {
+    // FNV-1a: a stable short tag that keeps `/a/b` and `/a-b` apart.
+    let hash = target.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let slug: String = target
+        .trim_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("{stack}-{service}-{index}-{slug}-{:08x}", hash as u32)
+}
+
+/// True when a replacement must run on the old container's host to keep
+/// its data: anonymous or named local volumes, or `volumes_from`.
+pub fn needs_same_host(lc: &LaunchConfig) -> bool {
+    !lc.data_volumes_from.is_empty()
+        || lc.data_volumes.iter().any(|v| match v.kind {
+            VolumeKind::Anonymous => true,
+            VolumeKind::Named => matches!(lc.volume_driver.as_deref(), None | Some("local")),
+            VolumeKind::Bind => false,
+        })
+}
+
+#[cfg(test)]
+#[path = "upgrade_tests.rs"]
+mod tests;
