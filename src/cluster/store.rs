@@ -110,6 +110,11 @@ impl SqliteStore {
             })?;
         }
         let conn = Connection::open(path)?;
+        // The store holds the CA key and secret hashes: owner-only.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
         Self::setup(conn)
     }
 
