@@ -528,6 +528,10 @@ fn three_hosts_register_run_and_reconnect() {
     wait_for("node3 active again", 60, || {
         (agent_state(&node3_id) == "active").then_some(())
     });
+    let ident = c.hosts[2].root.join("var/lib/ros/cluster/agent.json");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&ident).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "identity holds a secret");
     let all = get(&format!("{url}/v1/projects/1a5/hosts"));
     assert_eq!(
         all["data"].as_array().unwrap().len(),

@@ -110,6 +110,11 @@ impl SqliteStore {
             })?;
         }
         let conn = Connection::open(path)?;
+        // The store holds the CA key and secret hashes: owner-only.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
         Self::setup(conn)
     }
 
@@ -342,5 +347,29 @@ mod tests {
         assert!(!s.name_in_use(Kind::Host, Some(5), "n1", 1).unwrap());
         assert!(!s.name_in_use(Kind::Host, Some(6), "n1", 0).unwrap());
         assert_eq!(s.count_live(Kind::Host, Scope::Project(5)).unwrap(), 1);
+    }
+
+    #[test]
+    fn failed_commit_applies_nothing() {
+        let s = SqliteStore::memory().unwrap();
+        s.lock()
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER boom BEFORE INSERT ON resources WHEN NEW.id = 999
+                 BEGIN SELECT RAISE(ABORT, 'simulated crash'); END;",
+            )
+            .unwrap();
+        let ok = Resource::new(Kind::Host, 1, 5, "active");
+        let bad = Resource::new(Kind::Host, 999, 5, "active");
+        assert!(s.commit(&[ok, bad]).is_err());
+        assert!(
+            s.list(Kind::Host, Scope::All).unwrap().is_empty(),
+            "half a change leaked"
+        );
+        assert_eq!(
+            s.allocate(Kind::Host).unwrap(),
+            1,
+            "sequence bump rolled back too"
+        );
     }
 }

@@ -145,7 +145,19 @@ fn save(cfg: &AgentConfig, id: &Identity) -> Result<(), AgentError> {
     }
     let tmp = path.with_extension("tmp");
     let text = serde_json::to_string_pretty(id).unwrap_or_default();
-    std::fs::write(&tmp, text).map_err(err)?;
+    // It holds the agent's secret: owner-only, written whole or not at all.
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(err)?
+    };
+    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
     std::fs::rename(&tmp, &path).map_err(err)
 }
 

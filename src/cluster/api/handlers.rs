@@ -31,6 +31,8 @@ pub enum Route {
     AgentSync,
     /// `/v1/cacert`: the cluster CA (PEM), when TLS is on.
     CaCert,
+    /// `/v1/token`: local-auth login.
+    Login,
     /// A collection, optionally below a project.
     Collection(Option<u64>, Kind),
     /// One resource, optionally below a project.
@@ -54,6 +56,7 @@ pub fn route(segs: &[&str]) -> Result<Route, ApiError> {
         ["scripts", t] | ["projects", _, "scripts", t] => Ok(Route::Script((*t).to_string())),
         ["agent", "register"] => Ok(Route::AgentRegister),
         ["cacert"] => Ok(Route::CaCert),
+        ["token"] => Ok(Route::Login),
         ["agent", "sync"] => Ok(Route::AgentSync),
         ["projects", p, rest @ ..] if !rest.is_empty() => {
             let pid = parse_id(Kind::Project, p).ok_or_else(ApiError::not_found)?;
@@ -157,6 +160,7 @@ async fn handle(app: &App, base: &str, prefix: &str, req: Request) -> Result<Res
             let p = access::resolve(app, auth, true)?;
             agent_api::sync(&cx, p).await
         }
+        (Route::Login, Method::POST) => ok(StatusCode::CREATED, access::login(app, &cx.body)?),
         (Route::CaCert, Method::GET) => match &app.config.tls_ca {
             Some((pem, _)) => Ok((
                 [(header::CONTENT_TYPE, "application/x-pem-file")],
@@ -165,9 +169,14 @@ async fn handle(app: &App, base: &str, prefix: &str, req: Request) -> Result<Res
                 .into_response()),
             None => Err(ApiError::not_found()),
         },
-        (Route::Script(_) | Route::AgentRegister | Route::AgentSync | Route::CaCert, _) => {
-            Err(ApiError::method())
-        }
+        (
+            Route::Script(_)
+            | Route::AgentRegister
+            | Route::AgentSync
+            | Route::CaCert
+            | Route::Login,
+            _,
+        ) => Err(ApiError::method()),
         (Route::LocalAuth, m) => local_auth(&cx, auth, m).await,
         (route, m) => {
             let p = access::resolve(app, auth, false)?;

@@ -87,6 +87,28 @@ fn open_then_locked_with_isolation() {
         401
     );
 
+    // Login as the UI does: a JWT, then Bearer.
+    let bad = post(&format!("{u}/v1/token"), json!({"code": "admin:nope"}));
+    assert_eq!(bad.status, 401);
+    let tok = post(
+        &format!("{u}/v2-beta/token"),
+        json!({"code": "admin:s3cret-pw"}),
+    );
+    assert_eq!(tok.status, 201, "{:?}", tok.body);
+    let jwt = tok.body["jwt"].as_str().unwrap().to_string();
+    let bearer = |j: &str| {
+        ureq::get(&format!("{u}/v1/projects"))
+            .set("Authorization", &format!("Bearer {j}"))
+            .call()
+            .map(|r| r.status())
+            .unwrap_or_else(|e| match e {
+                ureq::Error::Status(c, _) => c,
+                _ => 0,
+            })
+    };
+    assert_eq!(bearer(&jwt), 200);
+    assert_eq!(bearer(&format!("{jwt}x")), 401);
+    assert_eq!(bearer("a.b.c"), 401);
     // A project key sees its project only.
     let mine = call(
         "GET",

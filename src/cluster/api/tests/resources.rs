@@ -334,3 +334,42 @@ fn restart_keeps_everything() {
     let p2 = post(&format!("{}/v1/projects", s.url), json!({"name": "next"}));
     assert_ne!(p2.body["id"], pid.as_str());
 }
+
+#[test]
+fn hosts_and_containers_stay_in_their_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&dir.path().join("db"), fast());
+    let u = &s.url;
+    let p2 = post(&format!("{u}/v1/projects"), json!({"name": "p2"}));
+    let p2 = p2.body["id"].as_str().unwrap().to_string();
+    let (h2, _, _) = register(u, &p2, &"q".repeat(32), "other");
+    let (h1, _, _) = register(u, "1a5", &"w".repeat(32), "mine");
+    let mine = get(&format!("{u}/v1/projects/1a5/hosts"));
+    let ids: Vec<&str> = mine.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [h1.as_str()]);
+    assert_eq!(get(&format!("{u}/v1/projects/1a5/hosts/{h2}")).status, 404);
+    let cross = post(
+        &format!("{u}/v1/projects/1a5/containers"),
+        json!({"imageUuid": "docker:busybox", "requestedHostId": h2}),
+    );
+    assert_eq!(cross.code(), "InvalidReference");
+    // Without a requested host, a container lands on an active host of its project.
+    let auto = post(
+        &format!("{u}/v1/projects/{p2}/containers"),
+        json!({"imageUuid": "docker:busybox"}),
+    );
+    assert_eq!(auto.body["hostId"], h2.as_str());
+    // Admin's top-level listing sees both.
+    assert_eq!(
+        get(&format!("{u}/v1/hosts")).body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
