@@ -28,6 +28,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod guest;
 pub mod init;
 pub mod logging;
 pub mod paths;
+pub mod sys;

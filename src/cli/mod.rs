@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::paths::{Paths, ENV_ROOT};
 
 pub mod config;
+pub mod os;
 
 /// ros: a minimal container operating system.
 #[derive(Debug, Parser)]
@@ -39,6 +40,23 @@ enum Command {
     /// Run as PID 1 (normally reached through argv[0] = init).
     #[command(hide = true)]
     Init,
+    /// Power and version of the node.
+    Os {
+        #[command(subcommand)]
+        cmd: os::OsCmd,
+    },
+    /// Configure the network (the `network` system service).
+    Netconf,
+    /// Logins: agetty and sshd (the `console` system service).
+    ConsoleInit,
+    /// Apply write_files, sysctl and runcmd (a system service).
+    CloudInitExecute {
+        /// Accepted for RancherOS compatibility.
+        #[arg(long)]
+        pre_console: bool,
+    },
+    /// Coldplug devices with udev (the `udev-cold` system service).
+    UdevSettle,
 }
 
 impl Cli {
@@ -59,6 +77,18 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Config { cmd } => config::run(&paths, cmd),
         Command::Init => return crate::init::main(),
+        Command::Os { cmd } => return os::run(cmd),
+        Command::Netconf => crate::guest::netconf::netconf(&crate::guest::config(&paths))
+            .map(|()| 0)
+            .map_err(Into::into),
+        Command::ConsoleInit => crate::guest::console::console_init(&crate::guest::config(&paths))
+            .map(|()| 0)
+            .map_err(Into::into),
+        Command::CloudInitExecute { .. } => Ok(crate::guest::cloudinit::execute(
+            &crate::guest::config(&paths),
+            &paths,
+        )),
+        Command::UdevSettle => crate::guest::udev_settle().map(|()| 0).map_err(Into::into),
     };
     match result {
         Ok(code) => code,
