@@ -11,6 +11,8 @@ ROS_CACHE=${ROS_CACHE:-$HOME/.cache/ros}
 ROS_WORK=${ROS_WORK:-$ROS_TOP/build/work}
 ROS_VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROS_TOP/Cargo.toml" | head -1)
 DEBS=$ROS_CACHE/debs
+# Debian's kernel package (the image kernel)
+KPKG=${ROS_KPKG:-$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n "s/ *Depends: \(linux-image-[0-9].*\)/\1/p" | head -1)}
 SYSROOT=$ROS_WORK/sysroot
 mkdir -p "$DEBS" "$ROS_WORK"
 
@@ -28,7 +30,7 @@ fetch_debs() {
   local need=() p
   for p in $(closure "$@"); do
     # virtual packages have no candidate
-    apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [^(]' || continue
+    case "$(apt-cache policy "$p" 2>/dev/null)" in *"Candidate: ("*|"") continue ;; esac
     compgen -G "$DEBS/${p}_*.deb" >/dev/null || need+=("$p")
   done
   if [ "${#need[@]}" -gt 0 ]; then

@@ -141,12 +141,14 @@ pub fn boot(start: Instant) {
         children: Vec::new(),
         start,
     };
+    // The kernel starts PID 1 without a PATH.
+    std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     say(&format!("ros {} starting", crate::paths::VERSION));
     let n = STAGES.len();
     for (i, st) in STAGES.iter().enumerate() {
         let t = Instant::now();
-        let uptime = uptime();
         let res = (st.run)(&mut b);
+        let uptime = uptime();
         let took = t.elapsed().as_secs_f64();
         match res {
             Ok(()) => say(&format!(
