@@ -5,7 +5,7 @@
 #   build/deps.sh image      also the packages for building and booting the ISO
 set -euo pipefail
 
-pkgs=(ca-certificates curl gcc pkg-config iproute2 docker.io)
+pkgs=(ca-certificates curl gcc pkg-config iproute2 docker.io busybox-static)
 if [ "${1:-}" = image ]; then
   pkgs+=(qemu-system-x86 xorriso isolinux syslinux grub-pc-bin grub-efi-amd64-bin
          mtools cpio kmod squashfs-tools busybox-static ovmf xz-utils zstd)

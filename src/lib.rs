@@ -24,6 +24,7 @@
 //! - [`config`] — cloud-config schema, parsing, layering, validation,
 //!   datasources.
 //! - [`init`] — PID 1.
+//! - [`system`] — the service manager: system-dockerd, preload, services.
 //! - [`cli`] — the `ros` command line (thin wrappers over the modules above).
 
 pub mod cli;
@@ -33,3 +34,4 @@ pub mod init;
 pub mod logging;
 pub mod paths;
 pub mod sys;
+pub mod system;

@@ -1,5 +1,7 @@
 //! The tracing subscriber, set up in one place for every role.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Log to stderr; `ROS_LOG` (or `RUST_LOG`) sets the filter, default `info`.
@@ -11,6 +13,8 @@ pub fn init(debug: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal, never in log files.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

@@ -135,6 +135,37 @@ impl Paths {
         self.at("/var/log")
     }
 
+    /// Optional service definitions shipped with the image (`NAME.yml`).
+    pub fn services_dir(&self) -> PathBuf {
+        self.at("/usr/share/ros/services")
+    }
+
+    /// Optional service definitions added on the node (`NAME.yml`).
+    pub fn local_services_dir(&self) -> PathBuf {
+        self.conf_dir().join("services")
+    }
+
+    /// Runtime state of `ros` (cleared at boot): markers and status files.
+    pub fn run_dir(&self) -> PathBuf {
+        self.at("/var/run/ros")
+    }
+
+    /// Marker: the operator stopped this service; do not respawn it.
+    pub fn service_stopped_marker(&self, service: &str) -> PathBuf {
+        self.run_dir().join("stopped").join(service)
+    }
+
+    /// Written by `ros sysinit` once every service was brought up: one
+    /// line per service, `NAME<TAB>OUTCOME[<TAB>DETAIL]`.
+    pub fn sysinit_status(&self) -> PathBuf {
+        self.run_dir().join("sysinit.status")
+    }
+
+    /// The `ros` binary on a node (bind-mounted into system containers).
+    pub fn ros_binary(&self) -> PathBuf {
+        self.at("/usr/bin/ros")
+    }
+
     /// Mount point of a config drive.
     pub fn config_drive_mount(&self) -> PathBuf {
         self.at("/media/config-2")

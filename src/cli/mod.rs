@@ -12,6 +12,8 @@ use crate::paths::{Paths, ENV_ROOT};
 
 pub mod config;
 pub mod os;
+pub mod service;
+pub mod sysinit;
 
 /// ros: a minimal container operating system.
 #[derive(Debug, Parser)]
@@ -37,6 +39,18 @@ enum Command {
         #[command(subcommand)]
         cmd: config::ConfigCmd,
     },
+    /// Manage the system services on system-docker.
+    #[command(visible_alias = "s")]
+    Service {
+        #[command(subcommand)]
+        cmd: service::ServiceCmd,
+    },
+    /// The service manager (started by PID 1; by hand under --root).
+    #[command(hide = true)]
+    Sysinit(sysinit::SysinitArgs),
+    /// Run the user dockerd from ros.docker (the `docker` system service).
+    #[command(hide = true)]
+    UserDocker,
     /// Run as PID 1 (normally reached through argv[0] = init).
     #[command(hide = true)]
     Init,
@@ -76,6 +90,9 @@ pub fn main() -> i32 {
     let paths = cli.paths();
     let result = match cli.command {
         Command::Config { cmd } => config::run(&paths, cmd),
+        Command::Service { cmd } => service::run(&paths, cmd),
+        Command::Sysinit(args) => sysinit::run(&paths, args),
+        Command::UserDocker => sysinit::user_docker(&paths),
         Command::Init => return crate::init::main(),
         Command::Os { cmd } => return os::run(cmd),
         Command::Netconf => crate::guest::netconf::netconf(&crate::guest::config(&paths))

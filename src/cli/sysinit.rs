@@ -1,0 +1,244 @@
+//! `ros sysinit`: the service manager process (a child of PID 1 at boot),
+//! and `ros user-docker`: the command the `docker` system service runs.
+//!
+//! sysinit finds system-dockerd at `paths.system_docker_sock()`. On a node
+//! PID 1 has started it: sysinit waits (up to `--wait` seconds) until it
+//! answers. With `--start-dockerd`, or under `--root` when nothing answers
+//! on the socket, sysinit starts system-dockerd itself, restarts it with
+//! backoff if it dies, and stops it last at shutdown. Then: preload images,
+//! bring every enabled service up in order, write
+//! `/var/run/ros/sysinit.status`, log `ros VERSION started`, and respawn
+//! dead services until SIGTERM/SIGINT, which stop the services in reverse
+//! order (then the dockerd it started) before it exits 0.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::os::unix::process::CommandExt;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bollard::query_parameters::EventsOptions;
+use clap::Args;
+use futures_util::{Stream, StreamExt};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+
+use crate::config::disk;
+use crate::config::engine::{dockerd_args, dockerd_env, DOCKERD};
+use crate::paths::{Paths, VERSION};
+use crate::system::dockerd::{wait_ready, Dockerd};
+use crate::system::engine::{DockerEngine, Engine, LABEL_SERVICE};
+use crate::system::manager::{Manager, Outcome, Respawner};
+use crate::system::spec::Privilege;
+use crate::system::{chain, preload, services};
+
+/// `ros sysinit` options.
+#[derive(Debug, Args)]
+pub struct SysinitArgs {
+    /// Start system-dockerd (default: only under --root when its socket
+    /// does not answer; on a node PID 1 starts it).
+    #[arg(long, conflicts_with = "no_start_dockerd")]
+    pub start_dockerd: bool,
+    /// Never start system-dockerd; wait for it instead.
+    #[arg(long)]
+    pub no_start_dockerd: bool,
+    /// Seconds to wait for system-dockerd to answer.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub wait: u64,
+    /// Seconds each service gets to stop at shutdown before SIGKILL.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub stop_timeout: u64,
+    /// Bring everything up, then stop it all and exit (for benchmarks).
+    #[arg(long, hide = true)]
+    pub once: bool,
+}
+
+/// A tokio runtime for one command: current-thread keeps sysinit small.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Run `ros sysinit`.
+pub fn run(paths: &Paths, args: SysinitArgs) -> Result<i32> {
+    runtime()?.block_on(sysinit(paths, args))
+}
+
+fn die_events(engine: &DockerEngine) -> Pin<Box<dyn Stream<Item = ()> + Send>> {
+    let filters = HashMap::from([
+        ("type".to_string(), vec!["container".to_string()]),
+        ("event".to_string(), vec!["die".to_string()]),
+        ("label".to_string(), vec![LABEL_SERVICE.to_string()]),
+    ]);
+    let opts = EventsOptions {
+        filters: Some(filters),
+        ..Default::default()
+    };
+    let s = engine.client().events(Some(opts));
+    // The stream ends (or errors) when dockerd goes away; the caller
+    // re-subscribes.
+    Box::pin(s.take_while(|r| std::future::ready(r.is_ok())).map(|_| ()))
+}
+
+async fn sysinit(paths: &Paths, args: SysinitArgs) -> Result<i32> {
+    let t0 = Instant::now();
+    let (_, cfg, problems) = disk::load(paths).resolve();
+    for p in &problems {
+        warn!("config: {p}");
+    }
+    let run_dir = paths.run_dir();
+    let _ = std::fs::remove_dir_all(run_dir.join("stopped"));
+    let _ = std::fs::remove_file(paths.sysinit_status());
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create {}", run_dir.display()))?;
+
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+
+    let socket = paths.system_docker_sock();
+    let answering = async {
+        match DockerEngine::connect(&socket) {
+            Ok(e) => e.ping().await.is_ok(),
+            Err(_) => false,
+        }
+    };
+    let start =
+        args.start_dockerd || (!args.no_start_dockerd && paths.is_prefixed() && !answering.await);
+    let deadline = Duration::from_secs(args.wait);
+    let (mut dockerd, engine) = if start {
+        let (d, e) = Dockerd::start(&cfg.ros.system_docker, paths, deadline)
+            .await
+            .context("system-dockerd")?;
+        (Some(d), e)
+    } else {
+        info!(socket = %socket.display(), "waiting for system-dockerd");
+        (
+            None,
+            wait_ready(&socket, deadline)
+                .await
+                .context("system-dockerd")?,
+        )
+    };
+    let dockerd_ready = t0.elapsed();
+    info!(
+        ms = dockerd_ready.as_millis() as u64,
+        "system-dockerd answering"
+    );
+
+    let report = preload::preload(&engine, paths).await;
+    info!(
+        loaded = report.loaded.len(),
+        skipped = report.skipped.len(),
+        failed = report.failed.len(),
+        "preload done"
+    );
+
+    let (services, include_problems) = services::enabled(paths, &cfg);
+    for p in &include_problems {
+        error!("{p} (service left out)");
+    }
+    let privilege = Privilege::detect();
+    if let Privilege::Fallback { missing } = &privilege {
+        warn!(
+            missing = missing.join(","),
+            "the capability bounding set is incomplete: privileged services get every other capability instead of --privileged"
+        );
+    }
+    let manager = Manager::new(
+        engine.clone(),
+        paths.clone(),
+        services,
+        privilege,
+        cfg.ros.environment.0.clone(),
+        Duration::from_secs(args.stop_timeout),
+    );
+    let manager = match manager {
+        Ok(m) => Some(m),
+        Err(e) => {
+            error!("cannot order the services: {e}; no service was started");
+            None
+        }
+    };
+    let mut status = String::new();
+    let mut failed = 0;
+    if let Some(m) = &manager {
+        let outcomes = m.up(None).await;
+        for (name, o) in &outcomes {
+            let _ = writeln!(status, "{name}\t{o}");
+            if !matches!(o, Outcome::Running | Outcome::Completed | Outcome::Created) {
+                failed += 1;
+            }
+        }
+    }
+    let _ = disk::write_atomic(&paths.sysinit_status(), status.as_bytes(), 0o644);
+    let all_up = t0.elapsed();
+    info!(
+        dockerd_ms = dockerd_ready.as_millis() as u64,
+        total_ms = all_up.as_millis() as u64,
+        failed,
+        "ros {VERSION} started"
+    );
+
+    if !args.once {
+        let mut respawner = Respawner::default();
+        let mut events = die_events(&engine);
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
+                _ = int.recv() => { info!("SIGINT: shutting down"); break; }
+                ev = events.next() => {
+                    if ev.is_none() {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        events = die_events(&engine);
+                    }
+                    if let Some(m) = &manager { m.respawn_pass(&mut respawner).await; }
+                }
+                _ = tick.tick() => {
+                    if let Some(m) = &manager { m.respawn_pass(&mut respawner).await; }
+                }
+                exit = async {
+                    match dockerd.as_mut() {
+                        Some(d) => d.exited().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    warn!(status = %exit, "system-dockerd exited");
+                    if let Some(d) = dockerd.as_mut() {
+                        if let Err(e) = d.restart(deadline).await {
+                            error!("{}", chain(&e));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(m) = &manager {
+        m.shutdown().await;
+    }
+    if let Some(d) = dockerd {
+        d.stop(Duration::from_secs(30)).await;
+    }
+    info!("sysinit stopped");
+    Ok(0)
+}
+
+/// Run `ros user-docker`: exec the user dockerd with the flags from
+/// `ros.docker` (its socket `/var/run/docker.sock`, data `/var/lib/docker`,
+/// all below the root). Only returns on error.
+pub fn user_docker(paths: &Paths) -> Result<i32> {
+    let (_, cfg, problems) = disk::load(paths).resolve();
+    for p in &problems {
+        warn!("config: {p}");
+    }
+    let args = dockerd_args(&cfg.ros.docker, paths);
+    info!(args = ?args, "starting the user dockerd");
+    let err = std::process::Command::new(DOCKERD)
+        .args(&args)
+        .envs(dockerd_env(&cfg.ros.docker))
+        .exec();
+    Err(err).with_context(|| format!("cannot run {DOCKERD}"))
+}

@@ -1,0 +1,425 @@
+//! The service manager: bring services up in dependency order (independent
+//! ones in parallel), respawn long-running ones that die, and stop them in
+//! reverse order.
+//!
+//! Generic over [`Engine`]: the unit tests below use the recording fake,
+//! `tests/system_services.rs` the real dockerd. Futures run concurrently
+//! inside one task (`FuturesUnordered`), so nothing here needs `spawn`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tracing::{info, warn};
+
+use super::engine::{ContainerInfo, Engine, EngineError};
+use super::order::{plan, OrderError, Plan};
+use super::spec::{container_name, container_spec, Privilege, SpecError};
+use crate::config::service::ServiceConfig;
+use crate::paths::Paths;
+
+/// Errors bringing one service up or down.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// The definition could not be translated.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The engine refused an operation.
+    #[error("service {service}")]
+    Engine {
+        /// The service.
+        service: String,
+        /// Why.
+        #[source]
+        source: EngineError,
+    },
+    /// A one-shot service exited non-zero.
+    #[error("service {service}: one-shot exited with code {code}")]
+    OneshotFailed {
+        /// The service.
+        service: String,
+        /// Its exit code.
+        code: i64,
+    },
+    /// The name is not a defined service.
+    #[error("no service named {0}")]
+    Unknown(String),
+}
+
+/// What happened to a service during `up`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A long-running service is running.
+    Running,
+    /// A one-shot service ran and exited 0.
+    Completed,
+    /// A create-only service (volume holder) exists.
+    Created,
+    /// It failed (the message says why).
+    Failed(String),
+    /// Not started because a dependency failed.
+    Blocked(String),
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Running => f.write_str("running"),
+            Outcome::Completed => f.write_str("completed"),
+            Outcome::Created => f.write_str("created"),
+            Outcome::Failed(m) => write!(f, "failed\t{m}"),
+            Outcome::Blocked(d) => write!(f, "blocked\tdependency {d} failed"),
+        }
+    }
+}
+
+impl Outcome {
+    fn ok(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Running | Outcome::Completed | Outcome::Created
+        )
+    }
+}
+
+/// Kinds of service.
+fn is_long_running(svc: &ServiceConfig) -> bool {
+    !svc.is_oneshot() && !svc.is_create_only()
+}
+
+/// True when the engine's own restart policy supervises the service.
+fn engine_restarts(svc: &ServiceConfig) -> bool {
+    svc.restart
+        .as_ref()
+        .is_some_and(|r| !r.0.is_empty() && r.0 != "no")
+}
+
+/// Per-service respawn state: exponential backoff, 1 s doubling to 30 s.
+#[derive(Debug, Default)]
+pub struct Respawner {
+    state: BTreeMap<String, (u32, Instant)>,
+}
+
+impl Respawner {
+    const BASE: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(30);
+
+    /// The delay before restart attempt `n` (0-based).
+    pub fn delay(n: u32) -> Duration {
+        Self::BASE.saturating_mul(1u32 << n.min(5)).min(Self::MAX)
+    }
+}
+
+/// The manager of one set of services on one engine.
+pub struct Manager<E: Engine> {
+    engine: E,
+    paths: Paths,
+    services: BTreeMap<String, ServiceConfig>,
+    plan: Plan,
+    privilege: Privilege,
+    env: BTreeMap<String, String>,
+    containers: BTreeMap<String, String>,
+    stop_timeout: Duration,
+}
+
+impl<E: Engine> Manager<E> {
+    /// A manager for `services`; fails on a dependency cycle or a missing
+    /// dependency.
+    pub fn new(
+        engine: E,
+        paths: Paths,
+        services: BTreeMap<String, ServiceConfig>,
+        privilege: Privilege,
+        env: BTreeMap<String, String>,
+        stop_timeout: Duration,
+    ) -> Result<Self, OrderError> {
+        let plan = plan(&services)?;
+        let containers = services
+            .iter()
+            .map(|(n, s)| (n.clone(), container_name(n, s)))
+            .collect();
+        Ok(Manager {
+            engine,
+            paths,
+            services,
+            plan,
+            privilege,
+            env,
+            containers,
+            stop_timeout,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// The checked plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The container name of a service.
+    pub fn container(&self, service: &str) -> Result<&str, ManagerError> {
+        self.containers
+            .get(service)
+            .map(String::as_str)
+            .ok_or_else(|| ManagerError::Unknown(service.to_string()))
+    }
+
+    fn engine_err(service: &str) -> impl FnOnce(EngineError) -> ManagerError {
+        let service = service.to_string();
+        move |source| ManagerError::Engine { service, source }
+    }
+
+    /// Bring up `only` (or every service), dependencies first; services
+    /// whose dependencies are all done start in parallel. A dependency
+    /// outside `only` counts as done.
+    pub async fn up(&self, only: Option<&BTreeSet<String>>) -> BTreeMap<String, Outcome> {
+        let selected: BTreeSet<String> = match only {
+            Some(o) => o.clone(),
+            None => self.plan.order.iter().cloned().collect(),
+        };
+        let mut outcomes: BTreeMap<String, Outcome> = BTreeMap::new();
+        for name in &selected {
+            if !self.services.contains_key(name) {
+                outcomes.insert(
+                    name.clone(),
+                    Outcome::Failed(format!("no service named {name}")),
+                );
+            }
+        }
+        let mut pending: BTreeSet<String> = selected
+            .iter()
+            .filter(|n| self.services.contains_key(*n))
+            .cloned()
+            .collect();
+        let mut running = FuturesUnordered::new();
+        loop {
+            // Block the dependents of failures, start whatever is ready.
+            let mut changed = true;
+            while changed {
+                changed = false;
+                for name in pending.clone() {
+                    let deps = &self.plan.deps[&name];
+                    let in_scope: Vec<&String> =
+                        deps.iter().filter(|d| selected.contains(*d)).collect();
+                    if let Some(bad) = in_scope
+                        .iter()
+                        .find(|d| outcomes.get(**d).is_some_and(|o| !o.ok()))
+                    {
+                        warn!(service = %name, dependency = %bad, "not started: a dependency failed");
+                        outcomes.insert(name.clone(), Outcome::Blocked((*bad).clone()));
+                        pending.remove(&name);
+                        changed = true;
+                    } else if in_scope
+                        .iter()
+                        .all(|d| outcomes.get(*d).is_some_and(Outcome::ok))
+                    {
+                        pending.remove(&name);
+                        running.push(async move {
+                            let r = self.bring_up(&name).await;
+                            (name, r)
+                        });
+                    }
+                }
+            }
+            let Some((name, result)) = running.next().await else {
+                break;
+            };
+            let outcome = match result {
+                Ok(o) => {
+                    info!(service = %name, "{o}");
+                    o
+                }
+                Err(e) => {
+                    let msg = super::chain(&e);
+                    warn!(service = %name, "failed: {msg}");
+                    Outcome::Failed(msg)
+                }
+            };
+            outcomes.insert(name, outcome);
+        }
+        outcomes
+    }
+
+    /// Create (or recreate, when the definition changed) the container.
+    async fn ensure_container(&self, name: &str) -> Result<Option<ContainerInfo>, ManagerError> {
+        let svc = &self.services[name];
+        let spec = container_spec(
+            name,
+            svc,
+            &self.privilege,
+            &self.paths,
+            &self.env,
+            &self.containers,
+        )?;
+        let existing = self
+            .engine
+            .inspect(&spec.name)
+            .await
+            .map_err(Self::engine_err(name))?;
+        match existing {
+            Some(c) if c.hash.as_deref() == Some(spec.hash.as_str()) => return Ok(Some(c)),
+            Some(_) => {
+                info!(service = %name, "definition changed: recreating");
+                self.engine
+                    .remove(&spec.name)
+                    .await
+                    .map_err(Self::engine_err(name))?;
+            }
+            None => {}
+        }
+        self.engine
+            .create(&spec)
+            .await
+            .map_err(Self::engine_err(name))?;
+        Ok(None)
+    }
+
+    /// Bring one service up.
+    pub async fn bring_up(&self, name: &str) -> Result<Outcome, ManagerError> {
+        let svc = self
+            .services
+            .get(name)
+            .ok_or_else(|| ManagerError::Unknown(name.to_string()))?;
+        let _ = std::fs::remove_file(self.paths.service_stopped_marker(name));
+        let existing = self.ensure_container(name).await?;
+        let cname = self.container(name)?;
+        if svc.is_create_only() {
+            return Ok(Outcome::Created);
+        }
+        if existing.as_ref().is_some_and(|c| c.running) && !svc.is_oneshot() {
+            return Ok(Outcome::Running);
+        }
+        if !existing.as_ref().is_some_and(|c| c.running) {
+            self.engine
+                .start(cname)
+                .await
+                .map_err(Self::engine_err(name))?;
+        }
+        if svc.is_oneshot() {
+            let code = self
+                .engine
+                .wait(cname)
+                .await
+                .map_err(Self::engine_err(name))?;
+            if code != 0 {
+                return Err(ManagerError::OneshotFailed {
+                    service: name.to_string(),
+                    code,
+                });
+            }
+            return Ok(Outcome::Completed);
+        }
+        Ok(Outcome::Running)
+    }
+
+    /// Stop one service (and mark it so it is not respawned).
+    pub async fn stop(&self, name: &str) -> Result<(), ManagerError> {
+        let cname = self.container(name)?;
+        let marker = self.paths.service_stopped_marker(name);
+        if let Some(dir) = marker.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&marker, b"");
+        self.engine
+            .stop(cname, self.stop_timeout)
+            .await
+            .map_err(Self::engine_err(name))
+    }
+
+    /// Remove one service's container (stopping it first).
+    pub async fn remove(&self, name: &str) -> Result<(), ManagerError> {
+        self.stop(name).await?;
+        let cname = self.container(name)?;
+        self.engine
+            .remove(cname)
+            .await
+            .map_err(Self::engine_err(name))
+    }
+
+    /// Stop every service, the most dependent first; services on the same
+    /// level stop in parallel. Errors are logged, never fatal.
+    pub async fn shutdown(&self) {
+        let max = self.plan.level.values().copied().max().unwrap_or(0);
+        for level in (0..=max).rev() {
+            let names: Vec<&String> = self
+                .plan
+                .level
+                .iter()
+                .filter(|(n, l)| **l == level && !self.services[*n].is_create_only())
+                .map(|(n, _)| n)
+                .collect();
+            let mut stops: FuturesUnordered<_> = names
+                .into_iter()
+                .map(|n| async move { (n, self.stop(n).await) })
+                .collect();
+            while let Some((n, r)) = stops.next().await {
+                match r {
+                    Ok(()) => info!(service = %n, "stopped"),
+                    Err(e) => warn!(service = %n, "stop failed: {}", super::chain(&e)),
+                }
+            }
+        }
+    }
+
+    /// One respawn pass: start every long-running service that the engine
+    /// does not supervise, that died, and that the operator did not stop —
+    /// each no sooner than its backoff allows. Returns the services started.
+    pub async fn respawn_pass(&self, r: &mut Respawner) -> Vec<String> {
+        let mut started = Vec::new();
+        for (name, svc) in &self.services {
+            if !is_long_running(svc)
+                || engine_restarts(svc)
+                || self.paths.service_stopped_marker(name).exists()
+            {
+                continue;
+            }
+            let Ok(Some(info)) = self.engine.inspect(&self.containers[name]).await else {
+                continue;
+            };
+            let now = Instant::now();
+            if info.running {
+                if r.state
+                    .get(name)
+                    .is_some_and(|(_, at)| now.duration_since(*at) > Respawner::MAX * 2)
+                {
+                    r.state.remove(name);
+                }
+                continue;
+            }
+            let (attempts, last) = r
+                .state
+                .get(name)
+                .copied()
+                .unwrap_or((0, now - Respawner::MAX));
+            if now.duration_since(last) < Respawner::delay(attempts.saturating_sub(1))
+                && attempts > 0
+            {
+                continue;
+            }
+            warn!(service = %name, exit_code = info.exit_code, attempt = attempts + 1, "died: respawning");
+            match self.engine.start(&info.name).await {
+                Ok(()) => started.push(name.clone()),
+                Err(e) => warn!(service = %name, "respawn failed: {}", super::chain(&e)),
+            }
+            r.state.insert(name.clone(), (attempts + 1, now));
+        }
+        started
+    }
+
+    /// The current container of every service (None when absent).
+    pub async fn status(&self) -> BTreeMap<String, Option<ContainerInfo>> {
+        let mut out = BTreeMap::new();
+        for (name, cname) in &self.containers {
+            out.insert(
+                name.clone(),
+                self.engine.inspect(cname).await.ok().flatten(),
+            );
+        }
+        out
+    }
+}

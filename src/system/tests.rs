@@ -1,0 +1,360 @@
+//! Unit tests of the service manager's policy against the recording fake,
+//! and of compose-field translation. The real-daemon twins live in
+//! `tests/system_services.rs` and `tests/user_engine.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use bollard::models::RestartPolicyNameEnum;
+
+use super::fake::FakeEngine;
+use super::manager::{Manager, Outcome, Respawner};
+use super::preload::{content_hash, preload, stamp};
+use super::spec::{container_spec, host_path, parse_size, Privilege};
+use crate::config::node::parse_document;
+use crate::config::service::ServiceConfig;
+use crate::config::validate;
+use crate::paths::Paths;
+
+fn services(yaml: &str) -> BTreeMap<String, ServiceConfig> {
+    let doc = format!("ros:\n  services:\n{}", indent(yaml, 4));
+    let (cfg, problems) = validate(&parse_document("t", doc.as_bytes()).unwrap());
+    assert!(problems.is_empty(), "{problems:?}");
+    cfg.ros.services
+}
+
+fn indent(s: &str, n: usize) -> String {
+    s.lines()
+        .map(|l| format!("{}{l}\n", " ".repeat(n)))
+        .collect()
+}
+
+fn manager(fake: FakeEngine, yaml: &str, root: &std::path::Path) -> Manager<FakeEngine> {
+    Manager::new(
+        fake,
+        Paths::new(root),
+        services(yaml),
+        Privilege::Full,
+        BTreeMap::new(),
+        Duration::from_secs(1),
+    )
+    .unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+const SET: &str = r#"
+cold: {image: b, labels: {io.rancher.os.detach: "false"}}
+udev: {image: b, labels: {io.rancher.os.after: cold}}
+vols: {image: b, labels: {io.rancher.os.createonly: "true"}}
+net: {image: b, labels: {io.rancher.os.after: udev}, volumes_from: [vols]}
+ntp: {image: b, labels: {io.rancher.os.after: net}}
+syslog: {image: b, labels: {io.rancher.os.after: net}}
+console: {image: b, labels: {io.rancher.os.after: "ntp,syslog"}}
+"#;
+
+#[test]
+fn up_starts_in_order_and_waits_for_oneshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(FakeEngine::default(), SET, dir.path());
+    let out = rt().block_on(m.up(None));
+    assert_eq!(out["cold"], Outcome::Completed);
+    assert_eq!(out["vols"], Outcome::Created);
+    assert_eq!(out["console"], Outcome::Running);
+    let calls = m.engine().calls();
+    let pos = |c: &str| {
+        calls
+            .iter()
+            .position(|x| x == c)
+            .unwrap_or_else(|| panic!("{c} in {calls:?}"))
+    };
+    assert!(pos("wait cold") < pos("create udev"));
+    assert!(pos("start udev") < pos("create net"));
+    assert!(pos("create vols") < pos("create net"));
+    assert!(pos("start ntp") < pos("create console"));
+    assert!(pos("start syslog") < pos("create console"));
+    assert!(
+        !calls.contains(&"start vols".to_string()),
+        "create-only started: {calls:?}"
+    );
+    // ntp and syslog are independent: both are created before either starts.
+    assert!(pos("create syslog") < pos("start ntp") || pos("create ntp") < pos("start syslog"));
+}
+
+#[test]
+fn failed_oneshot_blocks_its_dependents_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeEngine {
+        exit_codes: BTreeMap::from([("cold".to_string(), 3)]),
+        ..Default::default()
+    };
+    let m = manager(fake, SET, dir.path());
+    let out = rt().block_on(m.up(None));
+    assert!(
+        matches!(&out["cold"], Outcome::Failed(msg) if msg.contains("cold") && msg.contains("code 3")),
+        "{out:?}"
+    );
+    assert_eq!(out["udev"], Outcome::Blocked("cold".into()));
+    assert_eq!(out["console"], Outcome::Blocked("ntp".into()));
+    assert_eq!(out["vols"], Outcome::Created);
+    assert!(!m.engine().calls().iter().any(|c| c.ends_with(" udev")));
+}
+
+#[test]
+fn changed_definition_is_recreated_unchanged_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = rt();
+    let m = manager(
+        FakeEngine::default(),
+        "a: {image: b, command: sleep 1}",
+        dir.path(),
+    );
+    r.block_on(m.up(None));
+    let fake = std::mem::take(&mut *m.engine().containers.lock().unwrap());
+    // Same definition: nothing created again.
+    let same = manager(
+        FakeEngine::default(),
+        "a: {image: b, command: sleep 1}",
+        dir.path(),
+    );
+    *same.engine().containers.lock().unwrap() = fake.clone();
+    r.block_on(same.up(None));
+    assert!(!same
+        .engine()
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("create")));
+    // Changed command: removed and created.
+    let changed = manager(
+        FakeEngine::default(),
+        "a: {image: b, command: sleep 2}",
+        dir.path(),
+    );
+    *changed.engine().containers.lock().unwrap() = fake;
+    r.block_on(changed.up(None));
+    assert_eq!(changed.engine().calls()[..2], ["remove a", "create a"]);
+}
+
+#[test]
+fn shutdown_stops_in_reverse_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(FakeEngine::default(), SET, dir.path());
+    let r = rt();
+    r.block_on(m.up(None));
+    m.engine().calls.lock().unwrap().clear();
+    r.block_on(m.shutdown());
+    let calls = m.engine().calls();
+    let pos = |c: &str| calls.iter().position(|x| x == c).unwrap();
+    assert!(pos("stop console") < pos("stop ntp"));
+    assert!(pos("stop ntp") < pos("stop net"));
+    assert!(pos("stop udev") < pos("stop cold"));
+    assert!(!calls.contains(&"stop vols".to_string()));
+}
+
+#[test]
+fn respawn_restarts_dead_unsupervised_services_with_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "mine: {image: b}\nengines: {image: b, restart: always}\nshot: {image: b, labels: {io.rancher.os.detach: \"false\"}}";
+    let m = manager(FakeEngine::default(), yaml, dir.path());
+    let r = rt();
+    r.block_on(m.up(None));
+    let mut resp = Respawner::default();
+    for n in ["mine", "engines"] {
+        m.engine().set_running(n, false);
+    }
+    assert_eq!(r.block_on(m.respawn_pass(&mut resp)), ["mine"]);
+    // Dies again at once: the second attempt waits for the backoff.
+    m.engine().set_running("mine", false);
+    assert!(r.block_on(m.respawn_pass(&mut resp)).is_empty());
+    // Stopped by the operator: left alone.
+    r.block_on(m.stop("mine")).unwrap();
+    assert!(r.block_on(m.respawn_pass(&mut resp)).is_empty());
+    assert_eq!(Respawner::delay(0), Duration::from_secs(1));
+    assert_eq!(Respawner::delay(3), Duration::from_secs(8));
+    assert_eq!(Respawner::delay(30), Duration::from_secs(30));
+}
+
+#[test]
+fn up_of_named_services_treats_others_as_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(FakeEngine::default(), SET, dir.path());
+    let only: BTreeSet<String> = ["console".to_string()].into();
+    let out = rt().block_on(m.up(Some(&only)));
+    assert_eq!(out.len(), 1);
+    assert_eq!(m.engine().calls(), ["create console", "start console"]);
+}
+
+#[test]
+fn preload_loads_once_and_skips_corrupt_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = Paths::new(dir.path());
+    std::fs::create_dir_all(paths.preload_dir()).unwrap();
+    std::fs::write(paths.preload_dir().join("a.tar"), b"good archive").unwrap();
+    std::fs::write(paths.preload_dir().join("b.tar"), b"corrupt archive").unwrap();
+    std::fs::write(paths.preload_dir().join("notes.txt"), b"not an image").unwrap();
+    let fake = FakeEngine::default();
+    let r = rt();
+    let first = r.block_on(preload(&fake, &paths));
+    assert_eq!(first.loaded.len(), 1);
+    assert_eq!(first.failed.len(), 1);
+    assert!(crate::system::chain(&first.failed[0]).contains("b.tar"));
+    assert!(stamp(&paths, &content_hash(b"good archive")).exists());
+    let second = r.block_on(preload(&fake, &paths));
+    assert_eq!(second.skipped.len(), 1);
+    assert_eq!(
+        fake.calls().iter().filter(|c| c.ends_with("a.tar")).count(),
+        1
+    );
+}
+
+#[test]
+fn privilege_from_bounding_set() {
+    assert_eq!(
+        Privilege::from_bounding_set(0x1ff_ffff_ffff, 40),
+        Privilege::Full
+    );
+    assert_eq!(
+        Privilege::from_bounding_set(0x1ff_feff_ffff, 40),
+        Privilege::Fallback {
+            missing: vec!["SYS_RESOURCE".into()]
+        }
+    );
+}
+
+#[test]
+fn compose_fields_translate() {
+    let s = services(
+        r#"
+svc:
+  image: img:1
+  command: sh -c 'echo "a b"'
+  entrypoint: [/bin/ep]
+  environment: [A=1, FROM_ROS]
+  labels: {x: y}
+  privileged: true
+  net: host
+  pid: host
+  ipc: host
+  uts: host
+  volumes: [/var/lib/x:/x:ro, /dev:/dev, named:/n, /anon]
+  volumes_from: [holder]
+  devices: [/dev/fuse, "/dev/a:/dev/b:r"]
+  cap_add: [NET_ADMIN]
+  cap_drop: [MKNOD]
+  restart: on-failure:3
+  read_only: true
+  tmpfs: [/run:size=1m]
+  ulimits: {nofile: {soft: 10, hard: 20}, nproc: 5}
+  log_driver: json-file
+  log_opt: {max-size: 1m}
+  mem_limit: 64m
+  container_name: svc-c
+holder: {image: img:1}
+"#,
+    );
+    let env = BTreeMap::from([("FROM_ROS".to_string(), "v".to_string())]);
+    let names = BTreeMap::from([("holder".to_string(), "holder-c".to_string())]);
+    let paths = Paths::new("/r");
+    let spec = container_spec("svc", &s["svc"], &Privilege::Full, &paths, &env, &names).unwrap();
+    assert_eq!(spec.name, "svc-c");
+    let b = &spec.body;
+    assert_eq!(b.cmd.as_deref().unwrap(), ["sh", "-c", "echo \"a b\""]);
+    assert_eq!(b.entrypoint.as_deref().unwrap(), ["/bin/ep"]);
+    assert_eq!(b.env.as_deref().unwrap(), ["A=1", "FROM_ROS=v"]);
+    let labels = b.labels.as_ref().unwrap();
+    assert_eq!(labels["x"], "y");
+    assert_eq!(labels["ros.service"], "svc");
+    assert_eq!(labels["ros.service.hash"], spec.hash);
+    assert_eq!(b.volumes.as_deref().unwrap(), ["/anon"]);
+    let h = b.host_config.as_ref().unwrap();
+    assert_eq!(h.privileged, Some(true));
+    assert_eq!(h.network_mode.as_deref(), Some("host"));
+    assert_eq!(h.pid_mode.as_deref(), Some("host"));
+    assert_eq!(h.ipc_mode.as_deref(), Some("host"));
+    assert_eq!(h.uts_mode.as_deref(), Some("host"));
+    assert_eq!(
+        h.binds.as_deref().unwrap(),
+        ["/r/var/lib/x:/x:ro", "/dev:/dev", "named:/n"]
+    );
+    assert_eq!(h.volumes_from.as_deref().unwrap(), ["holder-c"]);
+    let devs = h.devices.as_ref().unwrap();
+    assert_eq!(devs[1].path_in_container.as_deref(), Some("/dev/b"));
+    assert_eq!(devs[1].cgroup_permissions.as_deref(), Some("r"));
+    assert_eq!(h.cap_add.as_deref().unwrap(), ["NET_ADMIN"]);
+    assert_eq!(h.cap_drop.as_deref().unwrap(), ["MKNOD"]);
+    let rp = h.restart_policy.as_ref().unwrap();
+    assert_eq!(rp.name, Some(RestartPolicyNameEnum::ON_FAILURE));
+    assert_eq!(rp.maximum_retry_count, Some(3));
+    assert_eq!(h.readonly_rootfs, Some(true));
+    assert_eq!(h.tmpfs.as_ref().unwrap()["/run"], "size=1m");
+    let ul = h.ulimits.as_ref().unwrap();
+    assert_eq!((ul[0].soft, ul[0].hard), (Some(10), Some(20)));
+    assert_eq!(
+        h.log_config.as_ref().unwrap().typ.as_deref(),
+        Some("json-file")
+    );
+    assert_eq!(h.memory, Some(64 << 20));
+
+    // The fallback for a short capability bounding set.
+    let fb = Privilege::Fallback {
+        missing: vec!["SYS_RESOURCE".into()],
+    };
+    let spec2 = container_spec("svc", &s["svc"], &fb, &paths, &env, &names).unwrap();
+    let h = spec2.body.host_config.as_ref().unwrap();
+    assert_eq!(h.privileged, None);
+    assert_eq!(h.cap_add.as_deref().unwrap(), ["ALL", "NET_ADMIN"]);
+    assert_eq!(h.cap_drop.as_deref().unwrap(), ["MKNOD", "SYS_RESOURCE"]);
+    let sec = h.security_opt.as_deref().unwrap();
+    assert!(sec.contains(&"seccomp=unconfined".to_string()));
+    assert!(sec.contains(&"apparmor=unconfined".to_string()));
+    assert_eq!(h.masked_paths, Some(vec![]));
+    assert_eq!(h.readonly_paths, Some(vec![]));
+    assert_eq!(h.device_cgroup_rules.as_deref().unwrap(), ["a *:* rwm"]);
+    assert_ne!(spec.hash, spec2.hash);
+}
+
+#[test]
+fn field_errors_name_the_service() {
+    let s = services("bad: {image: b, restart: sometimes}\nmem: {image: b, mem_limit: lots}");
+    let e = container_spec(
+        "bad",
+        &s["bad"],
+        &Privilege::Full,
+        &Paths::default(),
+        &BTreeMap::new(),
+        &BTreeMap::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("service bad: restart"), "{e}");
+    let e = container_spec(
+        "mem",
+        &s["mem"],
+        &Privilege::Full,
+        &Paths::default(),
+        &BTreeMap::new(),
+        &BTreeMap::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("service mem: mem_limit"), "{e}");
+}
+
+#[test]
+fn host_paths_and_sizes() {
+    let p = Paths::new("/r");
+    assert_eq!(host_path(&p, "/var/log"), "/r/var/log");
+    assert_eq!(host_path(&p, "/dev"), "/dev");
+    assert_eq!(host_path(&p, "/sys/fs/cgroup"), "/sys/fs/cgroup");
+    assert_eq!(host_path(&p, "/device"), "/r/device");
+    assert_eq!(host_path(&Paths::default(), "/var/log"), "/var/log");
+    assert_eq!(parse_size("512m"), Some(512 << 20));
+    assert_eq!(parse_size("1G"), Some(1 << 30));
+    assert_eq!(parse_size("100"), Some(100));
+    assert_eq!(parse_size("x"), None);
+}

@@ -1,0 +1,134 @@
+//! The user engine as the system service `docker`: `ros user-docker` runs
+//! the user dockerd inside a system container (host namespaces, privileged
+//! or the fallback set), its socket at `/var/run/docker.sock` below the
+//! temp root. A user container runs on it, and removing every user
+//! container leaves the system services untouched.
+
+mod common;
+
+use common::{wait_for, Sandbox, IMAGE};
+
+fn out(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn user_engine_runs_inside_system_docker() {
+    let mut sb = Sandbox::new("usr", &["rtu", "rtv"]);
+    // The test image is busybox only: dockerd and its libraries come from
+    // the host through symlinks below the root (bind sources are resolved).
+    std::fs::create_dir_all(sb.path("/usr/bin")).unwrap();
+    std::os::unix::fs::symlink(common::ros_bin(), sb.path("/usr/bin/ros")).unwrap();
+    for (link, target) in [
+        ("/host-usr", "/usr"),
+        ("/host-lib", "/usr/lib"),
+        ("/host-lib64", "/usr/lib64"),
+    ] {
+        std::os::unix::fs::symlink(target, sb.path(link)).unwrap();
+    }
+    sb.os_config(&format!(
+        r#"  services:
+    docker:
+      image: {IMAGE}
+      command: [/bin/ros, user-docker]
+      labels: {{io.rancher.os.scope: system, io.rancher.os.after: sentinel}}
+      net: host
+      uts: host
+      pid: host
+      ipc: host
+      privileged: true
+      restart: always
+      volumes:
+        - /usr/bin/ros:/bin/ros:ro
+        - /host-usr:/usr:ro
+        - /host-lib:/lib:ro
+        - /host-lib64:/lib64:ro
+        - /var/lib/ros:/var/lib/ros
+        - /var/lib/docker:/var/lib/docker
+        - /var/run:/var/run
+        - /var/log:/var/log
+        - /sys/fs/cgroup:/sys/fs/cgroup
+        - /lib/modules:/lib/modules:ro
+        - /dev:/dev
+    sentinel:
+      image: {IMAGE}
+      command: sh -c 'trap "exit 0" TERM; while true; do sleep 1; done'
+      restart: always
+"#
+    ));
+    // ros.docker is read by `ros user-docker` inside the container, which
+    // sees the node's /var/lib/ros: put it in the user layer.
+    sb.write(
+        "/var/lib/ros/conf/cloud-config.yml",
+        &format!(
+            "ros:\n  docker:\n    host: [unix:///var/run/docker.sock]\n    data_root: /var/lib/docker\n    bridge: {}\n    iptables: false\n    ip_masq: false\n    userland_proxy: false\n    storage_driver: overlay2\n",
+            sb.bridges[1]
+        ),
+    );
+    sb.sysinit(&[]);
+    let status = sb.wait_status();
+    assert_eq!(status["docker"], "running", "{status:?}");
+    assert_eq!(status["sentinel"], "running", "{status:?}");
+
+    // The user engine answers on /var/run/docker.sock below the root.
+    let user = "/var/run/docker.sock";
+    wait_for("the user dockerd to answer", 120, || {
+        sb.docker(user, &["version"]).status.success().then_some(())
+    });
+    let archive = sb.path("/usr/share/ros/images/busybox.tar");
+    out(&sb.docker(user, &["load", "-i", archive.to_str().unwrap()]));
+    let hello = out(&sb.docker(
+        user,
+        &["run", "--rm", IMAGE, "echo", "hello from the user engine"],
+    ));
+    assert_eq!(hello, "hello from the user engine");
+    out(&sb.docker(
+        user,
+        &["run", "-d", "--name", "workload", IMAGE, "sleep", "1000"],
+    ));
+
+    // The system engine does not see user containers, and the other way round.
+    let system_names = sb.sdocker(&["ps", "--format", "{{.Names}}"]);
+    assert!(!system_names.contains("workload"), "{system_names}");
+    let user_names = out(&sb.docker(user, &["ps", "-a", "--format", "{{.Names}}"]));
+    assert_eq!(user_names, "workload");
+
+    // `docker rm -f $(docker ps -aq)` on the user engine cannot hurt the OS.
+    let before: Vec<String> = ["docker", "sentinel"]
+        .iter()
+        .map(|n| sb.inspect(n, "{{.Id}} {{.State.StartedAt}} {{.State.Running}}"))
+        .collect();
+    let ids = out(&sb.docker(user, &["ps", "-aq"]));
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.split_whitespace());
+    out(&sb.docker(user, &args));
+    assert_eq!(out(&sb.docker(user, &["ps", "-aq"])), "");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let after: Vec<String> = ["docker", "sentinel"]
+        .iter()
+        .map(|n| sb.inspect(n, "{{.Id}} {{.State.StartedAt}} {{.State.Running}}"))
+        .collect();
+    assert_eq!(before, after);
+    assert!(after.iter().all(|s| s.ends_with("true")));
+
+    // Shutdown stops the user engine with the services, then system-dockerd.
+    let user_pid: i32 = std::fs::read_to_string(sb.path("/var/run/docker.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(sb.stop_sysinit(120), Some(0));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{user_pid}")).exists(),
+        "user dockerd left running"
+    );
+    assert_eq!(sb.our_processes(), vec![], "processes left behind");
+    assert_eq!(sb.our_mounts(), Vec::<String>::new(), "mounts left behind");
+}
