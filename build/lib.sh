@@ -69,7 +69,7 @@ install_bins() {
     [ -e "$src" ] || src=$b
     mkdir -p "$dest$(dirname "$b")"
     cp -L "$src" "$dest$b"
-    LD_LIBRARY_PATH=$(SYSROOT_LIBS) ldd "$src" 2>/dev/null | awk '/=> \//{print $3} /^\s*\/lib64/{print $1}' |
+    LD_LIBRARY_PATH=$(SYSROOT_LIBS) ldd "$src" 2>/dev/null | awk '/=> \//{print $3} /^[[:space:]]*\/lib64/{print $1}' |
       while read -r lib; do
         local name; name=$(basename "$lib")
         local target=/lib/x86_64-linux-gnu/$name

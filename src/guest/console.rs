@@ -83,10 +83,49 @@ fn spawn(argv: &[String]) -> Option<Child> {
     }
 }
 
+/// `shadow` with `user`'s password hash replaced by `hash`.
+pub fn set_shadow(shadow: &str, user: &str, hash: &str) -> String {
+    shadow
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(':').collect();
+            if f.first() == Some(&user) && f.len() > 1 {
+                f[1] = hash;
+            }
+            format!("{}\n", f.join(":"))
+        })
+        .collect()
+}
+
+/// Set `rancher`'s password from `ros.password` (a crypt hash, or plain
+/// text hashed with busybox `cryptpw`).
+fn set_password(pw: &str) -> Result<(), GuestError> {
+    let hash = if pw.starts_with('$') {
+        pw.to_string()
+    } else {
+        let out = Command::new("cryptpw")
+            .args(["-m", "sha512", pw])
+            .output()
+            .map_err(|e| GuestError::Command {
+                cmd: "cryptpw".into(),
+                why: e.to_string(),
+            })?;
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let path = Path::new("/etc/shadow");
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    write(path, &set_shadow(&old, USER, &hash), 0o640)
+}
+
 /// `ros console-init`. Runs until killed.
 pub fn console_init(cfg: &CloudConfig) -> Result<(), GuestError> {
     let home = Path::new("/home").join(USER);
     install_keys(&home, &cfg.ssh_authorized_keys)?;
+    if let Some(pw) = cfg.ros.password.as_deref() {
+        if !cfg.ros.disable.iter().any(|d| d == "password") {
+            set_password(pw)?;
+        }
+    }
     let mut argvs: Vec<Vec<String>> = Vec::new();
     if cfg.ros.ssh.daemon != Some(false) {
         std::fs::create_dir_all(HOST_KEY_DIR).map_err(|source| GuestError::Write {
@@ -147,6 +186,15 @@ mod tests {
         let a = getty_argv("ttyS0", "vt100", true);
         assert!(a.windows(2).any(|w| w == ["--autologin", "rancher"]));
         assert!(!getty_argv("tty1", "linux", false).contains(&"--autologin".to_string()));
+    }
+
+    #[test]
+    fn shadow_line_replaced() {
+        let s = "root:*:1::::::\nrancher:*:19000:0:99999:7:::\n";
+        assert_eq!(
+            set_shadow(s, "rancher", "$6$x$y"),
+            "root:*:1::::::\nrancher:$6$x$y:19000:0:99999:7:::\n"
+        );
     }
 
     #[test]

@@ -12,10 +12,10 @@ use crate::sys::{MountArgs, MsFlags, Syscall};
 
 use super::{say, state};
 
-/// File name of the saved user-data layer.
-pub const BOOT_LAYER: &str = "boot.yml";
+/// File name of the saved user-data layer (after the metadata: it wins).
+pub const BOOT_LAYER: &str = "20-user-data.yml";
 /// File name of the saved metadata layer (hostname, keys).
-pub const META_LAYER: &str = "metadata.yml";
+pub const META_LAYER: &str = "10-meta-data.yml";
 
 /// What happened to the user-data.
 #[derive(Debug, PartialEq)]
