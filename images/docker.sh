@@ -12,5 +12,8 @@ recipe_docker() {
   for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
     ln -sf xtables-nft-multi "$d/usr/sbin/$t"
   done
+  # iptables' match/target extensions are dlopen()ed: ldd cannot see them
+  mkdir -p "$d/usr/lib/x86_64-linux-gnu"
+  cp -a "$SYSROOT/usr/lib/x86_64-linux-gnu/xtables" "$d/usr/lib/x86_64-linux-gnu/"
   mkdir -p "$d/etc/docker" "$d/var/lib/docker"
 }

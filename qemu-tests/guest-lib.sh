@@ -13,10 +13,13 @@ chk() {
   if "$@" > /tmp/chk.out 2>&1; then ok "$name"; else bad "$name"; sed 's/^/  | /' /tmp/chk.out > /dev/console; fi
 }
 sdocker() { docker -H unix:///var/run/system-docker.sock "$@"; }
-# wait_for SECONDS CMD...: retry CMD every second
+# wait_for SECONDS CMD...: retry CMD every second until SECONDS have passed
 wait_for() {
-  n=$1; shift
-  while [ "$n" -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; sleep 1; n=$((n - 1)); done
+  end=$(( $(cut -d. -f1 /proc/uptime) + $1 )); shift
+  while [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ]; do
+    "$@" > /dev/null 2>&1 && return 0
+    sleep 1
+  done
   return 1
 }
 rss_of() { # RSS (kB) of the first process whose cmdline matches $1
