@@ -68,14 +68,18 @@ install_bins() {
     src=$SYSROOT$b
     [ -e "$src" ] || src=$b
     mkdir -p "$dest$(dirname "$b")"
+    # never write through a symlink already there (it may point at the
+    # build host's own files)
+    rm -f "$dest$b"
     cp -L "$src" "$dest$b"
     LD_LIBRARY_PATH=$(SYSROOT_LIBS) ldd "$src" 2>/dev/null | awk '/=> \//{print $3} /^[[:space:]]*\/lib64/{print $1}' |
       while read -r lib; do
         local name; name=$(basename "$lib")
         local target=/lib/x86_64-linux-gnu/$name
         case "$lib" in /lib64/*) target=/lib64/$name ;; esac
-        [ -e "$dest$target" ] && continue
+        [ -e "$dest$target" ] && [ ! -L "$dest$target" ] && continue
         mkdir -p "$dest$(dirname "$target")"
+        rm -f "$dest$target"
         cp -L "$lib" "$dest$target"
       done
   done

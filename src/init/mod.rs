@@ -69,9 +69,10 @@ pub fn emergency(reason: &str) -> ! {
     say("starting an emergency shell on the console (exit restarts it)");
     let signals = process::Signals::new().ok();
     loop {
-        let shell = std::process::Command::new("/bin/sh")
-            .env("PS1", "(emergency) # ")
-            .spawn();
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.env("PS1", "(emergency) # ");
+        process::unblock_in_child(&mut cmd);
+        let shell = cmd.spawn();
         let pid = match shell {
             Ok(c) => i32::try_from(c.id()).unwrap_or(-1),
             Err(e) => {

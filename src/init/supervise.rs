@@ -77,16 +77,17 @@ impl Child {
         }
     }
 
-    /// Start it (std's spawn resets the blocked signal mask in the child).
+    /// Start it, with PID 1's blocked signals unblocked in the child.
     pub fn start(&mut self) -> std::io::Result<i32> {
         let (out, err) = self.output();
-        let child = Command::new(&self.program)
-            .args(&self.args)
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
-            .stderr(err)
-            .spawn()?;
+            .stderr(err);
+        process::unblock_in_child(&mut cmd);
+        let child = cmd.spawn()?;
         let pid = i32::try_from(child.id()).unwrap_or(-1);
         self.pid = Some(pid);
         self.started = Instant::now();

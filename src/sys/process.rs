@@ -77,11 +77,6 @@ impl Signals {
     }
 }
 
-/// Unblock every signal (in a child before exec).
-pub fn unblock_all() {
-    let _ = SigSet::all().thread_unblock();
-}
-
 /// One reaped child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reaped {
@@ -195,4 +190,19 @@ pub fn alive_any() -> bool {
             })
         })
         .unwrap_or(false)
+}
+
+/// Make `cmd`'s child start with no blocked signals: PID 1 blocks the
+/// signals it reads from its signalfd, and a child that inherited that mask
+/// (tokio's handlers in `ros sysinit`) would never see SIGTERM.
+pub fn unblock_in_child(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls
+    // sigprocmask(2), which is async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            let _ = SigSet::all().thread_unblock();
+            Ok(())
+        });
+    }
 }
