@@ -9,7 +9,7 @@ bash build/deps.sh image
 
 log "release ros (static)"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target x86_64-unknown-linux-gnu
-ros_bin=target/x86_64-unknown-linux-gnu/release/ros
+ros_bin=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/ros
 
 mkdir -p dist
 log "system images"

@@ -49,6 +49,8 @@ boot_once() {
   args+=(-drive "file=$out/$c/cidata-$n.iso,if=virtio,format=raw,readonly=on")
   if [ "${BOOT:-kernel}" = iso ]; then
     args+=(-cdrom "$top/dist/ros.iso" -boot d)
+  elif [ "$BOOT" = uefi ]; then
+    args+=(-bios "${OVMF:-/usr/share/ovmf/OVMF.fd}" -cdrom "$top/dist/ros.iso" -boot d)
   else
     args+=(-kernel "$top/dist/vmlinuz" -initrd "$top/dist/initrd"
       -append "console=tty0 console=ttyS0,115200n8 quiet ${APPEND:-}")
@@ -83,6 +85,11 @@ boot_once() {
         echo "rejected marker: $r" >> "$out/$c/host.log"; return 1
       fi
     done
+    if [ -n "${STOP_WHEN_SEEN:-}" ]; then
+      local all=1 m
+      for m in "${EXPECT[@]}"; do grep -aq -- "$m" "$log" || all=0; done
+      if [ "$all" = 1 ]; then kill "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null; return 0; fi
+    fi
     if [ "$SECONDS" -ge "$deadline" ]; then
       kill "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null
       echo "timeout after ${TIMEOUT:-600}s" >> "$out/$c/host.log"; return 1
@@ -98,7 +105,7 @@ boot_once() {
 run_case() {
   local c=$1 dir=$here/cases/$1
   (
-    unset BOOT BOOTS DISK APPEND TIMEOUT EXPECT EXPECT_1 EXPECT_2 REJECT SSH_AFTER
+    unset BOOT BOOTS DISK APPEND TIMEOUT EXPECT EXPECT_1 EXPECT_2 REJECT SSH_AFTER STOP_WHEN_SEEN
     source "$dir/case.sh"
     rm -rf "${out:?}/$c"; mkdir -p "$out/$c"
     [ -n "${DISK:-}" ] && truncate -s "$DISK" "$out/$c/state.img"

@@ -23,7 +23,11 @@
 //! - [`paths`] — well-known paths, sockets, labels and defaults.
 //! - [`config`] — cloud-config schema, parsing, layering, validation,
 //!   datasources.
-//! - [`init`] — PID 1.
+//! - [`init`] — PID 1: boot stages as data, the reap/restart loop, shutdown.
+//! - [`sys`] — PID 1's kernel calls behind a small trait (with a recording
+//!   fake for tests).
+//! - [`guest`] — jobs inside the system containers: netconf, console-init,
+//!   cloud-init-execute, udev-settle.
 //! - [`system`] — the service manager: system-dockerd, preload, services.
 //! - [`cli`] — the `ros` command line (thin wrappers over the modules above).
 
