@@ -29,13 +29,22 @@ echo "qemu-tests: accelerator $accel_name" | tee -a "$figs"
 key=$out/id_ed25519
 [ -e "$key" ] || ssh-keygen -q -t ed25519 -N '' -f "$key"
 
-# seed CASEDIR USERDATA OUT.iso: a NoCloud drive labelled cidata
+# seed CASEDIR USERDATA OUT.iso: a NoCloud drive labelled cidata, or with
+# SEED=configdrive an OpenStack config drive labelled config-2
 seed() {
   local d; d=$(mktemp -d)
-  sed "s|@SSH_KEY@|$(cat "$key.pub")|" "$2" > "$d/user-data"
-  printf 'instance-id: %s\nlocal-hostname: ros\n' "$(basename "$1")" > "$d/meta-data"
-  cp "$1/check.sh" "$here/guest-lib.sh" "$d/"
-  xorriso -as mkisofs -quiet -V cidata -J -r -o "$3" "$d" 2>/dev/null
+  if [ "${SEED:-cidata}" = configdrive ]; then
+    mkdir -p "$d/openstack/latest"
+    sed "s|@SSH_KEY@|$(cat "$key.pub")|" "$2" > "$d/openstack/latest/user_data"
+    printf '{"uuid": "%s"}\n' "$(basename "$1")" > "$d/openstack/latest/meta_data.json"
+    cp "$1/check.sh" "$here/guest-lib.sh" "$d/"
+    xorriso -as mkisofs -quiet -V config-2 -J -r -o "$3" "$d" 2>/dev/null
+  else
+    sed "s|@SSH_KEY@|$(cat "$key.pub")|" "$2" > "$d/user-data"
+    printf 'instance-id: %s\nlocal-hostname: ros\n' "$(basename "$1")" > "$d/meta-data"
+    cp "$1/check.sh" "$here/guest-lib.sh" "$d/"
+    xorriso -as mkisofs -quiet -V cidata -J -r -o "$3" "$d" 2>/dev/null
+  fi
   rm -rf "$d"
 }
 
@@ -105,7 +114,7 @@ boot_once() {
 run_case() {
   local c=$1 dir=$here/cases/$1
   (
-    unset BOOT BOOTS DISK APPEND TIMEOUT EXPECT EXPECT_1 EXPECT_2 REJECT SSH_AFTER STOP_WHEN_SEEN
+    unset BOOT BOOTS DISK APPEND TIMEOUT EXPECT EXPECT_1 EXPECT_2 REJECT SSH_AFTER STOP_WHEN_SEEN SEED
     source "$dir/case.sh"
     rm -rf "${out:?}/$c"; mkdir -p "$out/$c"
     [ -n "${DISK:-}" ] && truncate -s "$DISK" "$out/$c/state.img"
