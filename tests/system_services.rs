@@ -184,7 +184,7 @@ fn services_on_a_real_system_docker() {
     assert_eq!(before, after);
     sb.write(
         "/var/lib/ros/conf/services/extra.yml",
-        &format!("extra:\n  image: {IMAGE}\n  command: sh -c 'while true; do sleep 1; done'\n"),
+        &format!("extra:\n  image: {IMAGE}\n  command: sh -c 'trap \"exit 0\" TERM; while true; do sleep 1; done'\n"),
     );
     ok(&sb.ros(&["service", "enable", "extra"]));
     assert!(ok(&sb.ros(&["service", "list"]))

@@ -4,9 +4,10 @@
 //! `anyhow` here (and only here and in main.rs), with context that names the
 //! file or key involved.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::paths::{Paths, ENV_ROOT};
 
@@ -51,6 +52,12 @@ enum Command {
     /// Run the user dockerd from ros.docker (the `docker` system service).
     #[command(hide = true)]
     UserDocker,
+    /// The docker CLI against system-docker (`system-docker ps`).
+    SystemDocker {
+        /// Arguments for docker.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Run as PID 1 (normally reached through argv[0] = init).
     #[command(hide = true)]
     Init,
@@ -83,9 +90,32 @@ impl Cli {
     }
 }
 
+/// `ros` in a container: a binary called by a subcommand's name (a symlink
+/// `/usr/bin/user-docker -> ros`, or argv[0] set by a service's command)
+/// runs that subcommand, so images need only the one binary.
+pub fn role_args(args: Vec<OsString>) -> Vec<OsString> {
+    let name = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("ros")
+        .to_string();
+    let is_role = name != "ros"
+        && name != "help"
+        && Cli::command()
+            .get_subcommands()
+            .any(|c| c.get_name() == name);
+    if !is_role {
+        return args;
+    }
+    let mut out = vec![OsString::from("ros"), OsString::from(name)];
+    out.extend(args.into_iter().skip(1));
+    out
+}
+
 /// Parse arguments, run, and return the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(role_args(std::env::args_os().collect()));
     crate::logging::init(cli.debug);
     let paths = cli.paths();
     let result = match cli.command {
@@ -93,6 +123,7 @@ pub fn main() -> i32 {
         Command::Service { cmd } => service::run(&paths, cmd),
         Command::Sysinit(args) => sysinit::run(&paths, args),
         Command::UserDocker => sysinit::user_docker(&paths),
+        Command::SystemDocker { args } => sysinit::system_docker(&paths, &args),
         Command::Init => return crate::init::main(),
         Command::Os { cmd } => return os::run(cmd),
         Command::Netconf => crate::guest::netconf::netconf(&crate::guest::config(&paths))
@@ -112,6 +143,28 @@ pub fn main() -> i32 {
         Err(e) => {
             eprintln!("ros: {e:#}");
             1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv0_selects_the_role() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        let rows: &[(&[&str], &[&str])] = &[
+            (&["/usr/bin/user-docker"], &["ros", "user-docker"]),
+            (&["sysinit", "--once"], &["ros", "sysinit", "--once"]),
+            (
+                &["/usr/bin/ros", "service", "list"],
+                &["/usr/bin/ros", "service", "list"],
+            ),
+            (&["something-else", "x"], &["something-else", "x"]),
+        ];
+        for (input, want) in rows {
+            assert_eq!(role_args(args(input)), args(want), "{input:?}");
         }
     }
 }

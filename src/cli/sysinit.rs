@@ -9,7 +9,8 @@
 //! bring every enabled service up in order, write
 //! `/var/run/ros/sysinit.status`, log `ros VERSION started`, and respawn
 //! dead services until SIGTERM/SIGINT, which stop the services in reverse
-//! order (then the dockerd it started) before it exits 0.
+//! order (then the dockerd it started) before it exits 0. SIGHUP re-reads
+//! the config and brings every service up again (recreating changed ones).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -24,8 +25,8 @@ use futures_util::{Stream, StreamExt};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
-use crate::config::disk;
 use crate::config::engine::{dockerd_args, dockerd_env, DOCKERD};
+use crate::config::{disk, CloudConfig};
 use crate::paths::{Paths, VERSION};
 use crate::system::dockerd::{wait_ready, Dockerd};
 use crate::system::engine::{DockerEngine, Engine, LABEL_SERVICE};
@@ -97,6 +98,7 @@ async fn sysinit(paths: &Paths, args: SysinitArgs) -> Result<i32> {
 
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
 
     let socket = paths.system_docker_sock();
     let answering = async {
@@ -136,44 +138,9 @@ async fn sysinit(paths: &Paths, args: SysinitArgs) -> Result<i32> {
         "preload done"
     );
 
-    let (services, include_problems) = services::enabled(paths, &cfg);
-    for p in &include_problems {
-        error!("{p} (service left out)");
-    }
-    let privilege = Privilege::detect();
-    if let Privilege::Fallback { missing } = &privilege {
-        warn!(
-            missing = missing.join(","),
-            "the capability bounding set is incomplete: privileged services get every other capability instead of --privileged"
-        );
-    }
-    let manager = Manager::new(
-        engine.clone(),
-        paths.clone(),
-        services,
-        privilege,
-        cfg.ros.environment.0.clone(),
-        Duration::from_secs(args.stop_timeout),
-    );
-    let manager = match manager {
-        Ok(m) => Some(m),
-        Err(e) => {
-            error!("cannot order the services: {e}; no service was started");
-            None
-        }
-    };
-    let mut status = String::new();
-    let mut failed = 0;
-    if let Some(m) = &manager {
-        let outcomes = m.up(None).await;
-        for (name, o) in &outcomes {
-            let _ = writeln!(status, "{name}\t{o}");
-            if !matches!(o, Outcome::Running | Outcome::Completed | Outcome::Created) {
-                failed += 1;
-            }
-        }
-    }
-    let _ = disk::write_atomic(&paths.sysinit_status(), status.as_bytes(), 0o644);
+    let stop_timeout = Duration::from_secs(args.stop_timeout);
+    let mut manager = load_manager(paths, &cfg, &engine, stop_timeout);
+    let failed = bring_up(paths, manager.as_ref()).await;
     let all_up = t0.elapsed();
     info!(
         dockerd_ms = dockerd_ready.as_millis() as u64,
@@ -190,6 +157,16 @@ async fn sysinit(paths: &Paths, args: SysinitArgs) -> Result<i32> {
             tokio::select! {
                 _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
                 _ = int.recv() => { info!("SIGINT: shutting down"); break; }
+                _ = hup.recv() => {
+                    info!("SIGHUP: reloading the config and bringing services up");
+                    let (_, cfg, problems) = disk::load(paths).resolve();
+                    for p in &problems {
+                        warn!("config: {p}");
+                    }
+                    manager = load_manager(paths, &cfg, &engine, stop_timeout);
+                    let failed = bring_up(paths, manager.as_ref()).await;
+                    info!(failed, "reload done");
+                }
                 ev = events.next() => {
                     if ev.is_none() {
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -226,6 +203,59 @@ async fn sysinit(paths: &Paths, args: SysinitArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// The manager for the enabled services of `cfg`; None (logged) when they
+/// cannot be ordered, so a bad config never stops sysinit itself.
+fn load_manager(
+    paths: &Paths,
+    cfg: &CloudConfig,
+    engine: &DockerEngine,
+    stop_timeout: Duration,
+) -> Option<Manager<DockerEngine>> {
+    let (services, include_problems) = services::enabled(paths, cfg);
+    for p in &include_problems {
+        error!("{p} (service left out)");
+    }
+    let privilege = Privilege::detect();
+    if let Privilege::Fallback { missing } = &privilege {
+        warn!(
+            missing = missing.join(","),
+            "the capability bounding set is incomplete: privileged services get every other capability instead of --privileged"
+        );
+    }
+    let env = cfg.ros.environment.0.clone();
+    match Manager::new(
+        engine.clone(),
+        paths.clone(),
+        services,
+        privilege,
+        env,
+        stop_timeout,
+    ) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            error!("cannot order the services: {e}; no service was started");
+            None
+        }
+    }
+}
+
+/// Bring every service up and write the status file; returns the number
+/// of services that are not up.
+async fn bring_up(paths: &Paths, manager: Option<&Manager<DockerEngine>>) -> usize {
+    let mut status = String::new();
+    let mut failed = 0;
+    if let Some(m) = manager {
+        for (name, o) in &m.up(None).await {
+            let _ = writeln!(status, "{name}\t{o}");
+            if !matches!(o, Outcome::Running | Outcome::Completed | Outcome::Created) {
+                failed += 1;
+            }
+        }
+    }
+    let _ = disk::write_atomic(&paths.sysinit_status(), status.as_bytes(), 0o644);
+    failed
+}
+
 /// Run `ros user-docker`: exec the user dockerd with the flags from
 /// `ros.docker` (its socket `/var/run/docker.sock`, data `/var/lib/docker`,
 /// all below the root). Only returns on error.
@@ -241,4 +271,16 @@ pub fn user_docker(paths: &Paths) -> Result<i32> {
         .envs(dockerd_env(&cfg.ros.docker))
         .exec();
     Err(err).with_context(|| format!("cannot run {DOCKERD}"))
+}
+
+/// Run `ros system-docker ARGS`: exec the docker CLI on system-docker's
+/// socket. Only returns on error.
+pub fn system_docker(paths: &Paths, args: &[std::ffi::OsString]) -> Result<i32> {
+    let host = format!("unix://{}", paths.system_docker_sock().display());
+    let err = std::process::Command::new("docker")
+        .arg("-H")
+        .arg(host)
+        .args(args)
+        .exec();
+    Err(err).context("cannot run docker")
 }

@@ -75,9 +75,11 @@ fn run_ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Make sure the engine's bridge exists. `docker-sys` is created with
-/// [`SYSTEM_BRIDGE_CIDR`]; any other bridge must already exist.
-pub fn ensure_bridge(name: &str) -> Result<(), DockerdError> {
+/// Make sure the engine's bridge exists. On a node `docker-sys` is created
+/// with [`SYSTEM_BRIDGE_CIDR`]; any other bridge, and every bridge under
+/// `--root` (a development machine: no side effects on its network), must
+/// already exist.
+pub fn ensure_bridge(name: &str, paths: &Paths) -> Result<(), DockerdError> {
     if Path::new("/sys/class/net").join(name).exists() {
         return Ok(());
     }
@@ -85,9 +87,9 @@ pub fn ensure_bridge(name: &str) -> Result<(), DockerdError> {
         bridge: name.to_string(),
         message,
     };
-    if name != SYSTEM_BRIDGE {
+    if name != SYSTEM_BRIDGE || paths.is_prefixed() {
         return Err(err(format!(
-            "it does not exist; create it (ip link add {name} type bridge) or use {SYSTEM_BRIDGE}"
+            "it does not exist; create it first (ip link add {name} type bridge; ip addr add CIDR dev {name}; ip link set {name} up)"
         )));
     }
     run_ip(&["link", "add", name, "type", "bridge"]).map_err(err)?;
@@ -133,7 +135,7 @@ impl Dockerd {
     fn spawn(cfg: &DockerConfig, paths: &Paths) -> Result<Child, DockerdError> {
         if let Some(bridge) = cfg.bridge.as_deref() {
             if bridge != "none" {
-                ensure_bridge(bridge)?;
+                ensure_bridge(bridge, paths)?;
             }
         }
         for dir in [paths.log_dir(), paths.at("/var/run"), paths.state_dir()] {

@@ -117,12 +117,10 @@ pub trait Engine: Sync {
     fn kill(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Remove a container (forcibly, with its anonymous volumes).
     fn remove(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
-    /// `docker load` an image archive (`docker save` format, maybe gzipped).
-    fn load(
-        &self,
-        source: &str,
-        archive: Vec<u8>,
-    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// `docker load` an image archive (`docker save` format, maybe
+    /// gzipped), streamed from the file so a large archive never sits in
+    /// memory whole.
+    fn load(&self, archive: &Path) -> impl Future<Output = Result<(), EngineError>> + Send;
 }
 
 /// The real engine: a dockerd reached over its unix socket.
@@ -308,13 +306,33 @@ impl Engine for DockerEngine {
         }
     }
 
-    async fn load(&self, source: &str, archive: Vec<u8>) -> Result<(), EngineError> {
+    async fn load(&self, archive: &Path) -> Result<(), EngineError> {
+        let source = archive.display().to_string();
+        let source = source.as_str();
         let opts = ImportImageOptions {
             quiet: true,
             ..Default::default()
         };
-        let body = bollard::body_full(archive.into());
-        let mut stream = self.docker.import_image(opts, body, None);
+        let file = tokio::fs::File::open(archive)
+            .await
+            .map_err(|e| EngineError::Reported {
+                op: "load",
+                target: source.to_string(),
+                message: e.to_string(),
+            })?;
+        let chunks = futures_util::stream::unfold(file, |mut f| async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 1 << 20];
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), f))
+                }
+                Err(e) => Some((Err(e), f)),
+            }
+        });
+        let mut stream = self.docker.import_image_stream(opts, chunks, None);
         while let Some(item) = stream.next().await {
             let info = item.map_err(api("load", source))?;
             if let Some(detail) = info.error_detail.and_then(|d| d.message) {

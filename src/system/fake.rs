@@ -127,12 +127,16 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
-    async fn load(&self, source: &str, archive: Vec<u8>) -> Result<(), EngineError> {
+    async fn load(&self, archive: &std::path::Path) -> Result<(), EngineError> {
+        let source = archive.display().to_string();
         self.record(format!("load {source}"));
-        if archive.starts_with(b"corrupt") {
+        if std::fs::read(archive)
+            .unwrap_or_default()
+            .starts_with(b"corrupt")
+        {
             return Err(EngineError::Reported {
                 op: "load",
-                target: source.to_string(),
+                target: source,
                 message: "unexpected EOF".to_string(),
             });
         }

@@ -70,6 +70,21 @@ pub fn content_hash(bytes: &[u8]) -> String {
     hex::encode(Blake2s256::digest(bytes))
 }
 
+/// The content hash of a file, read in chunks.
+pub fn file_hash(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Blake2s256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
 /// The stamp recording that an archive with `hash` was loaded.
 pub fn stamp(paths: &Paths, hash: &str) -> PathBuf {
     paths
@@ -84,8 +99,12 @@ pub async fn preload<E: Engine>(engine: &E, paths: &Paths) -> PreloadReport {
     let all = archives(&paths.preload_dir());
     let total = all.len();
     for (i, path) in all.into_iter().enumerate() {
-        let bytes = match tokio::fs::read(&path).await {
-            Ok(b) => b,
+        let p = path.clone();
+        let hashed = tokio::task::spawn_blocking(move || file_hash(&p))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        let hash = match hashed {
+            Ok(h) => h,
             Err(source) => {
                 let e = PreloadError::Read { path, source };
                 warn!(error = %crate::system::chain(&e), "preload: skipped");
@@ -93,15 +112,14 @@ pub async fn preload<E: Engine>(engine: &E, paths: &Paths) -> PreloadReport {
                 continue;
             }
         };
-        let hash = content_hash(&bytes);
         let done = stamp(paths, &hash);
         if done.exists() {
             info!(archive = %path.display(), "[{}/{total}] preload: already loaded", i + 1);
             report.skipped.push(path);
             continue;
         }
-        info!(archive = %path.display(), bytes = bytes.len(), "[{}/{total}] preload: loading", i + 1);
-        match engine.load(&path.display().to_string(), bytes).await {
+        info!(archive = %path.display(), "[{}/{total}] preload: loading", i + 1);
+        match engine.load(&path).await {
             Ok(()) => {
                 if let Some(dir) = done.parent() {
                     let _ = std::fs::create_dir_all(dir);

@@ -128,3 +128,42 @@ pub fn enabled(
     }
     (services, problems)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// File name, content, and the services it defines or an error fragment.
+    type Row<'a> = (&'a str, &'a str, Result<&'a [&'a str], &'a str>);
+
+    #[test]
+    fn include_files_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let local = paths.local_services_dir();
+        std::fs::create_dir_all(&local).unwrap();
+        let rows: &[Row] = &[
+            ("plain", "a: {image: x}\nb: {image: y}\n", Ok(&["a", "b"])),
+            ("wrapped", "services:\n  c: {image: x}\n", Ok(&["c"])),
+            ("noimage", "d: {command: x}\n", Err("d: image is required")),
+            ("unknown", "e: {image: x, bogus: 1}\n", Err("bogus")),
+            ("empty", "{}\n", Err("defines no services")),
+            ("yaml", "f: [\n", Err("invalid")),
+        ];
+        for (name, text, want) in rows {
+            std::fs::write(local.join(format!("{name}.yml")), text).unwrap();
+            let got = include_path(&paths, name).and_then(|p| read_service_file(&p));
+            match (got, want) {
+                (Ok(m), Ok(keys)) => assert_eq!(m.keys().collect::<Vec<_>>(), *keys, "{name}"),
+                (Err(e), Err(msg)) => {
+                    let e = e.to_string();
+                    assert!(e.contains(&format!("{name}.yml")), "{name}: {e}");
+                    assert!(e.contains(msg), "{name}: {e}");
+                }
+                (got, _) => panic!("{name}: unexpected {got:?}"),
+            }
+        }
+        let missing = include_path(&paths, "ghost").unwrap_err().to_string();
+        assert!(missing.contains("ghost.yml"), "{missing}");
+    }
+}
