@@ -9,7 +9,8 @@ set -euo pipefail
 pkgs=(ca-certificates curl gcc pkg-config iproute2 docker.io busybox-static wrk)
 if [ "${1:-}" = image ]; then
   pkgs+=(qemu-system-x86 xorriso isolinux syslinux grub-pc-bin grub-efi-amd64-bin
-         mtools cpio kmod squashfs-tools busybox-static ovmf xz-utils zstd)
+         mtools cpio kmod squashfs-tools busybox-static ovmf xz-utils zstd
+         openssh-client e2fsprogs)
 fi
 
 missing=()

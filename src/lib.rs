@@ -23,17 +23,23 @@
 //! - [`paths`] — well-known paths, sockets, labels and defaults.
 //! - [`config`] — cloud-config schema, parsing, layering, validation,
 //!   datasources.
-//! - [`cluster`] — the orchestrator; [`cluster::plan`] holds its pure parts
-//!   (compose parsing, scheduling, state machines, upgrade/scale/health plans).
-//! - [`init`] — PID 1.
-//! - [`cluster`] — the orchestrator: server (API, store, auth) and agent.
+//! - [`init`] — PID 1: boot stages as data, the reap/restart loop, shutdown.
+//! - [`sys`] — PID 1's kernel calls behind a small trait (with a recording
+//!   fake for tests).
+//! - [`guest`] — jobs inside the system containers: netconf, console-init,
+//!   cloud-init-execute, udev-settle.
+//! - [`cluster`] — the orchestrator: server (API, store, auth), agent, and
+//!   [`cluster::plan`], its pure parts (compose, scheduling, state machines,
+//!   upgrade/scale/health plans).
 //! - [`system`] — the service manager: system-dockerd, preload, services.
 //! - [`cli`] — the `ros` command line (thin wrappers over the modules above).
 
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod guest;
 pub mod init;
 pub mod logging;
 pub mod paths;
+pub mod sys;
 pub mod system;

@@ -13,6 +13,9 @@ fn main() -> ExitCode {
         .to_string();
     let code = match name.as_str() {
         "init" => ros::init::main(),
+        "reboot" => ros::init::request(ros::sys::process::Power::Reboot),
+        "poweroff" => ros::init::request(ros::sys::process::Power::Poweroff),
+        "halt" => ros::init::request(ros::sys::process::Power::Halt),
         _ => ros::cli::main(),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))

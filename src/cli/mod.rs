@@ -14,6 +14,7 @@ use crate::paths::{Paths, ENV_ROOT};
 pub mod cluster;
 mod cluster_up;
 pub mod config;
+pub mod os;
 pub mod service;
 pub mod sysinit;
 
@@ -67,6 +68,23 @@ enum Command {
     /// Run as PID 1 (normally reached through argv[0] = init).
     #[command(hide = true)]
     Init,
+    /// Power and version of the node.
+    Os {
+        #[command(subcommand)]
+        cmd: os::OsCmd,
+    },
+    /// Configure the network (the `network` system service).
+    Netconf,
+    /// Logins: agetty and sshd (the `console` system service).
+    ConsoleInit,
+    /// Apply write_files, sysctl and runcmd (a system service).
+    CloudInitExecute {
+        /// Accepted for RancherOS compatibility.
+        #[arg(long)]
+        pre_console: bool,
+    },
+    /// Coldplug devices with udev (the `udev-cold` system service).
+    UdevSettle,
 }
 
 impl Cli {
@@ -115,6 +133,18 @@ pub fn main() -> i32 {
         Command::UserDocker => sysinit::user_docker(&paths),
         Command::SystemDocker { args } => sysinit::system_docker(&paths, &args),
         Command::Init => return crate::init::main(),
+        Command::Os { cmd } => return os::run(cmd),
+        Command::Netconf => crate::guest::netconf::netconf(&crate::guest::config(&paths))
+            .map(|()| 0)
+            .map_err(Into::into),
+        Command::ConsoleInit => crate::guest::console::console_init(&crate::guest::config(&paths))
+            .map(|()| 0)
+            .map_err(Into::into),
+        Command::CloudInitExecute { .. } => Ok(crate::guest::cloudinit::execute(
+            &crate::guest::config(&paths),
+            &paths,
+        )),
+        Command::UdevSettle => crate::guest::udev_settle().map(|()| 0).map_err(Into::into),
     };
     match result {
         Ok(code) => code,

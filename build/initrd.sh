@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Assemble the initrd: ros as /init, busybox, the Docker engine with its
+# libraries, mkfs.ext4, the kernel modules PID 1 loads (decompressed, with
+# modules.dep), os-config.yml and the system image archives.
+#   build/initrd.sh ROS_BINARY OUT
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+ros_bin=$1 out=$2
+
+unpack_debs "$KPKG" busybox-static docker.io containerd runc tini iproute2 e2fsprogs kmod
+kver=$(ls "$SYSROOT/lib/modules" | sort -V | tail -1)
+r=$ROS_WORK/initrd
+rm -rf "$r"; mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,usr/share/ros/images,etc,proc,sys,dev,run,tmp,root,home,opt,mnt,media,var/lib,var/log,lib/modules,lib/firmware,lib64}
+chmod 1777 "$r/tmp"
+ln -s ../run "$r/var/run"
+
+install -m 755 "$ros_bin" "$r/usr/bin/ros"
+ln -s usr/bin/ros "$r/init"
+for n in reboot poweroff halt; do ln -s /usr/bin/ros "$r/sbin/$n"; done
+
+cp "$SYSROOT/bin/busybox" "$r/bin/busybox"
+for a in $("$SYSROOT/bin/busybox" --list-full); do
+  case "$a" in */reboot|*/poweroff|*/halt|*/init|*/linuxrc) continue ;; esac
+  [ -e "$r/$a" ] || ln -s /bin/busybox "$r/$a"
+done
+
+# the engine (system-docker here; bind-mounted into the user engine's and
+# the console's containers)
+install_bins "$r" /usr/sbin/dockerd /usr/bin/containerd /usr/bin/containerd-shim-runc-v2 \
+  /usr/sbin/runc /usr/sbin/docker-proxy /usr/bin/docker /sbin/ip /sbin/mke2fs
+cp "$SYSROOT/usr/bin/tini-static" "$r/usr/bin/docker-init"
+rm -f "$r/bin/ip" "$r/sbin/mkfs.ext4"
+ln -sf mke2fs "$r/sbin/mkfs.ext4"
+printf '[defaults]\n\tbase_features = sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr\n\tdefault_mntopts = acl,user_xattr\n\tblocksize = 4096\n\tinode_size = 256\n\tinode_ratio = 16384\n[fs_types]\n\text4 = {\n\t\tfeatures = has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize\n\t}\n' > "$r/etc/mke2fs.conf"
+
+# kernel modules: the list PID 1 loads (src/init/modules.rs) and their
+# dependencies, decompressed, with a fresh modules.dep
+mods=$(sed -n '/^pub const BASE_MODULES/,/^];/p' "$ROS_TOP/src/init/modules.rs" | grep -o '"[^"]*"' | tr -d '"')
+mdir=$SYSROOT/lib/modules/$kver
+[ -s "$mdir/modules.dep" ] || depmod -b "$SYSROOT" "$kver"
+declare -A want=()
+for m in $mods; do
+  line=$(awk -v m="$m" -F: '{n=$1; sub(".*/","",n); sub("\\.ko.*","",n); gsub("-","_",n); if (n==m) {print; exit}}' "$mdir/modules.dep")
+  [ -n "$line" ] || continue
+  for f in ${line/:/ }; do want[$f]=1; done
+done
+for f in "${!want[@]}"; do
+  mkdir -p "$r/lib/modules/$kver/$(dirname "$f")"
+  cp "$mdir/$f" "$r/lib/modules/$kver/$f"
+  case "$f" in *.xz) xz -d "$r/lib/modules/$kver/$f" ;; esac
+done
+cp "$mdir"/modules.{order,builtin,builtin.modinfo} "$r/lib/modules/$kver/" 2>/dev/null || true
+depmod -b "$r" "$kver"
+log "initrd: ${#want[@]} kernel modules for $kver"
+
+cp "$ROS_TOP/os-config/os-config.yml" "$r/usr/share/ros/os-config.yml"
+cp "$ROS_WORK"/images/*.tar "$r/usr/share/ros/images/"
+printf 'root:x:0:0:root:/root:/bin/sh\n' > "$r/etc/passwd"
+printf 'root:x:0:\ndocker:x:998:\n' > "$r/etc/group"
+printf 'NAME="ros"\nID=ros\nVERSION_ID=%s\n' "$ROS_VERSION" > "$r/etc/os-release"
+printf 'passwd: files\ngroup: files\nhosts: files dns\n' > "$r/etc/nsswitch.conf"
+
+(cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | zstd -q -T0 -9 > "$out.tmp"
+mv "$out.tmp" "$out"

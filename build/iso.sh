@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# dist/ros.iso (BIOS + UEFI via grub-mkrescue): boots the default entry at
+# once, console on VGA and the first serial port.
+#   build/iso.sh VMLINUZ INITRD OUT
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+vmlinuz=$1 initrd=$2 out=$3
+d=$ROS_WORK/iso
+rm -rf "$d"; mkdir -p "$d/boot/grub"
+cp "$vmlinuz" "$d/boot/vmlinuz"
+cp "$initrd" "$d/boot/initrd"
+cat > "$d/boot/grub/grub.cfg" <<'G'
+serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+set timeout=0
+set default=0
+menuentry "ros" {
+  linux /boot/vmlinuz console=tty0 console=ttyS0,115200n8 quiet
+  initrd /boot/initrd
+}
+menuentry "ros (autologin on the consoles)" {
+  linux /boot/vmlinuz console=tty0 console=ttyS0,115200n8 quiet ros.autologin=true
+  initrd /boot/initrd
+}
+G
+grub-mkrescue -o "$out.tmp" "$d" -- -volid ROS >/dev/null 2>&1 || {
+  grub-mkrescue -o "$out.tmp" "$d" -- -volid ROS; exit 1; }
+mv "$out.tmp" "$out"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Build every system image as a docker-save archive in $ROS_WORK/images:
+#   images/build.sh [NAME...]     (default: all)
+# Each image is the shared base layer plus its own layer from images/NAME.sh.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../build/lib.sh"
+source "$here/lib.sh"
+for f in "$here"/{base,udev,network,ntp,syslog,console,docker}.sh; do source "$f"; done
+
+ALL=(base udev network ntp syslog console docker)
+names=("$@"); [ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
+out=$ROS_WORK/images
+mkdir -p "$out"
+unpack_debs busybox-static udev iproute2 chrony util-linux dropbear-bin iptables docker.io runc
+
+layers=$ROS_WORK/layers
+rm -rf "$layers"; mkdir -p "$layers/base"
+recipe_base "$layers/base"
+strip_docs "$layers/base"
+for n in "${names[@]}"; do
+  if [ "$n" = base ]; then
+    save_archive "$out/base.tar" "ros/base:$ROS_VERSION" '["/bin/sh"]' "$layers/base"
+  else
+    mkdir -p "$layers/$n"
+    "recipe_$n" "$layers/$n"
+    strip_docs "$layers/$n"
+    # libraries already in base are not repeated
+    (cd "$layers/base" && find . -type f -path './lib/*') | while read -r f; do
+      if [ -f "$layers/$n/$f" ]; then rm -f "$layers/$n/$f"; fi
+    done
+    save_archive "$out/$n.tar" "ros/$n:$ROS_VERSION" '["/bin/sh"]' "$layers/base" "$layers/$n"
+  fi
+  log "image ros/$n:$ROS_VERSION $(du -h "$out/$n.tar" | cut -f1)"
+done

@@ -1,0 +1,2 @@
+#!/bin/sh
+# 030 needs no guest checks.

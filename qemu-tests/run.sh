@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Boot tests under QEMU: one folder per case in qemu-tests/cases/. Each
+# case has case.sh (how to boot, which console markers to expect/reject),
+# user-data (NoCloud, on a `cidata` drive with check.sh and guest-lib.sh)
+# and check.sh (the guest checks itself and prints CHECK lines).
+#   qemu-tests/run.sh [CASE...]          (default: all)
+# Needs dist/vmlinuz, dist/initrd, dist/ros.iso (build/build.sh).
+# Prints PASS/FAIL per case; console logs stay in qemu-tests/out/CASE/.
+# Milestone times (seconds from QEMU start) go to qemu-tests/out/figures.txt.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+out=$here/out
+mkdir -p "$out"
+figs=$out/figures.txt
+: > "$figs"
+
+# KVM only when a tiny boot under it finishes quickly (it hangs on some hosts).
+accel=(-accel tcg)
+accel_name=tcg
+if [ -z "${ROS_NO_KVM:-}" ] && [ -w /dev/kvm ]; then
+  if timeout 20 qemu-system-x86_64 -enable-kvm -m 256 -display none -no-reboot \
+      -kernel "$top/dist/vmlinuz" -append "panic=-1 console=ttyS0" -serial none >/dev/null 2>&1; then
+    accel=(-enable-kvm -cpu host); accel_name=kvm
+  fi
+fi
+echo "qemu-tests: accelerator $accel_name" | tee -a "$figs"
+
+key=$out/id_ed25519
+[ -e "$key" ] || ssh-keygen -q -t ed25519 -N '' -f "$key"
+
+# seed CASEDIR USERDATA OUT.iso: a NoCloud drive labelled cidata, or with
+# SEED=configdrive an OpenStack config drive labelled config-2
+seed() {
+  local d; d=$(mktemp -d)
+  if [ "${SEED:-cidata}" = configdrive ]; then
+    mkdir -p "$d/openstack/latest"
+    sed "s|@SSH_KEY@|$(cat "$key.pub")|" "$2" > "$d/openstack/latest/user_data"
+    printf '{"uuid": "%s"}\n' "$(basename "$1")" > "$d/openstack/latest/meta_data.json"
+    cp "$1/check.sh" "$here/guest-lib.sh" "$d/"
+    xorriso -as mkisofs -quiet -V config-2 -J -r -o "$3" "$d" 2>/dev/null
+  else
+    sed "s|@SSH_KEY@|$(cat "$key.pub")|" "$2" > "$d/user-data"
+    printf 'instance-id: %s\nlocal-hostname: ros\n' "$(basename "$1")" > "$d/meta-data"
+    cp "$1/check.sh" "$here/guest-lib.sh" "$d/"
+    xorriso -as mkisofs -quiet -V cidata -J -r -o "$3" "$d" 2>/dev/null
+  fi
+  rm -rf "$d"
+}
+
+# boot_once CASE N LOG: run QEMU until it exits or the deadline; watch markers
+boot_once() {
+  local c=$1 n=$2 log=$3 dir=$here/cases/$1
+  local port=$((20000 + RANDOM % 20000))
+  local args=("${accel[@]}" -m 2048 -smp 2 -display none -no-reboot -monitor none
+    -serial "file:$log" -nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$port-:22")
+  [ -n "${DISK:-}" ] && args+=(-drive "file=$out/$c/state.img,if=virtio,format=raw")
+  args+=(-drive "file=$out/$c/cidata-$n.iso,if=virtio,format=raw,readonly=on")
+  if [ "${BOOT:-kernel}" = iso ]; then
+    args+=(-cdrom "$top/dist/ros.iso" -boot d)
+  elif [ "$BOOT" = uefi ]; then
+    args+=(-bios "${OVMF:-/usr/share/ovmf/OVMF.fd}" -cdrom "$top/dist/ros.iso" -boot d)
+  else
+    args+=(-kernel "$top/dist/vmlinuz" -initrd "$top/dist/initrd"
+      -append "console=tty0 console=ttyS0,115200n8 quiet ${APPEND:-}")
+  fi
+  : > "$log"
+  local t0; t0=$(date +%s.%N)
+  qemu-system-x86_64 "${args[@]}" &
+  local qpid=$! ssh_done=""
+  local -A seen=()
+  local milestones=("ros init: ros" "system-docker answering" "login:" "MILESTONE user-docker-ready")
+  local deadline=$((SECONDS + ${TIMEOUT:-600}))
+  while kill -0 "$qpid" 2>/dev/null; do
+    local now; now=$(date +%s.%N)
+    for m in "${milestones[@]}"; do
+      if [ -z "${seen[$m]:-}" ] && grep -aq "$m" "$log"; then
+        seen[$m]=1
+        printf '%s boot%s %-28s %6.1f s\n' "$c" "$n" "$m" "$(echo "$now $t0" | awk '{print $1-$2}')" >> "$figs"
+      fi
+    done
+    if [ -n "${SSH_AFTER:-}" ] && [ -z "$ssh_done" ] && grep -aq "$SSH_AFTER" "$log"; then
+      ssh_done=1
+      if ssh -i "$key" -p "$port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+          -o ConnectTimeout=20 -o BatchMode=yes rancher@127.0.0.1 'touch ~/ssh-ok && id' > "$out/$c/ssh.log" 2>&1; then
+        echo "HOST ssh login ok: $(tail -1 "$out/$c/ssh.log")" >> "$out/$c/host.log"
+      else
+        echo "HOST ssh login FAILED" >> "$out/$c/host.log"
+      fi
+    fi
+    for r in "${REJECT[@]}"; do
+      if grep -aq -- "$r" "$log"; then
+        sleep 2; kill "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null
+        echo "rejected marker: $r" >> "$out/$c/host.log"; return 1
+      fi
+    done
+    if [ -n "${STOP_WHEN_SEEN:-}" ]; then
+      local all=1 m
+      for m in "${EXPECT[@]}"; do grep -aq -- "$m" "$log" || all=0; done
+      if [ "$all" = 1 ]; then kill "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null; return 0; fi
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      kill "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null
+      echo "timeout after ${TIMEOUT:-600}s" >> "$out/$c/host.log"; return 1
+    fi
+    sleep 0.5
+  done
+  wait "$qpid" 2>/dev/null
+  printf '%s boot%s %-28s %6.1f s\n' "$c" "$n" "qemu exited" "$(echo "$(date +%s.%N) $t0" | awk '{print $1-$2}')" >> "$figs"
+  grep -a "FIGURE" "$log" | sed "s/^/$c boot$n /" | tr -d '\r' >> "$figs"
+  return 0
+}
+
+run_case() {
+  local c=$1 dir=$here/cases/$1
+  (
+    unset BOOT BOOTS DISK APPEND TIMEOUT EXPECT EXPECT_1 EXPECT_2 REJECT SSH_AFTER STOP_WHEN_SEEN SEED
+    source "$dir/case.sh"
+    rm -rf "${out:?}/$c"; mkdir -p "$out/$c"
+    [ -n "${DISK:-}" ] && truncate -s "$DISK" "$out/$c/state.img"
+    local n ok=1
+    for n in $(seq 1 "${BOOTS:-1}"); do
+      local ud=$dir/user-data
+      [ "$n" -gt 1 ] && [ -e "$dir/user-data.$n" ] && ud=$dir/user-data.$n
+      seed "$dir" "$ud" "$out/$c/cidata-$n.iso"
+      local log=$out/$c/console-$n.log
+      boot_once "$c" "$n" "$log" || ok=0
+      local list=()
+      if [ "${BOOTS:-1}" -eq 1 ]; then list=("${EXPECT[@]}"); else eval "list=(\"\${EXPECT_$n[@]}\")"; fi
+      for m in "${list[@]}"; do
+        grep -aq -- "$m" "$log" || { echo "missing marker in boot $n: $m" >> "$out/$c/host.log"; ok=0; }
+      done
+      grep -a "CHECK " "$log" | tr -d '\r' | sed "s/^/  boot$n: /"
+      [ "$ok" = 1 ] || break
+    done
+    if [ -n "${SSH_AFTER:-}" ] && ! grep -q "ssh login ok" "$out/$c/host.log" 2>/dev/null; then
+      echo "no SSH login" >> "$out/$c/host.log"; ok=0
+    fi
+    if [ "$ok" = 1 ]; then
+      echo "PASS $c"
+    else
+      echo "FAIL $c (console logs: $out/$c/)"; sed 's/^/  host: /' "$out/$c/host.log" 2>/dev/null
+      exit 1
+    fi
+  )
+}
+
+cases=("$@")
+[ ${#cases[@]} -gt 0 ] || cases=($(cd "$here/cases" && ls -d [0-9]*))
+fail=0
+for c in "${cases[@]}"; do
+  start=$SECONDS
+  run_case "$c" || fail=1
+  echo "  ($c took $((SECONDS - start)) s)"
+done
+echo; echo "== figures (qemu-tests/out/figures.txt)"; cat "$figs"
+exit $fail

@@ -1,0 +1,496 @@
+//! The boot as data: a table of named stages run in order, each logged
+//! `[i/n] name` with the uptime, and what each one does.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::config::cmdline::{self, Cmdline};
+use crate::config::engine::{dockerd_args, dockerd_env, DOCKERD};
+use crate::config::{disk, node::to_yaml, CloudConfig};
+use crate::paths::{Paths, STATE_LABEL, SYSTEM_BRIDGE, SYSTEM_BRIDGE_CIDR};
+use crate::sys::process::{self, Signals};
+use crate::sys::{LinuxSyscall, MountArgs, MsFlags, Syscall};
+
+use super::supervise::{self, Child};
+use super::{chain, modules, mounts, say, state, switchroot, userdata};
+
+/// Errors of a boot stage.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// A syscall failed.
+    #[error(transparent)]
+    Sys(#[from] crate::sys::SysError),
+    /// Moving off the initramfs failed.
+    #[error(transparent)]
+    Switch(#[from] switchroot::SwitchError),
+    /// A process-wide call failed.
+    #[error(transparent)]
+    Process(#[from] process::ProcessError),
+    /// Anything else, said in words.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Everything the stages share.
+pub struct Boot {
+    /// The kernel.
+    pub sys: LinuxSyscall,
+    /// Node paths.
+    pub paths: Paths,
+    /// The kernel command line.
+    pub cmdline: Cmdline,
+    /// The merged config (defaults until the config stage).
+    pub cfg: CloudConfig,
+    /// Supervised children, in start order.
+    pub children: Vec<Child>,
+    /// When PID 1 started.
+    pub start: Instant,
+}
+
+/// One boot stage.
+pub struct Stage {
+    /// Its name in the log.
+    pub name: &'static str,
+    /// Whether a failure drops to the emergency shell (else: warn, go on).
+    pub fatal: bool,
+    /// What it does.
+    pub run: fn(&mut Boot) -> Result<(), StageError>,
+}
+
+/// The boot, in order.
+pub const STAGES: &[Stage] = &[
+    Stage {
+        name: "mounts",
+        fatal: true,
+        run: early_mounts,
+    },
+    Stage {
+        name: "cmdline",
+        fatal: false,
+        run: read_cmdline,
+    },
+    Stage {
+        name: "modules",
+        fatal: false,
+        run: load_modules,
+    },
+    Stage {
+        name: "switch-root",
+        fatal: true,
+        run: switch_root,
+    },
+    Stage {
+        name: "cgroups",
+        fatal: true,
+        run: cgroups,
+    },
+    Stage {
+        name: "state",
+        fatal: false,
+        run: state_partition,
+    },
+    Stage {
+        name: "datasources",
+        fatal: false,
+        run: datasources,
+    },
+    Stage {
+        name: "config",
+        fatal: false,
+        run: load_config,
+    },
+    Stage {
+        name: "hostname",
+        fatal: false,
+        run: hostname,
+    },
+    Stage {
+        name: "network-base",
+        fatal: false,
+        run: network_base,
+    },
+    Stage {
+        name: "system-docker",
+        fatal: true,
+        run: system_docker,
+    },
+    Stage {
+        name: "sysinit",
+        fatal: false,
+        run: sysinit,
+    },
+];
+
+/// Run the stages, then the event loop. Returns only if the loop does
+/// (never); a fatal stage goes to the emergency shell.
+pub fn boot(start: Instant) {
+    let _ = LinuxSyscall.mkdir(Path::new("/dev"), 0o755);
+    let signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => super::emergency(&chain(&e)),
+    };
+    let _ = nix::sys::reboot::set_cad_enabled(false);
+    let mut b = Boot {
+        sys: LinuxSyscall,
+        paths: Paths::default(),
+        cmdline: cmdline::parse("cmdline", ""),
+        cfg: CloudConfig::default(),
+        children: Vec::new(),
+        start,
+    };
+    // The kernel starts PID 1 without a PATH.
+    std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    say(&format!("ros {} starting", crate::paths::VERSION));
+    let n = STAGES.len();
+    for (i, st) in STAGES.iter().enumerate() {
+        let t = Instant::now();
+        let res = (st.run)(&mut b);
+        let uptime = uptime();
+        let took = t.elapsed().as_secs_f64();
+        match res {
+            Ok(()) => say(&format!(
+                "[{}/{n}] {} ok ({took:.2}s, uptime {uptime:.2}s)",
+                i + 1,
+                st.name
+            )),
+            Err(e) if st.fatal => {
+                say(&format!(
+                    "[{}/{n}] {} FAILED: {}",
+                    i + 1,
+                    st.name,
+                    chain(&e)
+                ));
+                super::emergency(&format!("stage {} failed", st.name));
+            }
+            Err(e) => say(&format!(
+                "[{}/{n}] {} failed (continuing): {}",
+                i + 1,
+                st.name,
+                chain(&e)
+            )),
+        }
+    }
+    say(&format!("boot done at uptime {:.2}s", uptime()));
+    let timeout = Duration::from_secs(u64::from(b.cfg.ros.shutdown_timeout.unwrap_or(60)));
+    supervise::event_loop(&signals, &mut b.children, timeout)
+}
+
+/// Seconds since the kernel started.
+pub fn uptime() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn other(e: impl std::fmt::Display) -> StageError {
+    StageError::Other(e.to_string())
+}
+
+fn early_mounts(b: &mut Boot) -> Result<(), StageError> {
+    mounts::early(&b.sys, Path::new("/"), true)?;
+    Ok(())
+}
+
+fn read_cmdline(b: &mut Boot) -> Result<(), StageError> {
+    let text = std::fs::read_to_string("/proc/cmdline").map_err(other)?;
+    b.cmdline = cmdline::parse("/proc/cmdline", text.trim());
+    // Defaults + command line, until the saved layers are readable.
+    let (_, cfg, _) = disk::load(&b.paths).resolve();
+    b.cfg = cfg;
+    for p in &b.cmdline.problems {
+        say(&format!("cmdline: {p}"));
+    }
+    Ok(())
+}
+
+fn load_modules(b: &mut Boot) -> Result<(), StageError> {
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .map_err(other)?;
+    let dir = PathBuf::from("/lib/modules").join(release);
+    let dep =
+        modules::ModDep::parse(&std::fs::read_to_string(dir.join("modules.dep")).map_err(other)?);
+    let mut wanted: Vec<(String, String)> = modules::BASE_MODULES
+        .iter()
+        .map(|m| (m.to_string(), String::new()))
+        .collect();
+    wanted.extend(b.cfg.ros.modules.iter().map(|e| modules::split_entry(e)));
+    let (mut loaded, mut failed) = (0, Vec::new());
+    for (name, params) in wanted {
+        let Some(files) = dep.load_order(&name) else {
+            continue; // built in
+        };
+        let last = files.len().saturating_sub(1);
+        for (i, f) in files.iter().enumerate() {
+            let p = if i == last { params.as_str() } else { "" };
+            match process::load_module(&dir.join(f), p) {
+                Ok(()) => loaded += 1,
+                Err(e) => failed.push(chain(&e)),
+            }
+        }
+    }
+    if failed.is_empty() {
+        say(&format!("modules: {loaded} loaded"));
+        Ok(())
+    } else {
+        Err(other(failed.join("; ")))
+    }
+}
+
+fn switch_root(b: &mut Boot) -> Result<(), StageError> {
+    if !switchroot::on_initramfs() {
+        return Ok(());
+    }
+    let new = Path::new(switchroot::NEW_ROOT);
+    switchroot::prepare(&b.sys, new)?;
+    let bytes = switchroot::move_tree(
+        Path::new("/"),
+        new,
+        &["proc", "sys", "dev", "run", ".newroot"],
+    )?;
+    switchroot::switch(&b.sys, new)?;
+    say(&format!("root: tmpfs ({} MB moved)", bytes / 1_000_000));
+    Ok(())
+}
+
+fn cgroups(b: &mut Boot) -> Result<(), StageError> {
+    let text = std::fs::read_to_string("/proc/cgroups").map_err(other)?;
+    mounts::cgroups(&b.sys, Path::new("/"), &mounts::parse_proc_cgroups(&text))?;
+    Ok(())
+}
+
+fn mkfs_if_blank(dev: &str) -> Result<bool, StageError> {
+    let head = state::read_head(Path::new(dev), 1 << 20).map_err(other)?;
+    if !state::is_blank(&head) {
+        return Ok(false);
+    }
+    say(&format!(
+        "state: formatting blank {dev} as ext4 {STATE_LABEL}"
+    ));
+    let st = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", STATE_LABEL, dev])
+        .status()
+        .map_err(other)?;
+    if !st.success() {
+        return Err(other(format!("mkfs.ext4 {dev}: {st}")));
+    }
+    Ok(true)
+}
+
+fn state_partition(b: &mut Boot) -> Result<(), StageError> {
+    let st = b.cfg.ros.state.clone();
+    for dev in st.autoformat.0.iter() {
+        if Path::new(dev).exists() {
+            mkfs_if_blank(dev)?;
+        }
+    }
+    let spec = st
+        .dev
+        .clone()
+        .unwrap_or_else(|| format!("LABEL={STATE_LABEL}"));
+    let wait = if st.wait == Some(true) { 10 } else { 1 };
+    let found = match state::label_of(&spec) {
+        Some(label) => state::wait_label(label, Duration::from_secs(wait)),
+        None => state::read_head(Path::new(&spec), 65536)
+            .ok()
+            .and_then(|h| state::probe(&h))
+            .map(|p| (PathBuf::from(&spec), p)),
+    };
+    let Some((dev, probed)) = found else {
+        let msg = format!("no state partition ({spec}): running from memory");
+        return if st.required == Some(true) {
+            Err(other(msg))
+        } else {
+            say(&format!("state: {msg}"));
+            Ok(())
+        };
+    };
+    let mnt = Path::new("/mnt/state");
+    b.sys.mkdir(mnt, 0o755)?;
+    let fstype = match st.fstype.as_deref() {
+        None | Some("auto") => probed.fstype,
+        Some(f) => f,
+    };
+    let devs = dev.display().to_string();
+    b.sys.mount(&MountArgs::new(
+        Some(&devs),
+        mnt,
+        Some(fstype),
+        MsFlags::empty(),
+        None,
+    ))?;
+    for d in state::PERSISTENT {
+        let src = mnt.join(d.trim_start_matches('/'));
+        b.sys.mkdir(&src, 0o755)?;
+        b.sys.mkdir(Path::new(d), 0o755)?;
+        b.sys.mount(&MountArgs::new(
+            Some(&src.display().to_string()),
+            *d,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        ))?;
+    }
+    say(&format!(
+        "state: {devs} ({fstype}) mounted; persistent: {}",
+        state::PERSISTENT.join(" ")
+    ));
+    Ok(())
+}
+
+fn datasources(b: &mut Boot) -> Result<(), StageError> {
+    userdata::mount_drives(&b.sys, &b.paths);
+    let specs = b.cfg.ros.cloud_init.datasources.clone();
+    match userdata::save(&b.paths, &specs, &b.cmdline) {
+        userdata::Outcome::Nothing => say("datasources: no user-data"),
+        userdata::Outcome::Saved(s) => say(&format!("datasources: user-data from {s} saved")),
+        userdata::Outcome::Script(s) => say(&format!("datasources: script from {s} kept")),
+        userdata::Outcome::Invalid(s, errs) => {
+            for e in &errs {
+                say(&format!("cloud-config error: {e}"));
+            }
+            return Err(other(format!(
+                "invalid cloud-config from {s}: not saved; booting on the last good config"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn load_config(b: &mut Boot) -> Result<(), StageError> {
+    let layers = disk::load(&b.paths);
+    let (merged, cfg, problems) = layers.resolve();
+    b.cfg = cfg;
+    let errs = userdata::errors(&problems);
+    for p in &problems {
+        let kind = if p.unknown_key {
+            "warning"
+        } else {
+            "cloud-config error"
+        };
+        say(&format!("{kind}: {p}"));
+    }
+    if errs.is_empty() {
+        userdata::keep_last_good(&b.paths.last_good_config(), &to_yaml(&merged));
+        Ok(())
+    } else {
+        Err(other(format!(
+            "{} config errors; valid parts applied",
+            errs.len()
+        )))
+    }
+}
+
+fn hostname(b: &mut Boot) -> Result<(), StageError> {
+    let name = b
+        .cfg
+        .hostname
+        .clone()
+        .or(b.cfg.ros.defaults.hostname.clone())
+        .unwrap_or_else(|| "ros".to_string());
+    process::set_hostname(&name)?;
+    let _ = std::fs::create_dir_all("/etc");
+    let _ = std::fs::write("/etc/hostname", format!("{name}\n"));
+    let hosts = format!("127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n::1\tlocalhost ip6-localhost\n");
+    std::fs::write("/etc/hosts", hosts).map_err(other)?;
+    say(&format!("hostname: {name}"));
+    Ok(())
+}
+
+fn run(prog: &str, args: &[&str]) -> Result<(), StageError> {
+    let st = Command::new(prog).args(args).status().map_err(other)?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(other(format!("{prog} {}: {st}", args.join(" "))))
+    }
+}
+
+fn network_base(b: &mut Boot) -> Result<(), StageError> {
+    if !Path::new("/etc/resolv.conf").exists() {
+        let ns: String = b
+            .cfg
+            .ros
+            .network
+            .dns
+            .nameservers
+            .0
+            .iter()
+            .map(|n| format!("nameserver {n}\n"))
+            .collect();
+        std::fs::write("/etc/resolv.conf", ns).map_err(other)?;
+    }
+    run("ip", &["link", "set", "lo", "up"])?;
+    if !Path::new("/sys/class/net").join(SYSTEM_BRIDGE).exists() {
+        run("ip", &["link", "add", SYSTEM_BRIDGE, "type", "bridge"])?;
+        run(
+            "ip",
+            &["addr", "add", SYSTEM_BRIDGE_CIDR, "dev", SYSTEM_BRIDGE],
+        )?;
+    }
+    run("ip", &["link", "set", SYSTEM_BRIDGE, "up"])
+}
+
+/// True when a Docker engine answers `GET /_ping` on `sock`.
+pub fn docker_answers(sock: &Path) -> bool {
+    let Ok(mut s) = UnixStream::connect(sock) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /_ping HTTP/1.0\r\nHost: d\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"HTTP/1.") && buf[..n].windows(3).any(|w| w == b"200"))
+}
+
+fn system_docker(b: &mut Boot) -> Result<(), StageError> {
+    let sd = &b.cfg.ros.system_docker;
+    for d in [b.paths.log_dir(), b.paths.system_docker_data()] {
+        b.sys.mkdir(&d, 0o755)?;
+    }
+    let mut c = Child::new("system-dockerd", DOCKERD, dockerd_args(sd, &b.paths));
+    c.env = dockerd_env(sd);
+    c.env
+        .push(("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()));
+    c.log = Some(b.paths.log_dir().join("system-docker.log"));
+    c.start().map_err(other)?;
+    b.children.push(c);
+    let sock = b.paths.system_docker_sock();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(120) {
+        if docker_answers(&sock) {
+            say(&format!(
+                "system-docker answering after {:.2}s (uptime {:.2}s)",
+                t.elapsed().as_secs_f64(),
+                uptime()
+            ));
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        for r in process::reap_all() {
+            if b.children.iter().any(|c| c.pid == Some(r.pid)) {
+                return Err(other(format!(
+                    "system-dockerd exited ({}); see /var/log/system-docker.log",
+                    r.code
+                )));
+            }
+        }
+    }
+    Err(other("system-docker did not answer within 120s"))
+}
+
+fn sysinit(b: &mut Boot) -> Result<(), StageError> {
+    let mut c = Child::new("sysinit", "/usr/bin/ros", vec!["sysinit".to_string()]);
+    c.env
+        .push(("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()));
+    let r = c.start();
+    b.children.push(c);
+    r.map(|_| ()).map_err(other)
+}

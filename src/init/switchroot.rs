@@ -1,0 +1,185 @@
+//! Move off the initramfs root: runc's pivot_root fails on rootfs
+//! (PLATFORM-NOTES), so the contents move to a tmpfs which becomes `/`.
+//!
+//! Files are copied and then unlinked one by one, so memory use stays flat
+//! (the initramfs pages are freed as their copies are made), then the API
+//! filesystems are moved and the tmpfs is moved over `/` (busybox
+//! switch_root's sequence, done in-process so PID 1 stays PID 1).
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use crate::sys::{MountArgs, MsFlags, SysError, Syscall};
+
+/// Where the new root is assembled.
+pub const NEW_ROOT: &str = "/.newroot";
+
+/// Mounts carried into the new root.
+pub const MOVED: &[&str] = &["/dev", "/proc", "/sys", "/run"];
+
+/// Errors while switching roots.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    /// A mount-level step failed.
+    #[error("switch root")]
+    Sys(#[from] SysError),
+    /// Copying a file failed.
+    #[error("copy {path}")]
+    Copy {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// True when `/` is the initramfs (rootfs), which pivot_root cannot leave.
+pub fn on_initramfs() -> bool {
+    fs::read_to_string("/proc/self/mounts")
+        .map(|m| {
+            m.lines().any(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                f.len() > 2 && f[1] == "/" && f[2] == "rootfs"
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// Copy `src` into `dst` (both directories) and unlink each source file
+/// once copied. `skip` names top-level entries left alone.
+pub fn move_tree(src: &Path, dst: &Path, skip: &[&str]) -> Result<u64, SwitchError> {
+    let err = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| SwitchError::Copy { path, source }
+    };
+    let mut bytes = 0;
+    for entry in fs::read_dir(src).map_err(err(src))? {
+        let entry = entry.map_err(err(src))?;
+        let name = entry.file_name();
+        if skip.iter().any(|s| name.to_str() == Some(s)) {
+            continue;
+        }
+        let from = entry.path();
+        let to = dst.join(&name);
+        let meta = fs::symlink_metadata(&from).map_err(err(&from))?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            fs::create_dir_all(&to).map_err(err(&to))?;
+            bytes += move_tree(&from, &to, &[])?;
+            fs::set_permissions(&to, fs::Permissions::from_mode(meta.mode() & 0o7777))
+                .map_err(err(&to))?;
+            let _ = std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()));
+            let _ = fs::remove_dir(&from);
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&from).map_err(err(&from))?;
+            std::os::unix::fs::symlink(&target, &to).map_err(err(&to))?;
+            let _ = std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()));
+            let _ = fs::remove_file(&from);
+        } else if ft.is_file() {
+            bytes += fs::copy(&from, &to).map_err(err(&to))?;
+            let _ = std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()));
+            let _ = fs::remove_file(&from);
+        }
+    }
+    Ok(bytes)
+}
+
+/// The mount sequence of a switch: tmpfs on [`NEW_ROOT`] is made by
+/// [`prepare`]; this moves the API mounts and the new root over `/`.
+pub fn switch(sys: &dyn Syscall, new_root: &Path) -> Result<(), SysError> {
+    for m in MOVED {
+        let target = new_root.join(m.trim_start_matches('/'));
+        sys.mkdir(&target, 0o755)?;
+        sys.mount(&MountArgs::new(
+            Some(m),
+            target,
+            None,
+            MsFlags::MS_MOVE,
+            None,
+        ))?;
+    }
+    sys.chdir(new_root)?;
+    sys.mount(&MountArgs::new(
+        Some("."),
+        "/",
+        None,
+        MsFlags::MS_MOVE,
+        None,
+    ))?;
+    sys.chroot(Path::new("."))?;
+    sys.chdir(Path::new("/"))
+}
+
+/// Mount the tmpfs that becomes `/`.
+pub fn prepare(sys: &dyn Syscall, new_root: &Path) -> Result<(), SysError> {
+    sys.mkdir(new_root, 0o755)?;
+    sys.mount(&MountArgs::new(
+        Some("rootfs"),
+        new_root,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("mode=0755"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::{Call, RecordingSyscall};
+    use std::path::PathBuf;
+
+    #[test]
+    fn switch_sequence() {
+        let sys = RecordingSyscall::default();
+        prepare(&sys, Path::new(NEW_ROOT)).unwrap();
+        switch(&sys, Path::new(NEW_ROOT)).unwrap();
+        let calls = sys.calls.borrow();
+        let mounts: Vec<(String, String)> = sys
+            .mounts()
+            .iter()
+            .map(|m| {
+                (
+                    m.source.clone().unwrap_or_default(),
+                    m.target.display().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("rootfs", "/.newroot"),
+                ("/dev", "/.newroot/dev"),
+                ("/proc", "/.newroot/proc"),
+                ("/sys", "/.newroot/sys"),
+                ("/run", "/.newroot/run"),
+                (".", "/"),
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+        let n = calls.len();
+        assert_eq!(calls[n - 2], Call::Chroot(PathBuf::from(".")));
+        assert_eq!(calls[n - 1], Call::Chdir(PathBuf::from("/")));
+    }
+
+    #[test]
+    fn move_tree_copies_and_unlinks() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        fs::create_dir_all(src.path().join("usr/bin")).unwrap();
+        fs::write(src.path().join("usr/bin/ros"), b"binary").unwrap();
+        std::os::unix::fs::symlink("usr/bin/ros", src.path().join("init")).unwrap();
+        fs::create_dir_all(src.path().join("proc")).unwrap();
+        let n = move_tree(src.path(), dst.path(), &["proc"]).unwrap();
+        assert_eq!(n, 6);
+        assert_eq!(fs::read(dst.path().join("usr/bin/ros")).unwrap(), b"binary");
+        assert_eq!(
+            fs::read_link(dst.path().join("init")).unwrap(),
+            PathBuf::from("usr/bin/ros")
+        );
+        assert!(!src.path().join("usr").exists());
+        assert!(src.path().join("proc").exists());
+        assert!(!dst.path().join("proc").exists());
+    }
+}
