@@ -137,6 +137,8 @@ pub struct DesiredInstance {
     pub labels: BTreeMap<String, String>,
     /// Network mode.
     pub network_mode: Option<String>,
+    /// Volumes as docker binds (`name:/path[:mode]`).
+    pub volumes: Vec<String>,
     /// `running`, `stopped` or `removed`.
     pub desired_state: String,
     /// Last reported state.

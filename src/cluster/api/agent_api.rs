@@ -310,6 +310,16 @@ fn desired(c: &Resource) -> DesiredInstance {
         environment: str_map(c.data.get("environment")),
         labels,
         network_mode: c.str("networkMode").map(str::to_string),
+        volumes: c
+            .data
+            .get("dataVolumes")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
         desired_state: c.str("desiredState").unwrap_or("running").to_string(),
         state: c.state.clone(),
         external_id: c.str("externalId").map(str::to_string),
