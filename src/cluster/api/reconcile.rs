@@ -17,7 +17,8 @@ use super::services::spec_of;
 use super::{render, App};
 use crate::cluster::model::{self, format_id, now_ms, Kind, Resource};
 use crate::cluster::plan::compose::fields::VolumeKind;
-use crate::cluster::plan::compose::ServiceSpec;
+use crate::cluster::plan::compose::{HealthStrategy, ServiceSpec};
+use crate::cluster::plan::health::{self, ContainerHealth, MemberHealth};
 use crate::cluster::plan::lifecycle::ContainerState;
 use crate::cluster::plan::scheduler::{self, HostPort, HostView, InstanceView};
 use crate::cluster::plan::{scale, upgrade};
@@ -257,6 +258,23 @@ fn service(w: &mut World, s: &mut Resource) {
                 set_desired(w, c, "removed");
             }
             let ok = keep_scale(w, s, &spec, &stack, gen);
+            let hs: Vec<MemberHealth> = members(w, s)
+                .iter()
+                .map(|c| MemberHealth {
+                    running: cstate(c) == ContainerState::Running,
+                    health: c.str("healthState").and_then(|h| match h {
+                        "healthy" => Some(ContainerHealth::Healthy),
+                        "unhealthy" => Some(ContainerHealth::Unhealthy),
+                        "reinitializing" => Some(ContainerHealth::Reinitializing),
+                        "initializing" => Some(ContainerHealth::Initializing),
+                        _ => None,
+                    }),
+                })
+                .collect();
+            let h = health::service_health(&hs, spec.scale, false).as_str();
+            if s.str("healthState") != Some(h) {
+                s.set("healthState", h);
+            }
             let running = members(w, s)
                 .iter()
                 .filter(|c| cstate(c) == ContainerState::Running)
@@ -318,7 +336,7 @@ fn keep_scale(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str, 
                 index: scale::index_of(stack, &spec.name, name)?,
                 name: name.to_string(),
                 state: cstate(c),
-                recreate: c.str("healthState") == Some("unhealthy"),
+                recreate: replace(w, c, spec),
             })
         })
         .collect();
@@ -351,6 +369,18 @@ fn keep_scale(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str, 
         s.data.remove("transitioningMessage");
     }
     true
+}
+
+/// True when a member must be replaced: unhealthy under a recreating
+/// strategy, or health-checked on a host whose agent is gone.
+fn replace(w: &World<'_>, c: &Resource, spec: &ServiceSpec) -> bool {
+    let Some(hc) = &spec.launch_config.health_check else {
+        return false;
+    };
+    let host_gone = w.hosts.iter().find(|h| h.id == c.host).map_or(true, |h| {
+        h.is_removed() || h.str("agentState") == Some("disconnected")
+    });
+    host_gone || (c.str("healthState") == Some("unhealthy") && hc.strategy != HealthStrategy::None)
 }
 
 /// A new container for index `idx`, placed by the scheduler (on `host`
@@ -429,6 +459,10 @@ fn create(
         })
         .collect();
     c.set("dataVolumes", json!(vols));
+    if let Some(hc) = &lc.health_check {
+        c.set("healthCheck", json!(hc));
+        c.set("healthState", "initializing");
+    }
     c.set("_ports", json!(placed.ports));
     c.set("serviceId", s.api_id());
     c.set("stackId", s.str("stackId").unwrap_or_default());
