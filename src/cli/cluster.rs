@@ -53,7 +53,13 @@ fn env2(a: &str, b: &str) -> Option<String> {
 }
 
 impl Conn {
-    fn client(&self) -> Client {
+    /// The project id (`1a5`).
+    pub(crate) fn project(&self) -> &str {
+        &self.project
+    }
+
+    /// A client for the server, with the key pair when one is given.
+    pub(crate) fn client(&self) -> Client {
         let url = self
             .url
             .clone()

@@ -13,6 +13,7 @@ use crate::paths::{Paths, ENV_ROOT};
 
 pub mod cluster;
 mod cluster_up;
+pub mod compose;
 pub mod config;
 pub mod os;
 pub mod service;
@@ -47,6 +48,8 @@ enum Command {
         #[command(subcommand)]
         cmd: cluster::ClusterCmd,
     },
+    /// Deploy and manage stacks on the cluster (rancher-compose's commands).
+    Compose(compose::ComposeArgs),
     /// Manage the system services on system-docker.
     #[command(visible_alias = "s")]
     Service {
@@ -128,6 +131,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Config { cmd } => config::run(&paths, cmd),
         Command::Cluster { cmd } => cluster::run(&paths, cmd),
+        Command::Compose(args) => compose::run(args),
         Command::Service { cmd } => service::run(&paths, cmd),
         Command::Sysinit(args) => sysinit::run(&paths, args),
         Command::UserDocker => sysinit::user_docker(&paths),

@@ -28,11 +28,15 @@ pub enum Kind {
     AgentKey,
     /// A container instance assigned to a host.
     Container,
+    /// A stack (Rancher 1.x "environment" of services).
+    Stack,
+    /// A service: `scale` containers of one launch config.
+    Service,
 }
 
 impl Kind {
     /// Every kind, for schemas and migrations.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Project,
         Kind::Account,
         Kind::Host,
@@ -40,6 +44,8 @@ impl Kind {
         Kind::ApiKey,
         Kind::AgentKey,
         Kind::Container,
+        Kind::Stack,
+        Kind::Service,
     ];
 
     /// The API type name (`registrationToken`).
@@ -52,6 +58,8 @@ impl Kind {
             Kind::ApiKey => "apiKey",
             Kind::AgentKey => "agentKey",
             Kind::Container => "container",
+            Kind::Stack => "stack",
+            Kind::Service => "service",
         }
     }
 
@@ -66,6 +74,9 @@ impl Kind {
         let s = seg.to_ascii_lowercase();
         if s == "instances" {
             return Some(Kind::Container);
+        }
+        if s == "environments" {
+            return Some(Kind::Stack);
         }
         Kind::ALL
             .into_iter()
@@ -89,6 +100,8 @@ impl Kind {
             Kind::Host => "h",
             Kind::RegistrationToken | Kind::ApiKey | Kind::AgentKey => "c",
             Kind::Container => "i",
+            Kind::Stack => "st",
+            Kind::Service => "s",
         }
     }
 
@@ -279,11 +292,98 @@ const CONTAINER: &[Transition] = &[
     },
 ];
 
+/// Every service state but the removal ones (`remove` is offered in all).
+const SERVICE_LIVE: &[&str] = &[
+    "registering",
+    "inactive",
+    "activating",
+    "active",
+    "deactivating",
+    "upgrading",
+    "upgraded",
+    "finishing-upgrade",
+    "canceling-upgrade",
+    "canceled-upgrade",
+    "rolling-back",
+    "restarting",
+    "error",
+];
+
+/// Service actions with Rancher's names; `to` is the transitional state
+/// the reconciler leaves (see `plan::lifecycle`).
+const SERVICE: &[Transition] = &[
+    Transition {
+        action: "activate",
+        from: &["inactive"],
+        to: "activating",
+    },
+    Transition {
+        action: "deactivate",
+        from: &["active", "activating", "restarting", "error"],
+        to: "deactivating",
+    },
+    Transition {
+        action: "upgrade",
+        from: &["active", "activating", "inactive"],
+        to: "upgrading",
+    },
+    Transition {
+        action: "finishupgrade",
+        from: &["upgraded"],
+        to: "finishing-upgrade",
+    },
+    Transition {
+        action: "cancelupgrade",
+        from: &["upgrading", "finishing-upgrade"],
+        to: "canceled-upgrade",
+    },
+    Transition {
+        action: "continueupgrade",
+        from: &["canceled-upgrade"],
+        to: "upgrading",
+    },
+    Transition {
+        action: "rollback",
+        from: &["upgrading", "upgraded", "canceled-upgrade"],
+        to: "rolling-back",
+    },
+    Transition {
+        action: "restart",
+        from: &["active"],
+        to: "restarting",
+    },
+    Transition {
+        action: "remove",
+        from: SERVICE_LIVE,
+        to: "removing",
+    },
+];
+
+const STACK: &[Transition] = &[
+    Transition {
+        action: "activateservices",
+        from: &["active"],
+        to: "active",
+    },
+    Transition {
+        action: "deactivateservices",
+        from: &["active"],
+        to: "active",
+    },
+    Transition {
+        action: "remove",
+        from: &["active", "error"],
+        to: "removing",
+    },
+];
+
 /// The transition table of a kind.
 pub fn transitions(kind: Kind) -> &'static [Transition] {
     match kind {
         Kind::Host => HOST,
         Kind::Container => CONTAINER,
+        Kind::Service => SERVICE,
+        Kind::Stack => STACK,
         Kind::Account | Kind::AgentKey => &[],
         _ => GENERIC,
     }

@@ -96,6 +96,8 @@ pub struct Report {
     pub external_id: Option<String>,
     /// Error or detail message.
     pub message: Option<String>,
+    /// New `healthState` (`initializing`, `healthy`, `unhealthy` …).
+    pub health_state: Option<String>,
     /// CPU percent of the container.
     pub cpu_percent: Option<f64>,
     /// Memory of the container, MiB.
@@ -137,6 +139,10 @@ pub struct DesiredInstance {
     pub labels: BTreeMap<String, String>,
     /// Network mode.
     pub network_mode: Option<String>,
+    /// Volumes as docker binds (`name:/path[:mode]`).
+    pub volumes: Vec<String>,
+    /// Health check the agent runs while the container runs.
+    pub health_check: Option<crate::cluster::plan::compose::HealthCheck>,
     /// `running`, `stopped` or `removed`.
     pub desired_state: String,
     /// Last reported state.

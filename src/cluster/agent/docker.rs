@@ -87,6 +87,7 @@ async fn create(docker: &Docker, d: &DesiredInstance) -> Result<String, DockerEr
         labels: Some(d.labels.clone().into_iter().collect()),
         host_config: Some(HostConfig {
             network_mode: d.network_mode.clone(),
+            binds: (!d.volumes.is_empty()).then(|| d.volumes.clone()),
             ..Default::default()
         }),
         ..Default::default()

@@ -22,6 +22,7 @@ use super::protocol::{
 
 pub mod docker;
 pub mod facts;
+pub mod health;
 
 /// Agent failures.
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +224,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let mut send_facts = true;
     let mut generation = 0;
     let mut desired: Vec<DesiredInstance> = Vec::new();
+    let mut checker = health::Checker::default();
     let mut pending: Vec<Report> = Vec::new();
     let mut cpu = docker::CpuSamples::new();
     let mut last_usage = std::time::Instant::now();
@@ -280,6 +282,9 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                     // A managed container changed behind our back: look now.
                     pending.extend(converge_once(&docker, &client, &reg.host_id, &desired).await);
                 }
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                    pending.extend(checker.run(&docker, &desired).await);
+                }
             }
         };
         match res {
@@ -288,6 +293,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 generation = resp.generation;
                 desired = resp.instances;
                 pending.extend(converge_once(&docker, &client, &reg.host_id, &desired).await);
+                pending.extend(checker.run(&docker, &desired).await);
                 if last_usage.elapsed() >= cfg.usage_interval {
                     last_usage = std::time::Instant::now();
                     match docker::usage(&docker, &reg.host_id, &desired, &mut cpu).await {

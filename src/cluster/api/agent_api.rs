@@ -174,6 +174,9 @@ fn apply_report(c: &mut Resource, r: &Report) -> bool {
     if let Some(m) = r.memory_mb {
         c.set("memoryMb", m);
     }
+    if let Some(h) = &r.health_state {
+        c.set("healthState", h.clone());
+    }
     if r.state.is_empty() {
         return false;
     }
@@ -247,6 +250,7 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
         }
         if !rows.is_empty() {
             store.commit(&rows)?;
+            cx.app.kick.notify_one();
         }
         if bump {
             cx.app.bump();
@@ -310,6 +314,20 @@ fn desired(c: &Resource) -> DesiredInstance {
         environment: str_map(c.data.get("environment")),
         labels,
         network_mode: c.str("networkMode").map(str::to_string),
+        volumes: c
+            .data
+            .get("dataVolumes")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        health_check: c
+            .data
+            .get("healthCheck")
+            .and_then(|h| serde_json::from_value(h.clone()).ok()),
         desired_state: c.str("desiredState").unwrap_or("running").to_string(),
         state: c.state.clone(),
         external_id: c.str("externalId").map(str::to_string),

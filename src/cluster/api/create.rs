@@ -114,6 +114,8 @@ pub fn create(cx: &Ctx<'_>, p: Principal, kind: Kind, sc: Option<u64>) -> Result
             Ok(out)
         }
         Kind::Container => create_container(cx, project, f),
+        Kind::Stack => super::services::create_stack(cx, project, f),
+        Kind::Service => super::services::create_service(cx, project, f),
     }
 }
 

@@ -414,7 +414,13 @@ fn list(cx: &Ctx<'_>, kind: Kind, sc: Option<u64>) -> Result<Response, ApiError>
     let (pagination, sort, filters) = query::envelope(&q, total, &self_url);
     let create = matches!(
         kind,
-        Kind::Project | Kind::Account | Kind::RegistrationToken | Kind::ApiKey | Kind::Container
+        Kind::Project
+            | Kind::Account
+            | Kind::RegistrationToken
+            | Kind::ApiKey
+            | Kind::Container
+            | Kind::Stack
+            | Kind::Service
     );
     ok(
         StatusCode::OK,
@@ -463,6 +469,10 @@ fn update(cx: &Ctx<'_>, mut r: Resource) -> Result<Value, ApiError> {
     for (k, v) in f {
         r.data.insert(k, v);
     }
+    if r.kind == Kind::Service {
+        super::services::sync_scale(&mut r);
+        cx.app.kick.notify_one();
+    }
     cx.app.store.commit(std::slice::from_ref(&r))?;
     Ok(render::resource(cx.base, &r))
 }
@@ -487,6 +497,25 @@ fn act(cx: &Ctx<'_>, mut r: Resource, action: &str) -> Result<Value, ApiError> {
         (Kind::Container, "stop") => r.set("desiredState", "stopped"),
         (Kind::Container, "start" | "restart") => r.set("desiredState", "running"),
         (Kind::Container, "remove") => r.set("desiredState", "removed"),
+        (Kind::Service, "upgrade") => super::services::start_upgrade(cx, &mut r)?,
+        (Kind::Stack, "activateservices" | "deactivateservices") => {
+            let (from, to) = if action == "activateservices" {
+                ("inactive", "activating")
+            } else {
+                ("active", "deactivating")
+            };
+            for s in cx
+                .app
+                .store
+                .list(Kind::Service, Scope::Project(r.project))?
+            {
+                if s.str("stackId") == Some(&r.api_id()) && s.state == from {
+                    let mut s = s;
+                    s.state = to.into();
+                    rows.push(s);
+                }
+            }
+        }
         (Kind::Host, "remove") => {
             for k in cx.app.store.list(Kind::AgentKey, Scope::Host(r.id))? {
                 let mut k = k;
@@ -511,6 +540,9 @@ fn act(cx: &Ctx<'_>, mut r: Resource, action: &str) -> Result<Value, ApiError> {
     }
     if matches!(r.kind, Kind::Container | Kind::Host) {
         cx.app.bump();
+    }
+    if matches!(r.kind, Kind::Service | Kind::Stack) {
+        cx.app.kick.notify_one();
     }
     Ok(render::resource(cx.base, &r))
 }

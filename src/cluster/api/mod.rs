@@ -24,8 +24,10 @@ mod create;
 pub mod error;
 pub mod handlers;
 pub mod query;
+pub mod reconcile;
 pub mod render;
 pub mod schema;
+pub mod services;
 #[cfg(test)]
 mod tests;
 
@@ -92,6 +94,8 @@ pub struct App {
     pub creds: Mutex<HashMap<String, (String, Principal)>>,
     /// When this server started (heartbeat grace after a restart).
     pub started: Instant,
+    /// Wakes the service reconciler.
+    pub kick: tokio::sync::Notify,
 }
 
 impl App {
@@ -108,6 +112,7 @@ impl App {
             generation,
             creds: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            kick: tokio::sync::Notify::new(),
         }))
     }
 
@@ -206,6 +211,7 @@ pub fn spawn_monitor(app: Arc<App>) {
 /// monitor.
 pub async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     spawn_monitor(app.clone());
+    reconcile::spawn(app.clone(), Duration::from_millis(500));
     axum::serve(listener, router(app)).await
 }
 

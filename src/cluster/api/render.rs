@@ -54,6 +54,12 @@ fn transitioning(state: &str) -> bool {
             | "restarting"
             | "removing"
             | "registering"
+            | "activating"
+            | "deactivating"
+            | "upgrading"
+            | "finishing-upgrade"
+            | "canceling-upgrade"
+            | "rolling-back"
     )
 }
 

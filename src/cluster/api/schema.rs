@@ -32,6 +32,8 @@ pub enum FieldType {
     Enum(&'static [&'static str]),
     /// An id of a resource of this kind.
     Ref(Kind),
+    /// A JSON object (a `launchConfig`, an upgrade strategy).
+    Object,
 }
 
 impl FieldType {
@@ -45,6 +47,7 @@ impl FieldType {
             FieldType::StrList => "array[string]".into(),
             FieldType::Enum(_) => "enum".into(),
             FieldType::Ref(k) => format!("reference[{}]", k.type_name()),
+            FieldType::Object => "json".into(),
         }
     }
 }
@@ -127,6 +130,24 @@ const CONTAINER: &[Field] = &[
     ),
     f("startOnCreate", FieldType::Bool, true, false, false),
 ];
+const STACK: &[Field] = &[
+    f("name", FieldType::Name, true, true, true),
+    f("description", FieldType::Str, true, true, false),
+    f("dockerCompose", FieldType::Str, true, false, false),
+    f("rancherCompose", FieldType::Str, true, false, false),
+    f("environment", FieldType::StrMap, true, false, false),
+    f("startOnCreate", FieldType::Bool, true, false, false),
+];
+const SERVICE: &[Field] = &[
+    f("name", FieldType::Name, true, false, true),
+    f("description", FieldType::Str, true, true, false),
+    f("stackId", FieldType::Ref(Kind::Stack), true, false, true),
+    f("launchConfig", FieldType::Object, true, false, true),
+    f("scale", FieldType::Int, true, true, false),
+    f("startOnCreate", FieldType::Bool, true, false, false),
+    f("retainIp", FieldType::Bool, true, true, false),
+    f("metadata", FieldType::Object, true, true, false),
+];
 /// The local auth config (not a stored resource).
 pub const LOCAL_AUTH: &[Field] = &[
     f("enabled", FieldType::Bool, true, true, false),
@@ -151,6 +172,8 @@ pub fn fields(kind: Kind) -> &'static [Field] {
         Kind::RegistrationToken => TOKEN,
         Kind::ApiKey => APIKEY,
         Kind::Container => CONTAINER,
+        Kind::Stack => STACK,
+        Kind::Service => SERVICE,
         Kind::AgentKey => &[],
     }
 }
@@ -299,6 +322,9 @@ fn check_type(field: &Field, v: &Value) -> Result<(), ApiError> {
             if m.len() > 256 || m.values().any(|x| !x.is_string()) {
                 return Err(bad());
             }
+        }
+        FieldType::Object => {
+            v.as_object().ok_or_else(bad)?;
         }
         FieldType::StrList => {
             let l = v.as_array().ok_or_else(bad)?;
@@ -484,8 +510,24 @@ mod tests {
     #[test]
     fn schemas_list_every_public_kind() {
         let s = schemas("/v1");
-        assert_eq!(s["data"].as_array().map(Vec::len), Some(6));
+        assert_eq!(s["data"].as_array().map(Vec::len), Some(8));
         assert!(schema("/v1", "host").is_some());
+        let svc = schema("/v1", "service").unwrap_or_default();
+        for a in [
+            "activate",
+            "deactivate",
+            "upgrade",
+            "finishupgrade",
+            "cancelupgrade",
+            "continueupgrade",
+            "rollback",
+            "restart",
+            "remove",
+        ] {
+            assert!(svc["resourceActions"].get(a).is_some(), "{a}");
+        }
+        assert_eq!(svc["resourceFields"]["launchConfig"]["type"], "json");
+        assert!(schema("/v1", "stack").is_some());
         assert!(schema("/v1", "agentKey").is_none());
     }
 }

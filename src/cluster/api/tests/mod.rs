@@ -16,6 +16,7 @@ use crate::cluster::store::SqliteStore;
 mod auth;
 mod bad_input;
 mod resources;
+mod services;
 mod tls;
 
 /// A server running on its own runtime; dropping it stops the server.

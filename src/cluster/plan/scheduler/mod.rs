@@ -67,7 +67,7 @@ impl Protocol {
 }
 
 /// A port published on a host.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct HostPort {
     /// Bind address; `None` = all addresses.
     pub bind_ip: Option<String>,

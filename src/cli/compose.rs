@@ -1,0 +1,383 @@
+//! `ros compose`: rancher-compose's commands against the cluster server —
+//! `up` (create, activate, upgrade, confirm, roll back), `scale`, `ps`,
+//! `start`, `stop`, `restart`, `rm`. Progress lines look like
+//! `[1/3] [web]: Started`; failures exit non-zero with the server's reason.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use super::cluster::Conn;
+use crate::cluster::api::services::launch_config_json;
+use crate::cluster::client::Client;
+use crate::cluster::plan::compose::{self, Source};
+
+/// `ros compose` options.
+#[derive(Debug, Args)]
+pub struct ComposeArgs {
+    /// Stack name (default: the current directory's name).
+    #[arg(short = 'p', long = "project-name")]
+    stack: Option<String>,
+    /// Compose files: docker-compose first, then rancher-compose.
+    #[arg(short = 'f', long = "file")]
+    files: Vec<String>,
+    /// rancher-compose file.
+    #[arg(short = 'r', long = "rancher-file")]
+    rancher_file: Option<String>,
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: ComposeCmd,
+}
+
+/// `ros compose` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ComposeCmd {
+    /// Create and start the stack; upgrade, confirm or roll back services.
+    Up {
+        /// Do not wait in the foreground for logs.
+        #[arg(short = 'd')]
+        detach: bool,
+        /// Upgrade services whose launch config changed.
+        #[arg(short = 'u', long)]
+        upgrade: bool,
+        /// Upgrade every named service even if unchanged.
+        #[arg(long)]
+        force_upgrade: bool,
+        /// Finish an upgrade (remove the old containers).
+        #[arg(short = 'c', long)]
+        confirm_upgrade: bool,
+        /// Roll back an upgrade.
+        #[arg(long)]
+        rollback: bool,
+        /// Containers replaced at once.
+        #[arg(long, default_value_t = 1)]
+        batch_size: u32,
+        /// Milliseconds between batches.
+        #[arg(long, default_value_t = 2000)]
+        interval: u64,
+        /// Pull images first (images are local here: accepted, no-op).
+        #[arg(long)]
+        pull: bool,
+        /// Only these services.
+        services: Vec<String>,
+    },
+    /// Set scales: `web=3 db=1`.
+    Scale {
+        /// `SERVICE=N` pairs.
+        pairs: Vec<String>,
+    },
+    /// List the stack's containers.
+    Ps,
+    /// Activate services.
+    Start {
+        /// Only these services.
+        services: Vec<String>,
+    },
+    /// Deactivate services.
+    Stop {
+        /// Only these services.
+        services: Vec<String>,
+    },
+    /// Restart services.
+    Restart {
+        /// Only these services.
+        services: Vec<String>,
+    },
+    /// Remove the stack.
+    Rm {
+        /// Do not ask.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+}
+
+struct Ctx {
+    client: Client,
+    project: String,
+    stack: String,
+}
+
+impl Ctx {
+    fn path(&self, rest: &str) -> String {
+        format!("/v1/projects/{}/{rest}", self.project)
+    }
+    fn stack(&self) -> Result<Option<Value>> {
+        let v = self
+            .client
+            .get(&self.path(&format!("stacks?name={}", self.stack)))?;
+        Ok(v["data"]
+            .as_array()
+            .and_then(|d| d.iter().find(|s| s["state"] != "removed").cloned()))
+    }
+    fn services(&self, stack_id: &str) -> Result<Vec<Value>> {
+        let v = self
+            .client
+            .get(&self.path(&format!("services?stackId={stack_id}&limit=1000")))?;
+        Ok(v["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s["state"] != "removed")
+            .collect())
+    }
+    fn action(&self, svc: &Value, action: &str, body: Value) -> Result<Value> {
+        let id = svc["id"].as_str().unwrap_or_default();
+        Ok(self
+            .client
+            .post(&self.path(&format!("services/{id}?action={action}")), &body)?)
+    }
+    /// Wait until the service reaches one of `states`; an `error`
+    /// transitioning message fails at once.
+    fn wait(&self, svc: &Value, states: &[&str]) -> Result<Value> {
+        let id = svc["id"].as_str().unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let s = self.client.get(&self.path(&format!("services/{id}")))?;
+            let state = s["state"].as_str().unwrap_or_default();
+            if states.contains(&state) {
+                return Ok(s);
+            }
+            if s["transitioning"] == "error" {
+                bail!(
+                    "[{}]: {}",
+                    s["name"].as_str().unwrap_or_default(),
+                    s["transitioningMessage"].as_str().unwrap_or("error")
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("timed out waiting for {id} to be {}", states.join("/"));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+fn read(path: &str) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {path}")),
+    }
+}
+
+fn pick<'a>(all: &'a [Value], only: &[String]) -> Vec<&'a Value> {
+    all.iter()
+        .filter(|s| only.is_empty() || only.iter().any(|n| s["name"] == n.as_str()))
+        .collect()
+}
+
+/// Run a `ros compose` command; the exit code.
+pub fn run(args: ComposeArgs) -> Result<i32> {
+    let stack = match args.stack.clone() {
+        Some(s) => s,
+        None => std::env::current_dir()?
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_else(|| "default".into()),
+    };
+    let cx = Ctx {
+        client: args.conn.client(),
+        project: args.conn.project().to_string(),
+        stack,
+    };
+    let dc_path = args
+        .files
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "docker-compose.yml".into());
+    let rc_path = args
+        .rancher_file
+        .clone()
+        .or_else(|| args.files.get(1).cloned())
+        .unwrap_or_else(|| "rancher-compose.yml".into());
+    match &args.cmd {
+        ComposeCmd::Up {
+            upgrade,
+            force_upgrade,
+            confirm_upgrade,
+            rollback,
+            batch_size,
+            interval,
+            services,
+            ..
+        } => {
+            let (upgrade, force_upgrade, confirm_upgrade, rollback) =
+                (*upgrade, *force_upgrade, *confirm_upgrade, *rollback);
+            let dc = read(&dc_path)?.with_context(|| format!("{dc_path} not found"))?;
+            let rc = read(&rc_path)?;
+            let spec = compose::parse_stack(
+                &cx.stack,
+                Source {
+                    name: &dc_path,
+                    bytes: dc.as_bytes(),
+                },
+                rc.as_deref().map(|t| Source {
+                    name: &rc_path,
+                    bytes: t.as_bytes(),
+                }),
+            )?;
+            let st = match cx.stack()? {
+                Some(s) => s,
+                None => cx.client.post(
+                    &cx.path("stacks"),
+                    &json!({"name": cx.stack, "dockerCompose": dc, "rancherCompose": rc.clone().unwrap_or_default()}),
+                )?,
+            };
+            let sid = st["id"].as_str().unwrap_or_default().to_string();
+            let mut have = cx.services(&sid)?;
+            for s in &spec.services {
+                if !have.iter().any(|h| h["name"] == s.name.as_str()) {
+                    let v = cx.client.post(
+                        &cx.path("services"),
+                        &json!({"name": s.name, "stackId": sid, "scale": s.scale,
+                                "launchConfig": launch_config_json(&s.launch_config)}),
+                    )?;
+                    have.push(v);
+                }
+            }
+            let chosen = pick(&have, services);
+            let n = chosen.len();
+            for (i, svc) in chosen.into_iter().enumerate() {
+                let name = svc["name"].as_str().unwrap_or_default();
+                let tag = format!("[{}/{n}] [{name}]", i + 1);
+                let state = svc["state"].as_str().unwrap_or_default();
+                let want = spec.service(name);
+                if rollback {
+                    cx.action(svc, "rollback", json!({}))?;
+                    cx.wait(svc, &["active"])?;
+                    println!("{tag}: Rolled back");
+                    continue;
+                }
+                if confirm_upgrade && state == "upgraded" {
+                    cx.action(svc, "finishupgrade", json!({}))?;
+                    cx.wait(svc, &["active"])?;
+                    println!("{tag}: Upgrade finished");
+                    continue;
+                }
+                let changed = want
+                    .is_some_and(|w| launch_config_json(&w.launch_config) != svc["launchConfig"]);
+                if let (true, Some(w)) = (force_upgrade || (upgrade && changed), want) {
+                    let strategy = json!({"inServiceStrategy": {
+                        "launchConfig": launch_config_json(&w.launch_config),
+                        "batchSize": batch_size,
+                        "intervalMillis": interval,
+                        "startFirst": w.upgrade_strategy.start_first}});
+                    println!("{tag}: Upgrading");
+                    cx.action(svc, "upgrade", strategy)?;
+                    cx.wait(svc, &["upgraded"])?;
+                    if confirm_upgrade {
+                        cx.action(svc, "finishupgrade", json!({}))?;
+                        cx.wait(svc, &["active"])?;
+                    }
+                    println!("{tag}: Upgraded");
+                    continue;
+                }
+                if state == "inactive" {
+                    cx.action(svc, "activate", json!({}))?;
+                }
+                if !matches!(state, "upgraded" | "canceled-upgrade") {
+                    cx.wait(svc, &["active"])?;
+                }
+                println!("{tag}: Started");
+            }
+            Ok(0)
+        }
+        ComposeCmd::Scale { pairs } => {
+            let st = cx
+                .stack()?
+                .with_context(|| format!("no stack {}", cx.stack))?;
+            let have = cx.services(st["id"].as_str().unwrap_or_default())?;
+            for p in pairs {
+                let (name, n) = p
+                    .split_once('=')
+                    .with_context(|| format!("{p}: expected SERVICE=N"))?;
+                let n: u32 = n.parse().with_context(|| format!("{p}: bad number"))?;
+                let svc = have
+                    .iter()
+                    .find(|s| s["name"] == name)
+                    .with_context(|| format!("no service {name} in {}", cx.stack))?;
+                let id = svc["id"].as_str().unwrap_or_default();
+                cx.client.call::<Value>(
+                    "PUT",
+                    &cx.path(&format!("services/{id}")),
+                    Some(&json!({ "scale": n })),
+                )?;
+                if svc["state"] == "active" {
+                    // Let the reconciler see the new scale, then wait.
+                    std::thread::sleep(Duration::from_millis(200));
+                    cx.wait(svc, &["active"])?;
+                }
+                println!("[{name}]: Scaled to {n}");
+            }
+            Ok(0)
+        }
+        ComposeCmd::Ps => {
+            let st = cx
+                .stack()?
+                .with_context(|| format!("no stack {}", cx.stack))?;
+            let sid = st["id"].as_str().unwrap_or_default();
+            let v = cx
+                .client
+                .get(&cx.path(&format!("containers?stackId={sid}&limit=1000")))?;
+            println!("{:<32} {:<10} {:<8} IMAGE", "NAME", "STATE", "HOST");
+            for c in v["data"].as_array().into_iter().flatten() {
+                if c["state"] == "removed" {
+                    continue;
+                }
+                println!(
+                    "{:<32} {:<10} {:<8} {}",
+                    c["name"].as_str().unwrap_or_default(),
+                    c["state"].as_str().unwrap_or_default(),
+                    c["hostId"].as_str().unwrap_or_default(),
+                    c["imageUuid"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .trim_start_matches("docker:")
+                );
+            }
+            Ok(0)
+        }
+        ComposeCmd::Start { services }
+        | ComposeCmd::Stop { services }
+        | ComposeCmd::Restart { services } => {
+            let (action, from, want, word) = match args.cmd {
+                ComposeCmd::Start { .. } => ("activate", "inactive", "active", "Started"),
+                ComposeCmd::Stop { .. } => ("deactivate", "active", "inactive", "Stopped"),
+                _ => ("restart", "active", "active", "Restarted"),
+            };
+            let st = cx
+                .stack()?
+                .with_context(|| format!("no stack {}", cx.stack))?;
+            let have = cx.services(st["id"].as_str().unwrap_or_default())?;
+            for svc in pick(&have, services) {
+                if svc["state"] == from {
+                    cx.action(svc, action, json!({}))?;
+                }
+                cx.wait(svc, &[want])?;
+                println!("[{}]: {word}", svc["name"].as_str().unwrap_or_default());
+            }
+            Ok(0)
+        }
+        ComposeCmd::Rm { .. } => {
+            let Some(st) = cx.stack()? else {
+                return Ok(0);
+            };
+            let id = st["id"].as_str().unwrap_or_default();
+            cx.client
+                .post(&cx.path(&format!("stacks/{id}?action=remove")), &json!({}))?;
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while cx.stack()?.is_some() {
+                if Instant::now() > deadline {
+                    bail!("timed out removing stack {}", cx.stack);
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            println!("[{}]: Removed", cx.stack);
+            Ok(0)
+        }
+    }
+}

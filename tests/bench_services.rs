@@ -1,0 +1,193 @@
+//! Benchmark (ignored by default; `bash build/bench-services.sh` runs it):
+//! scale one service 0 → 100 containers across the 3 test hosts, then
+//! Docker swarm mode on the same engines (`docker swarm init` + `docker
+//! service create --replicas 100`), printed as a ratio; a 10-container
+//! in-service upgrade at batch size 2; the server's RSS.
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use harness::*;
+use serde_json::json;
+
+fn running_count(url: &str, prefix: &str, image: &str) -> usize {
+    get(&format!(
+        "{url}/v1/projects/1a5/containers?limit=3000&state=running"
+    ))["data"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .filter(|c| {
+                    c["name"].as_str().unwrap_or("").starts_with(prefix)
+                        && c["imageUuid"] == format!("docker:{image}").as_str()
+                        && c["desiredState"] == "running"
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+#[ignore = "benchmark: bash build/bench-services.sh"]
+fn bench_scale_upgrade_rss() {
+    let mut c = setup();
+    let url = c.url.clone();
+    let token = post(
+        &format!("{url}/v1/projects/1a5/registrationtokens"),
+        json!({}),
+    );
+    let reg = token["registrationUrl"].as_str().unwrap().to_string();
+    for i in 0..3 {
+        let a = start_agent(&c, i, &reg);
+        c.hosts[i].agent = Some(a);
+    }
+    wait_for("3 hosts", 90, || {
+        let v = get(&format!("{url}/v1/projects/1a5/hosts?agentState=active"));
+        (v["data"].as_array()?.len() == 3).then_some(())
+    });
+    for h in &c.hosts {
+        h.docker(&["tag", IMAGE, "ros-test/busybox:v2"]).unwrap();
+    }
+    let st = post(
+        &format!("{url}/v1/projects/1a5/stacks"),
+        json!({"name": "b"}),
+    );
+    let sid = st["id"].as_str().unwrap();
+    let svc = post(
+        &format!("{url}/v1/projects/1a5/services"),
+        json!({"name": "s", "stackId": sid, "scale": 100, "startOnCreate": true,
+               "launchConfig": {"imageUuid": format!("docker:{IMAGE}"), "command": ["sleep", "3600"]}}),
+    );
+    let id = svc["id"].as_str().unwrap().to_string();
+    let t0 = Instant::now();
+    wait_for("100 running", 900, || {
+        (running_count(&url, "b-s-", IMAGE) == 100).then_some(())
+    });
+    let ros_s = t0.elapsed().as_secs_f64();
+    println!("BENCH ros 0->100 containers on 3 hosts: {ros_s:.1} s");
+    let pid = c.server.as_ref().unwrap().id();
+    println!(
+        "BENCH server RSS with 100 containers: {} MiB",
+        rss_kb(pid) / 1024
+    );
+
+    // 10 containers, in-service upgrade at batch size 2.
+    call_put(&url, &id, json!({"scale": 10}));
+    wait_for("10", 300, || {
+        let all = get(&format!("{url}/v1/projects/1a5/containers?limit=3000"));
+        let live = all["data"]
+            .as_array()?
+            .iter()
+            .filter(|c| c["desiredState"] != "removed" && c["state"] != "removed")
+            .count();
+        (live == 10 && running_count(&url, "b-s-", IMAGE) == 10).then_some(())
+    });
+    let t1 = Instant::now();
+    post(
+        &format!("{url}/v1/projects/1a5/services/{id}?action=upgrade"),
+        json!({"inServiceStrategy": {"launchConfig": {"imageUuid": "docker:ros-test/busybox:v2", "command": ["sleep", "3600"]},
+               "batchSize": 2, "intervalMillis": 0, "startFirst": false}}),
+    );
+    wait_for("upgraded", 300, || {
+        (get(&format!("{url}/v1/projects/1a5/services/{id}"))["state"] == "upgraded").then_some(())
+    });
+    println!(
+        "BENCH in-service upgrade of 10 containers, batch 2, interval 0: {:.1} s",
+        t1.elapsed().as_secs_f64()
+    );
+    post(
+        &format!("{url}/v1/projects/1a5/services/{id}?action=remove"),
+        json!({}),
+    );
+    wait_for("removed", 300, || {
+        (get(&format!("{url}/v1/projects/1a5/services/{id}"))["state"] == "removed").then_some(())
+    });
+
+    // Swarm mode on the same engines.
+    let h0 = &c.hosts[0];
+    let init = h0.docker(&["swarm", "init", "--advertise-addr", &h0.ip]);
+    match init {
+        Err(e) => println!("BENCH swarm: init failed: {e}"),
+        Ok(_) => {
+            let tok = h0.docker(&["swarm", "join-token", "-q", "worker"]).unwrap();
+            for h in &c.hosts[1..] {
+                let _ = h.docker(&[
+                    "swarm",
+                    "join",
+                    "--token",
+                    tok.trim(),
+                    &format!("{}:2377", h0.ip),
+                ]);
+            }
+            let t2 = Instant::now();
+            let made = h0.docker(&[
+                "service",
+                "create",
+                "--detach",
+                "--name",
+                "bench",
+                "--replicas",
+                "100",
+                "--endpoint-mode",
+                "dnsrr",
+                IMAGE,
+                "sleep",
+                "3600",
+            ]);
+            if let Err(e) = made {
+                println!("BENCH swarm: service create failed: {e}");
+            } else {
+                let done = (|| {
+                    let deadline = Instant::now() + Duration::from_secs(600);
+                    while Instant::now() < deadline {
+                        let out = h0
+                            .docker(&[
+                                "service",
+                                "ps",
+                                "bench",
+                                "--filter",
+                                "desired-state=running",
+                                "--format",
+                                "{{.CurrentState}}",
+                            ])
+                            .unwrap_or_default();
+                        if out.lines().filter(|l| l.starts_with("Running")).count() >= 100 {
+                            return true;
+                        }
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                    false
+                })();
+                let sw = t2.elapsed().as_secs_f64();
+                if done {
+                    println!("BENCH swarm 0->100 replicas on 3 engines: {sw:.1} s");
+                    println!("BENCH ratio ros/swarm: {:.2}", ros_s / sw);
+                } else {
+                    println!("BENCH swarm: not 100 running after {sw:.0} s");
+                }
+                let _ = h0.docker(&["service", "rm", "bench"]);
+            }
+            for h in &c.hosts {
+                let _ = h.docker(&["swarm", "leave", "--force"]);
+            }
+        }
+    }
+}
+
+fn call_put(url: &str, id: &str, body: serde_json::Value) {
+    api()
+        .put(&format!("{url}/v1/projects/1a5/services/{id}"))
+        .set("Content-Type", "application/json")
+        .send_string(&body.to_string())
+        .unwrap();
+}
