@@ -13,8 +13,10 @@ pub fn init(debug: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr)
-        // Colour codes only on a terminal, never in log files.
-        .with_ansi(std::io::stderr().is_terminal())
+        // Colour codes only on a terminal, never in log files, and never
+        // when NO_COLOR is set (https://no-color.org; PID 1 sets it for the
+        // console).
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_target(false)
         .try_init();
 }

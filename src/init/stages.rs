@@ -490,6 +490,9 @@ fn sysinit(b: &mut Boot) -> Result<(), StageError> {
     let mut c = Child::new("sysinit", "/usr/bin/ros", vec!["sysinit".to_string()]);
     c.env
         .push(("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()));
+    // sysinit logs to the console next to PID 1's plain `[i/n]` lines (and
+    // the boot tests grep it): no colour codes there.
+    c.env.push(("NO_COLOR".into(), "1".into()));
     let r = c.start();
     b.children.push(c);
     r.map(|_| ()).map_err(other)
