@@ -2,7 +2,15 @@
 //! scale one service 0 → 100 containers across the 3 test hosts, then
 //! Docker swarm mode on the same engines (`docker swarm init` + `docker
 //! service create --replicas 100`), printed as a ratio; a 10-container
-//! in-service upgrade at batch size 2; the server's RSS.
+//! in-service upgrade at batch size 2; the server's RSS with 100 and with
+//! 1,000 containers, and the start rate between 700 and 900 containers.
+//!
+//! Fairness of the swarm baseline: with a tag reference, every swarm worker
+//! tries to pull the image before each task (and only then falls back to
+//! the local copy) — on these machines, with no registry reachable, that
+//! cost minutes. The swarm service is therefore created from the image ID
+//! with `--no-resolve-image`, which swarm never pulls; our agent never
+//! pulls either (no `pull_image` label).
 
 mod harness;
 
@@ -10,6 +18,10 @@ use std::time::{Duration, Instant};
 
 use harness::*;
 use serde_json::json;
+
+/// A container that exits on SIGTERM (busybox `sleep` as PID 1 ignores it,
+/// and every stop would wait for the kill timeout).
+const SLEEP: [&str; 3] = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"];
 
 fn running_count(url: &str, prefix: &str, image: &str) -> usize {
     get(&format!(
@@ -55,7 +67,14 @@ fn bench_scale_upgrade_rss() {
         let v = get(&format!("{url}/v1/projects/1a5/hosts?agentState=active"));
         (v["data"].as_array()?.len() == 3).then_some(())
     });
+    // One image ID on every engine (the harness imports per host, which
+    // gives each its own ID; swarm runs the service by ID).
+    let tar = c.dir.path().join("img.tar");
+    c.hosts[0]
+        .docker(&["save", "-o", tar.to_str().unwrap(), IMAGE])
+        .unwrap();
     for h in &c.hosts {
+        h.docker(&["load", "-i", tar.to_str().unwrap()]).unwrap();
         h.docker(&["tag", IMAGE, "ros-test/busybox:v2"]).unwrap();
     }
     let st = post(
@@ -66,7 +85,7 @@ fn bench_scale_upgrade_rss() {
     let svc = post(
         &format!("{url}/v1/projects/1a5/services"),
         json!({"name": "s", "stackId": sid, "scale": 100, "startOnCreate": true,
-               "launchConfig": {"imageUuid": format!("docker:{IMAGE}"), "command": ["sleep", "3600"]}}),
+               "launchConfig": {"imageUuid": format!("docker:{IMAGE}"), "command": SLEEP}}),
     );
     let id = svc["id"].as_str().unwrap().to_string();
     let t0 = Instant::now();
@@ -95,7 +114,7 @@ fn bench_scale_upgrade_rss() {
     let t1 = Instant::now();
     post(
         &format!("{url}/v1/projects/1a5/services/{id}?action=upgrade"),
-        json!({"inServiceStrategy": {"launchConfig": {"imageUuid": "docker:ros-test/busybox:v2", "command": ["sleep", "3600"]},
+        json!({"inServiceStrategy": {"launchConfig": {"imageUuid": "docker:ros-test/busybox:v2", "command": SLEEP},
                "batchSize": 2, "intervalMillis": 0, "startFirst": false}}),
     );
     wait_for("upgraded", 300, || {
@@ -129,21 +148,33 @@ fn bench_scale_upgrade_rss() {
                     &format!("{}:2377", h0.ip),
                 ]);
             }
+            let ids: Vec<String> = c
+                .hosts
+                .iter()
+                .map(|h| {
+                    h.docker(&["image", "inspect", "-f", "{{.Id}}", IMAGE])
+                        .unwrap()
+                        .trim()
+                        .to_string()
+                })
+                .collect();
+            assert!(ids.windows(2).all(|w| w[0] == w[1]), "same image everywhere: {ids:?}");
             let t2 = Instant::now();
-            let made = h0.docker(&[
+            let mut args = vec![
                 "service",
                 "create",
                 "--detach",
+                "--no-resolve-image",
                 "--name",
                 "bench",
                 "--replicas",
                 "100",
                 "--endpoint-mode",
                 "dnsrr",
-                IMAGE,
-                "sleep",
-                "3600",
-            ]);
+                &ids[0],
+            ];
+            args.extend_from_slice(&SLEEP);
+            let made = h0.docker(&args);
             if let Err(e) = made {
                 println!("BENCH swarm: service create failed: {e}");
             } else {
@@ -182,6 +213,60 @@ fn bench_scale_upgrade_rss() {
             }
         }
     }
+
+    // 1,000 containers: the server's RSS, and the start rate at 700-900.
+    let svc = post(
+        &format!("{url}/v1/projects/1a5/services"),
+        json!({"name": "k", "stackId": sid, "scale": 1000, "startOnCreate": true,
+               "launchConfig": {"imageUuid": format!("docker:{IMAGE}"), "command": SLEEP}}),
+    );
+    let kid = svc["id"].as_str().unwrap().to_string();
+    let t3 = Instant::now();
+    let (mut at700, mut at900) = (None, None);
+    wait_for("1000 running", 1800, || {
+        let n = running_count(&url, "b-k-", IMAGE);
+        if n >= 700 && at700.is_none() {
+            at700 = Some(Instant::now());
+        }
+        if n >= 900 && at900.is_none() {
+            at900 = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(800));
+        (n == 1000).then_some(())
+    });
+    println!(
+        "BENCH ros 0->1000 containers on 3 hosts: {:.1} s",
+        t3.elapsed().as_secs_f64()
+    );
+    if let (Some(a), Some(b)) = (at700, at900) {
+        let s = (b - a).as_secs_f64().max(0.001);
+        println!(
+            "BENCH start rate between 700 and 900 containers: {:.0} starts/minute",
+            200.0 / s * 60.0
+        );
+    }
+    println!(
+        "BENCH server RSS with 1000 containers: {} MiB",
+        rss_kb(pid) / 1024
+    );
+    for (i, h) in c.hosts.iter().enumerate() {
+        if let Some(a) = &h.agent {
+            println!("BENCH agent{} RSS: {} MiB", i + 1, rss_kb(a.id()) / 1024);
+        }
+    }
+    let t4 = Instant::now();
+    post(
+        &format!("{url}/v1/projects/1a5/services/{kid}?action=remove"),
+        json!({}),
+    );
+    wait_for("1000 removed", 1800, || {
+        std::thread::sleep(Duration::from_millis(800));
+        (get(&format!("{url}/v1/projects/1a5/services/{kid}"))["state"] == "removed").then_some(())
+    });
+    println!(
+        "BENCH remove 1000 containers: {:.1} s",
+        t4.elapsed().as_secs_f64()
+    );
 }
 
 fn call_put(url: &str, id: &str, body: serde_json::Value) {
