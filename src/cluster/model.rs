@@ -486,6 +486,62 @@ mod tests {
         );
     }
 
+    /// Services and stacks answer exactly what `plan::lifecycle` decides:
+    /// every (state, action) pair, accepted with its transitional state or
+    /// refused as not-now; unknown names refused as unknown.
+    #[test]
+    fn service_and_stack_actions_come_from_lifecycle() {
+        for (kind, m) in [
+            (Kind::Service, lifecycle::Kind::Service),
+            (Kind::Stack, lifecycle::Kind::Stack),
+        ] {
+            for st in lifecycle::ALL_STATES {
+                for a in lifecycle::ALL_ACTIONS {
+                    let got = transition(kind, st.as_str(), a.as_str());
+                    let want = match lifecycle::apply(m, *st, *a) {
+                        _ if kind == Kind::Stack && !STACK_ACTIONS.contains(a) => {
+                            Err(Refused::Unknown)
+                        }
+                        Ok(t) => Ok(t.transitioning.as_str()),
+                        Err(_) if action_names(kind).contains(&a.as_str()) => {
+                            Err(Refused::NotNow)
+                        }
+                        Err(_) => Err(Refused::Unknown),
+                    };
+                    assert_eq!(got, want, "{kind:?} {st} {a}");
+                    assert_eq!(
+                        actions_in(kind, st.as_str()).contains(&a.as_str()),
+                        want.is_ok(),
+                        "{kind:?} {st} {a}"
+                    );
+                }
+            }
+            assert_eq!(transition(kind, "active", "fly"), Err(Refused::Unknown));
+            assert_eq!(transition(kind, "bogus", "remove"), Err(Refused::NotNow));
+        }
+        for (state, action, to) in [
+            ("upgrading", "cancelupgrade", Ok("canceling-upgrade")),
+            ("canceled-upgrade", "continueupgrade", Ok("upgrading")),
+            ("canceled-upgrade", "rollback", Ok("rolling-back")),
+            ("canceled-upgrade", "finishupgrade", Err(Refused::NotNow)),
+            ("upgraded", "finishupgrade", Ok("finishing-upgrade")),
+            ("active", "restart", Ok("restarting")),
+            ("restarting", "restart", Err(Refused::NotNow)),
+            ("upgrading", "upgrade", Err(Refused::NotNow)),
+            ("canceling-upgrade", "continueupgrade", Err(Refused::NotNow)),
+        ] {
+            assert_eq!(transition(Kind::Service, state, action), to, "{state} {action}");
+        }
+        assert_eq!(
+            action_names(Kind::Stack),
+            ["remove", "activateservices", "deactivateservices"]
+        );
+        assert_eq!(
+            transition(Kind::Stack, "active", "upgrade"),
+            Err(Refused::Unknown)
+        );
+    }
+
     #[test]
     fn collections_parse() {
         assert_eq!(Kind::from_collection("apiKeys"), Some(Kind::ApiKey));
