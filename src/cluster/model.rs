@@ -503,9 +503,7 @@ mod tests {
                             Err(Refused::Unknown)
                         }
                         Ok(t) => Ok(t.transitioning.as_str()),
-                        Err(_) if action_names(kind).contains(&a.as_str()) => {
-                            Err(Refused::NotNow)
-                        }
+                        Err(_) if action_names(kind).contains(&a.as_str()) => Err(Refused::NotNow),
                         Err(_) => Err(Refused::Unknown),
                     };
                     assert_eq!(got, want, "{kind:?} {st} {a}");
@@ -530,7 +528,11 @@ mod tests {
             ("upgrading", "upgrade", Err(Refused::NotNow)),
             ("canceling-upgrade", "continueupgrade", Err(Refused::NotNow)),
         ] {
-            assert_eq!(transition(Kind::Service, state, action), to, "{state} {action}");
+            assert_eq!(
+                transition(Kind::Service, state, action),
+                to,
+                "{state} {action}"
+            );
         }
         assert_eq!(
             action_names(Kind::Stack),

@@ -115,10 +115,7 @@ impl World<'_> {
 
     /// A service as last changed in this pass.
     fn service(&self, api_id: &str) -> Option<Resource> {
-        self.services
-            .iter()
-            .find(|s| s.api_id() == api_id)
-            .cloned()
+        self.services.iter().find(|s| s.api_id() == api_id).cloned()
     }
 
     /// Record a changed service (and keep the view current).
@@ -126,7 +123,8 @@ impl World<'_> {
         if let Some(x) = self.services.iter_mut().find(|x| x.id == s.id) {
             *x = s.clone();
         }
-        self.out.retain(|x| !(x.kind == Kind::Service && x.id == s.id));
+        self.out
+            .retain(|x| !(x.kind == Kind::Service && x.id == s.id));
         self.out.push(s);
     }
 
@@ -370,7 +368,7 @@ fn health_of(c: &Resource) -> Option<ContainerHealth> {
 fn ready(c: &Resource) -> bool {
     cstate(c) == ContainerState::Running
         && c.str("desiredState") != Some("stopped")
-        && (c.data.get("healthCheck").is_none_or(Value::is_null)
+        && (c.data.get("healthCheck").map_or(true, Value::is_null)
             || health_of(c) == Some(ContainerHealth::Healthy))
 }
 
@@ -486,7 +484,12 @@ fn keep_global(
     }
     let mut used: Vec<u32> = cur
         .iter()
-        .filter(|c| !plan.remove.iter().any(|r| Some(r.as_str()) == c.str("name")))
+        .filter(|c| {
+            !plan
+                .remove
+                .iter()
+                .any(|r| Some(r.as_str()) == c.str("name"))
+        })
         .filter_map(|c| scale::index_of(stack, &spec.name, c.str("name")?))
         .collect();
     for h in plan.create_on {
@@ -524,7 +527,7 @@ fn to_replace(w: &World<'_>, cur: &[Resource], spec: &ServiceSpec) -> Vec<String
         .collect();
     let mut out = health::to_recreate(hc.strategy, &hs);
     for c in cur {
-        let host_gone = w.hosts.iter().find(|h| h.id == c.host).is_none_or(|h| {
+        let host_gone = w.hosts.iter().find(|h| h.id == c.host).map_or(true, |h| {
             h.is_removed() || h.str("agentState") == Some("disconnected")
         });
         let name = c.str("name").unwrap_or_default().to_string();
@@ -794,7 +797,10 @@ fn to_service_of(s: &Resource) -> Option<ToService> {
         final_scale: n("finalScale"),
         batch_size: n("batchSize").max(1),
         interval_millis: t.get("intervalMillis").and_then(Value::as_u64).unwrap_or(0),
-        update_links: t.get("updateLinks").and_then(Value::as_bool).unwrap_or(false),
+        update_links: t
+            .get("updateLinks")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         from_scale: n("fromScale"),
         target_from_scale: n("targetFromScale"),
     })

@@ -172,8 +172,10 @@ pub fn create_service(
             "scale must be 0..10000",
         ));
     }
+    let global = crate::cluster::plan::scheduler::is_global(&lc.labels);
     let spec = ServiceSpec {
         name,
+        global,
         launch_config: lc,
         scale: u32::try_from(scale).unwrap_or(1),
         start_on_create: f
@@ -241,7 +243,13 @@ pub fn start_restart(cx: &Ctx<'_>, r: &mut Resource) -> Result<(), ApiError> {
         }
     };
     let batch = strategy_int(st, "rollingRestartStrategy", "batchSize", 1, 10_000)?.max(1);
-    let interval = strategy_int(st, "rollingRestartStrategy", "intervalMillis", 0, 86_400_000)?;
+    let interval = strategy_int(
+        st,
+        "rollingRestartStrategy",
+        "intervalMillis",
+        0,
+        86_400_000,
+    )?;
     let id = r
         .data
         .get("_restart")
@@ -274,13 +282,16 @@ fn start_to_service(
             "a global service cannot be upgraded to another service",
         ));
     }
-    let to = st.get("toServiceId").and_then(Value::as_str).ok_or_else(|| {
-        ApiError::field(
-            "MissingRequired",
-            "toServiceId",
-            "toServiceStrategy needs toServiceId",
-        )
-    })?;
+    let to = st
+        .get("toServiceId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ApiError::field(
+                "MissingRequired",
+                "toServiceId",
+                "toServiceStrategy needs toServiceId",
+            )
+        })?;
     let target = parse_id(Kind::Service, to)
         .map(|n| cx.app.store.get(Kind::Service, n))
         .transpose()?

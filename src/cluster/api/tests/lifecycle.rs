@@ -111,11 +111,17 @@ impl Env {
     }
 
     fn state(&self, id: &str) -> String {
-        self.svc(id)["state"].as_str().unwrap_or_default().to_string()
+        self.svc(id)["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     fn act(&self, id: &str, action: &str, body: Value) -> Resp {
-        post(&format!("{}/services/{id}?action={action}", self.base), body)
+        post(
+            &format!("{}/services/{id}?action={action}", self.base),
+            body,
+        )
     }
 
     /// A stack from compose text; its service ids by name.
@@ -144,11 +150,14 @@ impl Env {
         if self.state(id) == "inactive" {
             assert_eq!(self.act(id, "activate", json!({})).status, 200);
         }
-        until(&self.srv, "active", || (self.state(id) == "active").then_some(()));
+        until(&self.srv, "active", || {
+            (self.state(id) == "active").then_some(())
+        });
     }
 }
 
-const WEB: &str = "version: '2'\nservices:\n  web:\n    image: busybox:1\n    command: [sleep, '600']\n";
+const WEB: &str =
+    "version: '2'\nservices:\n  web:\n    image: busybox:1\n    command: [sleep, '600']\n";
 
 fn web_scale(n: u32) -> String {
     format!("version: '2'\nservices:\n  web:\n    scale: {n}\n")
@@ -156,7 +165,15 @@ fn web_scale(n: u32) -> String {
 
 fn hosts(e: &Env, n: usize) -> Vec<String> {
     (0..n)
-        .map(|i| register(&e.srv.url, "1a5", &format!("lifecyclekey{i:08}"), &format!("n{i}")).0)
+        .map(|i| {
+            register(
+                &e.srv.url,
+                "1a5",
+                &format!("lifecyclekey{i:08}"),
+                &format!("n{i}"),
+            )
+            .0
+        })
         .collect()
 }
 
@@ -177,16 +194,29 @@ fn cancel_continue_finish_and_rollback() {
         json!({"inServiceStrategy": {"launchConfig": {"imageUuid": "docker:busybox:2",
                "command": ["sleep", "601"]}, "batchSize": 1, "intervalMillis": 0}}),
     );
-    assert_eq!((up.status, up.body["state"].as_str()), (200, Some("upgrading")));
+    assert_eq!(
+        (up.status, up.body["state"].as_str()),
+        (200, Some("upgrading"))
+    );
     let new_gen = |e: &Env| live(&e.srv, web).iter().filter(|c| gen(c) == 1).count();
     wait_for("first batch", || (new_gen(&e) == 1).then_some(()));
     // Rejected while upgrading: finish, continue, restart, upgrade.
-    for a in ["finishupgrade", "continueupgrade", "restart", "upgrade", "activate"] {
+    for a in [
+        "finishupgrade",
+        "continueupgrade",
+        "restart",
+        "upgrade",
+        "activate",
+    ] {
         let r = e.act(web, a, json!({}));
         assert_eq!((r.status, r.code()), (405, "ActionNotAvailable"), "{a}");
     }
     let cancel = e.act(web, "cancelupgrade", json!({}));
-    assert_eq!(cancel.body["state"], "canceling-upgrade", "{:?}", cancel.body);
+    assert_eq!(
+        cancel.body["state"], "canceling-upgrade",
+        "{:?}",
+        cancel.body
+    );
     until(&e.srv, "canceled", || {
         (e.state(web) == "canceled-upgrade").then_some(())
     });
@@ -210,7 +240,9 @@ fn cancel_continue_finish_and_rollback() {
     // Continue: upgrading → upgraded with every index replaced once.
     let cont = e.act(web, "continueupgrade", json!({}));
     assert_eq!(cont.body["state"], "upgrading");
-    until(&e.srv, "upgraded", || (e.state(web) == "upgraded").then_some(()));
+    until(&e.srv, "upgraded", || {
+        (e.state(web) == "upgraded").then_some(())
+    });
     let now = live(&e.srv, web);
     assert_eq!(now.iter().filter(|c| gen(c) == 1).count(), 3);
     assert!(now
@@ -265,7 +297,12 @@ fn rolling_restart_goes_batch_by_batch() {
         "restart",
         json!({"rollingRestartStrategy": {"batchSize": "two"}}),
     );
-    assert_eq!((bad.status, bad.code()), (422, "InvalidOption"), "{:?}", bad.body);
+    assert_eq!(
+        (bad.status, bad.code()),
+        (422, "InvalidOption"),
+        "{:?}",
+        bad.body
+    );
     let r = e.act(
         web,
         "restart",
@@ -305,7 +342,8 @@ fn to_service_upgrade_moves_scale_and_links() {
     let e = Env::new(&dir.path().join("db"));
     hosts(&e, 3);
     let dc = "version: '2'\nservices:\n  a:\n    image: busybox:1\n  b:\n    image: busybox:2\n  c:\n    image: busybox:1\n    links: [a]\n";
-    let rc = "version: '2'\nservices:\n  a:\n    scale: 3\n  b:\n    scale: 0\n  c:\n    scale: 1\n";
+    let rc =
+        "version: '2'\nservices:\n  a:\n    scale: 3\n  b:\n    scale: 0\n  c:\n    scale: 1\n";
     let ids = e.stack("app", dc, rc);
     let (a, b, c) = (&ids["a"], &ids["b"], &ids["c"]);
     e.up(a);
@@ -314,8 +352,14 @@ fn to_service_upgrade_moves_scale_and_links() {
     // Bad strategies are refused by name.
     for (body, code) in [
         (json!({"toServiceStrategy": {}}), "MissingRequired"),
-        (json!({"toServiceStrategy": {"toServiceId": "1s999"}}), "InvalidReference"),
-        (json!({"toServiceStrategy": {"toServiceId": a}}), "InvalidReference"),
+        (
+            json!({"toServiceStrategy": {"toServiceId": "1s999"}}),
+            "InvalidReference",
+        ),
+        (
+            json!({"toServiceStrategy": {"toServiceId": a}}),
+            "InvalidReference",
+        ),
         (
             json!({"toServiceStrategy": {"toServiceId": b, "finalScale": -1}}),
             "InvalidOption",
@@ -349,11 +393,18 @@ fn to_service_upgrade_moves_scale_and_links() {
         let ((a0, b0), (a1, b1)) = (w[0], w[1]);
         assert!(a0.abs_diff(a1) <= 1 && b0.abs_diff(b1) <= 1, "{seen:?}");
     }
-    assert!(seen.iter().all(|(sa, sb)| sb <= &3 && sa + sb >= 3), "{seen:?}");
+    assert!(
+        seen.iter().all(|(sa, sb)| sb <= &3 && sa + sb >= 3),
+        "{seen:?}"
+    );
     assert_eq!(seen.last(), Some(&(0, 3)), "{seen:?}");
     until(&e.srv, "b active with 3", || {
         (e.state(b) == "active"
-            && live(&e.srv, b).iter().filter(|c| c.state == "running").count() == 3
+            && live(&e.srv, b)
+                .iter()
+                .filter(|c| c.state == "running")
+                .count()
+                == 3
             && live(&e.srv, a).is_empty())
         .then_some(())
     });
@@ -362,7 +413,9 @@ fn to_service_upgrade_moves_scale_and_links() {
     assert_eq!(links[0]["service"], "b", "{links}");
     // Finish: A stays, at scale 0, active.
     assert_eq!(e.act(a, "finishupgrade", json!({})).status, 200);
-    until(&e.srv, "a active", || (e.state(a) == "active").then_some(()));
+    until(&e.srv, "a active", || {
+        (e.state(a) == "active").then_some(())
+    });
     assert_eq!(e.svc(a)["scale"], 0);
 }
 
@@ -494,7 +547,12 @@ fn global_service_follows_hosts() {
     // An in-service upgrade replaces per host.
     let before: Vec<(String, u64)> = live(&e.srv, g)
         .iter()
-        .map(|c| (c.str("hostId").unwrap().to_string(), c.data["serviceIndex"].as_u64().unwrap()))
+        .map(|c| {
+            (
+                c.str("hostId").unwrap().to_string(),
+                c.data["serviceIndex"].as_u64().unwrap(),
+            )
+        })
         .collect();
     e.act(
         g,
@@ -504,11 +562,18 @@ fn global_service_follows_hosts() {
                           "io.rancher.scheduler.affinity:host_label": "role=web"}},
                "batchSize": 1, "intervalMillis": 0}}),
     );
-    until(&e.srv, "upgraded", || (e.state(g) == "upgraded").then_some(()));
+    until(&e.srv, "upgraded", || {
+        (e.state(g) == "upgraded").then_some(())
+    });
     let mut after: Vec<(String, u64)> = live(&e.srv, g)
         .iter()
         .filter(|c| gen(c) == 1)
-        .map(|c| (c.str("hostId").unwrap().to_string(), c.data["serviceIndex"].as_u64().unwrap()))
+        .map(|c| {
+            (
+                c.str("hostId").unwrap().to_string(),
+                c.data["serviceIndex"].as_u64().unwrap(),
+            )
+        })
         .collect();
     after.sort();
     let mut before = before;
@@ -587,7 +652,9 @@ fn server_restart_mid_to_service_upgrade() {
         });
     }
     let e = Env::new(&db);
-    until(&e.srv, "upgraded", || (e.state(&a) == "upgraded").then_some(()));
+    until(&e.srv, "upgraded", || {
+        (e.state(&a) == "upgraded").then_some(())
+    });
     assert_eq!(e.svc(&b)["scale"], 3, "finalScale defaults to A's scale");
     let made: Vec<u64> = all(&e.srv)
         .iter()

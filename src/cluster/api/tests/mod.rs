@@ -15,8 +15,8 @@ use crate::cluster::store::SqliteStore;
 
 mod auth;
 mod bad_input;
-mod resources;
 mod lifecycle;
+mod resources;
 mod services;
 mod tls;
 
