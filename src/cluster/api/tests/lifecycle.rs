@@ -221,10 +221,9 @@ fn cancel_continue_finish_and_rollback() {
         (e.state(web) == "canceled-upgrade").then_some(())
     });
     // The rollout stays where it was: no new batch however long we wait.
-    for _ in 0..6 {
+    for _ in 0..3 {
         converge(&e.srv, "healthy");
-        crate::cluster::api::reconcile::pass(&e.srv.app).unwrap();
-        std::thread::sleep(Duration::from_millis(100));
+        settle(&e.srv);
     }
     assert_eq!(new_gen(&e), 1, "no batch after cancel");
     let acts = e.svc(web)["actions"].clone();
@@ -440,9 +439,13 @@ fn set_health(s: &Srv, names: &[&str], h: &str) {
     s.app.kick.notify_one();
 }
 
+/// A few reconcile passes (under the write lock, as the server runs them).
 fn settle(s: &Srv) {
     for _ in 0..4 {
-        crate::cluster::api::reconcile::pass(&s.app).unwrap();
+        {
+            let _g = s.app.write.blocking_lock();
+            crate::cluster::api::reconcile::pass(&s.app).unwrap();
+        }
         std::thread::sleep(Duration::from_millis(60));
     }
 }
@@ -543,6 +546,21 @@ fn global_service_follows_hosts() {
     want.retain(|h| *h != hs[0]);
     until(&e.srv, "label removed", || (on(&e) == want).then_some(()));
     assert_eq!(e.state(g), "active");
+    // A host leaves (deactivated): its container goes; back: it returns.
+    let gone = want[0].clone();
+    let deact = post(
+        &format!("{}/hosts/{gone}?action=deactivate", e.base),
+        json!({}),
+    );
+    assert_eq!(deact.status, 200, "{:?}", deact.body);
+    let rest: Vec<String> = want.iter().filter(|h| **h != gone).cloned().collect();
+    until(&e.srv, "host left", || (on(&e) == rest).then_some(()));
+    assert_eq!(e.svc(g)["scale"], 1);
+    post(
+        &format!("{}/hosts/{gone}?action=activate", e.base),
+        json!({}),
+    );
+    until(&e.srv, "host back", || (on(&e) == want).then_some(()));
 
     // An in-service upgrade replaces per host.
     let before: Vec<(String, u64)> = live(&e.srv, g)
@@ -662,4 +680,65 @@ fn server_restart_mid_to_service_upgrade() {
         .map(|c| c.data["serviceIndex"].as_u64().unwrap())
         .collect();
     assert_eq!(made.len(), 3, "B's containers made once each: {made:?}");
+}
+
+#[test]
+fn to_service_cancel_continue_and_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Env::new(&dir.path().join("db"));
+    hosts(&e, 2);
+    let dc = "version: '2'\nservices:\n  a:\n    image: busybox:1\n  b:\n    image: busybox:2\n";
+    let rc = "version: '2'\nservices:\n  a:\n    scale: 3\n  b:\n    scale: 0\n";
+    let ids = e.stack("app", dc, rc);
+    let (a, b) = (&ids["a"], &ids["b"]);
+    e.up(a);
+    let scales = |e: &Env| {
+        (
+            e.svc(a)["scale"].as_u64().unwrap(),
+            e.svc(b)["scale"].as_u64().unwrap(),
+        )
+    };
+    e.act(
+        a,
+        "upgrade",
+        json!({"toServiceStrategy": {"toServiceId": b, "batchSize": 1, "intervalMillis": 400}}),
+    );
+    until(&e.srv, "first step", || (scales(&e).1 >= 1).then_some(()));
+    let c = e.act(a, "cancelupgrade", json!({}));
+    assert_eq!(c.body["state"], "canceling-upgrade", "{:?}", c.body);
+    until(&e.srv, "canceled", || {
+        (e.state(a) == "canceled-upgrade").then_some(())
+    });
+    let held = scales(&e);
+    for _ in 0..10 {
+        converge(&e.srv, "healthy");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(scales(&e), held, "no step while canceled");
+    assert!(held.0 + held.1 >= 3, "{held:?}");
+    assert_eq!(
+        e.act(a, "continueupgrade", json!({})).body["state"],
+        "upgrading"
+    );
+    until(&e.srv, "upgraded", || {
+        (e.state(a) == "upgraded").then_some(())
+    });
+    assert_eq!(scales(&e), (0, 3));
+    // Rollback: both scales as they were before the upgrade.
+    assert_eq!(
+        e.act(a, "rollback", json!({})).body["state"],
+        "rolling-back"
+    );
+    until(&e.srv, "rolled back", || {
+        (e.state(a) == "active"
+            && live(&e.srv, a)
+                .iter()
+                .filter(|c| c.state == "running")
+                .count()
+                == 3
+            && live(&e.srv, b).is_empty())
+        .then_some(())
+    });
+    assert_eq!(scales(&e), (3, 0));
+    assert!(e.svc(a)["actions"].get("continueupgrade").is_none());
 }
