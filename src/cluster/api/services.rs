@@ -344,6 +344,14 @@ fn start_to_service(
 /// With `toServiceStrategy` instead: a to-service upgrade.
 pub fn start_upgrade(cx: &Ctx<'_>, r: &mut Resource) -> Result<(), ApiError> {
     let body = body_json(cx)?;
+    let has = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
+    if has("toServiceStrategy") && has("inServiceStrategy") {
+        return Err(ApiError::field(
+            "InvalidOption",
+            "toServiceStrategy",
+            "upgrade takes inServiceStrategy or toServiceStrategy, not both",
+        ));
+    }
     if let Some(ts) = body.get("toServiceStrategy").filter(|v| !v.is_null()) {
         let ts = ts.as_object().ok_or_else(|| {
             ApiError::field(

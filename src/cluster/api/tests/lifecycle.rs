@@ -363,6 +363,11 @@ fn to_service_upgrade_moves_scale_and_links() {
             json!({"toServiceStrategy": {"toServiceId": b, "finalScale": -1}}),
             "InvalidOption",
         ),
+        (
+            json!({"toServiceStrategy": {"toServiceId": b}, "inServiceStrategy": {}}),
+            "InvalidOption",
+        ),
+        (json!({"toServiceStrategy": "b"}), "InvalidFormat"),
     ] {
         let r = e.act(a, "upgrade", body.clone());
         assert_eq!((r.status, r.code()), (422, code), "{body}: {:?}", r.body);
