@@ -1,12 +1,22 @@
 //! The service reconciler: level-triggered passes over the store that keep
 //! every service at its scale (via [`plan::scale`] and [`plan::scheduler`]),
-//! carry out the lifecycle actions (activate, deactivate, remove, in-service
-//! upgrade, finish, rollback) and remove stacks.
+//! (one per eligible host for global services, via `plan_global`), carry out
+//! the lifecycle actions whose rules live in [`plan::lifecycle`] (activate,
+//! deactivate, remove, in-service and to-service upgrades, cancel/continue,
+//! finish, rollback, rolling restart), replace unhealthy containers as the
+//! health strategy says, and remove stacks.
 //!
 //! Restart-safe: a pass reads only stored rows and commits its changes in
 //! one transaction, so after a crash the next pass recomputes the same plan
 //! and never creates a container twice. Containers carry the service
-//! generation (`_gen`) they were made for; an upgrade bumps it.
+//! generation (`_gen`) they were made for; an upgrade bumps it. A rolling
+//! restart marks each container it restarted with the restart's id
+//! (`_restartId`); a to-service upgrade's progress is the two services'
+//! stored scales.
+//!
+//! [`plan::lifecycle`]: crate::cluster::plan::lifecycle
+//! [`plan::scale`]: crate::cluster::plan::scale
+//! [`plan::scheduler`]: crate::cluster::plan::scheduler
 
 use std::sync::Arc;
 use std::time::Duration;
