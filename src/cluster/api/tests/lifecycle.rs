@@ -747,3 +747,40 @@ fn to_service_cancel_continue_and_rollback() {
     assert_eq!(scales(&e), (3, 0));
     assert!(e.svc(a)["actions"].get("continueupgrade").is_none());
 }
+
+#[test]
+fn server_restart_mid_rolling_restart_restarts_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let web;
+    let before: Vec<u64>;
+    {
+        let e = Env::new(&db);
+        hosts(&e, 2);
+        web = e.stack("app", WEB, &web_scale(3))["web"].clone();
+        e.up(&web);
+        before = live(&e.srv, &web).iter().map(|c| c.id).collect();
+        e.act(
+            &web,
+            "restart",
+            json!({"rollingRestartStrategy": {"batchSize": 1, "intervalMillis": 0}}),
+        );
+        until(&e.srv, "first batch restarted", || {
+            let l = live(&e.srv, &web);
+            (l.iter()
+                .any(|c| c.data.get("startCount") == Some(&json!(2)))
+                && l.iter().all(|c| c.state == "running"))
+            .then_some(())
+        });
+        assert_eq!(e.state(&web), "restarting");
+    }
+    let e = Env::new(&db);
+    until(&e.srv, "restart done", || {
+        (e.state(&web) == "active").then_some(())
+    });
+    let after = live(&e.srv, &web);
+    assert_eq!(after.iter().map(|c| c.id).collect::<Vec<_>>(), before);
+    for c in &after {
+        assert_eq!(c.data.get("startCount"), Some(&json!(2)), "{}", c.api_id());
+    }
+}
