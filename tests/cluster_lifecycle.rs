@@ -3,8 +3,9 @@
 //! locally): `ros compose create` (services made, nothing started), `start`,
 //! `ros compose upgrade A B --wait --cleanup` (B made from the compose file,
 //! the scale moved over batch by batch, A removed), a rolling
-//! `ros compose restart` (same containers, started again), and the errors
-//! of bad invocations.
+//! `ros compose restart` (same containers, started again), the errors of
+//! bad invocations, and a global service following a host that gets its
+//! label.
 
 mod harness;
 
@@ -231,4 +232,62 @@ fn compose_create_upgrade_to_service_and_rolling_restart() {
         assert_ne!(&before[id], at, "{id} was restarted");
     }
     ok(&c, &dir, &["rm", "-f"]);
+
+    // A global service: one container per host labelled role=web, following
+    // a host that gets the label.
+    let gdir = c.dir.path().join("glob");
+    std::fs::create_dir_all(&gdir).unwrap();
+    std::fs::write(gdir.join("docker-compose.yml"), GLOBAL).unwrap();
+    let node = |i: usize| host_by_name(&url, &format!("node{i}")).unwrap();
+    let label = |i: usize| {
+        let h = node(i);
+        let id = h["id"].as_str().unwrap();
+        let mut labels = h["labels"].clone();
+        labels["role"] = "web".into();
+        api()
+            .put(&format!("{url}/v1/projects/1a5/hosts/{id}"))
+            .set("Content-Type", "application/json")
+            .send_string(&serde_json::json!({ "labels": labels }).to_string())
+            .unwrap();
+    };
+    label(1);
+    label(2);
+    let up = std::process::Command::new(ros())
+        .args(["compose", "-p", "glob", "--url", &url, "up", "-d"])
+        .current_dir(&gdir)
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{up:?}");
+    let on_hosts = |n: usize| {
+        wait_for(&format!("global on {n} hosts"), 90, || {
+            let v = containers(&url, "glob-g-");
+            let hosts: std::collections::BTreeSet<String> = v
+                .iter()
+                .map(|x| x["hostId"].as_str().unwrap().to_string())
+                .collect();
+            (v.len() == n && hosts.len() == n && v.iter().all(|x| x["state"] == "running"))
+                .then_some(hosts)
+        })
+    };
+    let two = on_hosts(2);
+    assert!(!two.contains(node(3)["id"].as_str().unwrap()), "{two:?}");
+    label(3);
+    on_hosts(3);
+    assert_eq!(service(&url, "g").unwrap()["scale"], 3);
+    let rm = std::process::Command::new(ros())
+        .args(["compose", "-p", "glob", "--url", &url, "rm", "-f"])
+        .current_dir(&gdir)
+        .output()
+        .unwrap();
+    assert!(rm.status.success(), "{rm:?}");
 }
+
+const GLOBAL: &str = r#"version: '2'
+services:
+  g:
+    image: ros-test/busybox:latest
+    command: [sleep, "3600"]
+    labels:
+      io.rancher.scheduler.global: 'true'
+      io.rancher.scheduler.affinity:host_label: role=web
+"#;
