@@ -1,6 +1,7 @@
 //! `ros compose`: rancher-compose's commands against the cluster server —
-//! `up` (create, activate, upgrade, confirm, roll back), `scale`, `ps`,
-//! `start`, `stop`, `restart`, `rm`. Progress lines look like
+//! `up` (create, activate, upgrade, confirm, roll back), `create`,
+//! `upgrade A B` (to-service), `scale`, `ps`, `start`, `stop`, `restart`
+//! (rolling), `rm`. Progress lines look like
 //! `[1/3] [web]: Started`; failures exit non-zero with the server's reason.
 
 use std::time::{Duration, Instant};
@@ -81,10 +82,50 @@ pub enum ComposeCmd {
         /// Only these services.
         services: Vec<String>,
     },
-    /// Restart services.
+    /// Restart services, a batch of containers at a time.
     Restart {
+        /// Containers restarted at once.
+        #[arg(long, default_value_t = 1)]
+        batch_size: u32,
+        /// Milliseconds between batches.
+        #[arg(long, default_value_t = 0)]
+        interval: u64,
         /// Only these services.
         services: Vec<String>,
+    },
+    /// Create services without starting them.
+    Create {
+        /// Only these services.
+        services: Vec<String>,
+    },
+    /// Move the scale of service A to service B batch by batch (B is
+    /// created from the compose file if missing).
+    Upgrade {
+        /// The service to upgrade from.
+        from: String,
+        /// The service to upgrade to.
+        to: String,
+        /// B's final scale (default: A's scale).
+        #[arg(long)]
+        scale: Option<u32>,
+        /// Milliseconds between batches.
+        #[arg(long, default_value_t = 2000)]
+        interval: u64,
+        /// Containers moved at once.
+        #[arg(long, default_value_t = 2)]
+        batch_size: u32,
+        /// Services linking to A link to B afterwards.
+        #[arg(long)]
+        update_links: bool,
+        /// Wait until the upgrade is complete.
+        #[arg(short = 'w', long)]
+        wait: bool,
+        /// Remove A afterwards (implies --wait).
+        #[arg(short = 'c', long)]
+        cleanup: bool,
+        /// Pull images first (images are local here: accepted, no-op).
+        #[arg(long)]
+        pull: bool,
     },
     /// Remove the stack.
     Rm {
@@ -129,6 +170,39 @@ impl Ctx {
         Ok(self
             .client
             .post(&self.path(&format!("services/{id}?action={action}")), &body)?)
+    }
+    /// The stack, or an error naming it.
+    fn need_stack(&self) -> Result<Value> {
+        self.stack()?
+            .with_context(|| format!("no stack {} (run `ros compose up` first)", self.stack))
+    }
+    /// The stack, created empty when missing.
+    fn ensure_stack(&self) -> Result<Value> {
+        match self.stack()? {
+            Some(s) => Ok(s),
+            None => Ok(self
+                .client
+                .post(&self.path("stacks"), &json!({ "name": self.stack }))?),
+        }
+    }
+    /// Create a service of `stack_id` from its compose spec.
+    fn create_service(
+        &self,
+        stack_id: &str,
+        s: &compose::ServiceSpec,
+        scale: u32,
+        start: bool,
+    ) -> Result<Value> {
+        Ok(self.client.post(
+            &self.path("services"),
+            &json!({"name": s.name, "stackId": stack_id, "scale": scale,
+                    "startOnCreate": start, "retainIp": s.retain_ip,
+                    "launchConfig": launch_config_json(&s.launch_config)}),
+        )?)
+    }
+    fn get_service(&self, svc: &Value) -> Result<Value> {
+        let id = svc["id"].as_str().unwrap_or_default();
+        Ok(self.client.get(&self.path(&format!("services/{id}")))?)
     }
     /// Wait until the service reaches one of `states`; an `error`
     /// transitioning message fails at once.
@@ -341,13 +415,96 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
             }
             Ok(0)
         }
-        ComposeCmd::Start { services }
-        | ComposeCmd::Stop { services }
-        | ComposeCmd::Restart { services } => {
+        ComposeCmd::Restart {
+            services,
+            batch_size,
+            interval,
+        } => {
+            let st = cx.need_stack()?;
+            let have = cx.services(st["id"].as_str().unwrap_or_default())?;
+            let chosen = pick(&have, services);
+            check_names(&have, services, &cx.stack)?;
+            let n = chosen.len();
+            for (i, svc) in chosen.into_iter().enumerate() {
+                let tag = format!(
+                    "[{}/{n}] [{}]",
+                    i + 1,
+                    svc["name"].as_str().unwrap_or_default()
+                );
+                if svc["state"] != "active" {
+                    println!(
+                        "{tag}: not active ({}), skipped",
+                        svc["state"].as_str().unwrap_or("?")
+                    );
+                    continue;
+                }
+                cx.action(
+                    svc,
+                    "restart",
+                    json!({"rollingRestartStrategy": {"batchSize": batch_size, "intervalMillis": interval}}),
+                )?;
+                println!("{tag}: Restarting");
+                cx.wait(svc, &["active"])?;
+                println!("{tag}: Restarted");
+            }
+            Ok(0)
+        }
+        ComposeCmd::Create { services } => {
+            let spec = load(&cx.stack, &dc_path, &rc_path)?.0;
+            for n in services {
+                if spec.service(n).is_none() {
+                    bail!("no service {n} in {dc_path}");
+                }
+            }
+            let st = cx.ensure_stack()?;
+            let sid = st["id"].as_str().unwrap_or_default().to_string();
+            let have = cx.services(&sid)?;
+            let chosen: Vec<&compose::ServiceSpec> = spec
+                .services
+                .iter()
+                .filter(|s| services.is_empty() || services.contains(&s.name))
+                .collect();
+            let n = chosen.len();
+            for (i, s) in chosen.into_iter().enumerate() {
+                let tag = format!("[{}/{n}] [{}]", i + 1, s.name);
+                if have.iter().any(|h| h["name"] == s.name.as_str()) {
+                    println!("{tag}: Exists");
+                    continue;
+                }
+                cx.create_service(&sid, s, s.scale, false)?;
+                println!("{tag}: Created");
+            }
+            Ok(0)
+        }
+        ComposeCmd::Upgrade {
+            from,
+            to,
+            scale,
+            interval,
+            batch_size,
+            update_links,
+            wait,
+            cleanup,
+            ..
+        } => upgrade_to_service(
+            &cx,
+            &dc_path,
+            &rc_path,
+            ToServiceArgs {
+                from,
+                to,
+                scale: *scale,
+                interval: *interval,
+                batch_size: *batch_size,
+                update_links: *update_links,
+                wait: *wait || *cleanup,
+                cleanup: *cleanup,
+            },
+        ),
+        ComposeCmd::Start { services } | ComposeCmd::Stop { services } => {
             let (action, from, want, word) = match args.cmd {
                 ComposeCmd::Start { .. } => ("activate", "inactive", "active", "Started"),
-                ComposeCmd::Stop { .. } => ("deactivate", "active", "inactive", "Stopped"),
-                _ => ("restart", "active", "active", "Restarted"),
+                _ => ("deactivate", "active", "inactive", "Stopped"),
             };
             let st = cx
                 .stack()?
@@ -380,4 +537,141 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// The compose files of the stack, parsed.
+fn load(
+    stack: &str,
+    dc_path: &str,
+    rc_path: &str,
+) -> Result<(compose::StackSpec, String, Option<String>)> {
+    let dc = read(dc_path)?.with_context(|| format!("{dc_path} not found"))?;
+    let rc = read(rc_path)?;
+    let spec = compose::parse_stack(
+        stack,
+        Source {
+            name: dc_path,
+            bytes: dc.as_bytes(),
+        },
+        rc.as_deref().map(|t| Source {
+            name: rc_path,
+            bytes: t.as_bytes(),
+        }),
+    )?;
+    Ok((spec, dc, rc))
+}
+
+/// Every name given must be a service of the stack.
+fn check_names(have: &[Value], names: &[String], stack: &str) -> Result<()> {
+    for n in names {
+        if !have.iter().any(|h| h["name"] == n.as_str()) {
+            bail!("no service {n} in stack {stack}");
+        }
+    }
+    Ok(())
+}
+
+struct ToServiceArgs<'a> {
+    from: &'a str,
+    to: &'a str,
+    scale: Option<u32>,
+    interval: u64,
+    batch_size: u32,
+    update_links: bool,
+    wait: bool,
+    cleanup: bool,
+}
+
+/// `ros compose upgrade A B`: rancher-compose's to-service upgrade.
+fn upgrade_to_service(cx: &Ctx, dc_path: &str, rc_path: &str, a: ToServiceArgs<'_>) -> Result<i32> {
+    let st = cx.need_stack()?;
+    let sid = st["id"].as_str().unwrap_or_default().to_string();
+    let have = cx.services(&sid)?;
+    let from = have
+        .iter()
+        .find(|s| s["name"] == a.from)
+        .with_context(|| format!("no service {} in stack {}", a.from, cx.stack))?
+        .clone();
+    if from["state"] != "active" {
+        bail!(
+            "[{}]: cannot upgrade while {} (it must be active)",
+            a.from,
+            from["state"].as_str().unwrap_or("?")
+        );
+    }
+    let to = match have.iter().find(|s| s["name"] == a.to) {
+        Some(t) => t.clone(),
+        None => {
+            let spec = load(&cx.stack, dc_path, rc_path)?.0;
+            let s = spec.service(a.to).with_context(|| {
+                format!("no service {} in stack {} or in {dc_path}", a.to, cx.stack)
+            })?;
+            let v = cx.create_service(&sid, s, 0, false)?;
+            println!("[{}]: Created", a.to);
+            v
+        }
+    };
+    let final_scale = a
+        .scale
+        .map_or_else(|| from["scale"].as_u64().unwrap_or(1), u64::from);
+    cx.action(
+        &from,
+        "upgrade",
+        json!({"toServiceStrategy": {
+            "toServiceId": to["id"], "finalScale": final_scale,
+            "batchSize": a.batch_size.max(1), "intervalMillis": a.interval,
+            "updateLinks": a.update_links}}),
+    )?;
+    println!("[{}]: Upgrading to {} (scale {final_scale})", a.from, a.to);
+    if !a.wait {
+        return Ok(0);
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut last = (u64::MAX, u64::MAX);
+    loop {
+        let f = cx.get_service(&from)?;
+        let t = cx.get_service(&to)?;
+        let scales = (
+            f["scale"].as_u64().unwrap_or(0),
+            t["scale"].as_u64().unwrap_or(0),
+        );
+        if scales != last {
+            println!(
+                "[{}/{}] [{}]: scale {} [{}]: scale {}",
+                scales.1, final_scale, a.from, scales.0, a.to, scales.1
+            );
+            last = scales;
+        }
+        if f["transitioning"] == "error" {
+            bail!(
+                "[{}]: {}",
+                a.from,
+                f["transitioningMessage"].as_str().unwrap_or("error")
+            );
+        }
+        match f["state"].as_str().unwrap_or_default() {
+            "upgraded" => break,
+            "upgrading" => {}
+            other => bail!("[{}]: upgrade stopped: service is {other}", a.from),
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "[{}]: timed out waiting for the upgrade to {}",
+                a.from,
+                a.to
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    cx.wait(&to, &["active"])?;
+    println!("[{}]: Upgraded to {}", a.from, a.to);
+    if a.cleanup {
+        let f = cx.get_service(&from)?;
+        if f["scale"].as_u64() == Some(0) {
+            cx.action(&f, "remove", json!({}))?;
+            cx.wait(&f, &["removed"])?;
+            println!("[{}]: Removed", a.from);
+        }
+    }
+    Ok(0)
 }

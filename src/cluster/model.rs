@@ -11,6 +11,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::cluster::plan::lifecycle;
+
 /// Every kind of resource the store holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -292,126 +294,123 @@ const CONTAINER: &[Transition] = &[
     },
 ];
 
-/// Every service state but the removal ones (`remove` is offered in all).
-const SERVICE_LIVE: &[&str] = &[
-    "registering",
-    "inactive",
-    "activating",
-    "active",
-    "deactivating",
-    "upgrading",
-    "upgraded",
-    "finishing-upgrade",
-    "canceling-upgrade",
-    "canceled-upgrade",
-    "rolling-back",
-    "restarting",
-    "error",
-];
-
-/// Service actions with Rancher's names; `to` is the transitional state
-/// the reconciler leaves (see `plan::lifecycle`).
-const SERVICE: &[Transition] = &[
-    Transition {
-        action: "activate",
-        from: &["inactive"],
-        to: "activating",
-    },
-    Transition {
-        action: "deactivate",
-        from: &["active", "activating", "restarting", "error"],
-        to: "deactivating",
-    },
-    Transition {
-        action: "upgrade",
-        from: &["active", "activating", "inactive"],
-        to: "upgrading",
-    },
-    Transition {
-        action: "finishupgrade",
-        from: &["upgraded"],
-        to: "finishing-upgrade",
-    },
-    Transition {
-        action: "cancelupgrade",
-        from: &["upgrading", "finishing-upgrade"],
-        to: "canceled-upgrade",
-    },
-    Transition {
-        action: "continueupgrade",
-        from: &["canceled-upgrade"],
-        to: "upgrading",
-    },
-    Transition {
-        action: "rollback",
-        from: &["upgrading", "upgraded", "canceled-upgrade"],
-        to: "rolling-back",
-    },
-    Transition {
-        action: "restart",
-        from: &["active"],
-        to: "restarting",
-    },
-    Transition {
-        action: "remove",
-        from: SERVICE_LIVE,
-        to: "removing",
-    },
-];
-
-const STACK: &[Transition] = &[
-    Transition {
-        action: "activateservices",
-        from: &["active"],
-        to: "active",
-    },
-    Transition {
-        action: "deactivateservices",
-        from: &["active"],
-        to: "active",
-    },
-    Transition {
-        action: "remove",
-        from: &["active", "error"],
-        to: "removing",
-    },
-];
-
-/// The transition table of a kind.
+/// The transition table of a kind that has a plain string table (services
+/// and stacks use [`lifecycle`], the one source of their rules).
 pub fn transitions(kind: Kind) -> &'static [Transition] {
     match kind {
         Kind::Host => HOST,
         Kind::Container => CONTAINER,
-        Kind::Service => SERVICE,
-        Kind::Stack => STACK,
-        Kind::Account | Kind::AgentKey => &[],
+        Kind::Service | Kind::Stack | Kind::Account | Kind::AgentKey => &[],
         _ => GENERIC,
+    }
+}
+
+/// The lifecycle machine of a kind, when it has one.
+fn machine(kind: Kind) -> Option<lifecycle::Kind> {
+    match kind {
+        Kind::Service => Some(lifecycle::Kind::Service),
+        Kind::Stack => Some(lifecycle::Kind::Stack),
+        _ => None,
+    }
+}
+
+/// Stack actions the server carries out (stack-wide upgrades are done per
+/// service, so the stack's own upgrade family is valid in the machine but
+/// not offered).
+const STACK_ACTIONS: &[lifecycle::Action] = &[
+    lifecycle::Action::ActivateServices,
+    lifecycle::Action::DeactivateServices,
+    lifecycle::Action::Remove,
+];
+
+fn offered(kind: Kind, a: lifecycle::Action) -> bool {
+    kind != Kind::Stack || STACK_ACTIONS.contains(&a)
+}
+
+/// Every action name of a kind (the schema's `resourceActions`).
+pub fn action_names(kind: Kind) -> Vec<&'static str> {
+    match machine(kind) {
+        Some(m) => lifecycle::ALL_ACTIONS
+            .iter()
+            .copied()
+            .filter(|a| offered(kind, *a))
+            .filter(|a| {
+                lifecycle::ALL_STATES
+                    .iter()
+                    .any(|s| lifecycle::apply(m, *s, *a).is_ok())
+            })
+            .map(lifecycle::Action::as_str)
+            .collect(),
+        None => {
+            let mut v: Vec<&'static str> = Vec::new();
+            for t in transitions(kind) {
+                if !v.contains(&t.action) {
+                    v.push(t.action);
+                }
+            }
+            v
+        }
     }
 }
 
 /// Actions valid for `kind` in `state`, in table order.
 pub fn actions_in(kind: Kind, state: &str) -> Vec<&'static str> {
-    transitions(kind)
-        .iter()
-        .filter(|t| t.from.contains(&state))
-        .map(|t| t.action)
-        .collect()
+    match machine(kind) {
+        Some(m) => match state.parse::<lifecycle::State>() {
+            Ok(st) => lifecycle::actions(m, st)
+                .into_iter()
+                .filter(|a| offered(kind, *a))
+                .map(lifecycle::Action::as_str)
+                .collect(),
+            Err(_) => Vec::new(),
+        },
+        None => transitions(kind)
+            .iter()
+            .filter(|t| t.from.contains(&state))
+            .map(|t| t.action)
+            .collect(),
+    }
 }
 
-/// The transition for `action` on a resource in `state`: `Err(true)` when the
-/// action exists for the kind but not in this state, `Err(false)` when the
-/// kind has no such action.
-pub fn transition(kind: Kind, state: &str, action: &str) -> Result<Transition, bool> {
+/// Why an action was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The kind has the action, not in this state (`ActionNotAvailable`).
+    NotNow,
+    /// The kind has no such action (`InvalidAction`).
+    Unknown,
+}
+
+/// The state a resource of `kind` in `state` enters at once when `action`
+/// is accepted.
+pub fn transition(kind: Kind, state: &str, action: &str) -> Result<&'static str, Refused> {
+    if let Some(m) = machine(kind) {
+        let a = action
+            .parse::<lifecycle::Action>()
+            .ok()
+            .filter(|a| action_names(kind).contains(&a.as_str()))
+            .ok_or(Refused::Unknown)?;
+        let st = state
+            .parse::<lifecycle::State>()
+            .map_err(|_| Refused::NotNow)?;
+        return lifecycle::apply(m, st, a)
+            .map(|t| t.transitioning.as_str())
+            .map_err(|_| Refused::NotNow);
+    }
     let mut known = false;
     for t in transitions(kind) {
         if t.action == action {
             known = true;
             if t.from.contains(&state) {
-                return Ok(*t);
+                return Ok(t.to);
             }
         }
     }
-    Err(known)
+    Err(if known {
+        Refused::NotNow
+    } else {
+        Refused::Unknown
+    })
 }
 
 /// Label holding the instance id on a managed docker container.
@@ -477,8 +476,72 @@ mod tests {
             actions_in(Kind::Container, "stopped"),
             vec!["start", "remove"]
         );
-        assert_eq!(transition(Kind::Host, "active", "remove"), Err(true));
-        assert_eq!(transition(Kind::Host, "active", "fly"), Err(false));
+        assert_eq!(
+            transition(Kind::Host, "active", "remove"),
+            Err(Refused::NotNow)
+        );
+        assert_eq!(
+            transition(Kind::Host, "active", "fly"),
+            Err(Refused::Unknown)
+        );
+    }
+
+    /// Services and stacks answer exactly what `plan::lifecycle` decides:
+    /// every (state, action) pair, accepted with its transitional state or
+    /// refused as not-now; unknown names refused as unknown.
+    #[test]
+    fn service_and_stack_actions_come_from_lifecycle() {
+        for (kind, m) in [
+            (Kind::Service, lifecycle::Kind::Service),
+            (Kind::Stack, lifecycle::Kind::Stack),
+        ] {
+            for st in lifecycle::ALL_STATES {
+                for a in lifecycle::ALL_ACTIONS {
+                    let got = transition(kind, st.as_str(), a.as_str());
+                    let want = match lifecycle::apply(m, *st, *a) {
+                        _ if kind == Kind::Stack && !STACK_ACTIONS.contains(a) => {
+                            Err(Refused::Unknown)
+                        }
+                        Ok(t) => Ok(t.transitioning.as_str()),
+                        Err(_) if action_names(kind).contains(&a.as_str()) => Err(Refused::NotNow),
+                        Err(_) => Err(Refused::Unknown),
+                    };
+                    assert_eq!(got, want, "{kind:?} {st} {a}");
+                    assert_eq!(
+                        actions_in(kind, st.as_str()).contains(&a.as_str()),
+                        want.is_ok(),
+                        "{kind:?} {st} {a}"
+                    );
+                }
+            }
+            assert_eq!(transition(kind, "active", "fly"), Err(Refused::Unknown));
+            assert_eq!(transition(kind, "bogus", "remove"), Err(Refused::NotNow));
+        }
+        for (state, action, to) in [
+            ("upgrading", "cancelupgrade", Ok("canceling-upgrade")),
+            ("canceled-upgrade", "continueupgrade", Ok("upgrading")),
+            ("canceled-upgrade", "rollback", Ok("rolling-back")),
+            ("canceled-upgrade", "finishupgrade", Err(Refused::NotNow)),
+            ("upgraded", "finishupgrade", Ok("finishing-upgrade")),
+            ("active", "restart", Ok("restarting")),
+            ("restarting", "restart", Err(Refused::NotNow)),
+            ("upgrading", "upgrade", Err(Refused::NotNow)),
+            ("canceling-upgrade", "continueupgrade", Err(Refused::NotNow)),
+        ] {
+            assert_eq!(
+                transition(Kind::Service, state, action),
+                to,
+                "{state} {action}"
+            );
+        }
+        assert_eq!(
+            action_names(Kind::Stack),
+            ["remove", "activateservices", "deactivateservices"]
+        );
+        assert_eq!(
+            transition(Kind::Stack, "active", "upgrade"),
+            Err(Refused::Unknown)
+        );
     }
 
     #[test]

@@ -330,12 +330,12 @@ async fn resource_route(
                 },
                 (Method::POST, Some(a)) => match model::transition(kind, &r.state, &a) {
                     Ok(_) => ok(StatusCode::OK, act(cx, r, &a)?),
-                    Err(true) => Err(ApiError::new(
+                    Err(model::Refused::NotNow) => Err(ApiError::new(
                         405,
                         "ActionNotAvailable",
                         format!("action {a} is not available while {}", r.state),
                     )),
-                    Err(false) => Err(ApiError::new(
+                    Err(model::Refused::Unknown) => Err(ApiError::new(
                         422,
                         "InvalidAction",
                         format!("no action {a:?}"),
@@ -479,7 +479,7 @@ fn update(cx: &Ctx<'_>, mut r: Resource) -> Result<Value, ApiError> {
 
 /// Apply an action already checked against the state table.
 fn act(cx: &Ctx<'_>, mut r: Resource, action: &str) -> Result<Value, ApiError> {
-    let t = model::transition(r.kind, &r.state, action)
+    let to = model::transition(r.kind, &r.state, action)
         .map_err(|_| ApiError::new(405, "ActionNotAvailable", "action not available"))?;
     if r.kind == Kind::Project && r.id == DEFAULT_PROJECT && action == "remove" {
         return Err(ApiError::new(
@@ -489,7 +489,7 @@ fn act(cx: &Ctx<'_>, mut r: Resource, action: &str) -> Result<Value, ApiError> {
         ));
     }
     let mut rows = Vec::new();
-    r.state = t.to.to_string();
+    r.state = to.to_string();
     if r.state == "removed" {
         r.set("removed", render::rfc3339(now_ms()));
     }
@@ -498,6 +498,7 @@ fn act(cx: &Ctx<'_>, mut r: Resource, action: &str) -> Result<Value, ApiError> {
         (Kind::Container, "start" | "restart") => r.set("desiredState", "running"),
         (Kind::Container, "remove") => r.set("desiredState", "removed"),
         (Kind::Service, "upgrade") => super::services::start_upgrade(cx, &mut r)?,
+        (Kind::Service, "restart") => super::services::start_restart(cx, &mut r)?,
         (Kind::Stack, "activateservices" | "deactivateservices") => {
             let (from, to) = if action == "activateservices" {
                 ("inactive", "activating")

@@ -1,12 +1,22 @@
 //! The service reconciler: level-triggered passes over the store that keep
 //! every service at its scale (via [`plan::scale`] and [`plan::scheduler`]),
-//! carry out the lifecycle actions (activate, deactivate, remove, in-service
-//! upgrade, finish, rollback) and remove stacks.
+//! (one per eligible host for global services, via `plan_global`), carry out
+//! the lifecycle actions whose rules live in [`plan::lifecycle`] (activate,
+//! deactivate, remove, in-service and to-service upgrades, cancel/continue,
+//! finish, rollback, rolling restart), replace unhealthy containers as the
+//! health strategy says, and remove stacks.
 //!
 //! Restart-safe: a pass reads only stored rows and commits its changes in
 //! one transaction, so after a crash the next pass recomputes the same plan
 //! and never creates a container twice. Containers carry the service
-//! generation (`_gen`) they were made for; an upgrade bumps it.
+//! generation (`_gen`) they were made for; an upgrade bumps it. A rolling
+//! restart marks each container it restarted with the restart's id
+//! (`_restartId`); a to-service upgrade's progress is the two services'
+//! stored scales.
+//!
+//! [`plan::lifecycle`]: crate::cluster::plan::lifecycle
+//! [`plan::scale`]: crate::cluster::plan::scale
+//! [`plan::scheduler`]: crate::cluster::plan::scheduler
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +27,7 @@ use super::services::spec_of;
 use super::{render, App};
 use crate::cluster::model::{self, format_id, now_ms, Kind, Resource};
 use crate::cluster::plan::compose::fields::VolumeKind;
-use crate::cluster::plan::compose::{HealthStrategy, ServiceSpec};
+use crate::cluster::plan::compose::ServiceSpec;
 use crate::cluster::plan::health::{self, ContainerHealth, MemberHealth};
 use crate::cluster::plan::lifecycle::ContainerState;
 use crate::cluster::plan::scheduler::{self, HostPort, HostView, InstanceView};
@@ -65,6 +75,8 @@ fn live(c: &Resource) -> bool {
 struct World<'a> {
     store: &'a dyn crate::cluster::store::Store,
     hosts: Vec<Resource>,
+    /// Every live service as last changed in this pass.
+    services: Vec<Resource>,
     containers: Vec<Resource>,
     out: Vec<Resource>,
 }
@@ -111,6 +123,21 @@ impl World<'_> {
         (hosts, inst)
     }
 
+    /// A service as last changed in this pass.
+    fn service(&self, api_id: &str) -> Option<Resource> {
+        self.services.iter().find(|s| s.api_id() == api_id).cloned()
+    }
+
+    /// Record a changed service (and keep the view current).
+    fn put_service(&mut self, s: Resource) {
+        if let Some(x) = self.services.iter_mut().find(|x| x.id == s.id) {
+            *x = s.clone();
+        }
+        self.out
+            .retain(|x| !(x.kind == Kind::Service && x.id == s.id));
+        self.out.push(s);
+    }
+
     /// Record a changed container (and keep the view current).
     fn put(&mut self, c: Resource) {
         if let Some(x) = self.containers.iter_mut().find(|x| x.id == c.id) {
@@ -145,6 +172,7 @@ pub fn pass(app: &App) -> Result<bool, StoreError> {
     let mut w = World {
         store: app.store.as_ref(),
         hosts: app.store.list(Kind::Host, Scope::All)?,
+        services: services.clone(),
         containers: app
             .store
             .list(Kind::Container, Scope::All)?
@@ -163,7 +191,7 @@ pub fn pass(app: &App) -> Result<bool, StoreError> {
             if s.state != "removing" {
                 let mut s = s.clone();
                 s.state = "removing".into();
-                w.out.push(s);
+                w.put_service(s);
             }
         }
         if left == 0 {
@@ -172,17 +200,14 @@ pub fn pass(app: &App) -> Result<bool, StoreError> {
             w.out.push(st);
         }
     }
-    for s in services {
-        if w.out
-            .iter()
-            .any(|x| x.kind == Kind::Service && x.id == s.id)
-        {
-            continue;
-        }
+    for id in services.iter().map(Resource::api_id) {
+        // The latest version: another service's pass (a to-service
+        // upgrade) may have changed it already.
+        let Some(s) = w.service(&id) else { continue };
         let mut s2 = s.clone();
         service(&mut w, &mut s2);
         if s2 != s {
-            w.out.push(s2);
+            w.put_service(s2);
         }
     }
     if w.out.is_empty() {
@@ -257,21 +282,16 @@ fn service(w: &mut World, s: &mut Resource) {
             for c in &old {
                 set_desired(w, c, "removed");
             }
-            let ok = keep_scale(w, s, &spec, &stack, gen);
+            let wanted = keep_scale(w, s, &spec, &stack, gen);
+            let scale = wanted.map_or(spec.scale, |n| u32::try_from(n).unwrap_or(u32::MAX));
             let hs: Vec<MemberHealth> = members(w, s)
                 .iter()
                 .map(|c| MemberHealth {
                     running: cstate(c) == ContainerState::Running,
-                    health: c.str("healthState").and_then(|h| match h {
-                        "healthy" => Some(ContainerHealth::Healthy),
-                        "unhealthy" => Some(ContainerHealth::Unhealthy),
-                        "reinitializing" => Some(ContainerHealth::Reinitializing),
-                        "initializing" => Some(ContainerHealth::Initializing),
-                        _ => None,
-                    }),
+                    health: health_of(c),
                 })
                 .collect();
-            let h = health::service_health(&hs, spec.scale, false).as_str();
+            let h = health::service_health(&hs, scale, false).as_str();
             if s.str("healthState") != Some(h) {
                 s.set("healthState", h);
             }
@@ -279,11 +299,24 @@ fn service(w: &mut World, s: &mut Resource) {
                 .iter()
                 .filter(|c| cstate(c) == ContainerState::Running)
                 .count();
-            if ok && running >= spec.scale as usize && s.state != "active" {
+            if s.state == "restarting" {
+                restart_pass(w, s, gen);
+            } else if wanted.is_some_and(|n| running >= n) && s.state != "active" {
                 s.state = "active".into();
             }
         }
-        "upgrading" => upgrade_pass(w, s, &spec, &stack, gen),
+        "upgrading" => match to_service_of(s) {
+            Some(ts) => to_service_pass(w, s, &spec, &stack, gen, &ts),
+            None => upgrade_pass(w, s, &spec, &stack, gen),
+        },
+        "canceling-upgrade" => {
+            // No new batch: a start-first replacement already running
+            // retires its old container, then the upgrade rests.
+            if to_service_of(s).is_none() {
+                retire_replaced(w, s, gen);
+            }
+            s.state = "canceled-upgrade".into();
+        }
         "finishing-upgrade" => {
             let old: Vec<Resource> = members(w, s)
                 .into_iter()
@@ -293,9 +326,21 @@ fn service(w: &mut World, s: &mut Resource) {
             for c in &old {
                 set_desired(w, c, "removed");
             }
+            s.data.remove("_toService");
             s.state = "active".into();
         }
         "rolling-back" => {
+            if let Some(ts) = to_service_of(s) {
+                // Scales go back to where they were when the upgrade began.
+                set_scale(s, ts.from_scale);
+                if let Some(mut b) = w.service(&ts.id) {
+                    set_scale(&mut b, ts.target_from_scale);
+                    w.put_service(b);
+                }
+                s.data.remove("_toService");
+                s.state = "active".into();
+                return;
+            }
             let prev = s.data.get("_prevGeneration").and_then(Value::as_u64);
             if let (Some(prev), Some(old)) = (prev, spec_of(s, "_prevSpec")) {
                 let all: Vec<Resource> = members(w, s).into_iter().cloned().collect();
@@ -319,15 +364,50 @@ fn service(w: &mut World, s: &mut Resource) {
     }
 }
 
-/// Create, start and remove to keep `spec.scale` containers of generation
-/// `gen`; false when a container could not be placed (the reason is on the
-/// service's `transitioningMessage`).
-fn keep_scale(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str, gen: u64) -> bool {
+fn health_of(c: &Resource) -> Option<ContainerHealth> {
+    c.str("healthState").and_then(|h| match h {
+        "healthy" => Some(ContainerHealth::Healthy),
+        "unhealthy" => Some(ContainerHealth::Unhealthy),
+        "reinitializing" => Some(ContainerHealth::Reinitializing),
+        "initializing" => Some(ContainerHealth::Initializing),
+        _ => None,
+    })
+}
+
+/// Running and, when health-checked, healthy.
+fn ready(c: &Resource) -> bool {
+    cstate(c) == ContainerState::Running
+        && c.str("desiredState") != Some("stopped")
+        && (c.data.get("healthCheck").map_or(true, Value::is_null)
+            || health_of(c) == Some(ContainerHealth::Healthy))
+}
+
+/// Set a service's scale (field and spec).
+fn set_scale(s: &mut Resource, n: u32) {
+    s.set("scale", n);
+    super::services::sync_scale(s);
+}
+
+/// Create, start and remove to keep the service at its scale (one per
+/// eligible host for a global service) with containers of generation
+/// `gen`; the number wanted, or `None` when a container could not be
+/// placed (the reason is on the service's `transitioningMessage`).
+fn keep_scale(
+    w: &mut World,
+    s: &mut Resource,
+    spec: &ServiceSpec,
+    stack: &str,
+    gen: u64,
+) -> Option<usize> {
     let cur: Vec<Resource> = members(w, s)
         .into_iter()
         .filter(|c| gen_of(c) == gen)
         .cloned()
         .collect();
+    let recreate = to_replace(w, &cur, spec);
+    if spec.global {
+        return keep_global(w, s, spec, stack, gen, &cur, &recreate);
+    }
     let ms: Vec<scale::Member> = cur
         .iter()
         .filter_map(|c| {
@@ -336,16 +416,11 @@ fn keep_scale(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str, 
                 index: scale::index_of(stack, &spec.name, name)?,
                 name: name.to_string(),
                 state: cstate(c),
-                recreate: replace(w, c, spec),
+                recreate: recreate.iter().any(|r| r == name),
             })
         })
         .collect();
-    let start_once = spec
-        .launch_config
-        .labels
-        .get("io.rancher.container.start_once")
-        .is_some_and(|v| v == "true");
-    let plan = scale::plan(spec.scale, &ms, start_once);
+    let plan = scale::plan(spec.scale, &ms, start_once(spec));
     let by_name = |n: &str| cur.iter().find(|c| c.str("name") == Some(n)).cloned();
     for n in &plan.remove {
         if let Some(c) = by_name(n) {
@@ -361,26 +436,116 @@ fn keep_scale(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str, 
         if let Err(why) = create(w, s, spec, stack, gen, idx, None) {
             s.set("transitioning", "error");
             s.set("transitioningMessage", why);
-            return false;
+            return None;
         }
     }
+    clear_error(s);
+    Some(spec.scale as usize)
+}
+
+fn start_once(spec: &ServiceSpec) -> bool {
+    spec.launch_config
+        .labels
+        .get("io.rancher.container.start_once")
+        .is_some_and(|v| v == "true")
+}
+
+fn clear_error(s: &mut Resource) {
     if s.data.contains_key("transitioningMessage") {
         s.data.remove("transitioning");
         s.data.remove("transitioningMessage");
     }
-    true
 }
 
-/// True when a member must be replaced: unhealthy under a recreating
-/// strategy, or health-checked on a host whose agent is gone.
-fn replace(w: &World<'_>, c: &Resource, spec: &ServiceSpec) -> bool {
+/// A global service: one container per eligible host (hard host-label
+/// rules only), following hosts as they come, go and change labels; the
+/// service's `scale` reports the number of those hosts.
+fn keep_global(
+    w: &mut World,
+    s: &mut Resource,
+    spec: &ServiceSpec,
+    stack: &str,
+    gen: u64,
+    cur: &[Resource],
+    recreate: &[String],
+) -> Option<usize> {
+    let (hosts, _) = w.views();
+    let eligible = scheduler::global_hosts(&hosts, &spec.schedule_request(stack, 0));
+    let placed: Vec<scale::Placed> = cur
+        .iter()
+        .map(|c| scale::Placed {
+            name: c.str("name").unwrap_or_default().to_string(),
+            host_id: format_id(Kind::Host, c.host),
+            state: if recreate.iter().any(|r| Some(r.as_str()) == c.str("name")) {
+                ContainerState::Error
+            } else {
+                cstate(c)
+            },
+        })
+        .collect();
+    let plan = scale::plan_global(&eligible, &placed);
+    for c in cur {
+        let name = c.str("name").unwrap_or_default();
+        if plan.remove.iter().any(|r| r == name) {
+            set_desired(w, c, "removed");
+        } else if cstate(c) == ContainerState::Stopped && !start_once(spec) {
+            set_desired(w, c, "running");
+        }
+    }
+    let mut used: Vec<u32> = cur
+        .iter()
+        .filter(|c| {
+            !plan
+                .remove
+                .iter()
+                .any(|r| Some(r.as_str()) == c.str("name"))
+        })
+        .filter_map(|c| scale::index_of(stack, &spec.name, c.str("name")?))
+        .collect();
+    for h in plan.create_on {
+        let idx = (1..).find(|i| !used.contains(i)).unwrap_or(1);
+        used.push(idx);
+        if let Err(why) = create(w, s, spec, stack, gen, idx, Some(h.clone())) {
+            s.set("transitioning", "error");
+            s.set("transitioningMessage", format!("host {h}: {why}"));
+            return None;
+        }
+    }
+    if s.data.get("scale").and_then(Value::as_u64) != Some(eligible.len() as u64) {
+        s.set("scale", eligible.len());
+    }
+    clear_error(s);
+    Some(eligible.len())
+}
+
+/// The members to replace: unhealthy ones as the health strategy decides
+/// (`recreateOnQuorum` only while enough others are healthy, `none`
+/// never), and health-checked ones on a host whose agent is gone.
+fn to_replace(w: &World<'_>, cur: &[Resource], spec: &ServiceSpec) -> Vec<String> {
     let Some(hc) = &spec.launch_config.health_check else {
-        return false;
+        return Vec::new();
     };
-    let host_gone = w.hosts.iter().find(|h| h.id == c.host).map_or(true, |h| {
-        h.is_removed() || h.str("agentState") == Some("disconnected")
-    });
-    host_gone || (c.str("healthState") == Some("unhealthy") && hc.strategy != HealthStrategy::None)
+    let hs: Vec<(String, ContainerHealth)> = cur
+        .iter()
+        .filter(|c| cstate(c).is_live())
+        .map(|c| {
+            (
+                c.str("name").unwrap_or_default().to_string(),
+                health_of(c).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut out = health::to_recreate(hc.strategy, &hs);
+    for c in cur {
+        let host_gone = w.hosts.iter().find(|h| h.id == c.host).map_or(true, |h| {
+            h.is_removed() || h.str("agentState") == Some("disconnected")
+        });
+        let name = c.str("name").unwrap_or_default().to_string();
+        if host_gone && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
 }
 
 /// A new container for index `idx`, placed by the scheduler (on `host`
@@ -408,7 +573,7 @@ fn create(
         .collect();
     inst.retain(|i| !others.contains(&i.uuid));
     let placed = if spec.global {
-        return Err("global services are not supported yet".into());
+        global_place(&hosts, &inst, &req)?
     } else {
         scheduler::place(&hosts, &inst, &req).map_err(|e| e.to_string())?
     };
@@ -477,19 +642,9 @@ fn create(
 /// on their own hosts; `upgraded` when no old container runs.
 fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str, gen: u64) {
     let st = &spec.upgrade_strategy;
+    retire_replaced(w, s, gen);
     let all: Vec<Resource> = members(w, s).into_iter().cloned().collect();
     let (new, old): (Vec<&Resource>, Vec<&Resource>) = all.iter().partition(|c| gen_of(c) == gen);
-    // Start-first: the old container of a running replacement stops now.
-    for o in &old {
-        let idx = o.data.get("serviceIndex").and_then(Value::as_u64);
-        let replaced = new.iter().any(|n| {
-            n.data.get("serviceIndex").and_then(Value::as_u64) == idx
-                && cstate(n) == ContainerState::Running
-        });
-        if replaced && o.str("desiredState") == Some("running") {
-            set_desired(w, o, "stopped");
-        }
-    }
     if new.iter().any(|c| cstate(c) != ContainerState::Running) {
         return; // batch in progress
     }
@@ -535,4 +690,253 @@ fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str
         }
     }
     s.set("_lastBatch", now_ms());
+}
+
+/// Place one container of a global service on its requested host: only the
+/// hard host-label rules count (Rancher ignores the other affinity kinds
+/// for global services), ports and resources as always.
+fn global_place(
+    hosts: &[HostView],
+    inst: &[InstanceView],
+    req: &scheduler::Request,
+) -> Result<scheduler::Placement, String> {
+    if req.requested_host.is_none() {
+        return Err("a global service's containers are placed per host".into());
+    }
+    let mut req = req.clone();
+    req.labels.retain(|k, _| {
+        !k.starts_with("io.rancher.scheduler.affinity:")
+            || k == "io.rancher.scheduler.affinity:host_label"
+            || k == "io.rancher.scheduler.affinity:host_label_ne"
+    });
+    scheduler::place(hosts, inst, &req).map_err(|e| e.to_string())
+}
+
+/// Start-first: the old container of a replacement that runs stops now.
+fn retire_replaced(w: &mut World, s: &Resource, gen: u64) {
+    let all: Vec<Resource> = members(w, s).into_iter().cloned().collect();
+    let (new, old): (Vec<&Resource>, Vec<&Resource>) = all.iter().partition(|c| gen_of(c) == gen);
+    for o in &old {
+        let idx = o.data.get("serviceIndex").and_then(Value::as_u64);
+        let replaced = new.iter().any(|n| {
+            n.data.get("serviceIndex").and_then(Value::as_u64) == idx
+                && cstate(n) == ContainerState::Running
+        });
+        if replaced && o.str("desiredState") == Some("running") {
+            set_desired(w, o, "stopped");
+        }
+    }
+}
+
+/// One step of a rolling restart (`rollingRestartStrategy`): containers
+/// of the current batch carry the restart's id; each is stopped, the scale
+/// keeper starts it again, and the next batch begins once every marked one
+/// runs (and is healthy) and the interval passed. `active` when all did.
+fn restart_pass(w: &mut World, s: &mut Resource, gen: u64) {
+    let r = s.data.get("_restart").cloned().unwrap_or(Value::Null);
+    let id = r.get("id").and_then(Value::as_u64).unwrap_or(0);
+    let batch = r
+        .get("batchSize")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(1);
+    let interval = r.get("intervalMillis").and_then(Value::as_u64).unwrap_or(0);
+    let cur: Vec<Resource> = members(w, s)
+        .into_iter()
+        .filter(|c| gen_of(c) == gen)
+        .cloned()
+        .collect();
+    let ms: Vec<upgrade::Restarting> = cur
+        .iter()
+        .map(|c| upgrade::Restarting {
+            name: c.str("name").unwrap_or_default().to_string(),
+            restarted: c.data.get("_restartId").and_then(Value::as_u64) == Some(id),
+            ready: ready(c),
+        })
+        .collect();
+    let last = s
+        .data
+        .get("_lastBatch")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let since = (last > 0).then(|| u64::try_from(now_ms() - last).unwrap_or(0));
+    match upgrade::restart_step(batch, interval, &ms, since) {
+        upgrade::UpgradeStep::Begin { stop, .. } => {
+            for n in stop {
+                if let Some(c) = cur.iter().find(|c| c.str("name") == Some(&n)) {
+                    let mut c = c.clone();
+                    c.set("_restartId", id);
+                    let count = c.data.get("startCount").and_then(Value::as_u64);
+                    c.set("startCount", count.unwrap_or(1) + 1);
+                    set_desired(w, &c, "stopped");
+                }
+            }
+            s.set("_lastBatch", now_ms());
+        }
+        upgrade::UpgradeStep::Done => {
+            s.state = "active".into();
+            s.data.remove("_lastBatch");
+        }
+        _ => {}
+    }
+}
+
+/// A to-service upgrade in progress on a service (`upgrade` with
+/// `toServiceStrategy`), as stored on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ToService {
+    id: String,
+    final_scale: u32,
+    batch_size: u32,
+    interval_millis: u64,
+    update_links: bool,
+    from_scale: u32,
+    target_from_scale: u32,
+}
+
+fn to_service_of(s: &Resource) -> Option<ToService> {
+    let t = s.data.get("_toService")?;
+    let n = |k: &str| {
+        t.get(k)
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0)
+    };
+    Some(ToService {
+        id: t.get("toServiceId")?.as_str()?.to_string(),
+        final_scale: n("finalScale"),
+        batch_size: n("batchSize").max(1),
+        interval_millis: t.get("intervalMillis").and_then(Value::as_u64).unwrap_or(0),
+        update_links: t
+            .get("updateLinks")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        from_scale: n("fromScale"),
+        target_from_scale: n("targetFromScale"),
+    })
+}
+
+fn fail(s: &mut Resource, why: String) {
+    if s.str("transitioningMessage") != Some(&why) {
+        s.set("transitioning", "error");
+        s.set("transitioningMessage", why);
+    }
+}
+
+/// One step of a to-service upgrade A → B: B grows by up to a batch and
+/// must be running and healthy; then A shrinks by up to a batch and the
+/// interval passes; until B has `finalScale` and A none. Every step is read
+/// from the two stored scales, so a restarted server resumes where it was.
+fn to_service_pass(
+    w: &mut World,
+    s: &mut Resource,
+    spec: &ServiceSpec,
+    stack: &str,
+    gen: u64,
+    ts: &ToService,
+) {
+    // A is not `active`, so its own scale is kept here.
+    if keep_scale(w, s, spec, stack, gen).is_none() {
+        return;
+    }
+    let Some(mut b) = w.service(&ts.id) else {
+        return fail(s, format!("target service {} is gone", ts.id));
+    };
+    if matches!(b.state.as_str(), "removing" | "removed") {
+        return fail(s, format!("target service {} is being removed", ts.id));
+    }
+    if b.state == "inactive" {
+        b.state = "activating".into();
+        w.put_service(b);
+        return;
+    }
+    let a_scale = spec.scale;
+    let b_scale = b
+        .data
+        .get("scale")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0);
+    let b_gen = b
+        .data
+        .get("_generation")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let b_ready = members(w, &b)
+        .iter()
+        .filter(|c| gen_of(c) == b_gen && ready(c))
+        .count();
+    let a_live = members(w, s).iter().filter(|c| gen_of(c) == gen).count();
+    if b_ready < b_scale as usize || a_live > a_scale as usize {
+        return; // the last step is still in progress
+    }
+    clear_error(s);
+    match upgrade::to_service_step(a_scale, b_scale, ts.final_scale, ts.batch_size) {
+        None => {
+            if ts.update_links {
+                relink(w, s, &b);
+            }
+            s.state = "upgraded".into();
+        }
+        Some((a, nb)) => {
+            if nb != b_scale {
+                let last = s
+                    .data
+                    .get("_lastBatch")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                let wait = i64::try_from(ts.interval_millis).unwrap_or(i64::MAX);
+                if last > 0 && now_ms().saturating_sub(last) < wait {
+                    return;
+                }
+                set_scale(&mut b, nb);
+                w.put_service(b);
+            }
+            if a != a_scale {
+                set_scale(s, a);
+                s.set("_lastBatch", now_ms());
+            }
+        }
+    }
+}
+
+/// `updateLinks`: services that link to A link to B instead.
+fn relink(w: &mut World, a: &Resource, b: &Resource) {
+    let (a_stack, a_name) = (a.str("_stack").unwrap_or_default(), a.str("name"));
+    let (b_stack, b_name) = (
+        b.str("_stack").unwrap_or_default().to_string(),
+        b.str("name").unwrap_or_default().to_string(),
+    );
+    let consumers: Vec<Resource> = w
+        .services
+        .iter()
+        .filter(|c| c.project == a.project && c.id != a.id && c.id != b.id)
+        .cloned()
+        .collect();
+    for mut c in consumers {
+        let Some(mut spec) = spec_of(&c, "_spec") else {
+            continue;
+        };
+        let here = c.str("_stack").unwrap_or_default().to_string();
+        let mut changed = false;
+        for l in spec.links.iter_mut().chain(spec.external_links.iter_mut()) {
+            let target_stack = l.stack.clone().unwrap_or_else(|| here.clone());
+            if target_stack == a_stack && Some(l.service.as_str()) == a_name {
+                l.stack = (b_stack != here).then(|| b_stack.clone());
+                l.service = b_name.clone();
+                changed = true;
+            }
+        }
+        if changed {
+            c.set("_spec", serde_json::to_value(&spec).unwrap_or(Value::Null));
+            let links: Vec<Value> = spec
+                .links
+                .iter()
+                .chain(spec.external_links.iter())
+                .map(|l| json!({"stack": l.stack, "service": l.service, "alias": l.alias}))
+                .collect();
+            c.set("linkedServices", json!(links));
+            w.put_service(c);
+        }
+    }
 }

@@ -43,8 +43,14 @@ pub fn self_url(base: &str, r: &Resource) -> String {
     }
 }
 
-/// True while a state is a transition in progress.
-fn transitioning(state: &str) -> bool {
+/// True while a state is a transition in progress (services and stacks:
+/// as their state machine in `plan::lifecycle` says).
+fn transitioning(kind: Kind, state: &str) -> bool {
+    if matches!(kind, Kind::Service | Kind::Stack) {
+        return state
+            .parse::<crate::cluster::plan::lifecycle::State>()
+            .is_ok_and(|s| s.is_transitioning());
+    }
     matches!(
         state,
         "requested"
@@ -114,7 +120,7 @@ pub fn resource(base: &str, r: &Resource) -> Value {
         "transitioning".into(),
         json!(if r.state == "error" {
             "error"
-        } else if transitioning(&r.state) {
+        } else if transitioning(r.kind, &r.state) {
             "yes"
         } else {
             "no"

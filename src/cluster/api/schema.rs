@@ -403,8 +403,8 @@ fn schema_json(base: &str, kind: Kind) -> Value {
         rf.insert(f.name.into(), d);
     }
     let mut actions = Map::new();
-    for t in model::transitions(kind) {
-        actions.insert(t.action.into(), json!({}));
+    for a in model::action_names(kind) {
+        actions.insert(a.into(), json!({}));
     }
     let name = kind.type_name();
     json!({

@@ -172,8 +172,10 @@ pub fn create_service(
             "scale must be 0..10000",
         ));
     }
+    let global = crate::cluster::plan::scheduler::is_global(&lc.labels);
     let spec = ServiceSpec {
         name,
+        global,
         launch_config: lc,
         scale: u32::try_from(scale).unwrap_or(1),
         start_on_create: f
@@ -194,15 +196,173 @@ pub fn spec_of(r: &Resource, field: &str) -> Option<ServiceSpec> {
     serde_json::from_value(r.data.get(field)?.clone()).ok()
 }
 
-/// `?action=upgrade` with `{inServiceStrategy: {launchConfig, batchSize,
-/// intervalMillis, startFirst}}`: keep the old spec, store the new one.
-pub fn start_upgrade(cx: &Ctx<'_>, r: &mut Resource) -> Result<(), ApiError> {
-    let body: Value = if cx.body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
+fn body_json(cx: &Ctx<'_>) -> Result<Value, ApiError> {
+    if cx.body.iter().all(u8::is_ascii_whitespace) {
+        Ok(json!({}))
     } else {
         serde_json::from_slice(&cx.body)
-            .map_err(|e| ApiError::new(400, "InvalidBodyContent", e.to_string()))?
+            .map_err(|e| ApiError::new(400, "InvalidBodyContent", e.to_string()))
+    }
+}
+
+/// A non-negative integer field of a strategy: absent → `default`;
+/// anything else than a number in range is refused by name.
+fn strategy_int(
+    st: &Map<String, Value>,
+    strategy: &str,
+    key: &str,
+    default: u64,
+    max: u64,
+) -> Result<u64, ApiError> {
+    match st.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v.as_u64().filter(|n| *n <= max).ok_or_else(|| {
+            ApiError::field(
+                "InvalidOption",
+                key,
+                format!("{strategy}.{key} must be a whole number 0..{max}, not {v}"),
+            )
+        }),
+    }
+}
+
+/// `?action=restart` with `{rollingRestartStrategy: {batchSize,
+/// intervalMillis}}` (both optional: 1 and 0).
+pub fn start_restart(cx: &Ctx<'_>, r: &mut Resource) -> Result<(), ApiError> {
+    let body = body_json(cx)?;
+    let empty = Map::new();
+    let st = match body.get("rollingRestartStrategy") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(o)) => o,
+        Some(_) => {
+            return Err(ApiError::field(
+                "InvalidFormat",
+                "rollingRestartStrategy",
+                "rollingRestartStrategy must be an object",
+            ))
+        }
     };
+    let batch = strategy_int(st, "rollingRestartStrategy", "batchSize", 1, 10_000)?.max(1);
+    let interval = strategy_int(
+        st,
+        "rollingRestartStrategy",
+        "intervalMillis",
+        0,
+        86_400_000,
+    )?;
+    let id = r
+        .data
+        .get("_restart")
+        .and_then(|v| v.get("id"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        + 1;
+    r.set(
+        "_restart",
+        json!({"id": id, "batchSize": batch, "intervalMillis": interval}),
+    );
+    r.data.remove("_lastBatch");
+    Ok(())
+}
+
+/// `?action=upgrade` with `{toServiceStrategy: {toServiceId, finalScale,
+/// batchSize, intervalMillis, updateLinks}}`: move the scale from this
+/// service to the target batch by batch (reconciler, `to_service_pass`).
+fn start_to_service(
+    cx: &Ctx<'_>,
+    r: &mut Resource,
+    st: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let spec = spec_of(r, "_spec")
+        .ok_or_else(|| ApiError::new(422, "InvalidState", "service has no launch config"))?;
+    if spec.global {
+        return Err(ApiError::field(
+            "InvalidOption",
+            "toServiceStrategy",
+            "a global service cannot be upgraded to another service",
+        ));
+    }
+    let to = st
+        .get("toServiceId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ApiError::field(
+                "MissingRequired",
+                "toServiceId",
+                "toServiceStrategy needs toServiceId",
+            )
+        })?;
+    let target = parse_id(Kind::Service, to)
+        .map(|n| cx.app.store.get(Kind::Service, n))
+        .transpose()?
+        .flatten()
+        .filter(|t| t.project == r.project && !t.is_removed() && t.state != "removing")
+        .ok_or_else(|| {
+            ApiError::field(
+                "InvalidReference",
+                "toServiceId",
+                format!("toServiceId {to}: no such service"),
+            )
+        })?;
+    if target.id == r.id {
+        return Err(ApiError::field(
+            "InvalidReference",
+            "toServiceId",
+            "a service cannot be upgraded to itself",
+        ));
+    }
+    if spec_of(&target, "_spec").is_some_and(|t| t.global) {
+        return Err(ApiError::field(
+            "InvalidOption",
+            "toServiceId",
+            format!("{to} is a global service"),
+        ));
+    }
+    let scale_of = |x: &Resource| x.data.get("scale").and_then(Value::as_u64).unwrap_or(0);
+    let final_scale = strategy_int(st, "toServiceStrategy", "finalScale", scale_of(r), 10_000)?;
+    let batch = strategy_int(st, "toServiceStrategy", "batchSize", 1, 10_000)?.max(1);
+    let interval = strategy_int(st, "toServiceStrategy", "intervalMillis", 2000, 86_400_000)?;
+    let update_links = st
+        .get("updateLinks")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let strategy = json!({
+        "toServiceId": to, "finalScale": final_scale, "batchSize": batch,
+        "intervalMillis": interval, "updateLinks": update_links,
+    });
+    r.set("upgrade", json!({ "toServiceStrategy": strategy }));
+    let mut stored = strategy;
+    stored["fromScale"] = json!(scale_of(r));
+    stored["targetFromScale"] = json!(scale_of(&target));
+    r.set("_toService", stored);
+    r.set("_lastBatch", 0);
+    Ok(())
+}
+
+/// `?action=upgrade` with `{inServiceStrategy: {launchConfig, batchSize,
+/// intervalMillis, startFirst}}`: keep the old spec, store the new one.
+/// With `toServiceStrategy` instead: a to-service upgrade.
+pub fn start_upgrade(cx: &Ctx<'_>, r: &mut Resource) -> Result<(), ApiError> {
+    let body = body_json(cx)?;
+    let has = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
+    if has("toServiceStrategy") && has("inServiceStrategy") {
+        return Err(ApiError::field(
+            "InvalidOption",
+            "toServiceStrategy",
+            "upgrade takes inServiceStrategy or toServiceStrategy, not both",
+        ));
+    }
+    if let Some(ts) = body.get("toServiceStrategy").filter(|v| !v.is_null()) {
+        let ts = ts.as_object().ok_or_else(|| {
+            ApiError::field(
+                "InvalidFormat",
+                "toServiceStrategy",
+                "toServiceStrategy must be an object",
+            )
+        })?;
+        return start_to_service(cx, r, ts);
+    }
+    r.data.remove("_toService");
     let st = body
         .get("inServiceStrategy")
         .and_then(Value::as_object)

@@ -237,6 +237,30 @@ fn recreate_decisions() {
             &[Unhealthy],
             &[],
         ),
+        // Exactly at quorum: replaced (Rancher: healthy count >= quorum).
+        (
+            HealthStrategy::RecreateOnQuorum { quorum: 3 },
+            &[Healthy, Healthy, Healthy, Unhealthy],
+            &["app-web-4"],
+        ),
+        // Initializing and reinitializing ones do not count as healthy.
+        (
+            HealthStrategy::RecreateOnQuorum { quorum: 2 },
+            &[Healthy, Initializing, Reinitializing, Unhealthy],
+            &[],
+        ),
+        // Every unhealthy one goes once the quorum holds.
+        (
+            HealthStrategy::RecreateOnQuorum { quorum: 2 },
+            &[Healthy, Unhealthy, Healthy, Unhealthy],
+            &["app-web-2", "app-web-4"],
+        ),
+        (HealthStrategy::Recreate, &[Unhealthy], &["app-web-1"]),
+        (
+            HealthStrategy::None,
+            &[Healthy, Healthy, Healthy, Unhealthy],
+            &[],
+        ),
     ];
     for (strategy, spec, want) in rows {
         assert_eq!(
