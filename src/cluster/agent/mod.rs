@@ -226,8 +226,27 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let mut desired: Vec<DesiredInstance> = Vec::new();
     let mut checker = health::Checker::default();
     let mut pending: Vec<Report> = Vec::new();
-    let mut cpu = docker::CpuSamples::new();
-    let mut last_usage = std::time::Instant::now();
+    // Usage sampling runs beside the sync loop: dockerd answers a one-shot
+    // stats request at its collector's next 1 s tick, so sampling N
+    // containers one after another took ~N seconds — in the loop, that
+    // stalled heartbeats until the server saw a live host as
+    // `reconnecting` or even `disconnected` (and moved its health-checked
+    // containers away).
+    let (desired_tx, desired_rx) = tokio::sync::watch::channel::<Vec<DesiredInstance>>(Vec::new());
+    let (usage_tx, mut usage_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Report>>();
+    let host_id = Arc::new(std::sync::Mutex::new(String::new()));
+    tokio::spawn(sample_usage(
+        docker.clone(),
+        host_id.clone(),
+        desired_rx,
+        usage_tx,
+        cfg.usage_interval,
+    ));
+    // Liveness is reported by its own task too, so a long converge (an
+    // image pull, a slow stop) does not read as a dead host.
+    let heartbeat: Arc<std::sync::Mutex<Option<(Client, std::time::Instant)>>> =
+        Arc::new(std::sync::Mutex::new(None));
+    tokio::spawn(send_heartbeats(heartbeat.clone(), cfg.interval));
     loop {
         let reg = match identity.registration.clone() {
             Some(r) => r,
@@ -271,6 +290,12 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
             wait_ms: u64::try_from(cfg.interval.as_millis()).unwrap_or(2000),
         };
         let sent = req.reports.clone();
+        if let Ok(mut h) = host_id.lock() {
+            h.clone_from(&reg.host_id);
+        }
+        if let Ok(mut h) = heartbeat.lock() {
+            *h = Some((client.clone(), std::time::Instant::now()));
+        }
         let c = client.clone();
         let mut poll = tokio::spawn(async move {
             blocking(move || c.call::<SyncResponse>("POST", "/v1/agent/sync", Some(&req))).await
@@ -285,6 +310,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {
                     pending.extend(checker.run(&docker, &desired).await);
                 }
+                Some(r) = usage_rx.recv() => pending.extend(r),
             }
         };
         match res {
@@ -292,20 +318,17 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 send_facts = false;
                 generation = resp.generation;
                 desired = resp.instances;
+                desired_tx.send_replace(desired.clone());
                 pending.extend(converge_once(&docker, &client, &reg.host_id, &desired).await);
                 pending.extend(checker.run(&docker, &desired).await);
-                if last_usage.elapsed() >= cfg.usage_interval {
-                    last_usage = std::time::Instant::now();
-                    match docker::usage(&docker, &reg.host_id, &desired, &mut cpu).await {
-                        Ok(r) => pending.extend(r),
-                        Err(e) => tracing::debug!(error = %e, "container usage"),
-                    }
-                }
             }
             Err(AgentError::Client(e)) if e.status() == Some(401) => {
                 tracing::warn!("server rejected our credentials; registering again");
                 identity.registration = None;
                 pending.clear();
+                if let Ok(mut h) = heartbeat.lock() {
+                    *h = None;
+                }
             }
             Err(e) => {
                 tracing::warn!(error = ?e, "sync failed; retrying");
@@ -314,6 +337,72 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 pending = back;
                 tokio::time::sleep(cfg.interval).await;
             }
+        }
+    }
+}
+
+/// Sample per-container usage every `every` for the instances last
+/// assigned, handing the reports to the sync loop.
+async fn sample_usage(
+    docker: bollard::Docker,
+    host: Arc<std::sync::Mutex<String>>,
+    desired: tokio::sync::watch::Receiver<Vec<DesiredInstance>>,
+    out: tokio::sync::mpsc::UnboundedSender<Vec<Report>>,
+    every: Duration,
+) {
+    let mut cpu = docker::CpuSamples::new();
+    loop {
+        tokio::time::sleep(every).await;
+        let host = host.lock().map(|h| h.clone()).unwrap_or_default();
+        let list = desired.borrow().clone();
+        if host.is_empty() || list.is_empty() {
+            continue;
+        }
+        match docker::usage(&docker, &host, &list, &mut cpu).await {
+            Ok(r) if r.is_empty() => {}
+            Ok(r) => {
+                if out.send(r).is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "container usage"),
+        }
+    }
+}
+
+/// Heartbeat: when the sync loop has not reached the server for two
+/// `every`s (busy converging), a short sync with no reports and no wait tells the
+/// server this host is alive.
+async fn send_heartbeats(
+    state: Arc<std::sync::Mutex<Option<(Client, std::time::Instant)>>>,
+    every: Duration,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        let due = state
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .filter(|(_, last)| last.elapsed() >= every * 2);
+        let Some((client, _)) = due else { continue };
+        let req = SyncRequest {
+            wait_ms: 0,
+            ..SyncRequest::default()
+        };
+        let sent = tokio::task::spawn_blocking(move || {
+            client.call::<SyncResponse>("POST", "/v1/agent/sync", Some(&req))
+        })
+        .await;
+        match sent {
+            Ok(Ok(_)) => {
+                if let Ok(mut s) = state.lock() {
+                    if let Some((_, last)) = s.as_mut() {
+                        *last = std::time::Instant::now();
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "heartbeat failed"),
+            Err(_) => {}
         }
     }
 }

@@ -8,6 +8,7 @@
 //! and never creates a container twice. Containers carry the service
 //! generation (`_gen`) they were made for; an upgrade bumps it.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use super::services::spec_of;
 use super::{render, App};
 use crate::cluster::model::{self, format_id, now_ms, Kind, Resource};
 use crate::cluster::plan::compose::fields::VolumeKind;
-use crate::cluster::plan::compose::{HealthStrategy, ServiceSpec};
+use crate::cluster::plan::compose::ServiceSpec;
 use crate::cluster::plan::health::{self, ContainerHealth, MemberHealth};
 use crate::cluster::plan::lifecycle::ContainerState;
 use crate::cluster::plan::scheduler::{self, HostPort, HostView, InstanceView};
@@ -262,13 +263,7 @@ fn service(w: &mut World, s: &mut Resource) {
                 .iter()
                 .map(|c| MemberHealth {
                     running: cstate(c) == ContainerState::Running,
-                    health: c.str("healthState").and_then(|h| match h {
-                        "healthy" => Some(ContainerHealth::Healthy),
-                        "unhealthy" => Some(ContainerHealth::Unhealthy),
-                        "reinitializing" => Some(ContainerHealth::Reinitializing),
-                        "initializing" => Some(ContainerHealth::Initializing),
-                        _ => None,
-                    }),
+                    health: health_of(c),
                 })
                 .collect();
             let h = health::service_health(&hs, spec.scale, false).as_str();
@@ -323,11 +318,13 @@ fn service(w: &mut World, s: &mut Resource) {
 /// `gen`; false when a container could not be placed (the reason is on the
 /// service's `transitioningMessage`).
 fn keep_scale(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str, gen: u64) -> bool {
+    mark_lost(w, s, spec);
     let cur: Vec<Resource> = members(w, s)
         .into_iter()
         .filter(|c| gen_of(c) == gen)
         .cloned()
         .collect();
+    let doomed = replace(w, &cur, spec);
     let ms: Vec<scale::Member> = cur
         .iter()
         .filter_map(|c| {
@@ -336,7 +333,7 @@ fn keep_scale(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str, 
                 index: scale::index_of(stack, &spec.name, name)?,
                 name: name.to_string(),
                 state: cstate(c),
-                recreate: replace(w, c, spec),
+                recreate: doomed.contains(name),
             })
         })
         .collect();
@@ -371,16 +368,66 @@ fn keep_scale(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str, 
     true
 }
 
-/// True when a member must be replaced: unhealthy under a recreating
-/// strategy, or health-checked on a host whose agent is gone.
-fn replace(w: &World<'_>, c: &Resource, spec: &ServiceSpec) -> bool {
-    let Some(hc) = &spec.launch_config.health_check else {
-        return false;
-    };
-    let host_gone = w.hosts.iter().find(|h| h.id == c.host).map_or(true, |h| {
+/// True when `c`'s host is gone: removed, unknown, or its agent
+/// `disconnected` (after the server's `--disconnected-after`, 180 s by
+/// default; a `reconnecting` host keeps its containers).
+fn host_gone(w: &World<'_>, c: &Resource) -> bool {
+    w.hosts.iter().find(|h| h.id == c.host).map_or(true, |h| {
         h.is_removed() || h.str("agentState") == Some("disconnected")
-    });
-    host_gone || (c.str("healthState") == Some("unhealthy") && hc.strategy != HealthStrategy::None)
+    })
+}
+
+/// A container's stored `healthState`; `None` without a health check.
+fn health_of(c: &Resource) -> Option<ContainerHealth> {
+    match c.str("healthState")? {
+        "healthy" => Some(ContainerHealth::Healthy),
+        "unhealthy" => Some(ContainerHealth::Unhealthy),
+        "reinitializing" => Some(ContainerHealth::Reinitializing),
+        "initializing" => Some(ContainerHealth::Initializing),
+        _ => None,
+    }
+}
+
+/// Health-checked containers on a lost host cannot be checked: they are
+/// `unhealthy` (as Rancher's checkers on other hosts would find them), so
+/// the health strategy decides their fate and the service shows it. The
+/// agent reports afresh when it is back.
+fn mark_lost(w: &mut World, s: &Resource, spec: &ServiceSpec) {
+    if spec.launch_config.health_check.is_none() {
+        return;
+    }
+    let lost: Vec<Resource> = members(w, s)
+        .into_iter()
+        .filter(|c| host_gone(w, c) && c.str("healthState") != Some("unhealthy"))
+        .cloned()
+        .collect();
+    for mut c in lost {
+        c.set("healthState", "unhealthy");
+        w.put(c);
+    }
+}
+
+/// Names of the members to replace: the unhealthy ones, as the service's
+/// health strategy says (`recreate`: all of them; `recreateOnQuorum`:
+/// only while `quorum` others are healthy; `none`: never).
+fn replace(w: &World<'_>, cur: &[Resource], spec: &ServiceSpec) -> BTreeSet<String> {
+    let Some(hc) = &spec.launch_config.health_check else {
+        return BTreeSet::new();
+    };
+    let members: Vec<(String, ContainerHealth)> = cur
+        .iter()
+        .filter_map(|c| {
+            let h = if host_gone(w, c) {
+                ContainerHealth::Unhealthy
+            } else {
+                health_of(c)?
+            };
+            Some((c.str("name")?.to_string(), h))
+        })
+        .collect();
+    health::to_recreate(hc.strategy, &members)
+        .into_iter()
+        .collect()
 }
 
 /// A new container for index `idx`, placed by the scheduler (on `host`
