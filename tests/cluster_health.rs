@@ -66,7 +66,7 @@ services:
       port: 80
       interval: 500
       response_timeout: 500
-      healthy_threshold: 2
+      healthy_threshold: 3
       unhealthy_threshold: 2
       initializing_timeout: 20000
   keep:
@@ -343,6 +343,59 @@ fn scenario(c: &mut Cluster, started: Instant) {
     assert_eq!(k[0]["state"], "running");
     assert_eq!(k[0]["healthState"], "unhealthy");
     assert!(docker_running(c, kh).values().any(|id| id == &keep_id));
+
+    // Restarted by the orchestrator: `reinitializing`, then `healthy`, the
+    // same container. httpd (PID 1) ignores SIGTERM, so docker waits out
+    // its stop timeout: the agent is busy for ~10 s, longer than the
+    // server's 5 s `--disconnected-after` — its heartbeats must keep the
+    // host `active` and nothing may move.
+    let before_ids: BTreeSet<String> = [live(&url, "web"), live(&url, "api")]
+        .concat()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect();
+    let api1 = live(&url, "api")
+        .into_iter()
+        .find(|x| x["name"] == "hc-api-1")
+        .unwrap();
+    let api1_id = api1["id"].as_str().unwrap().to_string();
+    let api1_host = api1["hostId"].as_str().unwrap().to_string();
+    let t = Instant::now();
+    let r = post(
+        &format!("{url}/v1/projects/1a5/containers/{api1_id}?action=restart"),
+        serde_json::json!({}),
+    );
+    assert_eq!(r["state"], "restarting", "{r}");
+    let mut states: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let x = container(&url, &api1_id);
+        let h = format!("{}/{}", x["state"], x["healthState"]);
+        if states.last() != Some(&h) {
+            states.push(h);
+        }
+        let host = get(&format!("{url}/v1/projects/1a5/hosts/{api1_host}"));
+        assert_ne!(
+            host["agentState"], "disconnected",
+            "busy agent seen as dead"
+        );
+        if x["state"] == "running"
+            && x["healthState"] == "healthy"
+            && states.iter().any(|s| s.ends_with("\"reinitializing\""))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "restart not seen: {states:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    timing("restart -> healthy again", t.elapsed());
+    eprintln!("api-1 through the restart: {states:?}");
+    let after_ids: BTreeSet<String> = [live(&url, "web"), live(&url, "api")]
+        .concat()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(before_ids, after_ids, "nothing replaced during the restart");
 
     // Host failure: SIGKILL the agent of a host without `keep`.
     let dead = (0..3).find(|i| *i != kh).unwrap();

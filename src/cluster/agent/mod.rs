@@ -305,7 +305,9 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 r = &mut poll => break r.map_err(|_| AgentError::Task).and_then(|r| r),
                 _ = notify.notified() => {
                     // A managed container changed behind our back: look now.
-                    pending.extend(converge_once(&docker, &client, &reg.host_id, &desired).await);
+                    let r = converge_once(&docker, &client, &reg.host_id, &desired).await;
+                    note_reports(&mut desired, &r);
+                    pending.extend(r);
                 }
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {
                     pending.extend(checker.run(&docker, &desired).await);
@@ -319,7 +321,9 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 generation = resp.generation;
                 desired = resp.instances;
                 desired_tx.send_replace(desired.clone());
-                pending.extend(converge_once(&docker, &client, &reg.host_id, &desired).await);
+                let r = converge_once(&docker, &client, &reg.host_id, &desired).await;
+                note_reports(&mut desired, &r);
+                pending.extend(r);
                 pending.extend(checker.run(&docker, &desired).await);
             }
             Err(AgentError::Client(e)) if e.status() == Some(401) => {
@@ -336,6 +340,21 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 back.append(&mut pending);
                 pending = back;
                 tokio::time::sleep(cfg.interval).await;
+            }
+        }
+    }
+}
+
+/// Fold the states just reported into the local copy of the desired
+/// instances, so a converge pass that runs before the next sync answer
+/// (on a docker event) does not act on the old state again — e.g. restart
+/// a container once more because it still reads `restarting`.
+pub fn note_reports(desired: &mut [DesiredInstance], reports: &[Report]) {
+    for r in reports.iter().filter(|r| !r.state.is_empty()) {
+        if let Some(d) = desired.iter_mut().find(|d| d.id == r.instance_id) {
+            d.state.clone_from(&r.state);
+            if r.external_id.is_some() {
+                d.external_id.clone_from(&r.external_id);
             }
         }
     }
@@ -469,6 +488,36 @@ async fn watch_events(docker: bollard::Docker, notify: Arc<Notify>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reported_states_update_the_local_view() {
+        let d = |id: &str, state: &str| DesiredInstance {
+            id: id.into(),
+            state: state.into(),
+            desired_state: "running".into(),
+            ..DesiredInstance::default()
+        };
+        let mut desired = vec![d("1i1", "restarting"), d("1i2", "requested")];
+        let rep = |id: &str, state: &str, ext: Option<&str>| Report {
+            instance_id: id.into(),
+            state: state.into(),
+            external_id: ext.map(str::to_string),
+            ..Report::default()
+        };
+        note_reports(
+            &mut desired,
+            &[
+                rep("1i1", "running", None),
+                rep("1i2", "running", Some("abc")),
+                rep("1i2", "", None),
+                rep("1i9", "running", None),
+            ],
+        );
+        assert_eq!(desired[0].state, "running");
+        assert_eq!(desired[0].external_id, None);
+        assert_eq!(desired[1].state, "running");
+        assert_eq!(desired[1].external_id.as_deref(), Some("abc"));
+    }
 
     #[test]
     fn registration_urls() {

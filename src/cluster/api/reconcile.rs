@@ -55,7 +55,12 @@ fn gen_of(r: &Resource) -> u64 {
 }
 
 fn cstate(c: &Resource) -> ContainerState {
-    c.state.parse().unwrap_or(ContainerState::Error)
+    match c.state.as_str() {
+        // The container `restart` action's transitional state: the agent
+        // is restarting it. Not a failure (that would replace it).
+        "restarting" => ContainerState::Starting,
+        s => s.parse().unwrap_or(ContainerState::Error),
+    }
 }
 
 fn live(c: &Resource) -> bool {
