@@ -271,7 +271,12 @@ fn service(w: &mut World, s: &mut Resource) {
                     health: health_of(c),
                 })
                 .collect();
-            let h = health::service_health(&hs, spec.scale, false).as_str();
+            let start_once = spec
+                .launch_config
+                .labels
+                .get("io.rancher.container.start_once")
+                .is_some_and(|v| v == "true");
+            let h = health::service_health(&hs, spec.scale, start_once).as_str();
             if s.str("healthState") != Some(h) {
                 s.set("healthState", h);
             }
