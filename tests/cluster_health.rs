@@ -5,13 +5,18 @@
 //!   `unhealthy` and is replaced (same name, new id) under `recreate`; the
 //!   service goes `degraded` then `healthy` again;
 //! - under `strategy: none` it stays, marked `unhealthy`;
+//! - a container restarted through the API goes `reinitializing` then
+//!   `healthy`, and the agent, busy ~10 s with that restart, keeps its host
+//!   `active` (heartbeats) so nothing moves;
 //! - an agent killed with SIGKILL (its dockerd keeps running): the host goes
 //!   `disconnected` and its health-checked containers come up on the other
 //!   two hosts, while a container without a health check stays put
 //!   (Rancher's rule); the agent restarted removes the replaced containers,
 //!   and every service runs exactly `scale` containers, none twice.
 //!
-//! Prints the measured latencies (`HEALTH-TIMING …` lines).
+//! Prints the measured latencies (`HEALTH-TIMING …` lines). The server
+//! runs with `--disconnected-after 5` (harness). Logs are copied to
+//! `$TMPDIR/cluster_health-logs` on failure or with `ROS_TEST_KEEP_LOGS`.
 
 mod harness;
 
@@ -56,7 +61,7 @@ services:
       request_line: GET /index.html HTTP/1.0
       interval: 500
       response_timeout: 500
-      healthy_threshold: 2
+      healthy_threshold: 3
       unhealthy_threshold: 2
       initializing_timeout: 20000
       strategy: recreate
