@@ -390,8 +390,8 @@ async fn sample_usage(
 }
 
 /// Heartbeat: when the sync loop has not reached the server for two
-/// `every`s (busy converging), a short sync with no reports and no wait tells the
-/// server this host is alive.
+/// `every`s (busy converging), a short sync with no reports and no wait
+/// tells the server this host is alive.
 async fn send_heartbeats(
     state: Arc<std::sync::Mutex<Option<(Client, std::time::Instant)>>>,
     every: Duration,
