@@ -226,8 +226,27 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let mut desired: Vec<DesiredInstance> = Vec::new();
     let mut checker = health::Checker::default();
     let mut pending: Vec<Report> = Vec::new();
-    let mut cpu = docker::CpuSamples::new();
-    let mut last_usage = std::time::Instant::now();
+    // Usage sampling runs beside the sync loop: dockerd answers a one-shot
+    // stats request at its collector's next 1 s tick, so sampling N
+    // containers one after another took ~N seconds — in the loop, that
+    // stalled heartbeats until the server saw a live host as
+    // `reconnecting` or even `disconnected` (and moved its health-checked
+    // containers away).
+    let (desired_tx, desired_rx) = tokio::sync::watch::channel::<Vec<DesiredInstance>>(Vec::new());
+    let (usage_tx, mut usage_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Report>>();
+    let host_id = Arc::new(std::sync::Mutex::new(String::new()));
+    tokio::spawn(sample_usage(
+        docker.clone(),
+        host_id.clone(),
+        desired_rx,
+        usage_tx,
+        cfg.usage_interval,
+    ));
+    // Liveness is reported by its own task too, so a long converge (an
+    // image pull, a slow stop) does not read as a dead host.
+    let heartbeat: Arc<std::sync::Mutex<Option<(Client, std::time::Instant)>>> =
+        Arc::new(std::sync::Mutex::new(None));
+    tokio::spawn(send_heartbeats(heartbeat.clone(), cfg.interval));
     loop {
         let reg = match identity.registration.clone() {
             Some(r) => r,
@@ -271,6 +290,12 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
             wait_ms: u64::try_from(cfg.interval.as_millis()).unwrap_or(2000),
         };
         let sent = req.reports.clone();
+        if let Ok(mut h) = host_id.lock() {
+            h.clone_from(&reg.host_id);
+        }
+        if let Ok(mut h) = heartbeat.lock() {
+            *h = Some((client.clone(), std::time::Instant::now()));
+        }
         let c = client.clone();
         let mut poll = tokio::spawn(async move {
             blocking(move || c.call::<SyncResponse>("POST", "/v1/agent/sync", Some(&req))).await
@@ -280,11 +305,14 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 r = &mut poll => break r.map_err(|_| AgentError::Task).and_then(|r| r),
                 _ = notify.notified() => {
                     // A managed container changed behind our back: look now.
-                    pending.extend(converge_once(&docker, &client, &reg.host_id, &desired).await);
+                    let r = converge_once(&docker, &client, &reg.host_id, &desired).await;
+                    note_reports(&mut desired, &r);
+                    pending.extend(r);
                 }
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {
                     pending.extend(checker.run(&docker, &desired).await);
                 }
+                Some(r) = usage_rx.recv() => pending.extend(r),
             }
         };
         match res {
@@ -292,20 +320,19 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 send_facts = false;
                 generation = resp.generation;
                 desired = resp.instances;
-                pending.extend(converge_once(&docker, &client, &reg.host_id, &desired).await);
+                desired_tx.send_replace(desired.clone());
+                let r = converge_once(&docker, &client, &reg.host_id, &desired).await;
+                note_reports(&mut desired, &r);
+                pending.extend(r);
                 pending.extend(checker.run(&docker, &desired).await);
-                if last_usage.elapsed() >= cfg.usage_interval {
-                    last_usage = std::time::Instant::now();
-                    match docker::usage(&docker, &reg.host_id, &desired, &mut cpu).await {
-                        Ok(r) => pending.extend(r),
-                        Err(e) => tracing::debug!(error = %e, "container usage"),
-                    }
-                }
             }
             Err(AgentError::Client(e)) if e.status() == Some(401) => {
                 tracing::warn!("server rejected our credentials; registering again");
                 identity.registration = None;
                 pending.clear();
+                if let Ok(mut h) = heartbeat.lock() {
+                    *h = None;
+                }
             }
             Err(e) => {
                 tracing::warn!(error = ?e, "sync failed; retrying");
@@ -314,6 +341,87 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 pending = back;
                 tokio::time::sleep(cfg.interval).await;
             }
+        }
+    }
+}
+
+/// Fold the states just reported into the local copy of the desired
+/// instances, so a converge pass that runs before the next sync answer
+/// (on a docker event) does not act on the old state again — e.g. restart
+/// a container once more because it still reads `restarting`.
+pub fn note_reports(desired: &mut [DesiredInstance], reports: &[Report]) {
+    for r in reports.iter().filter(|r| !r.state.is_empty()) {
+        if let Some(d) = desired.iter_mut().find(|d| d.id == r.instance_id) {
+            d.state.clone_from(&r.state);
+            if r.external_id.is_some() {
+                d.external_id.clone_from(&r.external_id);
+            }
+        }
+    }
+}
+
+/// Sample per-container usage every `every` for the instances last
+/// assigned, handing the reports to the sync loop.
+async fn sample_usage(
+    docker: bollard::Docker,
+    host: Arc<std::sync::Mutex<String>>,
+    desired: tokio::sync::watch::Receiver<Vec<DesiredInstance>>,
+    out: tokio::sync::mpsc::UnboundedSender<Vec<Report>>,
+    every: Duration,
+) {
+    let mut cpu = docker::CpuSamples::new();
+    loop {
+        tokio::time::sleep(every).await;
+        let host = host.lock().map(|h| h.clone()).unwrap_or_default();
+        let list = desired.borrow().clone();
+        if host.is_empty() || list.is_empty() {
+            continue;
+        }
+        match docker::usage(&docker, &host, &list, &mut cpu).await {
+            Ok(r) if r.is_empty() => {}
+            Ok(r) => {
+                if out.send(r).is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "container usage"),
+        }
+    }
+}
+
+/// Heartbeat: when the sync loop has not reached the server for two
+/// `every`s (busy converging), a short sync with no reports and no wait
+/// tells the server this host is alive.
+async fn send_heartbeats(
+    state: Arc<std::sync::Mutex<Option<(Client, std::time::Instant)>>>,
+    every: Duration,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        let due = state
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .filter(|(_, last)| last.elapsed() >= every * 2);
+        let Some((client, _)) = due else { continue };
+        let req = SyncRequest {
+            wait_ms: 0,
+            ..SyncRequest::default()
+        };
+        let sent = tokio::task::spawn_blocking(move || {
+            client.call::<SyncResponse>("POST", "/v1/agent/sync", Some(&req))
+        })
+        .await;
+        match sent {
+            Ok(Ok(_)) => {
+                if let Ok(mut s) = state.lock() {
+                    if let Some((_, last)) = s.as_mut() {
+                        *last = std::time::Instant::now();
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "heartbeat failed"),
+            Err(_) => {}
         }
     }
 }
@@ -380,6 +488,36 @@ async fn watch_events(docker: bollard::Docker, notify: Arc<Notify>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reported_states_update_the_local_view() {
+        let d = |id: &str, state: &str| DesiredInstance {
+            id: id.into(),
+            state: state.into(),
+            desired_state: "running".into(),
+            ..DesiredInstance::default()
+        };
+        let mut desired = vec![d("1i1", "restarting"), d("1i2", "requested")];
+        let rep = |id: &str, state: &str, ext: Option<&str>| Report {
+            instance_id: id.into(),
+            state: state.into(),
+            external_id: ext.map(str::to_string),
+            ..Report::default()
+        };
+        note_reports(
+            &mut desired,
+            &[
+                rep("1i1", "running", None),
+                rep("1i2", "running", Some("abc")),
+                rep("1i2", "", None),
+                rep("1i9", "running", None),
+            ],
+        );
+        assert_eq!(desired[0].state, "running");
+        assert_eq!(desired[0].external_id, None);
+        assert_eq!(desired[1].state, "running");
+        assert_eq!(desired[1].external_id.as_deref(), Some("abc"));
+    }
 
     #[test]
     fn registration_urls() {

@@ -239,9 +239,18 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
             let Some(n) = parse_id(Kind::Container, &r.instance_id) else {
                 continue;
             };
-            if let Some(mut c) = store.get(Kind::Container, n)?.filter(|c| c.host == host_id) {
+            // Several reports for one container in a batch (a health
+            // change, then a usage sample, …) build on each other: starting
+            // each from the stored row would drop the earlier ones.
+            let current = match rows
+                .iter()
+                .position(|x: &Resource| x.kind == Kind::Container && x.id == n)
+            {
+                Some(i) => Some(rows.remove(i)),
+                None => store.get(Kind::Container, n)?,
+            };
+            if let Some(mut c) = current.filter(|c| c.host == host_id) {
                 bump |= apply_report(&mut c, r);
-                rows.retain(|x: &Resource| x.id != c.id);
                 rows.push(c);
             }
         }

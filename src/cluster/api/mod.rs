@@ -188,6 +188,9 @@ pub fn monitor_pass(app: &App) -> Result<(), StoreError> {
     }
     if !changed.is_empty() {
         app.store.commit(&changed)?;
+        // A host that went away (or came back) changes what the service
+        // reconciler must do: health-checked containers move.
+        app.kick.notify_one();
     }
     Ok(())
 }

@@ -18,6 +18,7 @@
 //! [`plan::scale`]: crate::cluster::plan::scale
 //! [`plan::scheduler`]: crate::cluster::plan::scheduler
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,7 +65,12 @@ fn gen_of(r: &Resource) -> u64 {
 }
 
 fn cstate(c: &Resource) -> ContainerState {
-    c.state.parse().unwrap_or(ContainerState::Error)
+    match c.state.as_str() {
+        // The container `restart` action's transitional state: the agent
+        // is restarting it. Not a failure (that would replace it).
+        "restarting" => ContainerState::Starting,
+        s => s.parse().unwrap_or(ContainerState::Error),
+    }
 }
 
 fn live(c: &Resource) -> bool {
@@ -291,7 +297,7 @@ fn service(w: &mut World, s: &mut Resource) {
                     health: health_of(c),
                 })
                 .collect();
-            let h = health::service_health(&hs, scale, false).as_str();
+            let h = health::service_health(&hs, scale, start_once(&spec)).as_str();
             if s.str("healthState") != Some(h) {
                 s.set("healthState", h);
             }
@@ -399,12 +405,13 @@ fn keep_scale(
     stack: &str,
     gen: u64,
 ) -> Option<usize> {
+    mark_lost(w, s, spec);
     let cur: Vec<Resource> = members(w, s)
         .into_iter()
         .filter(|c| gen_of(c) == gen)
         .cloned()
         .collect();
-    let recreate = to_replace(w, &cur, spec);
+    let recreate = replace(w, &cur, spec);
     if spec.global {
         return keep_global(w, s, spec, stack, gen, &cur, &recreate);
     }
@@ -416,7 +423,7 @@ fn keep_scale(
                 index: scale::index_of(stack, &spec.name, name)?,
                 name: name.to_string(),
                 state: cstate(c),
-                recreate: recreate.iter().any(|r| r == name),
+                recreate: recreate.contains(name),
             })
         })
         .collect();
@@ -467,7 +474,7 @@ fn keep_global(
     stack: &str,
     gen: u64,
     cur: &[Resource],
-    recreate: &[String],
+    recreate: &BTreeSet<String>,
 ) -> Option<usize> {
     let (hosts, _) = w.views();
     let eligible = scheduler::global_hosts(&hosts, &spec.schedule_request(stack, 0));
@@ -476,7 +483,7 @@ fn keep_global(
         .map(|c| scale::Placed {
             name: c.str("name").unwrap_or_default().to_string(),
             host_id: format_id(Kind::Host, c.host),
-            state: if recreate.iter().any(|r| Some(r.as_str()) == c.str("name")) {
+            state: if c.str("name").is_some_and(|n| recreate.contains(n)) {
                 ContainerState::Error
             } else {
                 cstate(c)
@@ -518,34 +525,55 @@ fn keep_global(
     Some(eligible.len())
 }
 
-/// The members to replace: unhealthy ones as the health strategy decides
-/// (`recreateOnQuorum` only while enough others are healthy, `none`
-/// never), and health-checked ones on a host whose agent is gone.
-fn to_replace(w: &World<'_>, cur: &[Resource], spec: &ServiceSpec) -> Vec<String> {
+/// True when `c`'s host is gone: removed, unknown, or its agent
+/// `disconnected` (after the server's `--disconnected-after`, 180 s by
+/// default; a `reconnecting` host keeps its containers).
+fn host_gone(w: &World<'_>, c: &Resource) -> bool {
+    w.hosts.iter().find(|h| h.id == c.host).map_or(true, |h| {
+        h.is_removed() || h.str("agentState") == Some("disconnected")
+    })
+}
+
+/// Health-checked containers on a lost host cannot be checked: they are
+/// `unhealthy` (as Rancher's checkers on other hosts would find them), so
+/// the health strategy decides their fate and the service shows it. The
+/// agent reports afresh when it is back.
+fn mark_lost(w: &mut World, s: &Resource, spec: &ServiceSpec) {
+    if spec.launch_config.health_check.is_none() {
+        return;
+    }
+    let lost: Vec<Resource> = members(w, s)
+        .into_iter()
+        .filter(|c| host_gone(w, c) && c.str("healthState") != Some("unhealthy"))
+        .cloned()
+        .collect();
+    for mut c in lost {
+        c.set("healthState", "unhealthy");
+        w.put(c);
+    }
+}
+
+/// Names of the members to replace: the unhealthy ones, as the service's
+/// health strategy says (`recreate`: all of them; `recreateOnQuorum`:
+/// only while `quorum` others are healthy; `none`: never).
+fn replace(w: &World<'_>, cur: &[Resource], spec: &ServiceSpec) -> BTreeSet<String> {
     let Some(hc) = &spec.launch_config.health_check else {
-        return Vec::new();
+        return BTreeSet::new();
     };
-    let hs: Vec<(String, ContainerHealth)> = cur
+    let members: Vec<(String, ContainerHealth)> = cur
         .iter()
-        .filter(|c| cstate(c).is_live())
-        .map(|c| {
-            (
-                c.str("name").unwrap_or_default().to_string(),
-                health_of(c).unwrap_or_default(),
-            )
+        .filter_map(|c| {
+            let h = if host_gone(w, c) {
+                ContainerHealth::Unhealthy
+            } else {
+                health_of(c)?
+            };
+            Some((c.str("name")?.to_string(), h))
         })
         .collect();
-    let mut out = health::to_recreate(hc.strategy, &hs);
-    for c in cur {
-        let host_gone = w.hosts.iter().find(|h| h.id == c.host).map_or(true, |h| {
-            h.is_removed() || h.str("agentState") == Some("disconnected")
-        });
-        let name = c.str("name").unwrap_or_default().to_string();
-        if host_gone && !out.contains(&name) {
-            out.push(name);
-        }
-    }
-    out
+    health::to_recreate(hc.strategy, &members)
+        .into_iter()
+        .collect()
 }
 
 /// A new container for index `idx`, placed by the scheduler (on `host`

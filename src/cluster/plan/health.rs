@@ -100,7 +100,7 @@ pub enum ServiceHealth {
     Degraded,
     /// None healthy.
     Unhealthy,
-    /// None failing, some still initializing.
+    /// None healthy yet, none failing: starting up.
     Initializing,
     /// A start_once service whose containers ran and exited.
     StartedOnce,
@@ -155,9 +155,13 @@ pub fn service_health(members: &[MemberHealth], scale: u32, start_once: bool) ->
         .count();
     let wanted = usize::try_from(scale).unwrap_or(usize::MAX);
     let failing = members.len() - healthy - starting + wanted.saturating_sub(members.len());
+    // Reference §4: healthy when all are, degraded when some are not,
+    // unhealthy when none is. A service none of whose containers has
+    // passed yet (and none failed) is still initializing; one running
+    // below its healthy scale while a replacement initializes is degraded.
     match (healthy, starting, failing) {
         (_, 0, 0) => ServiceHealth::Healthy,
-        (_, _, 0) => ServiceHealth::Initializing,
+        (0, _, 0) => ServiceHealth::Initializing,
         (0, 0, _) => ServiceHealth::Unhealthy,
         _ => ServiceHealth::Degraded,
     }

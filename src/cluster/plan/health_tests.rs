@@ -156,10 +156,17 @@ fn service_aggregation() {
         ("nothing running", &[], 2, false, ServiceHealth::Unhealthy),
         (
             "starting",
-            &[mh(true, Some(Initializing)), mh(true, Some(Healthy))],
+            &[mh(true, Some(Initializing)), mh(true, Some(Reinitializing))],
             2,
             false,
             ServiceHealth::Initializing,
+        ),
+        (
+            "a replacement starting beside a healthy one",
+            &[mh(true, Some(Initializing)), mh(true, Some(Healthy))],
+            2,
+            false,
+            ServiceHealth::Degraded,
         ),
         (
             "starting and failing",

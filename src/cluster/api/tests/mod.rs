@@ -15,6 +15,7 @@ use crate::cluster::store::SqliteStore;
 
 mod auth;
 mod bad_input;
+mod health;
 mod lifecycle;
 mod resources;
 mod services;
