@@ -72,7 +72,10 @@ fn compose(c: &Cluster, dir: &Path, args: &[&str]) -> Output {
 }
 
 fn ok(c: &Cluster, dir: &Path, args: &[&str]) {
-    assert!(compose(c, dir, args).status.success(), "ros compose {args:?}");
+    assert!(
+        compose(c, dir, args).status.success(),
+        "ros compose {args:?}"
+    );
 }
 
 /// Live containers of web.
@@ -131,7 +134,12 @@ fn http_get(addr: &str) -> Result<String, String> {
     if !out.starts_with("HTTP/1.") || !out.contains(" 200 ") {
         return Err(format!("{addr}: answered {out:?}"));
     }
-    Ok(out.rsplit("\r\n\r\n").next().unwrap_or("").trim().to_string())
+    Ok(out
+        .rsplit("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string())
 }
 
 #[derive(Default)]
@@ -299,8 +307,7 @@ fn upgrade_under_load_and_across_a_server_restart() {
     let _ = up.wait();
     restart_server(&mut c);
     wait_for("web upgraded after the restart", 120, || {
-        (get(&format!("{url}/v1/projects/1a5/services?name=web"))["data"][0]["state"]
-            == "upgraded")
+        (get(&format!("{url}/v1/projects/1a5/services?name=web"))["data"][0]["state"] == "upgraded")
             .then_some(())
     });
     let all = web(&url);
@@ -319,7 +326,11 @@ fn upgrade_under_load_and_across_a_server_restart() {
         .iter()
         .filter(|c| c["environment"]["VERSION"] == "v2")
         .collect();
-    assert_eq!(old.len(), 3, "old containers kept (stopped) until the finish");
+    assert_eq!(
+        old.len(),
+        3,
+        "old containers kept (stopped) until the finish"
+    );
     assert!(old.iter().all(|c| c["state"] == "stopped"), "{old:?}");
     ok(&c, &dir, &["up", "-d", "--confirm-upgrade"]);
     wait_healthy(&url, "v3", 3);

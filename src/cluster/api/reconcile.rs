@@ -231,7 +231,69 @@ fn members<'a>(w: &'a World<'_>, s: &Resource) -> Vec<&'a Resource> {
         .collect()
 }
 
+/// Marks a container the scheduler could not place: an `error` row with
+/// no host that says why (`transitioningMessage`), kept — not re-created on
+/// every pass — until its index fits somewhere or is not wanted any more.
+const UNPLACED: &str = "_unplaced";
+
+fn unplaced(c: &Resource) -> bool {
+    c.host == 0 && c.data.get(UNPLACED) == Some(&Value::Bool(true))
+}
+
+/// An unplaced row goes straight to `removed`: no agent holds it.
+fn drop_unplaced(w: &mut World, c: &Resource) {
+    let mut c = c.clone();
+    c.state = "removed".into();
+    c.set("desiredState", "removed");
+    c.set("removed", render::rfc3339(now_ms()));
+    w.put(c);
+}
+
+/// Record (or update) the unplaced row of index `idx` with the reason.
+#[allow(clippy::too_many_arguments)]
+fn record_unplaced(
+    w: &mut World,
+    s: &Resource,
+    spec: &ServiceSpec,
+    stack: &str,
+    gen: u64,
+    idx: u32,
+    row: Option<&Resource>,
+    why: &str,
+) {
+    if let Some(r) = row {
+        if r.str("transitioningMessage") != Some(why) {
+            let mut r = r.clone();
+            r.set("transitioningMessage", why);
+            w.put(r);
+        }
+        return;
+    }
+    let Ok(id) = w.store.allocate(Kind::Container) else {
+        return;
+    };
+    let name = scale::container_name(stack, &spec.name, idx);
+    let mut c = Resource::new(Kind::Container, id, s.project, "error");
+    c.set("name", name);
+    c.set("hostId", Value::Null);
+    c.set("desiredState", "running");
+    c.set("accountId", format_id(Kind::Project, s.project));
+    c.set("imageUuid", format!("docker:{}", spec.launch_config.image));
+    c.set("serviceId", s.api_id());
+    c.set("stackId", s.str("stackId").unwrap_or_default());
+    c.set("serviceIndex", idx);
+    c.set("_gen", gen);
+    c.set("transitioning", "error");
+    c.set("transitioningMessage", why);
+    c.set(UNPLACED, true);
+    w.put(c);
+}
+
 fn set_desired(w: &mut World, c: &Resource, desired: &str) {
+    if unplaced(c) && desired != "running" {
+        drop_unplaced(w, c);
+        return;
+    }
     let mut c = c.clone();
     let cur = cstate(&c);
     match desired {
@@ -406,11 +468,11 @@ fn keep_scale(
     gen: u64,
 ) -> Option<usize> {
     mark_lost(w, s, spec);
-    let cur: Vec<Resource> = members(w, s)
+    let (waiting, cur): (Vec<Resource>, Vec<Resource>) = members(w, s)
         .into_iter()
         .filter(|c| gen_of(c) == gen)
         .cloned()
-        .collect();
+        .partition(unplaced);
     let recreate = replace(w, &cur, spec);
     if spec.global {
         return keep_global(w, s, spec, stack, gen, &cur, &recreate);
@@ -439,12 +501,34 @@ fn keep_scale(
             set_desired(w, &c, "running");
         }
     }
+    let index = |c: &Resource| c.data.get("serviceIndex").and_then(Value::as_u64);
+    for c in waiting
+        .iter()
+        .filter(|c| !plan.create.iter().any(|i| Some(u64::from(*i)) == index(c)))
+    {
+        drop_unplaced(w, c);
+    }
+    let mut failed = None;
     for idx in plan.create {
-        if let Err(why) = create(w, s, spec, stack, gen, idx, None) {
+        let row = waiting.iter().find(|c| index(c) == Some(u64::from(idx)));
+        match create(w, s, spec, stack, gen, idx, None) {
+            Ok(()) => {
+                if let Some(r) = row {
+                    drop_unplaced(w, r);
+                }
+            }
+            Err(why) => {
+                record_unplaced(w, s, spec, stack, gen, idx, row, &why);
+                failed.get_or_insert(why);
+            }
+        }
+    }
+    if let Some(why) = failed {
+        if s.str("transitioningMessage") != Some(&why) {
             s.set("transitioning", "error");
             s.set("transitioningMessage", why);
-            return None;
         }
+        return None;
     }
     clear_error(s);
     Some(spec.scale as usize)
@@ -544,7 +628,7 @@ fn mark_lost(w: &mut World, s: &Resource, spec: &ServiceSpec) {
     }
     let lost: Vec<Resource> = members(w, s)
         .into_iter()
-        .filter(|c| host_gone(w, c) && c.str("healthState") != Some("unhealthy"))
+        .filter(|c| !unplaced(c) && host_gone(w, c) && c.str("healthState") != Some("unhealthy"))
         .cloned()
         .collect();
     for mut c in lost {
@@ -671,7 +755,13 @@ fn create(
 fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str, gen: u64) {
     let st = &spec.upgrade_strategy;
     retire_replaced(w, s, gen);
-    let all: Vec<Resource> = members(w, s).into_iter().cloned().collect();
+    // Unplaced rows have nothing to upgrade: the new containers take
+    // their indexes when the service is kept at scale again.
+    let (waiting, all): (Vec<Resource>, Vec<Resource>) =
+        members(w, s).into_iter().cloned().partition(unplaced);
+    for c in &waiting {
+        drop_unplaced(w, c);
+    }
     let (new, old): (Vec<&Resource>, Vec<&Resource>) = all.iter().partition(|c| gen_of(c) == gen);
     if new.iter().any(|c| cstate(c) != ContainerState::Running) {
         return; // batch in progress

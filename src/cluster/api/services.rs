@@ -22,13 +22,53 @@ pub fn launch_config_json(lc: &LaunchConfig) -> Value {
     let mut v = serde_json::to_value(lc).unwrap_or_else(|_| json!({}));
     if let Some(o) = v.as_object_mut() {
         o.insert("imageUuid".into(), json!(format!("docker:{}", lc.image)));
+        // Rancher's spelling: ["8080:80/tcp", "80/tcp"].
+        let text = |ps: &[compose::fields::PortSpec]| {
+            json!(ps.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        o.insert("ports".into(), text(&lc.ports));
+        o.insert("expose".into(), text(&lc.expose));
     }
     v
+}
+
+/// `ports`/`expose` given as Rancher strings (`"8080:80/tcp"`, ranges
+/// allowed) turned into the structured form; structured entries pass.
+fn port_strings(v: &mut Value) -> Result<(), ApiError> {
+    for (key, expose) in [("ports", false), ("expose", true)] {
+        let Some(list) = v.get_mut(key).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        let mut out = Vec::new();
+        for item in list.iter() {
+            let Some(text) = item.as_str() else {
+                out.push(item.clone());
+                continue;
+            };
+            let parsed = if expose {
+                compose::fields::parse_expose(text)
+            } else {
+                compose::fields::parse_port(text)
+            };
+            let specs = parsed.map_err(|(code, msg)| {
+                ApiError::field(
+                    code.as_str(),
+                    "launchConfig",
+                    format!("launchConfig.{key}: {msg}"),
+                )
+            })?;
+            out.extend(specs.iter().map(|p| json!(p)));
+        }
+        *list = out;
+    }
+    Ok(())
 }
 
 /// A launch config from its API form (`imageUuid` or `image`, the other
 /// fields as [`LaunchConfig`] names them).
 pub fn launch_config_from(v: &Value) -> Result<LaunchConfig, ApiError> {
+    let mut v = v.clone();
+    port_strings(&mut v)?;
     let mut lc: LaunchConfig = serde_json::from_value(v.clone()).map_err(|e| {
         ApiError::field(
             "InvalidFormat",

@@ -188,3 +188,96 @@ fn stack_from_compose_services_and_codes() {
         (get(&format!("{base}/stacks/{sid}")).body["state"] == "removed").then_some(())
     });
 }
+
+/// A container that fits nowhere is an `error` row saying why — one per
+/// index, kept (not re-created) across passes — and goes when it fits or
+/// is no longer wanted.
+#[test]
+fn unplaceable_container_is_an_error_row_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&dir.path().join("db"), slow_monitor());
+    let base = format!("{}/v1/projects/1a5", s.url);
+    register(&s.url, "1a5", "servicetestkey00011", "n1");
+    let st = post(&format!("{base}/stacks"), json!({"name": "p"}));
+    let sid = st.body["id"].as_str().unwrap().to_string();
+    let svc = post(
+        &format!("{base}/services"),
+        json!({"name": "web", "stackId": sid, "scale": 2, "startOnCreate": true,
+               "launchConfig": {"imageUuid": "docker:busybox", "ports": ["8081:80/tcp"]}}),
+    );
+    assert_eq!(svc.status, 201, "{:?}", svc.body);
+    let wid = svc.body["id"].as_str().unwrap().to_string();
+    let rows = |s: &Srv| -> Vec<crate::cluster::model::Resource> {
+        s.app
+            .store
+            .list(Kind::Container, Scope::All)
+            .unwrap()
+            .into_iter()
+            .filter(|c| !c.is_removed())
+            .collect()
+    };
+    let err = wait("an error row for index 2", || {
+        rows(&s).into_iter().find(|c| c.state == "error")
+    });
+    assert_eq!(err.str("name"), Some("p-web-2"));
+    let why = err.str("transitioningMessage").unwrap_or_default();
+    assert!(why.contains("host needs ports 8081/tcp available"), "{why}");
+    let api = get(&format!("{base}/containers/{}", err.api_id())).body;
+    assert_eq!(api["state"], "error");
+    assert_eq!(api["transitioningMessage"], why);
+    // Passes keep the same row: nothing re-created.
+    for _ in 0..3 {
+        reconcile::pass(&s.app).unwrap();
+    }
+    let errs: Vec<_> = rows(&s)
+        .into_iter()
+        .filter(|c| c.state == "error")
+        .collect();
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].id, err.id);
+    let w = get(&format!("{base}/services/{wid}")).body;
+    assert_eq!(w["transitioning"], "error");
+    // A second host: index 2 fits there, the error row goes.
+    register(&s.url, "1a5", "servicetestkey00012", "n2");
+    wait("2 placed", || {
+        let r = rows(&s);
+        (r.len() == 2 && r.iter().all(|c| c.state != "error" && c.host != 0)).then_some(())
+    });
+    // Scale 3 on two hosts: one error row; scale back to 2: it goes.
+    call(
+        "PUT",
+        &format!("{base}/services/{wid}"),
+        None,
+        Some(br#"{"scale": 3}"#),
+    );
+    wait("error row for 3", || {
+        rows(&s)
+            .into_iter()
+            .find(|c| c.state == "error" && c.str("name") == Some("p-web-3"))
+    });
+    call(
+        "PUT",
+        &format!("{base}/services/{wid}"),
+        None,
+        Some(br#"{"scale": 2}"#),
+    );
+    wait("error row gone", || {
+        rows(&s).iter().all(|c| c.state != "error").then_some(())
+    });
+    // Removing the service removes everything, error rows included.
+    call(
+        "PUT",
+        &format!("{base}/services/{wid}"),
+        None,
+        Some(br#"{"scale": 4}"#),
+    );
+    wait("error rows", || {
+        (rows(&s).iter().filter(|c| c.state == "error").count() == 2).then_some(())
+    });
+    converge(&s);
+    post(&format!("{base}/services/{wid}?action=remove"), json!({}));
+    converge(&s);
+    wait("service removed", || {
+        (get(&format!("{base}/services/{wid}")).body["state"] == "removed").then_some(())
+    });
+}
