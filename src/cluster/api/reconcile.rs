@@ -396,6 +396,7 @@ fn create(
 ) -> Result<(), String> {
     let mut req = spec.schedule_request(stack, idx);
     req.requested_host = host;
+    super::launch::prepare(w.store, &w.containers, s, spec, stack, idx, &mut req)?;
     let (hosts, mut inst) = w.views();
     // Containers of this service's other generations are on their way out
     // (an upgrade replaces them): they do not repel their replacements.
@@ -464,6 +465,8 @@ fn create(
         c.set("healthState", "initializing");
     }
     c.set("_ports", json!(placed.ports));
+    let on = w.hosts.iter().find(|h| h.id == hid);
+    super::launch::apply(w.store, &w.containers, &mut c, s, spec, stack, idx, &placed, on)?;
     c.set("serviceId", s.api_id());
     c.set("stackId", s.str("stackId").unwrap_or_default());
     c.set("serviceIndex", idx);
