@@ -575,3 +575,7 @@ pub async fn usage(
     prev.retain(|id, _| actual.contains_key(id));
     Ok(out)
 }
+
+#[cfg(test)]
+#[path = "docker_tests.rs"]
+mod tests;
