@@ -223,18 +223,27 @@ fn pull_images(cx: &Ctx, spec: &compose::StackSpec, only: &[String]) -> Result<b
         let jobs: Vec<_> = hosts
             .iter()
             .map(|h| {
-                let path = cx.path(&format!("hosts/{}/pull", h["id"].as_str().unwrap_or_default()));
+                let path = cx.path(&format!(
+                    "hosts/{}/pull",
+                    h["id"].as_str().unwrap_or_default()
+                ));
                 let (client, body) = (&client, &body);
                 sc.spawn(move || client.post(&path, body).map_err(|e| e.to_string()))
             })
             .collect();
         jobs.into_iter()
-            .map(|j| j.join().unwrap_or_else(|_| Err("pull thread failed".into())))
+            .map(|j| {
+                j.join()
+                    .unwrap_or_else(|_| Err("pull thread failed".into()))
+            })
             .collect()
     });
     let mut all_ok = true;
     for (h, a) in hosts.iter().zip(answers) {
-        let name = h["hostname"].as_str().or(h["name"].as_str()).unwrap_or_default();
+        let name = h["hostname"]
+            .as_str()
+            .or(h["name"].as_str())
+            .unwrap_or_default();
         match a {
             Ok(v) => {
                 for r in v["results"].as_array().into_iter().flatten() {
@@ -312,7 +321,10 @@ fn logs(cx: &Ctx, follow: bool, lines: Option<u64>, only: &[String]) -> Result<i
                 (None, Some(n)) => format!("tail={n}"),
                 (None, None) => "tail=all".to_string(),
             };
-            let v = match cx.client.get(&cx.path(&format!("containers/{id}/logs?{q}"))) {
+            let v = match cx
+                .client
+                .get(&cx.path(&format!("containers/{id}/logs?{q}")))
+            {
                 Ok(v) => v,
                 Err(e) if follow && !first => {
                     eprintln!("{name}: {e}");
@@ -400,7 +412,11 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
         } => logs(&cx, *follow, *lines, services),
         ComposeCmd::Pull { services } => {
             let (spec, _, _) = parse()?;
-            Ok(if pull_images(&cx, &spec, services)? { 0 } else { 1 })
+            Ok(if pull_images(&cx, &spec, services)? {
+                0
+            } else {
+                1
+            })
         }
         ComposeCmd::Up {
             upgrade,

@@ -165,8 +165,7 @@ pub fn create_body(d: &DesiredInstance) -> ContainerCreateBody {
         extra_hosts: some_vec(&f.extra_hosts),
         log_config: f.log_config.as_ref().map(|l| HostConfigLogConfig {
             typ: l.driver.clone(),
-            config: (!l.config.is_empty())
-                .then(|| l.config.clone().into_iter().collect()),
+            config: (!l.config.is_empty()).then(|| l.config.clone().into_iter().collect()),
         }),
         readonly_rootfs: f.read_only.then_some(true),
         security_opt: some_vec(&f.security_opt),
@@ -258,7 +257,10 @@ pub fn engine_message(e: &bollard::errors::Error) -> String {
 }
 
 async fn create(docker: &Docker, d: &DesiredInstance) -> Result<String, DockerError> {
-    if d.labels.get(LABEL_PULL_IMAGE).is_some_and(|v| v == "always") {
+    if d.labels
+        .get(LABEL_PULL_IMAGE)
+        .is_some_and(|v| v == "always")
+    {
         pull(docker, &d.image).await.map_err(DockerError::Pull)?;
     }
     let opts = CreateContainerOptions {
@@ -460,7 +462,10 @@ pub fn parse_timestamp(t: &str) -> Option<u64> {
     } else {
         format!("{frac:0<9}").parse::<u64>().ok()?
     };
-    u64::try_from(secs).ok()?.checked_mul(1_000_000_000)?.checked_add(nanos)
+    u64::try_from(secs)
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(nanos)
 }
 
 /// Most log text one answer carries (the API takes 1 MiB bodies).

@@ -58,8 +58,7 @@ fn create_body_carries_every_field() {
                     .and_then(|h| h.port_bindings.clone())
                     .unwrap_or_default();
                 let one = |k: &str| pb.get(k).cloned().flatten().unwrap_or_default();
-                b.exposed_ports
-                    == Some(vec!["53/udp".into(), "80/tcp".into(), "9000/tcp".into()])
+                b.exposed_ports == Some(vec!["53/udp".into(), "80/tcp".into(), "9000/tcp".into()])
                     && one("80/tcp")
                         == vec![PortBinding {
                             host_ip: Some("10.0.0.2".into()),
@@ -78,9 +77,7 @@ fn create_body_carries_every_field() {
                 data_volumes_from: vec!["r-a-data-1".into()],
                 ..Default::default()
             },
-            |b| {
-                b.host_config.as_ref().unwrap().volumes_from == Some(vec!["r-a-data-1".into()])
-            },
+            |b| b.host_config.as_ref().unwrap().volumes_from == Some(vec!["r-a-data-1".into()]),
         ),
         (
             "restart on-failure:3",
@@ -92,8 +89,15 @@ fn create_body_carries_every_field() {
                 ..Default::default()
             },
             |b| {
-                let r = b.host_config.as_ref().unwrap().restart_policy.clone().unwrap();
-                r.name == Some(RestartPolicyNameEnum::ON_FAILURE) && r.maximum_retry_count == Some(3)
+                let r = b
+                    .host_config
+                    .as_ref()
+                    .unwrap()
+                    .restart_policy
+                    .clone()
+                    .unwrap();
+                r.name == Some(RestartPolicyNameEnum::ON_FAILURE)
+                    && r.maximum_retry_count == Some(3)
             },
         ),
         (
@@ -254,7 +258,11 @@ fn create_body_network_modes() {
         let mut d = inst(LaunchFields::default());
         d.network_mode = mode.map(str::to_string);
         let b = create_body(&d);
-        assert_eq!(b.host_config.unwrap().network_mode.as_deref(), want, "{mode:?}");
+        assert_eq!(
+            b.host_config.unwrap().network_mode.as_deref(),
+            want,
+            "{mode:?}"
+        );
     }
 }
 

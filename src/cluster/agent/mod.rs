@@ -302,7 +302,9 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                         r,
                     ));
                 }
-                pending.extend(converge_once(&docker, &client, &reg.host_id, &desired, &mut drains).await);
+                pending.extend(
+                    converge_once(&docker, &client, &reg.host_id, &desired, &mut drains).await,
+                );
                 pending.extend(checker.run(&docker, &desired).await);
                 if last_usage.elapsed() >= cfg.usage_interval {
                     last_usage = std::time::Instant::now();

@@ -48,9 +48,7 @@ pub fn check_port_range(v: &Value) -> Result<(), String> {
 }
 
 /// Check the launch-related fields of a project body (`servicesPortRange`).
-pub fn check_project_fields(
-    f: &serde_json::Map<String, Value>,
-) -> Result<(), super::ApiError> {
+pub fn check_project_fields(f: &serde_json::Map<String, Value>) -> Result<(), super::ApiError> {
     match f.get("servicesPortRange") {
         Some(v) => check_port_range(v)
             .map_err(|m| super::ApiError::field("InvalidOption", "servicesPortRange", m)),
@@ -101,12 +99,14 @@ fn source<'a>(
     if !is_service {
         return Ok(None);
     }
-    sibling(containers, s, stack, name, idx).map(Some).ok_or_else(|| {
-        format!(
-            "{what} {name}: its container {} does not exist yet",
-            scale::container_name(stack, name, idx)
-        )
-    })
+    sibling(containers, s, stack, name, idx)
+        .map(Some)
+        .ok_or_else(|| {
+            format!(
+                "{what} {name}: its container {} does not exist yet",
+                scale::container_name(stack, name, idx)
+            )
+        })
 }
 
 /// Sources of a launch config that must be on the same host.
@@ -171,9 +171,7 @@ fn docker_name_of(
     // A container of the project by name, else a docker name on the host.
     Ok(containers
         .iter()
-        .filter(|c| {
-            c.project == s.project && !c.is_removed() && c.str("name") == Some(name)
-        })
+        .filter(|c| c.project == s.project && !c.is_removed() && c.str("name") == Some(name))
         .max_by_key(|c| c.id)
         .and_then(|c| c.str("dockerName"))
         .map_or_else(|| name.to_string(), str::to_string))
@@ -250,7 +248,15 @@ pub fn apply(
         NetworkMode::None => "none".into(),
         NetworkMode::Container(n) => format!(
             "container:{}",
-            docker_name_of(store, containers, s, stack, idx, "network_mode container", n)?
+            docker_name_of(
+                store,
+                containers,
+                s,
+                stack,
+                idx,
+                "network_mode container",
+                n
+            )?
         ),
         NetworkMode::Service(n) => format!(
             "container:{}",
@@ -416,9 +422,15 @@ mod tests {
         let mut p = Resource::new(Kind::Project, 5, 0, "active");
         assert_eq!(port_range(Some(&p)), DEFAULT_PORT_RANGE);
         assert_eq!(port_range(None), DEFAULT_PORT_RANGE);
-        p.set("servicesPortRange", json!({"startPort": 30000, "endPort": 30010}));
+        p.set(
+            "servicesPortRange",
+            json!({"startPort": 30000, "endPort": 30010}),
+        );
         assert_eq!(port_range(Some(&p)), (30000, 30010));
-        p.set("servicesPortRange", json!({"startPort": 30010, "endPort": 30000}));
+        p.set(
+            "servicesPortRange",
+            json!({"startPort": 30010, "endPort": 30000}),
+        );
         assert_eq!(port_range(Some(&p)), DEFAULT_PORT_RANGE);
         assert!(check_port_range(&json!({"startPort": 1, "endPort": 2})).is_ok());
         for bad in [

@@ -466,7 +466,17 @@ fn create(
     }
     c.set("_ports", json!(placed.ports));
     let on = w.hosts.iter().find(|h| h.id == hid);
-    super::launch::apply(w.store, &w.containers, &mut c, s, spec, stack, idx, &placed, on)?;
+    super::launch::apply(
+        w.store,
+        &w.containers,
+        &mut c,
+        s,
+        spec,
+        stack,
+        idx,
+        &placed,
+        on,
+    )?;
     c.set("serviceId", s.api_id());
     c.set("stackId", s.str("stackId").unwrap_or_default());
     c.set("serviceIndex", idx);

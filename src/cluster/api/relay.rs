@@ -44,7 +44,8 @@ pub fn take(app: &App, host: u64) -> Vec<AgentRequest> {
         .unwrap_or_default()
 }
 
-fn forget(app: &App, host: u64, id: &str) -> bool {
+/// Withdraw request `id` if the agent has not picked it up; true if so.
+fn withdraw(app: &App, host: u64, id: &str) -> bool {
     let mut was_pending = false;
     if let Ok(mut p) = app.relay.pending.lock() {
         if let Some(v) = p.get_mut(&host) {
@@ -53,10 +54,15 @@ fn forget(app: &App, host: u64, id: &str) -> bool {
             was_pending = v.len() != before;
         }
     }
+    was_pending
+}
+
+/// Give up on request `id`.
+fn forget(app: &App, host: u64, id: &str) {
+    withdraw(app, host, id);
     if let Ok(mut w) = app.relay.waiting.lock() {
         w.remove(id);
     }
-    was_pending
 }
 
 fn unavailable(host: &Resource, why: &str) -> ApiError {
@@ -81,7 +87,10 @@ pub async fn ask(
     match host.str("agentState") {
         _ if host.is_removed() => return Err(unavailable(host, "is removed")),
         Some(s @ ("disconnected" | "reconnecting")) => {
-            return Err(unavailable(host, &format!("is {s}: its agent cannot answer")))
+            return Err(unavailable(
+                host,
+                &format!("is {s}: its agent cannot answer"),
+            ))
         }
         _ => {}
     }
@@ -113,10 +122,14 @@ pub async fn ask(
             forget(app, host.id, &id);
             return Err(unavailable(
                 host,
-                &format!("has not synced for {} s: its agent is not answering", SILENT.as_secs()),
+                &format!(
+                    "has not synced for {} s: its agent is not answering",
+                    SILENT.as_secs()
+                ),
             ));
         }
-        if start.elapsed() >= SILENT && forget(app, host.id, &id) {
+        if start.elapsed() >= SILENT && withdraw(app, host.id, &id) {
+            forget(app, host.id, &id);
             return Err(unavailable(
                 host,
                 &format!("did not pick up the request within {} s", SILENT.as_secs()),
@@ -144,12 +157,16 @@ pub fn reply(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
     };
     let r: AgentReply = serde_json::from_slice(&cx.body)
         .map_err(|e| ApiError::new(422, "InvalidBodyContent", format!("invalid body: {e}")))?;
-    let waiter = cx.app.relay.waiting.lock().ok().and_then(|mut w| {
-        match w.get(&r.request_id) {
+    let waiter = cx
+        .app
+        .relay
+        .waiting
+        .lock()
+        .ok()
+        .and_then(|mut w| match w.get(&r.request_id) {
             Some((h, _)) if *h == host => w.remove(&r.request_id),
             _ => None,
-        }
-    });
+        });
     match waiter {
         Some((_, tx)) => {
             let _ = tx.send(r);
@@ -230,7 +247,12 @@ pub async fn pull(cx: &Ctx<'_>, host: &Resource) -> Result<Response, ApiError> {
     let images: Vec<String> = v
         .get("images")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     if images.is_empty() || images.iter().any(|i| i.trim().is_empty() || i.len() > 512) {
         return Err(ApiError::field(
