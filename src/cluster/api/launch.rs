@@ -417,6 +417,226 @@ mod tests {
         assert_eq!(parse_port_text("x:80/tcp"), None);
     }
 
+    fn spec_of(dc: &str, rc: Option<&str>) -> crate::cluster::plan::compose::StackSpec {
+        use crate::cluster::plan::compose::{parse_stack, Source};
+        parse_stack(
+            "app",
+            Source {
+                name: "docker-compose.yml",
+                bytes: dc.as_bytes(),
+            },
+            rc.map(|t| Source {
+                name: "rancher-compose.yml",
+                bytes: t.as_bytes(),
+            }),
+        )
+        .unwrap()
+    }
+
+    /// A store holding the services of stack `1st1` and a host.
+    fn world(
+        services: &[&str],
+    ) -> (
+        tempfile::TempDir,
+        crate::cluster::store::SqliteStore,
+        Resource,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::cluster::store::SqliteStore::open(&dir.path().join("db")).unwrap();
+        let mut rows = Vec::new();
+        for (i, n) in services.iter().enumerate() {
+            let mut s = Resource::new(Kind::Service, 10 + i as u64, 5, "active");
+            s.set("name", *n);
+            s.set("stackId", "1st1");
+            rows.push(s);
+        }
+        let mut h = Resource::new(Kind::Host, 2, 5, "active");
+        h.set("agentIpAddress", "10.0.0.12");
+        rows.push(h.clone());
+        store.commit(&rows).unwrap();
+        (dir, store, h)
+    }
+
+    fn sibling_row(id: u64, name: &str, host: u64) -> Resource {
+        let mut c = Resource::new(Kind::Container, id, 5, "running");
+        c.host = host;
+        c.set("name", name);
+        c.set("stackId", "1st1");
+        c.set("desiredState", "running");
+        c.set("dockerName", format!("r-{name}"));
+        c
+    }
+
+    #[test]
+    fn launch_config_to_container_fields() {
+        let stack = spec_of(
+            r#"version: '2'
+services:
+  web:
+    image: busybox
+    entrypoint: [/bin/sh, -c]
+    ports: ["8080:80", "127.0.0.1::53/udp", "443"]
+    expose: ["9000"]
+    volumes_from: [data, other-container]
+    network_mode: service:data
+    restart: on-failure:2
+    mem_limit: 64m
+    mem_reservation: 32m
+    cpu_shares: 512
+    cpuset: "0-1"
+    privileged: true
+    cap_add: [NET_ADMIN]
+    cap_drop: [MKNOD]
+    devices: [/dev/fuse]
+    dns: [1.1.1.1]
+    dns_search: [example.org]
+    extra_hosts: ["db:10.0.0.9"]
+    hostname: web
+    domainname: example.org
+    user: nobody
+    working_dir: /srv
+    logging: {driver: json-file, options: {max-size: 1m}}
+    tty: true
+    stdin_open: true
+    read_only: true
+    security_opt: [no-new-privileges]
+    ulimits: {nofile: {soft: 10, hard: 20}}
+  data:
+    image: busybox
+"#,
+            Some("version: '2'\nservices:\n  web:\n    drain_timeout_ms: 1500\n"),
+        );
+        let spec = stack.service("web").unwrap();
+        let (_d, store, host) = world(&["web", "data"]);
+        let web_svc = store.get(Kind::Service, 10).unwrap().unwrap();
+        let containers = vec![
+            sibling_row(7, "app-data-2", 2),
+            sibling_row(8, "app-data-1", 3),
+            sibling_row(9, "other-container", 4),
+        ];
+        let mut req = spec.schedule_request("app", 2);
+        prepare(&store, &containers, &web_svc, spec, "app", 2, &mut req).unwrap();
+        assert_eq!(
+            req.requested_host.as_deref(),
+            Some("1h2"),
+            "next to app-data-2"
+        );
+        assert_eq!(req.port_range, DEFAULT_PORT_RANGE);
+        let placed = crate::cluster::plan::scheduler::Placement {
+            host_id: "1h2".into(),
+            ports: req
+                .ports
+                .iter()
+                .map(|p| crate::cluster::plan::scheduler::HostPort {
+                    port: p.port.or(Some(49153)),
+                    ..p.clone()
+                })
+                .collect(),
+            dropped: Vec::new(),
+        };
+        let mut c = Resource::new(Kind::Container, 20, 5, "requested");
+        apply(
+            &store,
+            &containers,
+            &mut c,
+            &web_svc,
+            spec,
+            "app",
+            2,
+            &placed,
+            Some(&host),
+        )
+        .unwrap();
+        let rows: Vec<(&str, Value)> = vec![
+            ("entryPoint", json!(["/bin/sh", "-c"])),
+            (
+                "ports",
+                json!(["8080:80/tcp", "127.0.0.1:49153:53/udp", "49153:443/tcp"]),
+            ),
+            ("expose", json!(["9000/tcp"])),
+            (
+                "dataVolumesFrom",
+                json!(["r-app-data-2", "r-other-container"]),
+            ),
+            ("networkMode", json!("container:r-app-data-2")),
+            (
+                "restartPolicy",
+                json!({"name": "on-failure", "maximumRetryCount": 2}),
+            ),
+            ("memory", json!(64 << 20)),
+            ("memoryReservation", json!(32 << 20)),
+            ("cpuShares", json!(512)),
+            ("cpuSet", json!("0-1")),
+            ("privileged", json!(true)),
+            ("capAdd", json!(["NET_ADMIN"])),
+            ("capDrop", json!(["MKNOD"])),
+            ("devices", json!(["/dev/fuse"])),
+            ("dns", json!(["1.1.1.1"])),
+            ("dnsSearch", json!(["example.org"])),
+            ("extraHosts", json!(["db:10.0.0.9"])),
+            ("hostname", json!("web")),
+            ("domainName", json!("example.org")),
+            ("user", json!("nobody")),
+            ("workingDir", json!("/srv")),
+            (
+                "logConfig",
+                json!({"driver": "json-file", "config": {"max-size": "1m"}}),
+            ),
+            ("tty", json!(true)),
+            ("stdinOpen", json!(true)),
+            ("readOnly", json!(true)),
+            ("securityOpt", json!(["no-new-privileges"])),
+            ("ulimits", json!({"nofile": [10, 20]})),
+            ("drainTimeoutMs", json!(1500)),
+        ];
+        for (k, want) in rows {
+            assert_eq!(c.data.get(k), Some(&want), "{k}");
+        }
+        let eps = c.data["publicEndpoints"].as_array().unwrap();
+        assert_eq!(eps[0]["ipAddress"], "10.0.0.12");
+        assert_eq!(eps[1]["ipAddress"], "127.0.0.1");
+        assert_eq!(eps[0]["port"], 8080);
+        // What the agent gets back.
+        let f = fields_of(&c);
+        assert_eq!(f.published.len(), 3);
+        assert_eq!(f.published[1].bind_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(f.published[1].protocol, "udp");
+        assert_eq!(f.data_volumes_from, ["r-app-data-2", "r-other-container"]);
+        assert_eq!(f.ulimits.get("nofile"), Some(&(10, 20)));
+        assert!(f.privileged && f.tty && f.read_only);
+    }
+
+    #[test]
+    fn sidekick_sources_must_exist_and_agree() {
+        let stack = spec_of(
+            "version: '2'\nservices:\n  web:\n    image: busybox\n    volumes_from: [data]\n  data:\n    image: busybox\n",
+            None,
+        );
+        let spec = stack.service("web").unwrap();
+        let (_d, store, _h) = world(&["web", "data"]);
+        let web_svc = store.get(Kind::Service, 10).unwrap().unwrap();
+        let mut req = spec.schedule_request("app", 1);
+        let e = prepare(&store, &[], &web_svc, spec, "app", 1, &mut req).unwrap_err();
+        assert!(e.contains("app-data-1 does not exist yet"), "{e}");
+        let containers = vec![sibling_row(7, "app-data-1", 3)];
+        req.requested_host = Some("1h2".into());
+        let e = prepare(&store, &containers, &web_svc, spec, "app", 1, &mut req).unwrap_err();
+        assert!(
+            e.contains("is on 1h3, but this container must go to 1h2"),
+            "{e}"
+        );
+        let mut p = Resource::new(Kind::Project, 5, 0, "active");
+        p.set(
+            "servicesPortRange",
+            json!({"startPort": 30000, "endPort": 30001}),
+        );
+        store.commit(&[p]).unwrap();
+        req.requested_host = None;
+        prepare(&store, &containers, &web_svc, spec, "app", 1, &mut req).unwrap();
+        assert_eq!(req.requested_host.as_deref(), Some("1h3"));
+        assert_eq!(req.port_range, (30000, 30001));
+    }
+
     #[test]
     fn port_ranges() {
         let mut p = Resource::new(Kind::Project, 5, 0, "active");
