@@ -15,6 +15,7 @@ use crate::cluster::store::SqliteStore;
 
 mod auth;
 mod bad_input;
+mod relay;
 mod resources;
 mod services;
 mod tls;
