@@ -69,6 +69,7 @@ services:
       - /tmp
     security_opt:
       - no-new-privileges
+    stop_signal: SIGKILL
     ulimits:
       nofile:
         soft: 1024
@@ -311,6 +312,7 @@ fn launch_config_ports_logs_pull_drain() {
         // `privileged` is in the unit table only: this sandbox's bounding
         // set lacks CAP_SYS_RESOURCE, so runc cannot start a privileged
         // container here ("unable to apply caps").
+        ("stop_signal", cfg["StopSignal"].clone(), json!("SIGKILL")),
         ("not privileged", hc["Privileged"].clone(), json!(false)),
         (
             "web mounts data's /shared",
@@ -490,7 +492,10 @@ fn launch_config_ports_logs_pull_drain() {
     let out = stop.join().unwrap();
     assert!(out.status.success(), "{out:?}");
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(2500), "stop took {took:?}");
+    assert!(
+        took >= Duration::from_millis(2500) && took < Duration::from_secs(7),
+        "stop took {took:?} (2.5 s drain, then SIGKILL)"
+    );
     let state = inspect(h, web["dockerName"].as_str().unwrap())["State"]["Running"].clone();
     assert_eq!(state, json!(false));
     eprintln!(

@@ -24,9 +24,6 @@ pub enum DockerError {
     /// The engine refused or could not be reached.
     #[error("docker: {}", engine_message(.0))]
     Engine(#[from] bollard::errors::Error),
-    /// `io.rancher.container.pull_image: always` and the pull failed.
-    #[error("{0}")]
-    Pull(String),
 }
 
 /// API version spoken: Debian 12's docker.io 20.10 tops out at 1.41.
@@ -257,12 +254,6 @@ pub fn engine_message(e: &bollard::errors::Error) -> String {
 }
 
 async fn create(docker: &Docker, d: &DesiredInstance) -> Result<String, DockerError> {
-    if d.labels
-        .get(LABEL_PULL_IMAGE)
-        .is_some_and(|v| v == "always")
-    {
-        pull(docker, &d.image).await.map_err(DockerError::Pull)?;
-    }
     let opts = CreateContainerOptions {
         name: Some(d.docker_name.clone()),
         ..Default::default()
@@ -311,6 +302,56 @@ async fn run(
 /// When each draining container may be stopped, by instance id.
 pub type Drains = HashMap<String, std::time::Instant>;
 
+/// Pulls in flight or finished for `pull_image: always` creates, by
+/// instance id (`None` while running).
+pub type Pulls = std::sync::Arc<std::sync::Mutex<HashMap<String, Option<Result<(), String>>>>>;
+
+/// What the agent remembers between converge passes.
+#[derive(Default)]
+pub struct Local {
+    /// Drain deadlines.
+    pub drains: Drains,
+    /// Image pulls before create.
+    pub pulls: Pulls,
+}
+
+enum PullStep {
+    Wait,
+    Ready,
+    Failed(String),
+}
+
+/// For an instance labelled `io.rancher.container.pull_image: always`:
+/// start its pull in the background (never holding up the other
+/// containers), then say when it is done.
+fn pull_step(docker: &Docker, pulls: &Pulls, d: &DesiredInstance) -> PullStep {
+    let Ok(mut m) = pulls.lock() else {
+        return PullStep::Failed("agent pull state poisoned".into());
+    };
+    match m.remove(&d.id) {
+        None => {
+            m.insert(d.id.clone(), None);
+            let (docker, pulls, id, image) =
+                (docker.clone(), pulls.clone(), d.id.clone(), d.image.clone());
+            tokio::spawn(async move {
+                let r = pull(&docker, &image).await;
+                if let Ok(mut m) = pulls.lock() {
+                    if m.contains_key(&id) {
+                        m.insert(id, Some(r));
+                    }
+                }
+            });
+            PullStep::Wait
+        }
+        Some(None) => {
+            m.insert(d.id.clone(), None);
+            PullStep::Wait
+        }
+        Some(Some(Ok(()))) => PullStep::Ready,
+        Some(Some(Err(e))) => PullStep::Failed(e),
+    }
+}
+
 /// True when a running container told to stop or go may do so now: at once
 /// without `drainTimeoutMs`, else once its drain deadline (set on the first
 /// look) has passed. Never blocks: the next converge pass looks again.
@@ -342,10 +383,14 @@ pub async fn converge(
     docker: &Docker,
     host: &str,
     desired: &[DesiredInstance],
-    drains: &mut Drains,
+    local: &mut Local,
     send: &(dyn Fn(Vec<Report>) + Sync),
 ) -> Result<Vec<Report>, DockerError> {
     let actual = managed(docker, host).await?;
+    if let Ok(mut p) = local.pulls.lock() {
+        p.retain(|id, _| desired.iter().any(|d| &d.id == id));
+    }
+    let drains = &mut local.drains;
     // A drain ends early when the instance is wanted running again.
     drains.retain(|id, _| {
         desired
@@ -364,6 +409,22 @@ pub async fn converge(
         let stopping = matches!(d.desired_state.as_str(), "removed" | "stopped");
         if stopping && a.is_some_and(|a| a.running) && !drained(drains, d) {
             continue;
+        }
+        let creates =
+            a.is_none() && fresh && matches!(d.desired_state.as_str(), "running" | "stopped");
+        if creates
+            && d.labels
+                .get(LABEL_PULL_IMAGE)
+                .is_some_and(|v| v == "always")
+        {
+            match pull_step(docker, &local.pulls, d) {
+                PullStep::Wait => continue,
+                PullStep::Ready => {}
+                PullStep::Failed(e) => {
+                    out.push(report(d, "error", None, Some(e)));
+                    continue;
+                }
+            }
         }
         match (d.desired_state.as_str(), a) {
             ("removed", Some(a)) => out.push(match remove(docker, &a.id).await {

@@ -228,7 +228,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let mut checker = health::Checker::default();
     let mut pending: Vec<Report> = Vec::new();
     let mut cpu = docker::CpuSamples::new();
-    let mut drains = docker::Drains::new();
+    let mut local = docker::Local::default();
     let mut last_usage = std::time::Instant::now();
     loop {
         let reg = match identity.registration.clone() {
@@ -282,7 +282,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 r = &mut poll => break r.map_err(|_| AgentError::Task).and_then(|r| r),
                 _ = notify.notified() => {
                     // A managed container changed behind our back: look now.
-                    pending.extend(converge_once(&docker, &client, &reg.host_id, &desired, &mut drains).await);
+                    pending.extend(converge_once(&docker, &client, &reg.host_id, &desired, &mut local).await);
                 }
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {
                     pending.extend(checker.run(&docker, &desired).await);
@@ -303,7 +303,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                     ));
                 }
                 pending.extend(
-                    converge_once(&docker, &client, &reg.host_id, &desired, &mut drains).await,
+                    converge_once(&docker, &client, &reg.host_id, &desired, &mut local).await,
                 );
                 pending.extend(checker.run(&docker, &desired).await);
                 if last_usage.elapsed() >= cfg.usage_interval {
@@ -381,7 +381,7 @@ async fn converge_once(
     client: &Client,
     host: &str,
     desired: &[DesiredInstance],
-    drains: &mut docker::Drains,
+    local: &mut docker::Local,
 ) -> Vec<Report> {
     let c = client.clone();
     let send = move |reports: Vec<Report>| {
@@ -396,7 +396,7 @@ async fn converge_once(
     // Intermediate transition reports are rare and short: sending them
     // inline keeps their order relative to the final report.
     let send_blocking = |r: Vec<Report>| tokio::task::block_in_place(|| send(r));
-    match docker::converge(docker, host, desired, drains, &send_blocking).await {
+    match docker::converge(docker, host, desired, local, &send_blocking).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "converge failed");

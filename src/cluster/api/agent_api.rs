@@ -202,10 +202,15 @@ fn apply_report(c: &mut Resource, r: &Report) -> bool {
     if let Some(id) = &r.external_id {
         c.set("externalId", id.clone());
     }
-    c.set(
-        "transitioningMessage",
-        r.message.clone().map_or(Value::Null, Value::from),
-    );
+    // A container removed without a word keeps its last message (the
+    // error that got it replaced, say).
+    let keep = r.message.is_none() && r.state == "removed";
+    if !keep {
+        c.set(
+            "transitioningMessage",
+            r.message.clone().map_or(Value::Null, Value::from),
+        );
+    }
     desired_changed
 }
 
