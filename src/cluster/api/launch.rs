@@ -325,7 +325,10 @@ pub fn apply(
         })
         .collect();
     c.set("publicEndpoints", json!(endpoints));
-    c.set("drainTimeoutMs", spec.drain_timeout_ms.unwrap_or(0));
+    c.set(
+        "drainTimeoutMs",
+        lc.drain_timeout_ms.or(spec.drain_timeout_ms).unwrap_or(0),
+    );
     Ok(())
 }
 
@@ -635,6 +638,49 @@ services:
         prepare(&store, &containers, &web_svc, spec, "app", 1, &mut req).unwrap();
         assert_eq!(req.requested_host.as_deref(), Some("1h3"));
         assert_eq!(req.port_range, (30000, 30001));
+    }
+
+    #[test]
+    fn drain_timeout_from_the_api_launch_config() {
+        let lc = crate::cluster::api::services::launch_config_from(
+            &json!({"imageUuid": "docker:busybox", "drainTimeoutMs": 700}),
+        )
+        .unwrap();
+        assert_eq!(lc.drain_timeout_ms, Some(700));
+        let shown = crate::cluster::api::services::launch_config_json(&lc);
+        assert_eq!(shown["drainTimeoutMs"], 700);
+        let without = crate::cluster::api::services::launch_config_json(
+            &crate::cluster::plan::compose::LaunchConfig::default(),
+        );
+        assert!(without.get("drainTimeoutMs").is_none());
+        let spec = ServiceSpec {
+            name: "web".into(),
+            launch_config: lc,
+            ..ServiceSpec::default()
+        };
+        let (_d, store, host) = world(&["web"]);
+        let svc = store.get(Kind::Service, 10).unwrap().unwrap();
+        let placed = Placement {
+            host_id: "1h2".into(),
+            ports: Vec::new(),
+            dropped: Vec::new(),
+        };
+        let mut c = Resource::new(Kind::Container, 20, 5, "requested");
+        apply(
+            &store,
+            &[],
+            &mut c,
+            &svc,
+            &spec,
+            "app",
+            1,
+            &placed,
+            Some(&host),
+        )
+        .unwrap();
+        assert_eq!(c.data["drainTimeoutMs"], 700);
+        assert_eq!(c.data["networkMode"], "managed");
+        assert_eq!(c.data["ports"], json!([]));
     }
 
     #[test]
