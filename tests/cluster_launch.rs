@@ -1,7 +1,8 @@
 //! The whole launch config on a real multi-host cluster (server + 3 agents
 //! in network namespaces with their own dockerd): `ros compose up -d` of a
-//! service with most launchConfig fields, each checked on `docker inspect`
-//! of the real container on its host; a fixed and a random published port
+//! service with most launchConfig fields (mounting the volumes of `xdata`,
+//! a service that sorts after it: sources are reconciled first), each
+//! checked on `docker inspect` of the real container on its host; a fixed and a random published port
 //! (from a narrowed project `servicesPortRange`) answered over HTTP from
 //! this process through the host's IP (docker-proxy, the dockerds run with
 //! `--iptables=false`); `ros compose logs`; `ros compose pull` failures (no
@@ -23,7 +24,7 @@ use serde_json::{json, Value};
 // `$GREETING` below reaches the shell as written.
 const DC: &str = r#"version: '2'
 services:
-  data:
+  xdata:
     image: ros-test/busybox:latest
     command: [sleep, "3600"]
     volumes:
@@ -41,7 +42,7 @@ services:
       - "8088:80"
       - "80"
     volumes_from:
-      - data
+      - xdata
     restart: on-failure:3
     mem_limit: 64m
     mem_reservation: 32m
@@ -78,7 +79,7 @@ services:
 
 const RC: &str = r#"version: '2'
 services:
-  data:
+  xdata:
     scale: 1
   web:
     scale: 1
@@ -212,7 +213,7 @@ fn launch_config_ports_logs_pull_drain() {
     let up = compose(&c, &dir, "app", &["up", "-d"]);
     assert!(up.status.success(), "up failed");
     let web = wait_for("web running", 120, || running_one(&url, "app-web-"));
-    let data = wait_for("data running", 60, || running_one(&url, "app-data-"));
+    let data = wait_for("data running", 60, || running_one(&url, "app-xdata-"));
     eprintln!("deployed after {:?}", t0.elapsed());
 
     // volumes_from a service of the stack: same host, same index.
@@ -377,7 +378,7 @@ fn launch_config_ports_logs_pull_drain() {
     let text = stdout(&out);
     assert!(text.contains("app-web-1 | hello-from-web"), "{text}");
     assert!(text.contains("app-web-1 | to-stderr"), "{text}");
-    let out = compose(&c, &dir, "app", &["logs", "--lines", "1", "data", "web"]);
+    let out = compose(&c, &dir, "app", &["logs", "--lines", "1", "xdata", "web"]);
     assert!(out.status.success());
     assert_eq!(
         stdout(&out).lines().count(),

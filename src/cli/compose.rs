@@ -456,6 +456,14 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
             }
             let chosen = pick(&have, services);
             let n = chosen.len();
+            // Activate every plain start at once: a service may wait for
+            // another's containers (volumes_from, network_mode service:).
+            let plain = !(rollback || confirm_upgrade || force_upgrade || upgrade);
+            let mut activated = BTreeSet::new();
+            for svc in chosen.iter().filter(|s| plain && s["state"] == "inactive") {
+                cx.action(svc, "activate", json!({}))?;
+                activated.insert(svc["id"].as_str().unwrap_or_default().to_string());
+            }
             for (i, svc) in chosen.into_iter().enumerate() {
                 let name = svc["name"].as_str().unwrap_or_default();
                 let tag = format!("[{}/{n}] [{name}]", i + 1);
@@ -491,7 +499,9 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
                     println!("{tag}: Upgraded");
                     continue;
                 }
-                if state == "inactive" {
+                if state == "inactive"
+                    && !activated.contains(svc["id"].as_str().unwrap_or_default())
+                {
                     cx.action(svc, "activate", json!({}))?;
                 }
                 if !matches!(state, "upgraded" | "canceled-upgrade") {

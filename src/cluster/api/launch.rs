@@ -103,10 +103,23 @@ fn source<'a>(
         .map(Some)
         .ok_or_else(|| {
             format!(
-                "{what} {name}: its container {} does not exist yet",
+                "{WAITING}{what} {name}: its container {} does not exist yet",
                 scale::container_name(stack, name, idx)
             )
         })
+}
+
+/// How a reason not to create starts when it is a wait, not a failure.
+pub const WAITING: &str = "waiting: ";
+
+/// The service's `transitioning` for a reason not to create a container:
+/// `yes` while waiting for a sibling, `error` otherwise.
+pub fn transitioning(why: &str) -> &'static str {
+    if why.starts_with(WAITING) {
+        "yes"
+    } else {
+        "error"
+    }
 }
 
 /// Sources of a launch config that must be on the same host.
@@ -121,6 +134,49 @@ fn sources(spec: &ServiceSpec) -> Vec<(&'static str, &str)> {
         out.push(("network_mode service", n.as_str()));
     }
     out
+}
+
+/// Services ordered so that the ones another service of the same stack
+/// takes volumes or network from come first (a reconcile pass then creates
+/// `data-1` before `web-1` that mounts its volumes). Otherwise stable;
+/// cycles keep their order.
+pub fn sources_first(services: Vec<Resource>) -> Vec<Resource> {
+    let deps: Vec<Vec<usize>> = services
+        .iter()
+        .map(|s| {
+            let Some(spec) = super::services::spec_of(s, "_spec") else {
+                return Vec::new();
+            };
+            sources(&spec)
+                .into_iter()
+                .filter_map(|(_, name)| {
+                    services.iter().position(|o| {
+                        o.str("stackId") == s.str("stackId") && o.str("name") == Some(name)
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    fn depth(i: usize, deps: &[Vec<usize>], seen: &mut Vec<usize>) -> usize {
+        if seen.contains(&i) {
+            return 0;
+        }
+        seen.push(i);
+        let d = deps[i]
+            .iter()
+            .map(|&j| depth(j, deps, seen) + 1)
+            .max()
+            .unwrap_or(0);
+        seen.pop();
+        d
+    }
+    let depths: Vec<usize> = (0..services.len())
+        .map(|i| depth(i, &deps, &mut Vec::new()))
+        .collect();
+    let mut idx: Vec<usize> = (0..services.len()).collect();
+    idx.sort_by_key(|&i| depths[i]);
+    let mut slots: Vec<Option<Resource>> = services.into_iter().map(Some).collect();
+    idx.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 /// Before placement: the project's port range, and the host of the
@@ -621,6 +677,7 @@ services:
         let mut req = spec.schedule_request("app", 1);
         let e = prepare(&store, &[], &web_svc, spec, "app", 1, &mut req).unwrap_err();
         assert!(e.contains("app-data-1 does not exist yet"), "{e}");
+        assert_eq!(transitioning(&e), "yes", "a wait, not an error: {e}");
         let containers = vec![sibling_row(7, "app-data-1", 3)];
         req.requested_host = Some("1h2".into());
         let e = prepare(&store, &containers, &web_svc, spec, "app", 1, &mut req).unwrap_err();
@@ -681,6 +738,31 @@ services:
         assert_eq!(c.data["drainTimeoutMs"], 700);
         assert_eq!(c.data["networkMode"], "managed");
         assert_eq!(c.data["ports"], json!([]));
+    }
+
+    #[test]
+    fn volume_sources_are_reconciled_first() {
+        let stack = spec_of(
+            "version: '2'\nservices:\n  a:\n    image: busybox\n    volumes_from: [b]\n  b:\n    image: busybox\n    network_mode: service:c\n  c:\n    image: busybox\n  d:\n    image: busybox\n",
+            None,
+        );
+        let rows: Vec<Resource> = stack
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, sp)| {
+                let mut r = Resource::new(Kind::Service, i as u64 + 1, 5, "active");
+                r.set("name", sp.name.clone());
+                r.set("stackId", "1st1");
+                r.set("_spec", serde_json::to_value(sp).unwrap());
+                r
+            })
+            .collect();
+        let names: Vec<String> = sources_first(rows)
+            .iter()
+            .map(|r| r.str("name").unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["c", "d", "b", "a"]);
     }
 
     #[test]

@@ -172,7 +172,7 @@ pub fn pass(app: &App) -> Result<bool, StoreError> {
             w.out.push(st);
         }
     }
-    for s in services {
+    for s in super::launch::sources_first(services) {
         if w.out
             .iter()
             .any(|x| x.kind == Kind::Service && x.id == s.id)
@@ -359,7 +359,7 @@ fn keep_scale(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str, 
     }
     for idx in plan.create {
         if let Err(why) = create(w, s, spec, stack, gen, idx, None) {
-            s.set("transitioning", "error");
+            s.set("transitioning", super::launch::transitioning(&why));
             s.set("transitioningMessage", why);
             return false;
         }
