@@ -1,9 +1,11 @@
 //! `ros compose`: rancher-compose's commands against the cluster server —
 //! `up` (create, activate, upgrade, confirm, roll back), `create`,
 //! `upgrade A B` (to-service), `scale`, `ps`, `start`, `stop`, `restart`
-//! (rolling), `rm`. Progress lines look like
+//! (rolling), `rm`, `logs [-f]` and `pull` (both relayed to the hosts'
+//! agents by the server). Progress lines look like
 //! `[1/3] [web]: Started`; failures exit non-zero with the server's reason.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -59,7 +61,7 @@ pub enum ComposeCmd {
         /// Milliseconds between batches.
         #[arg(long, default_value_t = 2000)]
         interval: u64,
-        /// Pull images first (images are local here: accepted, no-op).
+        /// Pull the images on every active host first (fails when any pull fails).
         #[arg(long)]
         pull: bool,
         /// Only these services.
@@ -126,6 +128,22 @@ pub enum ComposeCmd {
         /// Pull images first (images are local here: accepted, no-op).
         #[arg(long)]
         pull: bool,
+    },
+    /// Show the output of the stack's containers (`name | line`).
+    Logs {
+        /// Keep following new output.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only the last N lines of each container.
+        #[arg(long, short = 'n', alias = "tail")]
+        lines: Option<u64>,
+        /// Only these services.
+        services: Vec<String>,
+    },
+    /// Pull the stack's images on every active host.
+    Pull {
+        /// Only these services.
+        services: Vec<String>,
     },
     /// Remove the stack.
     Rm {
@@ -244,6 +262,182 @@ fn pick<'a>(all: &'a [Value], only: &[String]) -> Vec<&'a Value> {
         .collect()
 }
 
+/// Pull the images of the chosen services on every active host, printing
+/// `[host] image: OK` or the error; false when any pull failed.
+fn pull_images(cx: &Ctx, spec: &compose::StackSpec, only: &[String]) -> Result<bool> {
+    let images: BTreeSet<String> = spec
+        .services
+        .iter()
+        .filter(|s| only.is_empty() || only.contains(&s.name))
+        .map(|s| s.launch_config.image.clone())
+        .filter(|i| !i.is_empty())
+        .collect();
+    for n in only {
+        if spec.service(n).is_none() {
+            bail!("no service {n} in the compose file");
+        }
+    }
+    if images.is_empty() {
+        println!("no images to pull");
+        return Ok(true);
+    }
+    let hosts: Vec<Value> = cx.client.get(&cx.path("hosts?limit=1000"))?["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|h| h["state"] == "active" && h["agentState"] == "active")
+        .collect();
+    if hosts.is_empty() {
+        bail!("no active hosts to pull on");
+    }
+    let client = cx.client.clone().with_timeout(Duration::from_secs(660));
+    let body = json!({ "images": images });
+    let answers: Vec<Result<Value, String>> = std::thread::scope(|sc| {
+        let jobs: Vec<_> = hosts
+            .iter()
+            .map(|h| {
+                let path = cx.path(&format!(
+                    "hosts/{}/pull",
+                    h["id"].as_str().unwrap_or_default()
+                ));
+                let (client, body) = (&client, &body);
+                sc.spawn(move || client.post(&path, body).map_err(|e| e.to_string()))
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| {
+                j.join()
+                    .unwrap_or_else(|_| Err("pull thread failed".into()))
+            })
+            .collect()
+    });
+    let mut all_ok = true;
+    for (h, a) in hosts.iter().zip(answers) {
+        let name = h["hostname"]
+            .as_str()
+            .or(h["name"].as_str())
+            .unwrap_or_default();
+        match a {
+            Ok(v) => {
+                for r in v["results"].as_array().into_iter().flatten() {
+                    let image = r["image"].as_str().unwrap_or_default();
+                    if r["ok"] == true {
+                        println!("[{name}] {image}: OK");
+                    } else {
+                        all_ok = false;
+                        println!(
+                            "[{name}] {image}: ERROR {}",
+                            r["message"].as_str().unwrap_or("failed")
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                all_ok = false;
+                println!("[{name}]: ERROR {e}");
+            }
+        }
+    }
+    Ok(all_ok)
+}
+
+/// The stack's containers (of the chosen services) that still exist.
+fn stack_containers(cx: &Ctx, only: &[String]) -> Result<Vec<Value>> {
+    let st = cx
+        .stack()?
+        .with_context(|| format!("no stack {}", cx.stack))?;
+    let sid = st["id"].as_str().unwrap_or_default();
+    let have = cx.services(sid)?;
+    for n in only {
+        if !have.iter().any(|s| s["name"] == n.as_str()) {
+            bail!("no service {n} in stack {}", cx.stack);
+        }
+    }
+    let ids: Vec<&str> = pick(&have, only)
+        .into_iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    let v = cx
+        .client
+        .get(&cx.path(&format!("containers?stackId={sid}&limit=1000")))?;
+    Ok(v["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| {
+            !matches!(c["state"].as_str(), Some("removed" | "requested"))
+                && c["desiredState"] != "removed"
+                && c["externalId"].is_string()
+                && ids.iter().any(|i| c["serviceId"] == *i)
+        })
+        .collect())
+}
+
+/// `ros compose logs [-f] [--lines N] [SERVICE…]`.
+fn logs(cx: &Ctx, follow: bool, lines: Option<u64>, only: &[String]) -> Result<i32> {
+    let mut since: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut first = true;
+    loop {
+        let cs = stack_containers(cx, only)?;
+        let width = cs
+            .iter()
+            .map(|c| c["name"].as_str().unwrap_or_default().len())
+            .max()
+            .unwrap_or(0);
+        let mut out: Vec<(u64, String, String)> = Vec::new();
+        for c in &cs {
+            let id = c["id"].as_str().unwrap_or_default();
+            let name = c["name"].as_str().unwrap_or_default();
+            let q = match (since.get(id), lines) {
+                (Some(n), _) => format!("since={n}"),
+                (None, Some(n)) => format!("tail={n}"),
+                (None, None) => "tail=all".to_string(),
+            };
+            let v = match cx
+                .client
+                .get(&cx.path(&format!("containers/{id}/logs?{q}")))
+            {
+                Ok(v) => v,
+                Err(e) if follow && !first => {
+                    eprintln!("{name}: {e}");
+                    continue;
+                }
+                Err(e) => bail!("logs of {name}: {e}"),
+            };
+            if v["truncated"] == true && first {
+                eprintln!("{name}: older lines left out (use --lines)");
+            }
+            for l in v["lines"].as_array().into_iter().flatten() {
+                let t = l["timeNanos"].as_u64().unwrap_or(0);
+                let e = since.entry(id.to_string()).or_insert(0);
+                *e = (*e).max(t);
+                out.push((
+                    t,
+                    format!("{name:<width$}"),
+                    l["text"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+            since.entry(id.to_string()).or_insert(0);
+        }
+        out.sort_by_key(|(t, _, _)| *t);
+        {
+            use std::io::Write;
+            let mut so = std::io::stdout().lock();
+            for (_, n, t) in &out {
+                writeln!(so, "{n} | {t}")?;
+            }
+            so.flush()?;
+        }
+        if !follow {
+            return Ok(0);
+        }
+        first = false;
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 /// Run a `ros compose` command; the exit code.
 pub fn run(args: ComposeArgs) -> Result<i32> {
     let stack = match args.stack.clone() {
@@ -268,7 +462,36 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
         .clone()
         .or_else(|| args.files.get(1).cloned())
         .unwrap_or_else(|| "rancher-compose.yml".into());
+    let parse = || -> Result<(compose::StackSpec, String, Option<String>)> {
+        let dc = read(&dc_path)?.with_context(|| format!("{dc_path} not found"))?;
+        let rc = read(&rc_path)?;
+        let spec = compose::parse_stack(
+            &cx.stack,
+            Source {
+                name: &dc_path,
+                bytes: dc.as_bytes(),
+            },
+            rc.as_deref().map(|t| Source {
+                name: &rc_path,
+                bytes: t.as_bytes(),
+            }),
+        )?;
+        Ok((spec, dc, rc))
+    };
     match &args.cmd {
+        ComposeCmd::Logs {
+            follow,
+            lines,
+            services,
+        } => logs(&cx, *follow, *lines, services),
+        ComposeCmd::Pull { services } => {
+            let (spec, _, _) = parse()?;
+            Ok(if pull_images(&cx, &spec, services)? {
+                0
+            } else {
+                1
+            })
+        }
         ComposeCmd::Up {
             upgrade,
             force_upgrade,
@@ -277,23 +500,15 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
             batch_size,
             interval,
             services,
+            pull,
             ..
         } => {
             let (upgrade, force_upgrade, confirm_upgrade, rollback) =
                 (*upgrade, *force_upgrade, *confirm_upgrade, *rollback);
-            let dc = read(&dc_path)?.with_context(|| format!("{dc_path} not found"))?;
-            let rc = read(&rc_path)?;
-            let spec = compose::parse_stack(
-                &cx.stack,
-                Source {
-                    name: &dc_path,
-                    bytes: dc.as_bytes(),
-                },
-                rc.as_deref().map(|t| Source {
-                    name: &rc_path,
-                    bytes: t.as_bytes(),
-                }),
-            )?;
+            let (spec, dc, rc) = parse()?;
+            if *pull && !pull_images(&cx, &spec, services)? {
+                bail!("pulling images failed (see above); nothing was created");
+            }
             let st = match cx.stack()? {
                 Some(s) => s,
                 None => cx.client.post(
@@ -315,6 +530,14 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
             }
             let chosen = pick(&have, services);
             let n = chosen.len();
+            // Activate every plain start at once: a service may wait for
+            // another's containers (volumes_from, network_mode service:).
+            let plain = !(rollback || confirm_upgrade || force_upgrade || upgrade);
+            let mut activated = BTreeSet::new();
+            for svc in chosen.iter().filter(|s| plain && s["state"] == "inactive") {
+                cx.action(svc, "activate", json!({}))?;
+                activated.insert(svc["id"].as_str().unwrap_or_default().to_string());
+            }
             for (i, svc) in chosen.into_iter().enumerate() {
                 let name = svc["name"].as_str().unwrap_or_default();
                 let tag = format!("[{}/{n}] [{name}]", i + 1);
@@ -350,7 +573,9 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
                     println!("{tag}: Upgraded");
                     continue;
                 }
-                if state == "inactive" {
+                if state == "inactive"
+                    && !activated.contains(svc["id"].as_str().unwrap_or_default())
+                {
                     cx.action(svc, "activate", json!({}))?;
                 }
                 if !matches!(state, "upgraded" | "canceled-upgrade") {

@@ -73,6 +73,16 @@ impl Client {
         }
     }
 
+    /// The same client (made by [`Client::new`]) with a longer request
+    /// timeout, for calls the server answers slowly (image pulls).
+    pub fn with_timeout(mut self, t: Duration) -> Client {
+        self.agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            .timeout(t)
+            .build();
+        self
+    }
+
     /// A client that trusts only the cluster CA with SHA-256 `pin` (for
     /// `https://` servers; plain `http://` ignores it).
     pub fn pinned(

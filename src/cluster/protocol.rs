@@ -149,6 +149,155 @@ pub struct DesiredInstance {
     pub state: String,
     /// Docker id once created.
     pub external_id: Option<String>,
+    /// The rest of the launch config (absent from old servers: defaults).
+    pub config: LaunchFields,
+    /// Milliseconds a running container keeps serving after it is told to
+    /// stop or go (Rancher 1.6 `drainTimeoutMs`); 0 = at once.
+    pub drain_timeout_ms: u64,
+}
+
+/// One port published on the host: `[IP:]PUBLIC:PRIVATE/PROTO`, resolved.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PublishedPort {
+    /// Host address; `None` = all.
+    pub bind_ip: Option<String>,
+    /// Host port.
+    pub public: u16,
+    /// Container port.
+    pub private: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+/// Launch-config fields of an instance beyond image/command/env/labels/
+/// volumes, as the container resource names them (Rancher's camelCase).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LaunchFields {
+    /// Entrypoint words.
+    pub entry_point: Vec<String>,
+    /// Published ports (host ports resolved by the scheduler).
+    pub published: Vec<PublishedPort>,
+    /// Container-only ports (`80/tcp`).
+    pub expose: Vec<String>,
+    /// Docker names of the containers whose volumes are mounted.
+    pub data_volumes_from: Vec<String>,
+    /// Restart policy.
+    pub restart_policy: Option<crate::cluster::plan::compose::fields::RestartPolicy>,
+    /// Memory limit, bytes.
+    pub memory: Option<u64>,
+    /// Memory + swap limit, bytes.
+    pub memory_swap: Option<u64>,
+    /// Memory soft limit, bytes.
+    pub memory_reservation: Option<u64>,
+    /// CPU shares.
+    pub cpu_shares: Option<u64>,
+    /// CPU set (`0-1`).
+    pub cpu_set: Option<String>,
+    /// Privileged.
+    pub privileged: bool,
+    /// Capabilities added.
+    pub cap_add: Vec<String>,
+    /// Capabilities dropped.
+    pub cap_drop: Vec<String>,
+    /// Devices (`/dev/x[:/dev/y[:rwm]]`).
+    pub devices: Vec<String>,
+    /// DNS servers.
+    pub dns: Vec<String>,
+    /// DNS search domains.
+    pub dns_search: Vec<String>,
+    /// Extra `/etc/hosts` lines (`host:ip`).
+    pub extra_hosts: Vec<String>,
+    /// Hostname.
+    pub hostname: Option<String>,
+    /// Domain name.
+    pub domain_name: Option<String>,
+    /// User.
+    pub user: Option<String>,
+    /// Working directory.
+    pub working_dir: Option<String>,
+    /// Log driver and options.
+    pub log_config: Option<crate::cluster::plan::compose::LogConfig>,
+    /// TTY.
+    pub tty: bool,
+    /// Keep stdin open.
+    pub stdin_open: bool,
+    /// Read-only root filesystem.
+    pub read_only: bool,
+    /// Security options.
+    pub security_opt: Vec<String>,
+    /// PID namespace.
+    pub pid_mode: Option<String>,
+    /// IPC namespace.
+    pub ipc_mode: Option<String>,
+    /// ulimits by name: (soft, hard).
+    pub ulimits: BTreeMap<String, (i64, i64)>,
+    /// tmpfs mounts (`/path[:opts]`).
+    pub tmpfs: Vec<String>,
+    /// Stop signal.
+    pub stop_signal: Option<String>,
+    /// /dev/shm size, bytes.
+    pub shm_size: Option<u64>,
+}
+
+/// Something the server asks of an agent beyond converging (the server
+/// never connects to agents, so requests ride on sync answers).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AgentRequest {
+    /// Id the answer quotes.
+    pub request_id: String,
+    /// `logs` or `pull`.
+    pub kind: String,
+    /// For `logs`: the instance.
+    pub instance_id: String,
+    /// For `logs`: last N lines (`None` = all).
+    pub tail: Option<u64>,
+    /// For `logs`: only lines after this time (ns since the epoch).
+    pub since_nanos: u64,
+    /// For `pull`: the images.
+    pub images: Vec<String>,
+}
+
+/// One log line.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LogLine {
+    /// Time docker recorded, ns since the epoch.
+    pub time_nanos: u64,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The text, without the newline.
+    pub text: String,
+}
+
+/// The outcome of pulling one image.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PullResult {
+    /// Image.
+    pub image: String,
+    /// True when pulled.
+    pub ok: bool,
+    /// Docker's error.
+    pub message: Option<String>,
+}
+
+/// Body of `POST /v1/agent/reply`: the answer to an [`AgentRequest`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AgentReply {
+    /// The request answered.
+    pub request_id: String,
+    /// Failure of the whole request (unknown instance, docker down).
+    pub error: Option<String>,
+    /// Log lines, oldest first.
+    pub lines: Vec<LogLine>,
+    /// True when older lines were left out to fit the answer.
+    pub truncated: bool,
+    /// Pull results.
+    pub pulls: Vec<PullResult>,
 }
 
 /// Answer to a sync.
@@ -159,4 +308,6 @@ pub struct SyncResponse {
     pub generation: u64,
     /// Every instance assigned to the host that is not removed yet.
     pub instances: Vec<DesiredInstance>,
+    /// Pending requests (only on long-polls, `waitMs` > 0).
+    pub requests: Vec<AgentRequest>,
 }

@@ -17,7 +17,8 @@ use tokio::sync::Notify;
 use super::client::{Client, ClientError};
 use super::model::LABEL_INSTANCE;
 use super::protocol::{
-    DesiredInstance, RegisterRequest, RegisterResponse, Report, SyncRequest, SyncResponse,
+    AgentReply, AgentRequest, DesiredInstance, PullResult, RegisterRequest, RegisterResponse,
+    Report, SyncRequest, SyncResponse,
 };
 
 pub mod docker;
@@ -247,6 +248,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let heartbeat: Arc<std::sync::Mutex<Option<(Client, std::time::Instant)>>> =
         Arc::new(std::sync::Mutex::new(None));
     tokio::spawn(send_heartbeats(heartbeat.clone(), cfg.interval));
+    let mut local = docker::Local::default();
     loop {
         let reg = match identity.registration.clone() {
             Some(r) => r,
@@ -305,7 +307,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 r = &mut poll => break r.map_err(|_| AgentError::Task).and_then(|r| r),
                 _ = notify.notified() => {
                     // A managed container changed behind our back: look now.
-                    let r = converge_once(&docker, &client, &reg.host_id, &desired).await;
+                    let r = converge_once(&docker, &client, &reg.host_id, &desired, &mut local).await;
                     note_reports(&mut desired, &r);
                     pending.extend(r);
                 }
@@ -320,8 +322,16 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 send_facts = false;
                 generation = resp.generation;
                 desired = resp.instances;
+                for r in resp.requests {
+                    tokio::spawn(answer(
+                        docker.clone(),
+                        client.clone(),
+                        reg.host_id.clone(),
+                        r,
+                    ));
+                }
                 desired_tx.send_replace(desired.clone());
-                let r = converge_once(&docker, &client, &reg.host_id, &desired).await;
+                let r = converge_once(&docker, &client, &reg.host_id, &desired, &mut local).await;
                 note_reports(&mut desired, &r);
                 pending.extend(r);
                 pending.extend(checker.run(&docker, &desired).await);
@@ -426,11 +436,58 @@ async fn send_heartbeats(
     }
 }
 
+/// Carry out one relayed request and post the answer.
+async fn answer(docker: bollard::Docker, client: Client, host: String, req: AgentRequest) {
+    let mut reply = AgentReply {
+        request_id: req.request_id.clone(),
+        ..AgentReply::default()
+    };
+    match req.kind.as_str() {
+        "logs" => match docker::managed(&docker, &host).await {
+            Ok(m) => match m.get(&req.instance_id) {
+                Some(a) => match docker::logs(&docker, &a.id, req.tail, req.since_nanos).await {
+                    Ok((lines, truncated)) => {
+                        reply.lines = lines;
+                        reply.truncated = truncated;
+                    }
+                    Err(e) => reply.error = Some(format!("logs of {}: {e}", req.instance_id)),
+                },
+                None => {
+                    reply.error = Some(format!(
+                        "container {} has no docker container on this host",
+                        req.instance_id
+                    ))
+                }
+            },
+            Err(e) => reply.error = Some(e.to_string()),
+        },
+        "pull" => {
+            for image in &req.images {
+                let r = docker::pull(&docker, image).await;
+                tracing::info!(%image, ok = r.is_ok(), "pull requested by the server");
+                reply.pulls.push(PullResult {
+                    image: image.clone(),
+                    ok: r.is_ok(),
+                    message: r.err(),
+                });
+            }
+        }
+        k => reply.error = Some(format!("this agent does not know requests of kind {k:?}")),
+    }
+    if let Err(e) =
+        blocking(move || client.call::<serde_json::Value>("POST", "/v1/agent/reply", Some(&reply)))
+            .await
+    {
+        tracing::warn!(error = ?e, "cannot post a reply");
+    }
+}
+
 async fn converge_once(
     docker: &bollard::Docker,
     client: &Client,
     host: &str,
     desired: &[DesiredInstance],
+    local: &mut docker::Local,
 ) -> Vec<Report> {
     let c = client.clone();
     let send = move |reports: Vec<Report>| {
@@ -445,7 +502,7 @@ async fn converge_once(
     // Intermediate transition reports are rare and short: sending them
     // inline keeps their order relative to the final report.
     let send_blocking = |r: Vec<Report>| tokio::task::block_in_place(|| send(r));
-    match docker::converge(docker, host, desired, &send_blocking).await {
+    match docker::converge(docker, host, desired, local, &send_blocking).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "converge failed");

@@ -202,10 +202,15 @@ fn apply_report(c: &mut Resource, r: &Report) -> bool {
     if let Some(id) = &r.external_id {
         c.set("externalId", id.clone());
     }
-    c.set(
-        "transitioningMessage",
-        r.message.clone().map_or(Value::Null, Value::from),
-    );
+    // A container removed without a word keeps its last message (the
+    // error that got it replaced, say).
+    let keep = r.message.is_none() && r.state == "removed";
+    if !keep {
+        c.set(
+            "transitioningMessage",
+            r.message.clone().map_or(Value::Null, Value::from),
+        );
+    }
     desired_changed
 }
 
@@ -277,9 +282,17 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
         .filter(|c| c.state != "removed")
         .map(|c| desired(&c))
         .collect();
+    // Requests ride only on long-polls: the agent's short transition
+    // reports (`waitMs` 0) drop the answer.
+    let requests = if req.wait_ms > 0 {
+        super::relay::take(cx.app, host_id)
+    } else {
+        Vec::new()
+    };
     Ok(axum::Json(SyncResponse {
         generation,
         instances,
+        requests,
     })
     .into_response())
 }
@@ -322,7 +335,10 @@ fn desired(c: &Resource) -> DesiredInstance {
             .unwrap_or_default(),
         environment: str_map(c.data.get("environment")),
         labels,
-        network_mode: c.str("networkMode").map(str::to_string),
+        network_mode: c
+            .str("networkMode")
+            .filter(|m| *m != "managed")
+            .map(str::to_string),
         volumes: c
             .data
             .get("dataVolumes")
@@ -340,5 +356,11 @@ fn desired(c: &Resource) -> DesiredInstance {
         desired_state: c.str("desiredState").unwrap_or("running").to_string(),
         state: c.state.clone(),
         external_id: c.str("externalId").map(str::to_string),
+        config: super::launch::fields_of(c),
+        drain_timeout_ms: c
+            .data
+            .get("drainTimeoutMs")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
     }
 }

@@ -29,6 +29,8 @@ pub enum Route {
     AgentRegister,
     /// `/v1/agent/sync`.
     AgentSync,
+    /// `/v1/agent/reply`: an agent answers a relayed request.
+    AgentReply,
     /// `/v1/cacert`: the cluster CA (PEM), when TLS is on.
     CaCert,
     /// `/v1/token`: local-auth login.
@@ -37,6 +39,8 @@ pub enum Route {
     Collection(Option<u64>, Kind),
     /// One resource, optionally below a project.
     Item(Option<u64>, Kind, u64),
+    /// A sub-resource of one resource (`containers/1i3/logs`, `hosts/1h2/pull`).
+    Sub(Option<u64>, Kind, u64, String),
 }
 
 fn item(project: Option<u64>, kind: Kind, id: &str) -> Result<Route, ApiError> {
@@ -58,16 +62,29 @@ pub fn route(segs: &[&str]) -> Result<Route, ApiError> {
         ["cacert"] => Ok(Route::CaCert),
         ["token"] => Ok(Route::Login),
         ["agent", "sync"] => Ok(Route::AgentSync),
+        ["agent", "reply"] => Ok(Route::AgentReply),
         ["projects", p, rest @ ..] if !rest.is_empty() => {
             let pid = parse_id(Kind::Project, p).ok_or_else(ApiError::not_found)?;
             match rest {
                 [c] => Ok(Route::Collection(Some(pid), coll(c)?)),
                 [c, id] => item(Some(pid), coll(c)?, id),
+                [c, id, sub] => sub_route(Some(pid), coll(c)?, id, sub),
                 _ => Err(ApiError::not_found()),
             }
         }
         [c] => Ok(Route::Collection(None, coll(c)?)),
         [c, id] => item(None, coll(c)?, id),
+        [c, id, sub] => sub_route(None, coll(c)?, id, sub),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+fn sub_route(project: Option<u64>, kind: Kind, id: &str, sub: &str) -> Result<Route, ApiError> {
+    match (kind, sub) {
+        (Kind::Container, "logs") | (Kind::Host, "pull") => match item(project, kind, id)? {
+            Route::Item(p, k, n) => Ok(Route::Sub(p, k, n, sub.to_string())),
+            _ => Err(ApiError::not_found()),
+        },
         _ => Err(ApiError::not_found()),
     }
 }
@@ -160,6 +177,10 @@ async fn handle(app: &App, base: &str, prefix: &str, req: Request) -> Result<Res
             let p = access::resolve(app, auth, true)?;
             agent_api::sync(&cx, p).await
         }
+        (Route::AgentReply, Method::POST) => {
+            let p = access::resolve(app, auth, true)?;
+            super::relay::reply(&cx, p)
+        }
         (Route::Login, Method::POST) => ok(StatusCode::CREATED, access::login(app, &cx.body)?),
         (Route::CaCert, Method::GET) => match &app.config.tls_ca {
             Some((pem, _)) => Ok((
@@ -173,6 +194,7 @@ async fn handle(app: &App, base: &str, prefix: &str, req: Request) -> Result<Res
             Route::Script(_)
             | Route::AgentRegister
             | Route::AgentSync
+            | Route::AgentReply
             | Route::CaCert
             | Route::Login,
             _,
@@ -344,6 +366,18 @@ async fn resource_route(
                 _ => Err(ApiError::method()),
             }
         }
+        Route::Sub(pp, kind, id, sub) => {
+            let sc = scope(p, pp)?;
+            if let Some(pid) = pp {
+                live_project(cx, pid)?;
+            }
+            let r = visible(cx, kind, id, sc)?;
+            match (kind, sub.as_str(), m) {
+                (Kind::Container, "logs", Method::GET) => super::relay::logs(cx, &r).await,
+                (Kind::Host, "pull", Method::POST) => super::relay::pull(cx, &r).await,
+                _ => Err(ApiError::method()),
+            }
+        }
         _ => Err(ApiError::not_found()),
     }
 }
@@ -454,6 +488,9 @@ fn update(cx: &Ctx<'_>, mut r: Resource) -> Result<Value, ApiError> {
         ));
     }
     let f = schema::decode(schema::fields(r.kind), Op::Update, &cx.body)?;
+    if r.kind == Kind::Project {
+        super::launch::check_project_fields(&f)?;
+    }
     if let Some(name) = f.get("name").and_then(Value::as_str) {
         let project = r.kind.project_scoped().then_some(r.project);
         if matches!(r.kind, Kind::Project | Kind::Container)

@@ -23,8 +23,10 @@ mod agent_api;
 mod create;
 pub mod error;
 pub mod handlers;
+pub mod launch;
 pub mod query;
 pub mod reconcile;
+pub mod relay;
 pub mod render;
 pub mod schema;
 pub mod services;
@@ -96,6 +98,8 @@ pub struct App {
     pub started: Instant,
     /// Wakes the service reconciler.
     pub kick: tokio::sync::Notify,
+    /// Requests to agents and their waiting callers.
+    pub relay: relay::Relay,
 }
 
 impl App {
@@ -113,6 +117,7 @@ impl App {
             creds: Mutex::new(HashMap::new()),
             started: Instant::now(),
             kick: tokio::sync::Notify::new(),
+            relay: relay::Relay::default(),
         }))
     }
 
@@ -141,6 +146,7 @@ fn seed(store: &dyn Store) -> Result<(), StoreError> {
     project.set("description", "The default environment");
     project.set("kind", "project");
     project.set("orchestration", "cattle");
+    project.set("servicesPortRange", launch::default_port_range());
     store.commit(&[admin, project])
 }
 

@@ -206,7 +206,10 @@ pub fn pass(app: &App) -> Result<bool, StoreError> {
             w.out.push(st);
         }
     }
-    for id in services.iter().map(Resource::api_id) {
+    for id in super::launch::sources_first(services)
+        .iter()
+        .map(Resource::api_id)
+    {
         // The latest version: another service's pass (a to-service
         // upgrade) may have changed it already.
         let Some(s) = w.service(&id) else { continue };
@@ -518,14 +521,17 @@ fn keep_scale(
                 }
             }
             Err(why) => {
-                record_unplaced(w, s, spec, stack, gen, idx, row, &why);
+                // Waiting for a sibling (volumes_from) is not a failure.
+                if super::launch::transitioning(&why) == "error" {
+                    record_unplaced(w, s, spec, stack, gen, idx, row, &why);
+                }
                 failed.get_or_insert(why);
             }
         }
     }
     if let Some(why) = failed {
         if s.str("transitioningMessage") != Some(&why) {
-            s.set("transitioning", "error");
+            s.set("transitioning", super::launch::transitioning(&why));
             s.set("transitioningMessage", why);
         }
         return None;
@@ -673,6 +679,7 @@ fn create(
 ) -> Result<(), String> {
     let mut req = spec.schedule_request(stack, idx);
     req.requested_host = host;
+    super::launch::prepare(w.store, &w.containers, s, spec, stack, idx, &mut req)?;
     let (hosts, mut inst) = w.views();
     // Containers of this service's other generations are on their way out
     // (an upgrade replaces them): they do not repel their replacements.
@@ -741,6 +748,18 @@ fn create(
         c.set("healthState", "initializing");
     }
     c.set("_ports", json!(placed.ports));
+    let on = w.hosts.iter().find(|h| h.id == hid);
+    super::launch::apply(
+        w.store,
+        &w.containers,
+        &mut c,
+        s,
+        spec,
+        stack,
+        idx,
+        &placed,
+        on,
+    )?;
     c.set("serviceId", s.api_id());
     c.set("stackId", s.str("stackId").unwrap_or_default());
     c.set("serviceIndex", idx);

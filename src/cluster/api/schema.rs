@@ -80,6 +80,7 @@ const fn f(name: &'static str, ty: FieldType, create: bool, update: bool, requir
 const PROJECT: &[Field] = &[
     f("name", FieldType::Name, true, true, true),
     f("description", FieldType::Str, true, true, false),
+    f("servicesPortRange", FieldType::Object, true, true, false),
 ];
 const ACCOUNT: &[Field] = &[
     f("name", FieldType::Name, true, true, true),

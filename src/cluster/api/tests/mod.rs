@@ -17,6 +17,7 @@ mod auth;
 mod bad_input;
 mod health;
 mod lifecycle;
+mod relay;
 mod resources;
 mod services;
 mod tls;

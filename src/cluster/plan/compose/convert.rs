@@ -314,6 +314,7 @@ fn launch<S>(
         stop_signal: d.stop_signal.clone(),
         shm_size: at.memory("shm_size", &d.shm_size),
         health_check: None,
+        drain_timeout_ms: None,
         labels,
     };
     ServiceSpec {

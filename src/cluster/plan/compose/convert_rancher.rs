@@ -69,6 +69,7 @@ pub(super) fn apply_rancher<S>(
         spec.launch_config.milli_cpu_reservation = r.milli_cpu_reservation;
     }
     spec.drain_timeout_ms = r.drain_timeout_ms;
+    spec.launch_config.drain_timeout_ms = r.drain_timeout_ms;
     spec.external_ips = texts(&r.external_ips);
     spec.external_hostname = r.hostname.clone();
 }

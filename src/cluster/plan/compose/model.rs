@@ -229,6 +229,10 @@ pub struct LaunchConfig {
     pub shm_size: Option<u64>,
     /// Health check.
     pub health_check: Option<HealthCheck>,
+    /// Milliseconds a container keeps serving after it is told to stop or
+    /// go (Rancher 1.6 `drainTimeoutMs`; rancher-compose `drain_timeout_ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_timeout_ms: Option<u64>,
 }
 
 /// Log driver settings.
