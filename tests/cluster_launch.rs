@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use harness::*;
 use serde_json::{json, Value};
 
-// Compose interpolation (`$$`) is not wired into the parser yet, so the
-// `$GREETING` below reaches the shell as written.
+// `ros compose` interpolates the files like docker-compose: `$$` is a
+// literal `$`, so the shell in the container sees `$GREETING`.
 const DC: &str = r#"version: '2'
 services:
   xdata:
@@ -33,7 +33,7 @@ services:
     image: ros-test/busybox:latest
     entrypoint: [/bin/busybox, sh, -c]
     command:
-      - "echo hello-from-web; echo to-stderr >&2; mkdir -p /tmp/www; echo ok-$GREETING > /tmp/www/index.html; exec /bin/busybox httpd -f -p 80 -h /tmp/www"
+      - "echo hello-from-web; echo to-stderr >&2; mkdir -p /tmp/www; echo ok-$$GREETING > /tmp/www/index.html; exec /bin/busybox httpd -f -p 80 -h /tmp/www"
     environment:
       GREETING: hi
     labels:

@@ -248,12 +248,22 @@ impl Ctx {
     }
 }
 
+/// A compose file, with `$VAR`/`${VAR}`/`${VAR:-default}` substituted from
+/// the environment and `$$` turned into `$` (as docker-compose and
+/// rancher-compose do before sending it); unset variables become "" with a
+/// warning. `None` when the file does not exist.
 fn read(path: &str) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {path}")),
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {path}")),
+    };
+    let done = compose::interpolate::interpolate(&text, |k| std::env::var(k).ok())
+        .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    for v in &done.unset {
+        eprintln!("WARNING: {path}: the {v} variable is not set; substituting a blank string");
     }
+    Ok(Some(done.text))
 }
 
 fn pick<'a>(all: &'a [Value], only: &[String]) -> Vec<&'a Value> {

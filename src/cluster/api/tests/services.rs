@@ -138,17 +138,21 @@ fn stack_from_compose_services_and_codes() {
     // Two hosts: two containers, named by index, spread.
     register(&s.url, "1a5", "servicetestkey00001", "n1");
     register(&s.url, "1a5", "servicetestkey00002", "n2");
+    // The error rows of the host-less wait give way to placed containers.
+    let live = |s: &Srv| -> Vec<crate::cluster::model::Resource> {
+        s.app
+            .store
+            .list(Kind::Container, Scope::All)
+            .unwrap()
+            .into_iter()
+            .filter(|c| !c.is_removed())
+            .collect()
+    };
     wait("2 containers", || {
-        (names(&s) == ["app-web-1", "app-web-2"]).then_some(())
+        (names(&s) == ["app-web-1", "app-web-2"] && live(&s).iter().all(|c| c.host != 0))
+            .then_some(())
     });
-    let hosts: std::collections::BTreeSet<u64> = s
-        .app
-        .store
-        .list(Kind::Container, Scope::All)
-        .unwrap()
-        .iter()
-        .map(|c| c.host)
-        .collect();
+    let hosts: std::collections::BTreeSet<u64> = live(&s).iter().map(|c| c.host).collect();
     assert_eq!(hosts.len(), 2, "spread over both hosts");
     converge(&s);
     wait("active", || {
