@@ -682,15 +682,26 @@ fn create(
     super::launch::prepare(w.store, &w.containers, s, spec, stack, idx, &mut req)?;
     let (hosts, mut inst) = w.views();
     // Containers of this service's other generations are on their way out
-    // (an upgrade replaces them): they do not repel their replacements.
+    // (an upgrade replaces them): they do not repel their replacements —
+    // but one still meant to run (start-first: it stops only once its
+    // replacement runs) keeps its host ports, so the replacement gets
+    // others instead of a port docker cannot publish twice.
     let sid = s.api_id();
-    let others: Vec<String> = w
+    let others: Vec<(String, bool)> = w
         .containers
         .iter()
         .filter(|c| c.str("serviceId") == Some(&sid) && gen_of(c) != gen)
-        .map(|c| c.api_id())
+        .map(|c| (c.api_id(), c.str("desiredState") == Some("running")))
         .collect();
-    inst.retain(|i| !others.contains(&i.uuid));
+    inst.retain_mut(|i| match others.iter().find(|(id, _)| *id == i.uuid) {
+        None => true,
+        Some((_, false)) => false,
+        Some((_, true)) => {
+            i.labels.clear();
+            i.name.clear();
+            true
+        }
+    });
     let placed = if spec.global {
         global_place(&hosts, &inst, &req)?
     } else {
@@ -782,8 +793,28 @@ fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str
         drop_unplaced(w, c);
     }
     let (new, old): (Vec<&Resource>, Vec<&Resource>) = all.iter().partition(|c| gen_of(c) == gen);
-    if new.iter().any(|c| cstate(c) != ContainerState::Running) {
-        return; // batch in progress
+    // A replacement that failed goes (its index is replaced again in a
+    // later batch) and says why; one stopped behind our back starts again.
+    for n in &new {
+        match cstate(n) {
+            ContainerState::Error => {
+                let why = n
+                    .str("transitioningMessage")
+                    .unwrap_or("failed")
+                    .to_string();
+                let name = n.str("name").unwrap_or_default().to_string();
+                set_desired(w, n, "removed");
+                s.set("transitioning", "error");
+                s.set("transitioningMessage", format!("{name}: {why}"));
+            }
+            ContainerState::Stopped if n.str("desiredState") == Some("running") => {
+                set_desired(w, n, "running");
+            }
+            _ => {}
+        }
+    }
+    if new.iter().any(|c| !ready(c)) {
+        return; // batch in progress: running and, when checked, healthy
     }
     let last = s
         .data
@@ -855,10 +886,9 @@ fn retire_replaced(w: &mut World, s: &Resource, gen: u64) {
     let (new, old): (Vec<&Resource>, Vec<&Resource>) = all.iter().partition(|c| gen_of(c) == gen);
     for o in &old {
         let idx = o.data.get("serviceIndex").and_then(Value::as_u64);
-        let replaced = new.iter().any(|n| {
-            n.data.get("serviceIndex").and_then(Value::as_u64) == idx
-                && cstate(n) == ContainerState::Running
-        });
+        let replaced = new
+            .iter()
+            .any(|n| n.data.get("serviceIndex").and_then(Value::as_u64) == idx && ready(n));
         if replaced && o.str("desiredState") == Some("running") {
             set_desired(w, o, "stopped");
         }
