@@ -125,7 +125,8 @@ pub enum ComposeCmd {
         /// Remove A afterwards (implies --wait).
         #[arg(short = 'c', long)]
         cleanup: bool,
-        /// Pull images first (images are local here: accepted, no-op).
+        /// Pull B's image on every active host first (fails when any
+        /// pull fails).
         #[arg(long)]
         pull: bool,
     },
@@ -720,22 +721,30 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
             update_links,
             wait,
             cleanup,
-            ..
-        } => upgrade_to_service(
-            &cx,
-            &dc_path,
-            &rc_path,
-            ToServiceArgs {
-                from,
-                to,
-                scale: *scale,
-                interval: *interval,
-                batch_size: *batch_size,
-                update_links: *update_links,
-                wait: *wait || *cleanup,
-                cleanup: *cleanup,
-            },
-        ),
+            pull,
+        } => {
+            if *pull {
+                let (spec, _, _) = parse()?;
+                if !pull_images(&cx, &spec, std::slice::from_ref(to))? {
+                    bail!("pulling images failed (see above); nothing was upgraded");
+                }
+            }
+            upgrade_to_service(
+                &cx,
+                &dc_path,
+                &rc_path,
+                ToServiceArgs {
+                    from,
+                    to,
+                    scale: *scale,
+                    interval: *interval,
+                    batch_size: *batch_size,
+                    update_links: *update_links,
+                    wait: *wait || *cleanup,
+                    cleanup: *cleanup,
+                },
+            )
+        }
         ComposeCmd::Start { services } | ComposeCmd::Stop { services } => {
             let (action, from, want, word) = match args.cmd {
                 ComposeCmd::Start { .. } => ("activate", "inactive", "active", "Started"),

@@ -377,6 +377,80 @@ fn drained(drains: &mut Drains, d: &DesiredInstance) -> bool {
     }
 }
 
+/// Instances converged at once on one host.
+const PARALLEL: usize = 8;
+
+/// The docker work for one instance; its final report, if any.
+async fn step(
+    docker: &Docker,
+    d: &DesiredInstance,
+    a: Option<&Actual>,
+    send: &(dyn Fn(Vec<Report>) + Sync),
+) -> Option<Report> {
+    let fresh = d.external_id.is_none() || matches!(d.state.as_str(), "requested" | "creating");
+    let pending = matches!(
+        d.state.as_str(),
+        "requested" | "creating" | "starting" | "restarting"
+    );
+    let err = |e: DockerError| report(d, "error", None, Some(e.to_string()));
+    match (d.desired_state.as_str(), a) {
+        ("removed", Some(a)) => Some(match remove(docker, &a.id).await {
+            Ok(()) => report(d, "removed", None, None),
+            Err(e) => err(e),
+        }),
+        ("removed", None) => Some(report(d, "removed", None, None)),
+        ("running", None) if fresh => Some(match run(docker, d, None, send).await {
+            Ok(id) => report(d, "running", Some(&id), None),
+            Err(e) => err(e),
+        }),
+        ("stopped", None) if fresh => Some(match create(docker, d).await {
+            Ok(id) => report(d, "stopped", Some(&id), None),
+            Err(e) => err(e),
+        }),
+        ("running" | "stopped", None) => Some(report(
+            d,
+            "removed",
+            None,
+            Some("container removed outside ros".into()),
+        )),
+        ("running", Some(a)) if !a.running && pending => {
+            Some(match run(docker, d, Some(a), send).await {
+                Ok(id) => report(d, "running", Some(&id), None),
+                Err(e) => err(e),
+            })
+        }
+        ("running", Some(a)) if !a.running && d.state != "stopped" => Some(report(
+            d,
+            "stopped",
+            Some(&a.id),
+            Some("container stopped outside ros".into()),
+        )),
+        ("running", Some(a)) => {
+            if d.state == "restarting" {
+                Some(match docker.restart_container(&a.id, None).await {
+                    Ok(()) => report(d, "running", Some(&a.id), None),
+                    Err(e) => err(e.into()),
+                })
+            } else if d.state != "running" {
+                Some(report(d, "running", Some(&a.id), None))
+            } else {
+                None
+            }
+        }
+        ("stopped", Some(a)) if a.running => {
+            send(vec![report(d, "stopping", Some(&a.id), None)]);
+            Some(match stop(docker, &a.id).await {
+                Ok(()) => report(d, "stopped", Some(&a.id), None),
+                Err(e) => err(e),
+            })
+        }
+        ("stopped", Some(a)) if !a.running && d.state != "stopped" => {
+            Some(report(d, "stopped", Some(&a.id), None))
+        }
+        _ => None,
+    }
+}
+
 /// One converge pass: returns the final reports (intermediate ones are
 /// already sent through `send`).
 pub async fn converge(
@@ -398,14 +472,10 @@ pub async fn converge(
             .any(|d| &d.id == id && d.desired_state != "running")
     });
     let mut out = Vec::new();
+    let mut jobs = Vec::new();
     for d in desired {
         let a = actual.get(&d.id);
         let fresh = d.external_id.is_none() || matches!(d.state.as_str(), "requested" | "creating");
-        let pending = matches!(
-            d.state.as_str(),
-            "requested" | "creating" | "starting" | "restarting"
-        );
-        let err = |e: DockerError| report(d, "error", None, Some(e.to_string()));
         let stopping = matches!(d.desired_state.as_str(), "removed" | "stopped");
         if stopping && a.is_some_and(|a| a.running) && !drained(drains, d) {
             continue;
@@ -426,61 +496,17 @@ pub async fn converge(
                 }
             }
         }
-        match (d.desired_state.as_str(), a) {
-            ("removed", Some(a)) => out.push(match remove(docker, &a.id).await {
-                Ok(()) => report(d, "removed", None, None),
-                Err(e) => err(e),
-            }),
-            ("removed", None) => out.push(report(d, "removed", None, None)),
-            ("running", None) if fresh => out.push(match run(docker, d, None, send).await {
-                Ok(id) => report(d, "running", Some(&id), None),
-                Err(e) => err(e),
-            }),
-            ("stopped", None) if fresh => out.push(match create(docker, d).await {
-                Ok(id) => report(d, "stopped", Some(&id), None),
-                Err(e) => err(e),
-            }),
-            ("running" | "stopped", None) => out.push(report(
-                d,
-                "removed",
-                None,
-                Some("container removed outside ros".into()),
-            )),
-            ("running", Some(a)) if !a.running && pending => {
-                out.push(match run(docker, d, Some(a), send).await {
-                    Ok(id) => report(d, "running", Some(&id), None),
-                    Err(e) => err(e),
-                })
-            }
-            ("running", Some(a)) if !a.running && d.state != "stopped" => out.push(report(
-                d,
-                "stopped",
-                Some(&a.id),
-                Some("container stopped outside ros".into()),
-            )),
-            ("running", Some(a)) => {
-                if d.state == "restarting" {
-                    out.push(match docker.restart_container(&a.id, None).await {
-                        Ok(()) => report(d, "running", Some(&a.id), None),
-                        Err(e) => err(e.into()),
-                    });
-                } else if d.state != "running" {
-                    out.push(report(d, "running", Some(&a.id), None));
-                }
-            }
-            ("stopped", Some(a)) if a.running => {
-                send(vec![report(d, "stopping", Some(&a.id), None)]);
-                out.push(match stop(docker, &a.id).await {
-                    Ok(()) => report(d, "stopped", Some(&a.id), None),
-                    Err(e) => err(e),
-                });
-            }
-            ("stopped", Some(a)) if !a.running && d.state != "stopped" => {
-                out.push(report(d, "stopped", Some(&a.id), None))
-            }
-            _ => {}
-        }
+        jobs.push((d, a));
     }
+    // The docker work of different instances runs side by side (each
+    // instance's own steps stay in order): a host converging hundreds of
+    // containers is not held to one create/start at a time.
+    let done: Vec<Option<Report>> =
+        futures_util::stream::iter(jobs.into_iter().map(|(d, a)| step(docker, d, a, send)))
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+    out.extend(done.into_iter().flatten());
     // Labelled containers of this host that no instance wants any more.
     for (inst, a) in &actual {
         if !desired.iter().any(|d| &d.id == inst) {
