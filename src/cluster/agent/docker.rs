@@ -624,19 +624,36 @@ pub async fn usage(
     prev: &mut CpuSamples,
 ) -> Result<Vec<Report>, DockerError> {
     let actual = managed(docker, host).await?;
-    let mut out = Vec::new();
-    for d in desired
+    // dockerd answers a one-shot stats request at its collector's next
+    // tick (~1 s): asked one after another, N containers took N seconds.
+    let wanted: Vec<(String, String)> = desired
         .iter()
         .filter(|d| d.state == "running" && d.desired_state == "running")
-    {
-        let Some(a) = actual.get(&d.id).filter(|a| a.running) else {
-            continue;
-        };
-        let opts = StatsOptions {
-            stream: false,
-            one_shot: true,
-        };
-        let Some(Ok(st)) = docker.stats(&a.id, Some(opts)).next().await else {
+        .filter_map(|d| {
+            Some((
+                d.id.clone(),
+                actual.get(&d.id).filter(|a| a.running)?.id.clone(),
+            ))
+        })
+        .collect();
+    let jobs = wanted.into_iter().map(|(inst, cid)| {
+        let docker = docker.clone();
+        async move {
+            let opts = StatsOptions {
+                stream: false,
+                one_shot: true,
+            };
+            let st = docker.stats(&cid, Some(opts)).next().await;
+            (inst, st)
+        }
+    });
+    let samples: Vec<_> = futures_util::stream::iter(jobs)
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let mut out = Vec::new();
+    for (inst, st) in samples {
+        let Some(Ok(st)) = st else {
             continue;
         };
         let cpu = st.cpu_stats.as_ref();
@@ -646,7 +663,7 @@ pub async fn usage(
             .unwrap_or(0);
         let system = cpu.and_then(|c| c.system_cpu_usage).unwrap_or(0);
         let cpus = f64::from(cpu.and_then(|c| c.online_cpus).unwrap_or(1).max(1));
-        let percent = match prev.insert(d.id.clone(), (total, system)) {
+        let percent = match prev.insert(inst.clone(), (total, system)) {
             Some((t0, s0)) if system > s0 => {
                 let p = total.saturating_sub(t0) as f64 / (system - s0) as f64 * cpus * 100.0;
                 (p * 10.0).round() / 10.0
@@ -655,7 +672,7 @@ pub async fn usage(
         };
         let mem = st.memory_stats.and_then(|m| m.usage).unwrap_or(0) / (1024 * 1024);
         out.push(Report {
-            instance_id: d.id.clone(),
+            instance_id: inst,
             // No state: a usage sample never moves the state machine.
             state: String::new(),
             external_id: None,
