@@ -54,19 +54,7 @@ fn rss_kb(pid: u32) -> u64 {
 fn bench_scale_upgrade_rss() {
     let mut c = setup();
     let url = c.url.clone();
-    let token = post(
-        &format!("{url}/v1/projects/1a5/registrationtokens"),
-        json!({}),
-    );
-    let reg = token["registrationUrl"].as_str().unwrap().to_string();
-    for i in 0..3 {
-        let a = start_agent(&c, i, &reg);
-        c.hosts[i].agent = Some(a);
-    }
-    wait_for("3 hosts", 90, || {
-        let v = get(&format!("{url}/v1/projects/1a5/hosts?agentState=active"));
-        (v["data"].as_array()?.len() == 3).then_some(())
-    });
+    join_agents(&mut c);
     // One image ID on every engine (the harness imports per host, which
     // gives each its own ID; swarm runs the service by ID).
     let tar = c.dir.path().join("img.tar");

@@ -210,19 +210,7 @@ fn unhealthy_replaced_and_host_failover() {
 
 fn scenario(c: &mut Cluster, started: Instant) {
     let url = c.url.clone();
-    let token = post(
-        &format!("{url}/v1/projects/1a5/registrationtokens"),
-        serde_json::json!({}),
-    );
-    let reg = token["registrationUrl"].as_str().unwrap().to_string();
-    for i in 0..3 {
-        let a = start_agent(c, i, &reg);
-        c.hosts[i].agent = Some(a);
-    }
-    wait_for("3 active hosts", 90, || {
-        let v = get(&format!("{url}/v1/projects/1a5/hosts?agentState=active"));
-        (v["data"].as_array()?.len() == 3).then_some(())
-    });
+    let reg = join_agents(c);
     let hosts: BTreeMap<String, usize> = (0..3)
         .map(|i| {
             let h = host_by_name(&url, &format!("node{}", i + 1)).unwrap();

@@ -94,20 +94,15 @@ services:
 "#;
 
 fn compose(c: &Cluster, dir: &Path, stack: &str, args: &[&str]) -> Output {
-    let out = std::process::Command::new(ros())
-        .args(["compose", "-p", stack, "-f", "docker-compose.yml"])
-        .args(["-f", "rancher-compose.yml", "--url", &c.url])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    eprintln!(
-        "ros compose {args:?}: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    let files = [
+        "-p",
+        stack,
+        "-f",
+        "docker-compose.yml",
+        "-f",
+        "rancher-compose.yml",
+    ];
+    ros_compose(c, dir, &[&files[..], args].concat())
 }
 
 fn stdout(o: &Output) -> String {
@@ -165,19 +160,7 @@ fn launch_config_ports_logs_pull_drain() {
     let t0 = Instant::now();
     let mut c = setup();
     let url = c.url.clone();
-    let token = post(
-        &format!("{url}/v1/projects/1a5/registrationtokens"),
-        json!({}),
-    );
-    let reg = token["registrationUrl"].as_str().unwrap().to_string();
-    for i in 0..3 {
-        let a = start_agent(&c, i, &reg);
-        c.hosts[i].agent = Some(a);
-    }
-    wait_for("3 active hosts", 90, || {
-        let v = get(&format!("{url}/v1/projects/1a5/hosts?agentState=active"));
-        (v["data"].as_array()?.len() == 3).then_some(())
-    });
+    join_agents(&mut c);
 
     // The project's random-port range: Rancher's default, narrowed via the
     // API; a bad range is refused naming the field.

@@ -33,19 +33,7 @@ services:
 "#;
 
 fn compose(c: &Cluster, dir: &Path, args: &[&str]) -> Output {
-    let out = std::process::Command::new(ros())
-        .args(["compose", "-p", "app", "--url", &c.url])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    eprintln!(
-        "ros compose {args:?}: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    ros_compose(c, dir, &[&["-p", "app"], args].concat())
 }
 
 fn ok(c: &Cluster, dir: &Path, args: &[&str]) -> String {
@@ -111,19 +99,7 @@ fn compose_create_upgrade_to_service_and_rolling_restart() {
     );
     let mut c = setup();
     let url = c.url.clone();
-    let token = post(
-        &format!("{url}/v1/projects/1a5/registrationtokens"),
-        serde_json::json!({}),
-    );
-    let reg = token["registrationUrl"].as_str().unwrap().to_string();
-    for i in 0..3 {
-        let a = start_agent(&c, i, &reg);
-        c.hosts[i].agent = Some(a);
-    }
-    wait_for("3 active hosts", 90, || {
-        let v = get(&format!("{url}/v1/projects/1a5/hosts?agentState=active"));
-        (v["data"].as_array()?.len() == 3).then_some(())
-    });
+    join_agents(&mut c);
     for h in &c.hosts {
         h.docker(&["tag", IMAGE, "ros-test/busybox:v2"]).unwrap();
     }

@@ -49,20 +49,15 @@ services:
 "#;
 
 fn compose(c: &Cluster, dir: &Path, args: &[&str]) -> Output {
-    let out = std::process::Command::new(ros())
-        .args(["compose", "-p", "app", "-f", "docker-compose.yml"])
-        .args(["-f", "rancher-compose.yml", "--url", &c.url])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    eprintln!(
-        "ros compose {args:?}: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    let files = [
+        "-p",
+        "app",
+        "-f",
+        "docker-compose.yml",
+        "-f",
+        "rancher-compose.yml",
+    ];
+    ros_compose(c, dir, &[&files[..], args].concat())
 }
 
 fn ok(c: &Cluster, dir: &Path, args: &[&str]) -> String {
@@ -121,19 +116,7 @@ fn compose_stack_scale_heal_upgrade_rollback() {
     );
     let mut c = setup();
     let url = c.url.clone();
-    let token = post(
-        &format!("{url}/v1/projects/1a5/registrationtokens"),
-        serde_json::json!({}),
-    );
-    let reg = token["registrationUrl"].as_str().unwrap().to_string();
-    for i in 0..3 {
-        let a = start_agent(&c, i, &reg);
-        c.hosts[i].agent = Some(a);
-    }
-    wait_for("3 active hosts", 90, || {
-        let v = get(&format!("{url}/v1/projects/1a5/hosts?agentState=active"));
-        (v["data"].as_array()?.len() == 3).then_some(())
-    });
+    join_agents(&mut c);
     for h in &c.hosts {
         for tag in ["v2", "v3"] {
             h.docker(&["tag", IMAGE, &format!("ros-test/busybox:{tag}")])

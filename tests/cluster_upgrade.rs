@@ -56,19 +56,7 @@ services:
 "#;
 
 fn compose(c: &Cluster, dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(ros())
-        .args(["compose", "-p", "up", "--url", &c.url])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    eprintln!(
-        "ros compose {args:?}: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    ros_compose(c, dir, &[&["-p", "up"], args].concat())
 }
 
 fn ok(c: &Cluster, dir: &Path, args: &[&str]) {
@@ -226,19 +214,7 @@ fn upgrade_under_load_and_across_a_server_restart() {
     let t0 = Instant::now();
     let mut c = setup();
     let url = c.url.clone();
-    let token = post(
-        &format!("{url}/v1/projects/1a5/registrationtokens"),
-        serde_json::json!({}),
-    );
-    let reg = token["registrationUrl"].as_str().unwrap().to_string();
-    for i in 0..3 {
-        let a = start_agent(&c, i, &reg);
-        c.hosts[i].agent = Some(a);
-    }
-    wait_for("3 active hosts", 90, || {
-        let v = get(&format!("{url}/v1/projects/1a5/hosts?agentState=active"));
-        (v["data"].as_array()?.len() == 3).then_some(())
-    });
+    join_agents(&mut c);
     let dir = c.dir.path().join("up");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("docker-compose.yml"), DC).unwrap();

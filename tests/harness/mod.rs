@@ -409,3 +409,41 @@ pub fn container_state(url: &str, id: &str) -> String {
         .unwrap_or("")
         .to_string()
 }
+
+/// Make a registration token, start the three agents with it and wait
+/// until all three hosts are active; the registration URL.
+pub fn join_agents(c: &mut Cluster) -> String {
+    let token = post(
+        &format!("{}/v1/projects/1a5/registrationtokens", c.url),
+        serde_json::json!({}),
+    );
+    let reg = token["registrationUrl"].as_str().unwrap().to_string();
+    for i in 0..3 {
+        let a = start_agent(c, i, &reg);
+        c.hosts[i].agent = Some(a);
+    }
+    let url = c.url.clone();
+    wait_for("3 active hosts", 90, || {
+        let v = get(&format!("{url}/v1/projects/1a5/hosts?agentState=active"));
+        (v["data"].as_array()?.len() == 3).then_some(())
+    });
+    reg
+}
+
+/// `ros compose ARGS` in `dir` against the cluster, its output echoed to
+/// the test log.
+pub fn ros_compose(c: &Cluster, dir: &Path, args: &[&str]) -> std::process::Output {
+    let out = Command::new(ros())
+        .args(["compose", "--url", &c.url])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    eprintln!(
+        "ros compose {args:?}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
