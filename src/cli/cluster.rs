@@ -382,7 +382,9 @@ pub(crate) fn server(paths: &Paths, a: ServerArgs) -> Result<i32> {
             .await
             .with_context(|| format!("cannot listen on {}", a.listen))?;
         tracing::info!(listen = %a.listen, store = %db.display(), "cluster server ready");
-        api::serve(app, listener).await.context("server failed")
+        crate::cluster::server::serve(app, listener)
+            .await
+            .context("server failed")
     })?;
     Ok(0)
 }

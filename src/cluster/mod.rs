@@ -10,7 +10,9 @@
 //!
 //! - [`model`]: kinds, ids, resources, state machines (pure).
 //! - [`store`]: the store trait and its SQLite implementation.
-//! - [`api`]: the HTTP API, auth, agent endpoints, heartbeat monitor.
+//! - [`server`]: shared server state, the write path and its wake-ups,
+//!   the heartbeat monitor, the reconcile driver.
+//! - [`api`]: the HTTP API: routes, decoding, rendering, auth scope.
 //! - [`protocol`]: agent ⇄ server messages and the transport choice.
 //! - [`agent`]: registration, identity, the converge loop on docker.
 //! - [`client`]: a blocking HTTP client for the CLI and the agent.
@@ -25,5 +27,6 @@ pub mod client;
 pub mod model;
 pub mod plan;
 pub mod protocol;
+pub mod server;
 pub mod store;
 pub mod tls;

@@ -62,6 +62,10 @@ pub trait Store: Send + Sync {
     fn list(&self, kind: Kind, scope: Scope) -> Result<Vec<Resource>, StoreError>;
     /// A fresh id for `kind` (ids are never reused; gaps are fine).
     fn allocate(&self, kind: Kind) -> Result<u64, StoreError>;
+    /// The id [`Store::allocate`] would hand out next, without taking it:
+    /// a pure plan numbers its new rows from here, and committing them
+    /// moves the sequence past them. Only under the server's write lock.
+    fn next_id(&self, kind: Kind) -> Result<u64, StoreError>;
     /// Insert or replace every resource in one transaction.
     fn commit(&self, rows: &[Resource]) -> Result<(), StoreError>;
     /// True when a live (not removed) resource of `kind` in `project`
@@ -228,6 +232,18 @@ impl Store for SqliteStore {
         )?;
         tx.commit()?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn next_id(&self, kind: Kind) -> Result<u64, StoreError> {
+        let conn = self.lock()?;
+        let next: Option<i64> = conn
+            .query_row(
+                "SELECT next FROM sequences WHERE prefix = ?1",
+                [kind.id_prefix()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(u64::try_from(next.unwrap_or(1)).unwrap_or(1))
     }
 
     fn commit(&self, rows: &[Resource]) -> Result<(), StoreError> {

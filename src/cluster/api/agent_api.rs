@@ -263,19 +263,17 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
             rows.push(host);
         }
         if !rows.is_empty() {
+            // The agent's own reports: the reconciler looks; the agent
+            // is woken only when its desired state changed with them.
             store.commit(&rows)?;
             cx.app.kick.notify_one();
         }
         if bump {
-            cx.app.bump();
+            cx.app.wake.hosts([host_id]);
         }
     }
-    let mut rx = cx.app.generation.subscribe();
     let wait = Duration::from_millis(req.wait_ms).min(cx.app.config.max_wait);
-    if *rx.borrow() == req.generation && !wait.is_zero() {
-        let _ = tokio::time::timeout(wait, rx.changed()).await;
-    }
-    let generation = *rx.borrow();
+    let generation = cx.app.wake.wait(host_id, req.generation, wait).await;
     let instances = store
         .list(Kind::Container, Scope::Host(host_id))?
         .into_iter()
@@ -356,7 +354,7 @@ fn desired(c: &Resource) -> DesiredInstance {
         desired_state: c.str("desiredState").unwrap_or("running").to_string(),
         state: c.state.clone(),
         external_id: c.str("externalId").map(str::to_string),
-        config: super::launch::fields_of(c),
+        config: crate::cluster::plan::launch::fields_of(c),
         drain_timeout_ms: c
             .data
             .get("drainTimeoutMs")

@@ -25,7 +25,7 @@ pub fn create(cx: &Ctx<'_>, p: Principal, kind: Kind, sc: Option<u64>) -> Result
             if p != Principal::Admin {
                 return Err(ApiError::forbidden());
             }
-            super::launch::check_project_fields(&f)?;
+            super::services::check_project_fields(&f)?;
             let name = str_field(&f, "name").unwrap_or_default();
             if name_taken(cx, kind, None, name, 0)? {
                 return Err(ApiError::field(
@@ -37,7 +37,10 @@ pub fn create(cx: &Ctx<'_>, p: Principal, kind: Kind, sc: Option<u64>) -> Result
             let mut r = Resource::new(kind, store.allocate(kind)?, 0, "active");
             r.data = f;
             if kind == Kind::Project && !r.data.contains_key("servicesPortRange") {
-                r.set("servicesPortRange", super::launch::default_port_range());
+                r.set(
+                    "servicesPortRange",
+                    crate::cluster::plan::launch::default_port_range(),
+                );
             }
             r.set("kind", kind.type_name());
             store.commit(std::slice::from_ref(&r))?;
@@ -197,7 +200,6 @@ fn create_container(
     r.set("dockerName", model::docker_name(&name));
     r.set("externalId", Value::Null);
     r.set("accountId", format_id(Kind::Project, project));
-    store.commit(std::slice::from_ref(&r))?;
-    cx.app.bump();
+    cx.app.commit(std::slice::from_ref(&r))?;
     Ok(render::resource(cx.base, &r))
 }

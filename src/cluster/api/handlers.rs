@@ -489,7 +489,7 @@ fn update(cx: &Ctx<'_>, mut r: Resource) -> Result<Value, ApiError> {
     }
     let f = schema::decode(schema::fields(r.kind), Op::Update, &cx.body)?;
     if r.kind == Kind::Project {
-        super::launch::check_project_fields(&f)?;
+        super::services::check_project_fields(&f)?;
     }
     if let Some(name) = f.get("name").and_then(Value::as_str) {
         let project = r.kind.project_scoped().then_some(r.project);
@@ -508,9 +508,8 @@ fn update(cx: &Ctx<'_>, mut r: Resource) -> Result<Value, ApiError> {
     }
     if r.kind == Kind::Service {
         super::services::sync_scale(&mut r);
-        cx.app.kick.notify_one();
     }
-    cx.app.store.commit(std::slice::from_ref(&r))?;
+    cx.app.commit(std::slice::from_ref(&r))?;
     Ok(render::resource(cx.base, &r))
 }
 
@@ -572,15 +571,9 @@ fn act(cx: &Ctx<'_>, mut r: Resource, action: &str) -> Result<Value, ApiError> {
         _ => {}
     }
     rows.push(r.clone());
-    cx.app.store.commit(&rows)?;
+    cx.app.commit(&rows)?;
     if matches!(r.kind, Kind::ApiKey | Kind::Host | Kind::RegistrationToken) {
         cx.app.forget_creds();
-    }
-    if matches!(r.kind, Kind::Container | Kind::Host) {
-        cx.app.bump();
-    }
-    if matches!(r.kind, Kind::Service | Kind::Stack) {
-        cx.app.kick.notify_one();
     }
     Ok(render::resource(cx.base, &r))
 }

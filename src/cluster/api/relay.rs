@@ -103,7 +103,7 @@ pub async fn ask(
     if let Ok(mut p) = app.relay.pending.lock() {
         p.entry(host.id).or_default().push(req);
     }
-    app.bump();
+    app.wake.hosts([host.id]);
     let start = Instant::now();
     loop {
         tokio::select! {

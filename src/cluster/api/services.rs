@@ -12,24 +12,10 @@ use super::handlers::{name_taken, Ctx};
 use super::{render, ApiError};
 use crate::cluster::model::{parse_id, Kind, Resource};
 use crate::cluster::plan::compose::{self, LaunchConfig, ServiceSpec, Source};
+pub use crate::cluster::plan::rows::{launch_config_json, spec_of, sync_scale};
 
 fn str_field<'a>(f: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
     f.get(k).and_then(Value::as_str)
-}
-
-/// The Rancher-style `launchConfig` shown for a spec.
-pub fn launch_config_json(lc: &LaunchConfig) -> Value {
-    let mut v = serde_json::to_value(lc).unwrap_or_else(|_| json!({}));
-    if let Some(o) = v.as_object_mut() {
-        o.insert("imageUuid".into(), json!(format!("docker:{}", lc.image)));
-        // Rancher's spelling: ["8080:80/tcp", "80/tcp"].
-        let text = |ps: &[compose::fields::PortSpec]| {
-            json!(ps.iter().map(ToString::to_string).collect::<Vec<_>>())
-        };
-        o.insert("ports".into(), text(&lc.ports));
-        o.insert("expose".into(), text(&lc.expose));
-    }
-    v
 }
 
 /// `ports`/`expose` given as Rancher strings (`"8080:80/tcp"`, ranges
@@ -171,8 +157,7 @@ pub fn create_stack(
     for s in spec.iter().flat_map(|s| s.services.iter()) {
         rows.push(service_row(cx, project, &stack, s)?);
     }
-    cx.app.store.commit(&rows)?;
-    cx.app.kick.notify_one();
+    cx.app.commit(&rows)?;
     Ok(render::resource(cx.base, &stack))
 }
 
@@ -226,14 +211,8 @@ pub fn create_service(
         ..ServiceSpec::default()
     };
     let r = service_row(cx, project, &stack, &spec)?;
-    cx.app.store.commit(std::slice::from_ref(&r))?;
-    cx.app.kick.notify_one();
+    cx.app.commit(std::slice::from_ref(&r))?;
     Ok(render::resource(cx.base, &r))
-}
-
-/// The spec stored in a service row.
-pub fn spec_of(r: &Resource, field: &str) -> Option<ServiceSpec> {
-    serde_json::from_value(r.data.get(field)?.clone()).ok()
 }
 
 fn body_json(cx: &Ctx<'_>) -> Result<Value, ApiError> {
@@ -452,13 +431,11 @@ pub fn start_upgrade(cx: &Ctx<'_>, r: &mut Resource) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Scale written through `PUT /services/:id`: keep the spec in step.
-pub fn sync_scale(r: &mut Resource) {
-    let scale = r.data.get("scale").and_then(Value::as_u64);
-    if let (Some(n), Some(mut spec)) = (scale, spec_of(r, "_spec")) {
-        spec.scale = u32::try_from(n).unwrap_or(spec.scale);
-        if let Ok(v) = serde_json::to_value(&spec) {
-            r.set("_spec", v);
-        }
+/// Check the launch-related fields of a project body (`servicesPortRange`).
+pub fn check_project_fields(f: &Map<String, Value>) -> Result<(), ApiError> {
+    match f.get("servicesPortRange") {
+        Some(v) => crate::cluster::plan::launch::check_port_range(v)
+            .map_err(|m| ApiError::field("InvalidOption", "servicesPortRange", m)),
+        None => Ok(()),
     }
 }

@@ -107,6 +107,19 @@ pub enum ServiceHealth {
 }
 
 impl ServiceHealth {
+    /// From the API spelling.
+    pub fn parse(s: &str) -> Option<ServiceHealth> {
+        [
+            ServiceHealth::Healthy,
+            ServiceHealth::Degraded,
+            ServiceHealth::Unhealthy,
+            ServiceHealth::Initializing,
+            ServiceHealth::StartedOnce,
+        ]
+        .into_iter()
+        .find(|h| h.as_str() == s)
+    }
+
     /// The API spelling.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -34,7 +34,10 @@
 
 pub mod compose;
 pub mod health;
+pub mod launch;
 pub mod lifecycle;
+pub mod reconcile;
+pub mod rows;
 pub mod scale;
 pub mod scheduler;
 pub mod upgrade;

@@ -449,7 +449,7 @@ fn settle(s: &Srv) {
     for _ in 0..4 {
         {
             let _g = s.app.write.blocking_lock();
-            crate::cluster::api::reconcile::pass(&s.app).unwrap();
+            crate::cluster::server::driver::pass(&s.app).unwrap();
         }
         std::thread::sleep(Duration::from_millis(60));
     }

@@ -52,7 +52,7 @@ pub fn start(db: &Path, config: ServerConfig) -> Srv {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    rt.spawn(api::serve(app.clone(), listener));
+    rt.spawn(crate::cluster::server::serve(app.clone(), listener));
     Srv {
         url,
         app,

@@ -274,10 +274,10 @@ fn tokens_keys_hosts_containers_and_heartbeats() {
     let agent_state =
         || get(&format!("{u}/v1/projects/1a5/hosts/{host}")).body["agentState"].clone();
     std::thread::sleep(Duration::from_millis(400));
-    api::monitor_pass(&s.app).unwrap();
+    crate::cluster::server::monitor_pass(&s.app).unwrap();
     assert_eq!(agent_state(), "reconnecting");
     std::thread::sleep(Duration::from_millis(300));
-    api::monitor_pass(&s.app).unwrap();
+    crate::cluster::server::monitor_pass(&s.app).unwrap();
     assert_eq!(agent_state(), "disconnected");
     sync(json!({}));
     assert_eq!(agent_state(), "active");

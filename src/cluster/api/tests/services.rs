@@ -6,8 +6,8 @@
 use serde_json::json;
 
 use super::*;
-use crate::cluster::api::reconcile;
 use crate::cluster::model::Kind;
+use crate::cluster::server::driver;
 use crate::cluster::store::Scope;
 
 fn slow_monitor() -> ServerConfig {
@@ -160,7 +160,7 @@ fn stack_from_compose_services_and_codes() {
     });
     // Passes repeat nothing: level-triggered, no duplicate.
     for _ in 0..3 {
-        reconcile::pass(&s.app).unwrap();
+        driver::pass(&s.app).unwrap();
     }
     assert_eq!(names(&s), ["app-web-1", "app-web-2"]);
 
@@ -231,7 +231,7 @@ fn unplaceable_container_is_an_error_row_with_the_reason() {
     assert_eq!(api["transitioningMessage"], why);
     // Passes keep the same row: nothing re-created.
     for _ in 0..3 {
-        reconcile::pass(&s.app).unwrap();
+        driver::pass(&s.app).unwrap();
     }
     let errs: Vec<_> = rows(&s)
         .into_iter()

@@ -1,63 +1,98 @@
-//! The service reconciler: level-triggered passes over the store that keep
-//! every service at its scale (via [`plan::scale`] and [`plan::scheduler`]),
-//! (one per eligible host for global services, via `plan_global`), carry out
-//! the lifecycle actions whose rules live in [`plan::lifecycle`] (activate,
-//! deactivate, remove, in-service and to-service upgrades, cancel/continue,
-//! finish, rollback, rolling restart), replace unhealthy containers as the
-//! health strategy says, and remove stacks.
+//! The service reconciler, pure: [`reconcile`] takes a [`Snapshot`] of the
+//! store and the time, and returns the [`Changes`] — rows to write and the
+//! hosts whose agents must look again. No store, no clock, no HTTP: the
+//! driver ([`crate::cluster::server::driver`]) reads the snapshot, calls
+//! this and commits once.
 //!
-//! Restart-safe: a pass reads only stored rows and commits its changes in
-//! one transaction, so after a crash the next pass recomputes the same plan
-//! and never creates a container twice. Containers carry the service
-//! generation (`_gen`) they were made for; an upgrade bumps it. A rolling
-//! restart marks each container it restarted with the restart's id
+//! A pass keeps every service at its scale (via [`scale`] and
+//! [`scheduler`]; one per eligible host for global services), carries out
+//! the lifecycle actions whose rules live in [`super::lifecycle`]
+//! (activate, deactivate, remove, in-service and to-service upgrades,
+//! cancel, finish, rollback, rolling restart), replaces unhealthy
+//! containers as the health strategy says, keeps service and stack
+//! `healthState`, and removes stacks. Service kinds other than plain
+//! containers have their own modules ([`kinds`]).
+//!
+//! Restart-safe: a pass reads only stored rows and its changes are
+//! committed in one transaction, so after a crash the next pass recomputes
+//! the same plan and never creates a container twice. Containers carry the
+//! service generation (`_gen`) they were made for; an upgrade bumps it. A
+//! rolling restart marks each container it restarted with the restart's id
 //! (`_restartId`); a to-service upgrade's progress is the two services'
-//! stored scales.
-//!
-//! [`plan::lifecycle`]: crate::cluster::plan::lifecycle
-//! [`plan::scale`]: crate::cluster::plan::scale
-//! [`plan::scheduler`]: crate::cluster::plan::scheduler
+//! stored scales. New containers are numbered from the snapshot's
+//! `next_container_id`.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::services::spec_of;
-use super::{render, App};
-use crate::cluster::model::{self, format_id, now_ms, Kind, Resource};
+use super::launch::{self, Around};
+use super::rows::spec_of;
+use crate::cluster::model::{self, format_id, rfc3339, Kind, Resource};
 use crate::cluster::plan::compose::fields::VolumeKind;
 use crate::cluster::plan::compose::ServiceSpec;
 use crate::cluster::plan::health::{self, ContainerHealth, MemberHealth};
 use crate::cluster::plan::lifecycle::ContainerState;
 use crate::cluster::plan::scheduler::{self, HostPort, HostView, InstanceView};
 use crate::cluster::plan::{scale, upgrade};
-use crate::cluster::store::{Scope, StoreError};
 
-/// Run passes forever: on every kick and at least every `tick`.
-pub fn spawn(app: Arc<App>, tick: Duration) {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = app.kick.notified() => {}
-                _ = tokio::time::sleep(tick) => {}
-            }
-            let changed = {
-                let _g = app.write.lock().await;
-                match pass(&app) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reconcile pass");
-                        false
-                    }
-                }
-            };
-            if changed {
-                app.bump();
-            }
-        }
-    });
+pub mod kinds;
+#[cfg(test)]
+mod tests;
+
+/// Everything a pass reads: live (not removed) rows of the store.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Projects (port ranges).
+    pub projects: Vec<Resource>,
+    /// Every host, removed ones included (their containers are lost).
+    pub hosts: Vec<Resource>,
+    /// Live stacks.
+    pub stacks: Vec<Resource>,
+    /// Live services.
+    pub services: Vec<Resource>,
+    /// Live containers.
+    pub containers: Vec<Resource>,
+    /// The id the first container created in this pass gets.
+    pub next_container_id: u64,
+}
+
+/// What a pass decided.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Changes {
+    /// Rows to write (each at most once, in its final form).
+    pub rows: Vec<Resource>,
+    /// Hosts whose agents have new desired state.
+    pub hosts: BTreeSet<u64>,
+}
+
+impl Changes {
+    /// True when the pass changed nothing.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// One pass over every project's services and stacks at time `now` (ms
+/// since the epoch).
+pub fn reconcile(snap: &Snapshot, now: i64) -> Changes {
+    let mut w = World {
+        now,
+        next_id: snap.next_container_id.max(1),
+        projects: &snap.projects,
+        hosts: &snap.hosts,
+        services: snap.services.clone(),
+        containers: snap.containers.clone(),
+        out: Vec::new(),
+    };
+    pass(&mut w, &snap.stacks);
+    let hosts = w
+        .out
+        .iter()
+        .filter(|r| r.kind == Kind::Container && r.host != 0)
+        .map(|r| r.host)
+        .collect();
+    Changes { rows: w.out, hosts }
 }
 
 fn gen_of(r: &Resource) -> u64 {
@@ -77,10 +112,12 @@ fn live(c: &Resource) -> bool {
     !c.is_removed() && c.str("desiredState") != Some("removed")
 }
 
-/// Everything one pass needs, read once.
+/// One pass's view: the snapshot as changed so far, and what changed.
 struct World<'a> {
-    store: &'a dyn crate::cluster::store::Store,
-    hosts: Vec<Resource>,
+    now: i64,
+    next_id: u64,
+    projects: &'a [Resource],
+    hosts: &'a [Resource],
     /// Every live service as last changed in this pass.
     services: Vec<Resource>,
     containers: Vec<Resource>,
@@ -88,6 +125,25 @@ struct World<'a> {
 }
 
 impl World<'_> {
+    /// A fresh container id.
+    fn allocate(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// What container creation reads about service `s`'s surroundings.
+    fn around(&self, s: &Resource) -> Around<'_> {
+        Around {
+            project: self
+                .projects
+                .iter()
+                .find(|p| p.id == s.project && !p.is_removed()),
+            services: &self.services,
+            containers: &self.containers,
+        }
+    }
+
     fn views(&self) -> (Vec<HostView>, Vec<InstanceView>) {
         let hosts = self
             .hosts
@@ -157,37 +213,12 @@ impl World<'_> {
     }
 }
 
-/// One pass over every project's services and stacks; true when it
-/// changed desired state.
-pub fn pass(app: &App) -> Result<bool, StoreError> {
-    let services: Vec<Resource> = app
-        .store
-        .list(Kind::Service, Scope::All)?
-        .into_iter()
-        .filter(|s| !s.is_removed())
-        .collect();
-    let stacks: Vec<Resource> = app
-        .store
-        .list(Kind::Stack, Scope::All)?
-        .into_iter()
-        .filter(|s| !s.is_removed())
-        .collect();
-    if services.is_empty() && stacks.is_empty() {
-        return Ok(false);
-    }
-    let mut w = World {
-        store: app.store.as_ref(),
-        hosts: app.store.list(Kind::Host, Scope::All)?,
-        services: services.clone(),
-        containers: app
-            .store
-            .list(Kind::Container, Scope::All)?
-            .into_iter()
-            .filter(|c| !c.is_removed())
-            .collect(),
-        out: Vec::new(),
-    };
-    for mut st in stacks.into_iter().filter(|s| s.state == "removing") {
+/// Stacks being removed go once their services have; then every service,
+/// sources of volumes/network first.
+fn pass(w: &mut World, stacks: &[Resource]) {
+    let services = w.services.clone();
+    for st in stacks.iter().filter(|s| s.state == "removing") {
+        let mut st = st.clone();
         let mut left = 0;
         for s in services
             .iter()
@@ -202,28 +233,21 @@ pub fn pass(app: &App) -> Result<bool, StoreError> {
         }
         if left == 0 {
             st.state = "removed".into();
-            st.set("removed", render::rfc3339(now_ms()));
+            st.set("removed", rfc3339(w.now));
             w.out.push(st);
         }
     }
-    for id in super::launch::sources_first(services)
-        .iter()
-        .map(Resource::api_id)
-    {
+    for id in launch::sources_first(services).iter().map(Resource::api_id) {
         // The latest version: another service's pass (a to-service
         // upgrade) may have changed it already.
         let Some(s) = w.service(&id) else { continue };
         let mut s2 = s.clone();
-        service(&mut w, &mut s2);
+        service(w, &mut s2);
         if s2 != s {
             w.put_service(s2);
         }
     }
-    if w.out.is_empty() {
-        return Ok(false);
-    }
-    app.store.commit(&w.out)?;
-    Ok(true)
+    stacks_health(w, stacks);
 }
 
 fn members<'a>(w: &'a World<'_>, s: &Resource) -> Vec<&'a Resource> {
@@ -248,7 +272,7 @@ fn drop_unplaced(w: &mut World, c: &Resource) {
     let mut c = c.clone();
     c.state = "removed".into();
     c.set("desiredState", "removed");
-    c.set("removed", render::rfc3339(now_ms()));
+    c.set("removed", rfc3339(w.now));
     w.put(c);
 }
 
@@ -272,9 +296,7 @@ fn record_unplaced(
         }
         return;
     }
-    let Ok(id) = w.store.allocate(Kind::Container) else {
-        return;
-    };
+    let id = w.allocate();
     let name = scale::container_name(stack, &spec.name, idx);
     let mut c = Resource::new(Kind::Container, id, s.project, "error");
     c.set("name", name);
@@ -313,6 +335,9 @@ fn service(w: &mut World, s: &mut Resource) {
     let Some(spec) = spec_of(s, "_spec") else {
         return;
     };
+    if !kinds::has_containers(spec.kind) {
+        return kinds::without_containers(w, s, &spec);
+    }
     let gen = s
         .data
         .get("_generation")
@@ -327,7 +352,7 @@ fn service(w: &mut World, s: &mut Resource) {
             }
             if all.is_empty() {
                 s.state = "removed".into();
-                s.set("removed", render::rfc3339(now_ms()));
+                s.set("removed", rfc3339(w.now));
             }
         }
         "deactivating" => {
@@ -425,7 +450,7 @@ fn service(w: &mut World, s: &mut Resource) {
                 s.set("_generation", prev);
                 s.set(
                     "launchConfig",
-                    super::services::launch_config_json(&old.launch_config),
+                    super::rows::launch_config_json(&old.launch_config),
                 );
                 s.set("_spec", serde_json::to_value(&old).unwrap_or(Value::Null));
             }
@@ -456,7 +481,7 @@ fn ready(c: &Resource) -> bool {
 /// Set a service's scale (field and spec).
 fn set_scale(s: &mut Resource, n: u32) {
     s.set("scale", n);
-    super::services::sync_scale(s);
+    super::rows::sync_scale(s);
 }
 
 /// Create, start and remove to keep the service at its scale (one per
@@ -522,7 +547,7 @@ fn keep_scale(
             }
             Err(why) => {
                 // Waiting for a sibling (volumes_from) is not a failure.
-                if super::launch::transitioning(&why) == "error" {
+                if launch::transitioning(&why) == "error" {
                     record_unplaced(w, s, spec, stack, gen, idx, row, &why);
                 }
                 failed.get_or_insert(why);
@@ -531,7 +556,7 @@ fn keep_scale(
     }
     if let Some(why) = failed {
         if s.str("transitioningMessage") != Some(&why) {
-            s.set("transitioning", super::launch::transitioning(&why));
+            s.set("transitioning", launch::transitioning(&why));
             s.set("transitioningMessage", why);
         }
         return None;
@@ -679,7 +704,7 @@ fn create(
 ) -> Result<(), String> {
     let mut req = spec.schedule_request(stack, idx);
     req.requested_host = host;
-    super::launch::prepare(w.store, &w.containers, s, spec, stack, idx, &mut req)?;
+    launch::prepare(w.around(s), s, spec, stack, idx, &mut req)?;
     let (hosts, mut inst) = w.views();
     // Containers of this service's other generations are on their way out
     // (an upgrade replaces them): they do not repel their replacements —
@@ -715,10 +740,7 @@ fn create(
         .ok_or("placed on an unknown host")?;
     let lc = &spec.launch_config;
     let name = scale::container_name(stack, &spec.name, idx);
-    let id = w
-        .store
-        .allocate(Kind::Container)
-        .map_err(|e| e.to_string())?;
+    let id = w.allocate();
     let mut c = Resource::new(Kind::Container, id, s.project, "requested");
     c.host = hid;
     c.set("name", name.clone());
@@ -760,17 +782,7 @@ fn create(
     }
     c.set("_ports", json!(placed.ports));
     let on = w.hosts.iter().find(|h| h.id == hid);
-    super::launch::apply(
-        w.store,
-        &w.containers,
-        &mut c,
-        s,
-        spec,
-        stack,
-        idx,
-        &placed,
-        on,
-    )?;
+    launch::apply(w.around(s), &mut c, s, spec, stack, idx, &placed, on)?;
     c.set("serviceId", s.api_id());
     c.set("stackId", s.str("stackId").unwrap_or_default());
     c.set("serviceIndex", idx);
@@ -821,7 +833,7 @@ fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str
         .get("_lastBatch")
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    if now_ms().saturating_sub(last) < i64::try_from(st.interval_millis).unwrap_or(0) {
+    if w.now.saturating_sub(last) < i64::try_from(st.interval_millis).unwrap_or(0) {
         return;
     }
     let mut todo: Vec<&Resource> = old
@@ -857,7 +869,7 @@ fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str
             return;
         }
     }
-    s.set("_lastBatch", now_ms());
+    s.set("_lastBatch", w.now);
 }
 
 /// Place one container of a global service on its requested host: only the
@@ -926,7 +938,7 @@ fn restart_pass(w: &mut World, s: &mut Resource, gen: u64) {
         .get("_lastBatch")
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    let since = (last > 0).then(|| u64::try_from(now_ms() - last).unwrap_or(0));
+    let since = (last > 0).then(|| u64::try_from(w.now - last).unwrap_or(0));
     match upgrade::restart_step(batch, interval, &ms, since) {
         upgrade::UpgradeStep::Begin { stop, .. } => {
             for n in stop {
@@ -938,7 +950,7 @@ fn restart_pass(w: &mut World, s: &mut Resource, gen: u64) {
                     set_desired(w, &c, "stopped");
                 }
             }
-            s.set("_lastBatch", now_ms());
+            s.set("_lastBatch", w.now);
         }
         upgrade::UpgradeStep::Done => {
             s.state = "active".into();
@@ -1053,7 +1065,7 @@ fn to_service_pass(
                     .and_then(Value::as_i64)
                     .unwrap_or(0);
                 let wait = i64::try_from(ts.interval_millis).unwrap_or(i64::MAX);
-                if last > 0 && now_ms().saturating_sub(last) < wait {
+                if last > 0 && w.now.saturating_sub(last) < wait {
                     return;
                 }
                 set_scale(&mut b, nb);
@@ -1061,7 +1073,7 @@ fn to_service_pass(
             }
             if a != a_scale {
                 set_scale(s, a);
-                s.set("_lastBatch", now_ms());
+                s.set("_lastBatch", w.now);
             }
         }
     }
@@ -1104,6 +1116,35 @@ fn relink(w: &mut World, a: &Resource, b: &Resource) {
                 .collect();
             c.set("linkedServices", json!(links));
             w.put_service(c);
+        }
+    }
+}
+
+/// A stack's `healthState` follows its services' (inactive ones aside).
+fn stacks_health(w: &mut World, stacks: &[Resource]) {
+    for st in stacks {
+        if matches!(st.state.as_str(), "removing" | "removed") {
+            continue;
+        }
+        let id = st.api_id();
+        let hs: Vec<health::ServiceHealth> = w
+            .services
+            .iter()
+            .filter(|s| s.str("stackId") == Some(&id))
+            .filter(|s| !matches!(s.state.as_str(), "inactive" | "removing" | "removed"))
+            .filter_map(|s| s.str("healthState").and_then(health::ServiceHealth::parse))
+            .collect();
+        let h = health::stack_health(&hs).as_str();
+        if st.str("healthState") != Some(h) {
+            let mut st = w
+                .out
+                .iter()
+                .find(|x| x.kind == Kind::Stack && x.id == st.id)
+                .cloned()
+                .unwrap_or_else(|| st.clone());
+            st.set("healthState", h);
+            w.out.retain(|x| !(x.kind == Kind::Stack && x.id == st.id));
+            w.out.push(st);
         }
     }
 }

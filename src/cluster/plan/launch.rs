@@ -1,9 +1,11 @@
 //! Launch config → container resource fields, on the server side of
-//! container creation ([`super::reconcile`]): the project's random-port
+//! container creation ([`super::reconcile`], pure: what it needs to know
+//! about the project, services and containers around comes in as
+//! [`Around`]): the project's random-port
 //! range, sidekick-style placement next to `volumes_from` / `service:`
 //! network sources, and the container's Rancher fields (`ports` as
 //! `49153:80/tcp`, `publicEndpoints`, `entryPoint`, `restartPolicy` …) that
-//! [`super::agent_api`] hands to the agent as a
+//! the agent API hands to the agent as a
 //! [`crate::cluster::protocol::LaunchFields`].
 
 use serde_json::{json, Value};
@@ -14,7 +16,6 @@ use crate::cluster::plan::compose::ServiceSpec;
 use crate::cluster::plan::scale;
 use crate::cluster::plan::scheduler::{Placement, Request, DEFAULT_PORT_RANGE};
 use crate::cluster::protocol::{LaunchFields, PublishedPort};
-use crate::cluster::store::{Scope, Store};
 
 /// The project's `servicesPortRange` (`{startPort, endPort}`), or Rancher's
 /// default 49153–65535.
@@ -47,13 +48,16 @@ pub fn check_port_range(v: &Value) -> Result<(), String> {
     }
 }
 
-/// Check the launch-related fields of a project body (`servicesPortRange`).
-pub fn check_project_fields(f: &serde_json::Map<String, Value>) -> Result<(), super::ApiError> {
-    match f.get("servicesPortRange") {
-        Some(v) => check_port_range(v)
-            .map_err(|m| super::ApiError::field("InvalidOption", "servicesPortRange", m)),
-        None => Ok(()),
-    }
+/// What container creation reads about its surroundings: the project (its
+/// port range), the project's services and the live containers.
+#[derive(Clone, Copy, Debug)]
+pub struct Around<'a> {
+    /// The service's project.
+    pub project: Option<&'a Resource>,
+    /// Services (of any project: filtered by the caller's).
+    pub services: &'a [Resource],
+    /// Containers.
+    pub containers: &'a [Resource],
 }
 
 /// The live container `<stack>-<service>-<idx>` of this stack (the newest
@@ -81,25 +85,23 @@ fn sibling<'a>(
 /// the stack (its container with the same index, like Rancher sidekicks:
 /// `Ok(Some)`), or a plain container name (`Ok(None)`).
 fn source<'a>(
-    store: &dyn Store,
-    containers: &'a [Resource],
+    around: Around<'a>,
     s: &Resource,
     stack: &str,
     idx: u32,
     what: &str,
     name: &str,
 ) -> Result<Option<&'a Resource>, String> {
-    let is_service = store
-        .list(Kind::Service, Scope::Project(s.project))
-        .map_err(|e| e.to_string())?
-        .iter()
-        .any(|o| {
-            !o.is_removed() && o.str("stackId") == s.str("stackId") && o.str("name") == Some(name)
-        });
+    let is_service = around.services.iter().any(|o| {
+        o.project == s.project
+            && !o.is_removed()
+            && o.str("stackId") == s.str("stackId")
+            && o.str("name") == Some(name)
+    });
     if !is_service {
         return Ok(None);
     }
-    sibling(containers, s, stack, name, idx)
+    sibling(around.containers, s, stack, name, idx)
         .map(Some)
         .ok_or_else(|| {
             format!(
@@ -144,7 +146,7 @@ pub fn sources_first(services: Vec<Resource>) -> Vec<Resource> {
     let deps: Vec<Vec<usize>> = services
         .iter()
         .map(|s| {
-            let Some(spec) = super::services::spec_of(s, "_spec") else {
+            let Some(spec) = super::rows::spec_of(s, "_spec") else {
                 return Vec::new();
             };
             sources(&spec)
@@ -182,20 +184,16 @@ pub fn sources_first(services: Vec<Resource>) -> Vec<Resource> {
 /// Before placement: the project's port range, and the host of the
 /// sibling containers this one shares volumes or network with.
 pub fn prepare(
-    store: &dyn Store,
-    containers: &[Resource],
+    around: Around<'_>,
     s: &Resource,
     spec: &ServiceSpec,
     stack: &str,
     idx: u32,
     req: &mut Request,
 ) -> Result<(), String> {
-    let project = store
-        .get(Kind::Project, s.project)
-        .map_err(|e| e.to_string())?;
-    req.port_range = port_range(project.as_ref());
+    req.port_range = port_range(around.project);
     for (what, name) in sources(spec) {
-        if let Some(src) = source(store, containers, s, stack, idx, what, name)? {
+        if let Some(src) = source(around, s, stack, idx, what, name)? {
             let h = format_id(Kind::Host, src.host);
             match &req.requested_host {
                 Some(r) if *r != h => {
@@ -213,19 +211,19 @@ pub fn prepare(
 
 /// The docker name a source resolves to.
 fn docker_name_of(
-    store: &dyn Store,
-    containers: &[Resource],
+    around: Around<'_>,
     s: &Resource,
     stack: &str,
     idx: u32,
     what: &str,
     name: &str,
 ) -> Result<String, String> {
-    if let Some(src) = source(store, containers, s, stack, idx, what, name)? {
+    if let Some(src) = source(around, s, stack, idx, what, name)? {
         return Ok(src.str("dockerName").unwrap_or_default().to_string());
     }
     // A container of the project by name, else a docker name on the host.
-    Ok(containers
+    Ok(around
+        .containers
         .iter()
         .filter(|c| c.project == s.project && !c.is_removed() && c.str("name") == Some(name))
         .max_by_key(|c| c.id)
@@ -262,8 +260,7 @@ pub fn parse_port_text(t: &str) -> Option<PublishedPort> {
 /// service `s`) placed by `placed` on `host`.
 #[allow(clippy::too_many_arguments)]
 pub fn apply(
-    store: &dyn Store,
-    containers: &[Resource],
+    around: Around<'_>,
     c: &mut Resource,
     s: &Resource,
     spec: &ServiceSpec,
@@ -287,15 +284,7 @@ pub fn apply(
         .collect();
     let mut from = Vec::new();
     for v in &lc.data_volumes_from {
-        from.push(docker_name_of(
-            store,
-            containers,
-            s,
-            stack,
-            idx,
-            "volumes_from",
-            v,
-        )?);
+        from.push(docker_name_of(around, s, stack, idx, "volumes_from", v)?);
     }
     let network = match &lc.network_mode {
         NetworkMode::Managed => "managed".to_string(),
@@ -304,19 +293,11 @@ pub fn apply(
         NetworkMode::None => "none".into(),
         NetworkMode::Container(n) => format!(
             "container:{}",
-            docker_name_of(
-                store,
-                containers,
-                s,
-                stack,
-                idx,
-                "network_mode container",
-                n
-            )?
+            docker_name_of(around, s, stack, idx, "network_mode container", n)?
         ),
         NetworkMode::Service(n) => format!(
             "container:{}",
-            docker_name_of(store, containers, s, stack, idx, "network_mode service", n)?
+            docker_name_of(around, s, stack, idx, "network_mode service", n)?
         ),
     };
     let fields = LaunchFields {
@@ -492,16 +473,8 @@ mod tests {
         .unwrap()
     }
 
-    /// A store holding the services of stack `1st1` and a host.
-    fn world(
-        services: &[&str],
-    ) -> (
-        tempfile::TempDir,
-        crate::cluster::store::SqliteStore,
-        Resource,
-    ) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::cluster::store::SqliteStore::open(&dir.path().join("db")).unwrap();
+    /// The services of stack `1st1` and a host.
+    fn world(services: &[&str]) -> (Vec<Resource>, Resource) {
         let mut rows = Vec::new();
         for (i, n) in services.iter().enumerate() {
             let mut s = Resource::new(Kind::Service, 10 + i as u64, 5, "active");
@@ -511,9 +484,19 @@ mod tests {
         }
         let mut h = Resource::new(Kind::Host, 2, 5, "active");
         h.set("agentIpAddress", "10.0.0.12");
-        rows.push(h.clone());
-        store.commit(&rows).unwrap();
-        (dir, store, h)
+        (rows, h)
+    }
+
+    fn around<'a>(
+        project: Option<&'a Resource>,
+        services: &'a [Resource],
+        containers: &'a [Resource],
+    ) -> Around<'a> {
+        Around {
+            project,
+            services,
+            containers,
+        }
     }
 
     fn sibling_row(id: u64, name: &str, host: u64) -> Resource {
@@ -566,15 +549,23 @@ services:
             Some("version: '2'\nservices:\n  web:\n    drain_timeout_ms: 1500\n"),
         );
         let spec = stack.service("web").unwrap();
-        let (_d, store, host) = world(&["web", "data"]);
-        let web_svc = store.get(Kind::Service, 10).unwrap().unwrap();
+        let (services, host) = world(&["web", "data"]);
+        let web_svc = services[0].clone();
         let containers = vec![
             sibling_row(7, "app-data-2", 2),
             sibling_row(8, "app-data-1", 3),
             sibling_row(9, "other-container", 4),
         ];
         let mut req = spec.schedule_request("app", 2);
-        prepare(&store, &containers, &web_svc, spec, "app", 2, &mut req).unwrap();
+        prepare(
+            around(None, &services, &containers),
+            &web_svc,
+            spec,
+            "app",
+            2,
+            &mut req,
+        )
+        .unwrap();
         assert_eq!(
             req.requested_host.as_deref(),
             Some("1h2"),
@@ -595,8 +586,7 @@ services:
         };
         let mut c = Resource::new(Kind::Container, 20, 5, "requested");
         apply(
-            &store,
-            &containers,
+            around(None, &services, &containers),
             &mut c,
             &web_svc,
             spec,
@@ -672,15 +662,31 @@ services:
             None,
         );
         let spec = stack.service("web").unwrap();
-        let (_d, store, _h) = world(&["web", "data"]);
-        let web_svc = store.get(Kind::Service, 10).unwrap().unwrap();
+        let (services, _h) = world(&["web", "data"]);
+        let web_svc = services[0].clone();
         let mut req = spec.schedule_request("app", 1);
-        let e = prepare(&store, &[], &web_svc, spec, "app", 1, &mut req).unwrap_err();
+        let e = prepare(
+            around(None, &services, &[]),
+            &web_svc,
+            spec,
+            "app",
+            1,
+            &mut req,
+        )
+        .unwrap_err();
         assert!(e.contains("app-data-1 does not exist yet"), "{e}");
         assert_eq!(transitioning(&e), "yes", "a wait, not an error: {e}");
         let containers = vec![sibling_row(7, "app-data-1", 3)];
         req.requested_host = Some("1h2".into());
-        let e = prepare(&store, &containers, &web_svc, spec, "app", 1, &mut req).unwrap_err();
+        let e = prepare(
+            around(None, &services, &containers),
+            &web_svc,
+            spec,
+            "app",
+            1,
+            &mut req,
+        )
+        .unwrap_err();
         assert!(
             e.contains("is on 1h3, but this container must go to 1h2"),
             "{e}"
@@ -690,9 +696,16 @@ services:
             "servicesPortRange",
             json!({"startPort": 30000, "endPort": 30001}),
         );
-        store.commit(&[p]).unwrap();
         req.requested_host = None;
-        prepare(&store, &containers, &web_svc, spec, "app", 1, &mut req).unwrap();
+        prepare(
+            around(Some(&p), &services, &containers),
+            &web_svc,
+            spec,
+            "app",
+            1,
+            &mut req,
+        )
+        .unwrap();
         assert_eq!(req.requested_host.as_deref(), Some("1h3"));
         assert_eq!(req.port_range, (30000, 30001));
     }
@@ -704,9 +717,9 @@ services:
         )
         .unwrap();
         assert_eq!(lc.drain_timeout_ms, Some(700));
-        let shown = crate::cluster::api::services::launch_config_json(&lc);
+        let shown = crate::cluster::plan::rows::launch_config_json(&lc);
         assert_eq!(shown["drainTimeoutMs"], 700);
-        let without = crate::cluster::api::services::launch_config_json(
+        let without = crate::cluster::plan::rows::launch_config_json(
             &crate::cluster::plan::compose::LaunchConfig::default(),
         );
         assert!(without.get("drainTimeoutMs").is_none());
@@ -715,8 +728,8 @@ services:
             launch_config: lc,
             ..ServiceSpec::default()
         };
-        let (_d, store, host) = world(&["web"]);
-        let svc = store.get(Kind::Service, 10).unwrap().unwrap();
+        let (services, host) = world(&["web"]);
+        let svc = services[0].clone();
         let placed = Placement {
             host_id: "1h2".into(),
             ports: Vec::new(),
@@ -724,8 +737,7 @@ services:
         };
         let mut c = Resource::new(Kind::Container, 20, 5, "requested");
         apply(
-            &store,
-            &[],
+            around(None, &services, &[]),
             &mut c,
             &svc,
             &spec,

@@ -1,0 +1,66 @@
+//! Service kinds (Rancher's `FindServiceType`), each with its own rule in
+//! the reconciler:
+//!
+//! - `service` — containers from a launch config: the scale keeper, the
+//!   upgrades and the health strategy in the parent module.
+//! - `loadBalancerService` — for now containers of its launch config like
+//!   any service; the load balancer (HAProxy, port rules onto target
+//!   services) takes this room.
+//! - `dnsService` (`rancher/dns-service`) — a DNS alias: no containers;
+//!   its members are its links, answered by the DNS of the managed network.
+//! - `externalService` — IPs or a hostname outside the cluster: no
+//!   containers; the service row holds them.
+//!
+//! A kind without containers still walks the service lifecycle
+//! (activating → active, deactivating → inactive, removing → removed) so
+//! the API's actions behave the same for every kind.
+
+use crate::cluster::model::{rfc3339, Resource};
+use crate::cluster::plan::compose::{ServiceKind, ServiceSpec};
+use crate::cluster::plan::health::ServiceHealth;
+
+/// True for kinds whose service runs containers.
+pub fn has_containers(kind: ServiceKind) -> bool {
+    matches!(
+        kind,
+        ServiceKind::Service | ServiceKind::LoadBalancerService
+    )
+}
+
+/// One pass for a service of a kind without containers: its lifecycle
+/// moves on at once (there is nothing to wait for) and it is healthy.
+/// Containers a service of this kind owns (made before it had its own
+/// rule) go.
+pub(super) fn without_containers(w: &mut super::World, s: &mut Resource, spec: &ServiceSpec) {
+    let members: Vec<Resource> = super::members(w, s).into_iter().cloned().collect();
+    for c in &members {
+        super::set_desired(w, c, "removed");
+    }
+    let next = match s.state.as_str() {
+        "activating" | "restarting" | "error" | "upgrading" | "finishing-upgrade"
+        | "rolling-back" | "canceling-upgrade" => Some("active"),
+        "deactivating" => Some("inactive"),
+        "removing" if members.is_empty() => Some("removed"),
+        _ => None,
+    };
+    if let Some(n) = next {
+        s.state = n.into();
+        if n == "removed" {
+            s.set("removed", rfc3339(w.now));
+        }
+    }
+    let h = ServiceHealth::Healthy.as_str();
+    if s.str("healthState") != Some(h) {
+        s.set("healthState", h);
+    }
+    if spec.kind == ServiceKind::ExternalService {
+        let ips = serde_json::json!(spec.external_ips);
+        if s.data.get("externalIpAddresses") != Some(&ips) {
+            s.set("externalIpAddresses", ips);
+        }
+        let host = serde_json::json!(spec.external_hostname);
+        if s.data.get("hostname") != Some(&host) {
+            s.set("hostname", host);
+        }
+    }
+}

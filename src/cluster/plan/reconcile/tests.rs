@@ -1,0 +1,1 @@
+//! Table tests of the pure reconciler: snapshots in, changes out.
