@@ -747,12 +747,7 @@ fn create(
     c.set("hostId", placed.host_id.clone());
     c.set("desiredState", "running");
     c.set("startOnCreate", true);
-    let docker = if gen == 0 {
-        model::docker_name(&name)
-    } else {
-        format!("{}-g{gen}", model::docker_name(&name))
-    };
-    c.set("dockerName", docker);
+    c.set("dockerName", docker_name_for(&w.containers, &name, gen, id));
     c.set("externalId", Value::Null);
     c.set("accountId", format_id(Kind::Project, s.project));
     c.set("imageUuid", format!("docker:{}", lc.image));
@@ -789,6 +784,30 @@ fn create(
     c.set("_gen", gen);
     w.put(c);
     Ok(())
+}
+
+/// The docker name of a new container: `r-<name>` (`-g<gen>` after an
+/// upgrade), or with its id appended while an earlier container of that
+/// name is still on its way out. Two containers one docker name apart made
+/// the agent's create fail with a name conflict while the old one was
+/// still being removed (or drained), and its health checker inspect the
+/// old one under the new one's name: each replacement of an unhealthy
+/// container failed and was replaced again, a burst of throw-away
+/// containers per index until the old one was gone.
+fn docker_name_for(containers: &[Resource], name: &str, gen: u64, id: u64) -> String {
+    let base = if gen == 0 {
+        model::docker_name(name)
+    } else {
+        format!("{}-g{gen}", model::docker_name(name))
+    };
+    let taken = containers
+        .iter()
+        .any(|c| !c.is_removed() && c.str("dockerName") == Some(base.as_str()));
+    if taken {
+        format!("{base}-{id}")
+    } else {
+        base
+    }
 }
 
 /// One step of an in-service upgrade: wait for the current batch, then

@@ -1,1 +1,738 @@
-//! Table tests of the pure reconciler: snapshots in, changes out.
+//! Table tests of the pure reconciler: a snapshot (hosts, a stack, its
+//! services and containers as the store holds them) and a time in, the
+//! changes out. One row per situation; no server, no clock, no docker.
+
+use serde_json::{json, Value};
+
+use super::{reconcile, Changes, Snapshot};
+use crate::cluster::model::{Kind, Resource};
+use crate::cluster::plan::compose::{
+    HealthCheck, HealthStrategy, LaunchConfig, ServiceKind, ServiceSpec, UpgradeStrategy,
+};
+
+const NOW: i64 = 1_800_000_000_000;
+const P: u64 = 5;
+
+fn host(id: u64) -> Resource {
+    let mut h = Resource::new(Kind::Host, id, P, "active");
+    h.set("agentState", "active");
+    h.set("agentIpAddress", format!("10.0.0.{id}"));
+    h.set("labels", json!({}));
+    h
+}
+
+fn spec(name: &str, scale: u32) -> ServiceSpec {
+    ServiceSpec {
+        name: name.into(),
+        scale,
+        launch_config: LaunchConfig {
+            image: "busybox".into(),
+            ..LaunchConfig::default()
+        },
+        ..ServiceSpec::default()
+    }
+}
+
+fn checked(mut s: ServiceSpec, strategy: HealthStrategy) -> ServiceSpec {
+    let mut hc = HealthCheck::new(80);
+    hc.strategy = strategy;
+    s.launch_config.health_check = Some(hc);
+    s
+}
+
+fn service(id: u64, state: &str, sp: &ServiceSpec) -> Resource {
+    let mut s = Resource::new(Kind::Service, id, P, state);
+    s.set("name", sp.name.clone());
+    s.set("stackId", "1st1");
+    s.set("scale", sp.scale);
+    s.set("healthState", "healthy");
+    s.set("_stack", "app");
+    s.set("_spec", serde_json::to_value(sp).unwrap());
+    s
+}
+
+/// Container `id` of service `s`, index `idx`, on `host`.
+fn ct(id: u64, s: &Resource, idx: u32, host: u64, state: &str) -> Resource {
+    let name = format!("app-{}-{idx}", s.str("name").unwrap());
+    let mut c = Resource::new(Kind::Container, id, P, state);
+    c.host = host;
+    c.set("hostId", format!("1h{host}"));
+    c.set("dockerName", format!("r-{name}"));
+    c.set("name", name);
+    c.set("serviceId", s.api_id());
+    c.set("stackId", "1st1");
+    c.set("serviceIndex", idx);
+    c.set(
+        "desiredState",
+        if matches!(state, "stopped") {
+            "stopped"
+        } else {
+            "running"
+        },
+    );
+    c.set(
+        "_gen",
+        s.data.get("_generation").cloned().unwrap_or(json!(0)),
+    );
+    c
+}
+
+fn health(mut c: Resource, h: &str) -> Resource {
+    c.set("healthCheck", json!({"port": 80}));
+    c.set("healthState", h);
+    c
+}
+
+fn stack() -> Resource {
+    let mut st = Resource::new(Kind::Stack, 1, P, "active");
+    st.set("name", "app");
+    st.set("healthState", "healthy");
+    st
+}
+
+fn snap(hosts: Vec<Resource>, services: Vec<Resource>, containers: Vec<Resource>) -> Snapshot {
+    let mut p = Resource::new(Kind::Project, P, 0, "active");
+    p.set(
+        "servicesPortRange",
+        json!({"startPort": 49153, "endPort": 65535}),
+    );
+    Snapshot {
+        projects: vec![p],
+        hosts,
+        stacks: vec![stack()],
+        services,
+        containers,
+        next_container_id: 100,
+    }
+}
+
+/// What a pass did, in words a row can state.
+#[derive(Debug, Default, PartialEq)]
+struct Did {
+    /// `name@host` of new containers.
+    created: Vec<String>,
+    /// Names (ids) whose desired state became `removed`.
+    removed: Vec<u64>,
+    /// Ids whose desired state became `stopped`.
+    stopped: Vec<u64>,
+    /// Ids whose desired state became `running` again.
+    started: Vec<u64>,
+    /// Service states the pass changed, by id.
+    service: Vec<(u64, String)>,
+}
+
+fn did(before: &Snapshot, ch: &Changes) -> Did {
+    let mut d = Did::default();
+    for r in &ch.rows {
+        match r.kind {
+            Kind::Container => {
+                let old = before.containers.iter().find(|c| c.id == r.id);
+                let desired = r.str("desiredState").unwrap_or_default();
+                match old {
+                    None if r.host != 0 => {
+                        d.created
+                            .push(format!("{}@{}", r.str("name").unwrap_or_default(), r.host))
+                    }
+                    None => {}
+                    Some(o) if o.str("desiredState") != Some(desired) => match desired {
+                        "removed" => d.removed.push(r.id),
+                        "stopped" => d.stopped.push(r.id),
+                        "running" => d.started.push(r.id),
+                        _ => {}
+                    },
+                    Some(_) => {}
+                }
+            }
+            Kind::Service => {
+                let old = before.services.iter().find(|s| s.id == r.id);
+                if old.is_none_or(|o| o.state != r.state) {
+                    d.service.push((r.id, r.state.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    d.created.sort();
+    d.removed.sort();
+    d
+}
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn situations() {
+    let web = spec("web", 2);
+    let active = service(10, "active", &web);
+    let one_host = vec![host(1)];
+    let two_hosts = vec![host(1), host(2)];
+    let lost = {
+        let mut h = host(2);
+        h.set("agentState", "disconnected");
+        vec![host(1), h]
+    };
+    let checked_web = service(
+        10,
+        "active",
+        &checked(spec("web", 2), HealthStrategy::Recreate),
+    );
+    struct Row {
+        what: &'static str,
+        snap: Snapshot,
+        want: Did,
+    }
+    let rows = vec![
+        Row {
+            what: "scale up from nothing: spread over the hosts",
+            snap: snap(two_hosts.clone(), vec![service(10, "activating", &web)], vec![]),
+            want: Did {
+                created: names(&["app-web-1@1", "app-web-2@2"]),
+                // Active once they run (the agents report).
+                ..Did::default()
+            },
+        },
+        Row {
+            what: "at scale: nothing to do",
+            snap: snap(
+                one_host.clone(),
+                vec![active.clone()],
+                vec![
+                    ct(1, &active, 1, 1, "running"),
+                    ct(2, &active, 2, 1, "running"),
+                ],
+            ),
+            want: Did::default(),
+        },
+        Row {
+            what: "scale down: the highest index goes",
+            snap: snap(
+                one_host.clone(),
+                vec![service(10, "active", &spec("web", 1))],
+                vec![
+                    ct(1, &active, 1, 1, "running"),
+                    ct(2, &active, 2, 1, "running"),
+                ],
+            ),
+            want: Did {
+                removed: vec![2],
+                ..Did::default()
+            },
+        },
+        Row {
+            what: "heal: a failed container is replaced on the same index",
+            snap: snap(
+                one_host.clone(),
+                vec![active.clone()],
+                vec![
+                    ct(1, &active, 1, 1, "running"),
+                    ct(2, &active, 2, 1, "error"),
+                ],
+            ),
+            want: Did {
+                created: names(&["app-web-2@1"]),
+                removed: vec![2],
+                ..Did::default()
+            },
+        },
+        Row {
+            what: "a stopped container starts again",
+            snap: snap(
+                one_host.clone(),
+                vec![active.clone()],
+                vec![
+                    ct(1, &active, 1, 1, "running"),
+                    ct(2, &active, 2, 1, "stopped"),
+                ],
+            ),
+            want: Did {
+                started: vec![2],
+                ..Did::default()
+            },
+        },
+        Row {
+            what: "unhealthy under recreate: replaced once",
+            snap: snap(
+                one_host.clone(),
+                vec![checked_web.clone()],
+                vec![
+                    health(ct(1, &checked_web, 1, 1, "running"), "healthy"),
+                    health(ct(2, &checked_web, 2, 1, "running"), "unhealthy"),
+                ],
+            ),
+            want: Did {
+                created: names(&["app-web-2@1"]),
+                removed: vec![2],
+                ..Did::default()
+            },
+        },
+        Row {
+            what: "the replacement initializing while the old one is removed: no second one",
+            snap: snap(
+                one_host.clone(),
+                vec![checked_web.clone()],
+                vec![
+                    health(ct(1, &checked_web, 1, 1, "running"), "healthy"),
+                    {
+                        let mut c = health(ct(2, &checked_web, 2, 1, "removing"), "unhealthy");
+                        c.set("desiredState", "removed");
+                        c
+                    },
+                    {
+                        let mut c = health(ct(3, &checked_web, 2, 1, "running"), "initializing");
+                        c.set("dockerName", "r-app-web-2-3");
+                        c
+                    },
+                ],
+            ),
+            want: Did {
+                ..Did::default()
+            },
+        },
+        Row {
+            what: "recreateOnQuorum 2 of 3, two broken in one pass: none replaced",
+            snap: {
+                let s = service(
+                    10,
+                    "active",
+                    &checked(
+                        spec("web", 3),
+                        HealthStrategy::RecreateOnQuorum { quorum: 2 },
+                    ),
+                );
+                snap(
+                    one_host.clone(),
+                    vec![s.clone()],
+                    vec![
+                        health(ct(1, &s, 1, 1, "running"), "healthy"),
+                        health(ct(2, &s, 2, 1, "running"), "unhealthy"),
+                        health(ct(3, &s, 3, 1, "running"), "unhealthy"),
+                    ],
+                )
+            },
+            want: Did {
+                ..Did::default()
+            },
+        },
+        Row {
+            what: "recreateOnQuorum: the second broken one waits while the first's replacement initializes",
+            snap: {
+                let s = service(
+                    10,
+                    "active",
+                    &checked(
+                        spec("web", 3),
+                        HealthStrategy::RecreateOnQuorum { quorum: 2 },
+                    ),
+                );
+                snap(
+                    one_host.clone(),
+                    vec![s.clone()],
+                    vec![
+                        health(ct(1, &s, 1, 1, "running"), "healthy"),
+                        health(ct(4, &s, 2, 1, "running"), "initializing"),
+                        health(ct(3, &s, 3, 1, "running"), "unhealthy"),
+                    ],
+                )
+            },
+            want: Did {
+                ..Did::default()
+            },
+        },
+        Row {
+            what: "host lost: its health-checked container is replaced elsewhere",
+            snap: snap(
+                lost.clone(),
+                vec![checked_web.clone()],
+                vec![
+                    health(ct(1, &checked_web, 1, 1, "running"), "healthy"),
+                    health(ct(2, &checked_web, 2, 2, "running"), "healthy"),
+                ],
+            ),
+            want: Did {
+                created: names(&["app-web-2@1"]),
+                removed: vec![2],
+                ..Did::default()
+            },
+        },
+        Row {
+            what: "unplaceable: no host answers; an error row says why, none placed",
+            snap: snap(
+                vec![{
+                    let mut h = host(1);
+                    h.state = "inactive".into();
+                    h
+                }],
+                vec![service(10, "activating", &web)],
+                vec![],
+            ),
+            want: Did::default(),
+        },
+        Row {
+            what: "deactivate: containers stop",
+            snap: snap(
+                one_host.clone(),
+                vec![service(10, "deactivating", &web)],
+                vec![
+                    ct(1, &active, 1, 1, "running"),
+                    ct(2, &active, 2, 1, "running"),
+                ],
+            ),
+            want: Did {
+                stopped: vec![1, 2],
+                ..Did::default()
+            },
+        },
+        Row {
+            what: "remove: containers go, the service after them",
+            snap: snap(
+                one_host.clone(),
+                vec![service(10, "removing", &web)],
+                vec![ct(1, &active, 1, 1, "running")],
+            ),
+            want: Did {
+                removed: vec![1],
+                ..Did::default()
+            },
+        },
+        Row {
+            what: "global: one per host",
+            snap: {
+                let mut g = spec("agent", 1);
+                g.global = true;
+                snap(two_hosts.clone(), vec![service(11, "activating", &g)], vec![])
+            },
+            want: Did {
+                created: names(&["app-agent-1@1", "app-agent-2@2"]),
+                ..Did::default()
+            },
+        },
+        Row {
+            what: "a DNS alias runs no containers and is active at once",
+            snap: {
+                let mut d = spec("alias", 1);
+                d.kind = ServiceKind::DnsService;
+                d.launch_config.image = "rancher/dns-service".into();
+                snap(one_host.clone(), vec![service(12, "activating", &d)], vec![])
+            },
+            want: Did {
+                service: vec![(12, "active".into())],
+                ..Did::default()
+            },
+        },
+        Row {
+            what: "an external service runs no containers",
+            snap: {
+                let mut d = spec("ext", 1);
+                d.kind = ServiceKind::ExternalService;
+                d.external_ips = vec!["192.0.2.7".into()];
+                snap(one_host.clone(), vec![service(13, "activating", &d)], vec![])
+            },
+            want: Did {
+                service: vec![(13, "active".into())],
+                ..Did::default()
+            },
+        },
+    ];
+    for r in rows {
+        let ch = reconcile(&r.snap, NOW);
+        let got = did(&r.snap, &ch);
+        assert_eq!(got, r.want, "{}", r.what);
+        // Re-running on the result changes nothing more than the first
+        // pass would have decided again (no duplicate creates).
+        for row in &ch.rows {
+            assert_eq!(
+                ch.rows
+                    .iter()
+                    .filter(|x| x.kind == row.kind && x.id == row.id)
+                    .count(),
+                1,
+                "{}: one row per resource",
+                r.what
+            );
+        }
+    }
+}
+
+/// Apply a pass's rows to the snapshot, as the driver's commit does.
+fn apply(s: &mut Snapshot, ch: &Changes) {
+    for r in &ch.rows {
+        let list = match r.kind {
+            Kind::Container => &mut s.containers,
+            Kind::Service => &mut s.services,
+            Kind::Stack => &mut s.stacks,
+            _ => continue,
+        };
+        list.retain(|x| x.id != r.id);
+        if !r.is_removed() {
+            list.push(r.clone());
+        }
+        if r.kind == Kind::Container {
+            s.next_container_id = s.next_container_id.max(r.id + 1);
+        }
+    }
+}
+
+#[test]
+fn an_unhealthy_container_gets_exactly_one_replacement_with_its_own_docker_name() {
+    let web = service(
+        10,
+        "active",
+        &checked(spec("web", 2), HealthStrategy::Recreate),
+    );
+    let mut s = snap(
+        vec![host(1)],
+        vec![web.clone()],
+        vec![
+            health(ct(1, &web, 1, 1, "running"), "healthy"),
+            health(ct(2, &web, 2, 1, "running"), "unhealthy"),
+        ],
+    );
+    let ch = reconcile(&s, NOW);
+    apply(&mut s, &ch);
+    let new: Vec<&Resource> = s.containers.iter().filter(|c| c.id >= 100).collect();
+    assert_eq!(new.len(), 1);
+    // The old one is still being removed on the host: the new one must not
+    // collide with its docker name.
+    assert_eq!(new[0].str("dockerName"), Some("r-app-web-2-100"));
+    // Passes while the old one is removing and the new one initializes,
+    // then fails to start once (a conflict the agent reports): one new
+    // container at a time, never a burst.
+    for t in 1..5 {
+        let ch = reconcile(&s, NOW + t * 500);
+        apply(&mut s, &ch);
+    }
+    let live: Vec<&Resource> = s
+        .containers
+        .iter()
+        .filter(|c| c.str("desiredState") != Some("removed"))
+        .collect();
+    assert_eq!(live.len(), 2, "{live:#?}");
+    assert_eq!(s.next_container_id, 101, "exactly one replacement was made");
+}
+
+#[test]
+fn stack_health_follows_services() {
+    let web = service(10, "active", &checked(spec("web", 2), HealthStrategy::None));
+    let s = snap(
+        vec![host(1)],
+        vec![web.clone()],
+        vec![
+            health(ct(1, &web, 1, 1, "running"), "healthy"),
+            health(ct(2, &web, 2, 1, "running"), "unhealthy"),
+        ],
+    );
+    let ch = reconcile(&s, NOW);
+    let st = ch.rows.iter().find(|r| r.kind == Kind::Stack).unwrap();
+    assert_eq!(st.str("healthState"), Some("degraded"));
+    let mut s = s;
+    apply(&mut s, &ch);
+    s.containers[1].set("healthState", "healthy");
+    let ch = reconcile(&s, NOW);
+    let st = ch.rows.iter().find(|r| r.kind == Kind::Stack).unwrap();
+    assert_eq!(st.str("healthState"), Some("healthy"));
+}
+
+#[test]
+fn upgrade_steps_and_rollback() {
+    let old = spec("web", 2);
+    let mut new = old.clone();
+    new.launch_config.image = "busybox:2".into();
+    new.upgrade_strategy = UpgradeStrategy {
+        batch_size: 1,
+        interval_millis: 1000,
+        start_first: false,
+    };
+    let mut up = service(10, "upgrading", &new);
+    up.set("_generation", 1);
+    up.set("_prevGeneration", 0);
+    up.set("_prevSpec", serde_json::to_value(&old).unwrap());
+    up.set("_lastBatch", 0);
+    let base = service(10, "active", &old);
+    let mut s = snap(
+        vec![host(1)],
+        vec![up],
+        vec![ct(1, &base, 1, 1, "running"), ct(2, &base, 2, 1, "running")],
+    );
+    // Batch 1: index 1 stops, its replacement (generation 1) is made.
+    let ch = reconcile(&s, NOW);
+    let d = did(&s, &ch);
+    assert_eq!(d.created, names(&["app-web-1@1"]), "{d:?}");
+    assert_eq!(d.stopped, vec![1]);
+    apply(&mut s, &ch);
+    let newc = s.containers.iter().find(|c| c.id == 100).unwrap().clone();
+    assert_eq!(newc.str("dockerName"), Some("r-app-web-1-g1"));
+    assert_eq!(newc.str("imageUuid"), Some("docker:busybox:2"));
+    // The batch is in progress until the new container runs.
+    assert_eq!(did(&s, &reconcile(&s, NOW + 5000)), Did::default());
+    for c in s.containers.iter_mut() {
+        if c.id == 100 {
+            c.state = "running".into();
+        }
+        if c.id == 1 {
+            c.state = "stopped".into();
+        }
+    }
+    // Within the interval: wait.
+    assert_eq!(did(&s, &reconcile(&s, NOW + 500)), Did::default());
+    // After it: batch 2.
+    let ch = reconcile(&s, NOW + 1500);
+    let d = did(&s, &ch);
+    assert_eq!(d.created, names(&["app-web-2@1"]));
+    assert_eq!(d.stopped, vec![2]);
+    apply(&mut s, &ch);
+    for c in s.containers.iter_mut() {
+        if c.id == 101 {
+            c.state = "running".into();
+        }
+        if c.id == 2 {
+            c.state = "stopped".into();
+        }
+    }
+    let ch = reconcile(&s, NOW + 3000);
+    assert_eq!(
+        did(&s, &ch).service,
+        vec![(10, "upgraded".to_string())],
+        "no old container runs: upgraded"
+    );
+    apply(&mut s, &ch);
+    // Rollback: the new generation goes, the old starts again.
+    s.services[0].state = "rolling-back".into();
+    let ch = reconcile(&s, NOW + 4000);
+    let d = did(&s, &ch);
+    assert_eq!(d.removed, vec![100, 101]);
+    assert_eq!(d.started, vec![1, 2]);
+    let svc = ch.rows.iter().find(|r| r.kind == Kind::Service).unwrap();
+    assert_eq!(svc.state, "active");
+    assert_eq!(svc.data.get("_generation"), Some(&Value::from(0)));
+}
+
+#[test]
+fn finish_upgrade_removes_the_old_generation() {
+    let sp = spec("web", 1);
+    let mut s10 = service(10, "finishing-upgrade", &sp);
+    s10.set("_generation", 1);
+    let old = service(10, "active", &sp);
+    let s = snap(
+        vec![host(1)],
+        vec![s10.clone()],
+        vec![ct(1, &old, 1, 1, "stopped"), ct(2, &s10, 1, 1, "running")],
+    );
+    let ch = reconcile(&s, NOW);
+    let d = did(&s, &ch);
+    assert_eq!(d.removed, vec![1]);
+    assert_eq!(d.service, vec![(10, "active".to_string())]);
+}
+
+#[test]
+fn rolling_restart_in_batches() {
+    let sp = spec("web", 2);
+    let mut r = service(10, "restarting", &sp);
+    r.set(
+        "_restart",
+        json!({"id": 7, "batchSize": 1, "intervalMillis": 0}),
+    );
+    let mut s = snap(
+        vec![host(1)],
+        vec![r.clone()],
+        vec![ct(1, &r, 1, 1, "running"), ct(2, &r, 2, 1, "running")],
+    );
+    let ch = reconcile(&s, NOW);
+    let d = did(&s, &ch);
+    assert_eq!(d.stopped.len(), 1, "one batch: {d:?}");
+    apply(&mut s, &ch);
+    let first = d.stopped[0];
+    for c in s.containers.iter_mut().filter(|c| c.id == first) {
+        c.state = "stopped".into();
+    }
+    // The scale keeper starts it again.
+    let ch = reconcile(&s, NOW + 100);
+    assert_eq!(did(&s, &ch).started, vec![first]);
+    apply(&mut s, &ch);
+    for c in s.containers.iter_mut().filter(|c| c.id == first) {
+        c.state = "running".into();
+    }
+    let ch = reconcile(&s, NOW + 200);
+    let d = did(&s, &ch);
+    assert_eq!(d.stopped.len(), 1);
+    assert_ne!(d.stopped[0], first, "the next batch takes the other one");
+}
+
+#[test]
+fn to_service_upgrade_moves_scale_in_batches() {
+    let a_spec = spec("a", 2);
+    let b_spec = spec("b", 0);
+    let mut a = service(10, "upgrading", &a_spec);
+    a.set(
+        "_toService",
+        json!({"toServiceId": "1s11", "finalScale": 2, "batchSize": 1, "intervalMillis": 0,
+               "updateLinks": false, "fromScale": 2, "targetFromScale": 0}),
+    );
+    let b = service(11, "active", &b_spec);
+    let s = snap(
+        vec![host(1)],
+        vec![a.clone(), b.clone()],
+        vec![ct(1, &a, 1, 1, "running"), ct(2, &a, 2, 1, "running")],
+    );
+    let ch = reconcile(&s, NOW);
+    let b2 = ch
+        .rows
+        .iter()
+        .find(|r| r.kind == Kind::Service && r.id == 11)
+        .expect("B grows");
+    assert_eq!(b2.data.get("scale"), Some(&Value::from(1)));
+    // A shrinks only once B's new container runs.
+    let a2 = ch
+        .rows
+        .iter()
+        .find(|r| r.kind == Kind::Service && r.id == 10);
+    assert!(a2.is_none_or(|a| a.data.get("scale") == Some(&Value::from(2))));
+    let mut s = s;
+    apply(&mut s, &ch);
+    let d = did(&s, &reconcile(&s, NOW + 10));
+    assert_eq!(d, Did::default(), "B's container is not running yet");
+    let ch = reconcile(&s, NOW);
+    apply(&mut s, &ch);
+    for c in s.containers.iter_mut() {
+        c.state = "running".into();
+    }
+    let ch = reconcile(&s, NOW + 20);
+    let a3 = ch
+        .rows
+        .iter()
+        .find(|r| r.kind == Kind::Service && r.id == 10)
+        .expect("A shrinks");
+    assert_eq!(a3.data.get("scale"), Some(&Value::from(1)));
+}
+
+#[test]
+fn unplaceable_says_why() {
+    let mut h = host(1);
+    h.state = "inactive".into();
+    let s = snap(
+        vec![h],
+        vec![service(10, "activating", &spec("web", 1))],
+        vec![],
+    );
+    let ch = reconcile(&s, NOW);
+    let row = ch
+        .rows
+        .iter()
+        .find(|r| r.kind == Kind::Container)
+        .expect("an error row");
+    assert_eq!(row.state, "error");
+    assert_eq!(row.host, 0);
+    assert!(row
+        .str("transitioningMessage")
+        .is_some_and(|m| !m.is_empty()));
+    let svc = ch.rows.iter().find(|r| r.kind == Kind::Service).unwrap();
+    assert_eq!(svc.str("transitioning"), Some("error"));
+    // The next pass keeps that one row; no new one per pass.
+    let mut s = s;
+    apply(&mut s, &ch);
+    let ch = reconcile(&s, NOW + 500);
+    assert!(ch
+        .rows
+        .iter()
+        .all(|r| r.kind != Kind::Container || r.id == 100));
+}
