@@ -22,7 +22,7 @@
 //! stored scales. New containers are numbered from the snapshot's
 //! `next_container_id`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{json, Value};
 
@@ -33,6 +33,7 @@ use crate::cluster::plan::compose::fields::VolumeKind;
 use crate::cluster::plan::compose::ServiceSpec;
 use crate::cluster::plan::health::{self, ContainerHealth, MemberHealth};
 use crate::cluster::plan::lifecycle::ContainerState;
+use crate::cluster::plan::scheduler::index::Index;
 use crate::cluster::plan::scheduler::{self, HostPort, HostView, InstanceView};
 use crate::cluster::plan::{scale, upgrade};
 
@@ -76,15 +77,7 @@ impl Changes {
 /// One pass over every project's services and stacks at time `now` (ms
 /// since the epoch).
 pub fn reconcile(snap: &Snapshot, now: i64) -> Changes {
-    let mut w = World {
-        now,
-        next_id: snap.next_container_id.max(1),
-        projects: &snap.projects,
-        hosts: &snap.hosts,
-        services: snap.services.clone(),
-        containers: snap.containers.clone(),
-        out: Vec::new(),
-    };
+    let mut w = World::new(snap, now);
     pass(&mut w, &snap.stacks);
     let hosts = w
         .out
@@ -112,19 +105,127 @@ fn live(c: &Resource) -> bool {
     !c.is_removed() && c.str("desiredState") != Some("removed")
 }
 
-/// One pass's view: the snapshot as changed so far, and what changed.
+/// One pass's view: the snapshot as changed so far, and what changed,
+/// indexed so that a pass over 100,000 containers stays linear.
 struct World<'a> {
     now: i64,
     next_id: u64,
     projects: &'a [Resource],
     hosts: &'a [Resource],
+    /// Host row id → position in `hosts`.
+    host_at: HashMap<u64, usize>,
+    /// The hosts as the scheduler sees them.
+    host_views: Vec<HostView>,
     /// Every live service as last changed in this pass.
     services: Vec<Resource>,
+    /// Service API id → position in `services`.
+    service_at: HashMap<String, usize>,
     containers: Vec<Resource>,
+    /// Container id → position in `containers`.
+    container_at: HashMap<u64, usize>,
+    /// Service API id → positions of its containers.
+    by_service: HashMap<String, Vec<usize>>,
+    /// (host, docker name) held by containers not yet removed, with how many.
+    docker_names: HashMap<(u64, String), usize>,
+    /// Placement index, built at the first placement of the pass.
+    sched: Option<Index>,
     out: Vec<Resource>,
+    /// (kind, id) → position in `out`.
+    out_at: HashMap<(Kind, u64), usize>,
 }
 
-impl World<'_> {
+fn host_view(h: &Resource) -> HostView {
+    HostView {
+        id: h.api_id(),
+        labels: h
+            .data
+            .get("labels")
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default(),
+        memory: None,
+        milli_cpu: None,
+        active: h.state == "active" && h.str("agentState") == Some("active"),
+    }
+}
+
+fn instance_view(c: &Resource) -> InstanceView {
+    InstanceView {
+        name: c.str("name").unwrap_or_default().to_string(),
+        uuid: c.api_id(),
+        host_id: format_id(Kind::Host, c.host),
+        labels: c
+            .data
+            .get("labels")
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default(),
+        ports: c
+            .data
+            .get("_ports")
+            .and_then(|l| serde_json::from_value::<Vec<HostPort>>(l.clone()).ok())
+            .unwrap_or_default(),
+        memory_reservation: 0,
+        milli_cpu_reservation: 0,
+    }
+}
+
+impl<'a> World<'a> {
+    fn new(snap: &'a Snapshot, now: i64) -> World<'a> {
+        let mut w = World {
+            now,
+            next_id: snap.next_container_id.max(1),
+            projects: &snap.projects,
+            hosts: &snap.hosts,
+            host_at: snap
+                .hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (h.id, i))
+                .collect(),
+            host_views: snap.hosts.iter().map(host_view).collect(),
+            services: snap.services.clone(),
+            service_at: snap
+                .services
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.api_id(), i))
+                .collect(),
+            containers: Vec::with_capacity(snap.containers.len()),
+            container_at: HashMap::with_capacity(snap.containers.len()),
+            by_service: HashMap::new(),
+            docker_names: HashMap::new(),
+            sched: None,
+            out: Vec::new(),
+            out_at: HashMap::new(),
+        };
+        for c in &snap.containers {
+            w.insert(c.clone());
+        }
+        w
+    }
+
+    /// Add a container row to the view and its indexes.
+    fn insert(&mut self, c: Resource) {
+        let at = self.containers.len();
+        self.container_at.insert(c.id, at);
+        if let Some(sid) = c.str("serviceId") {
+            self.by_service.entry(sid.to_string()).or_default().push(at);
+        }
+        if !c.is_removed() {
+            if let Some(n) = c.str("dockerName") {
+                *self
+                    .docker_names
+                    .entry((c.host, n.to_string()))
+                    .or_default() += 1;
+            }
+        }
+        if let Some(ix) = &mut self.sched {
+            if live(&c) && c.host != 0 {
+                ix.add(instance_view(&c));
+            }
+        }
+        self.containers.push(c);
+    }
+
     /// A fresh container id.
     fn allocate(&mut self) -> u64 {
         let id = self.next_id;
@@ -144,72 +245,91 @@ impl World<'_> {
         }
     }
 
-    fn views(&self) -> (Vec<HostView>, Vec<InstanceView>) {
-        let hosts = self
-            .hosts
-            .iter()
-            .map(|h| HostView {
-                id: h.api_id(),
-                labels: h
-                    .data
-                    .get("labels")
-                    .and_then(|l| serde_json::from_value(l.clone()).ok())
-                    .unwrap_or_default(),
-                memory: None,
-                milli_cpu: None,
-                active: h.state == "active" && h.str("agentState") == Some("active"),
-            })
-            .collect();
-        let inst = self
-            .containers
-            .iter()
-            .filter(|c| live(c))
-            .map(|c| InstanceView {
-                name: c.str("name").unwrap_or_default().to_string(),
-                uuid: c.api_id(),
-                host_id: format_id(Kind::Host, c.host),
-                labels: c
-                    .data
-                    .get("labels")
-                    .and_then(|l| serde_json::from_value(l.clone()).ok())
-                    .unwrap_or_default(),
-                ports: c
-                    .data
-                    .get("_ports")
-                    .and_then(|l| serde_json::from_value::<Vec<HostPort>>(l.clone()).ok())
-                    .unwrap_or_default(),
-                memory_reservation: 0,
-                milli_cpu_reservation: 0,
-            })
-            .collect();
-        (hosts, inst)
+    /// The host row of a container's host.
+    fn host_of(&self, c: &Resource) -> Option<&'a Resource> {
+        self.host_at.get(&c.host).map(|&i| &self.hosts[i])
+    }
+
+    /// The placement index, built on first use.
+    fn sched(&mut self) -> &mut Index {
+        if self.sched.is_none() {
+            let inst = self
+                .containers
+                .iter()
+                .filter(|c| live(c) && c.host != 0)
+                .map(instance_view)
+                .collect();
+            self.sched = Some(Index::new(self.host_views.clone(), inst));
+        }
+        self.sched.as_mut().expect("built above")
+    }
+
+    /// True when a container not yet removed holds this docker name on
+    /// this host.
+    fn docker_name_taken(&self, host: u64, name: &str) -> bool {
+        self.docker_names
+            .get(&(host, name.to_string()))
+            .is_some_and(|n| *n > 0)
+    }
+
+    fn record(&mut self, r: Resource) {
+        match self.out_at.get(&(r.kind, r.id)) {
+            Some(&i) => self.out[i] = r,
+            None => {
+                self.out_at.insert((r.kind, r.id), self.out.len());
+                self.out.push(r);
+            }
+        }
     }
 
     /// A service as last changed in this pass.
     fn service(&self, api_id: &str) -> Option<Resource> {
-        self.services.iter().find(|s| s.api_id() == api_id).cloned()
+        self.service_at
+            .get(api_id)
+            .map(|&i| self.services[i].clone())
     }
 
     /// Record a changed service (and keep the view current).
     fn put_service(&mut self, s: Resource) {
-        if let Some(x) = self.services.iter_mut().find(|x| x.id == s.id) {
-            *x = s.clone();
+        if let Some(&i) = self.service_at.get(&s.api_id()) {
+            self.services[i] = s.clone();
         }
-        self.out
-            .retain(|x| !(x.kind == Kind::Service && x.id == s.id));
-        self.out.push(s);
+        self.record(s);
     }
 
-    /// Record a changed container (and keep the view current).
+    /// Record a changed container (and keep the view and indexes current).
     fn put(&mut self, c: Resource) {
-        if let Some(x) = self.containers.iter_mut().find(|x| x.id == c.id) {
-            *x = c.clone();
-        } else {
-            self.containers.push(c.clone());
+        match self.container_at.get(&c.id).copied() {
+            Some(i) => {
+                let old = std::mem::replace(&mut self.containers[i], c.clone());
+                if !old.is_removed() {
+                    if let Some(n) = old.str("dockerName") {
+                        if let Some(k) = self.docker_names.get_mut(&(old.host, n.to_string())) {
+                            *k = k.saturating_sub(1);
+                        }
+                    }
+                }
+                if !c.is_removed() {
+                    if let Some(n) = c.str("dockerName") {
+                        *self
+                            .docker_names
+                            .entry((c.host, n.to_string()))
+                            .or_default() += 1;
+                    }
+                }
+                if let Some(ix) = &mut self.sched {
+                    let (was, is) = (live(&old) && old.host != 0, live(&c) && c.host != 0);
+                    if was {
+                        ix.remove(&old.api_id(), &format_id(Kind::Host, old.host));
+                    }
+                    if is {
+                        ix.add(instance_view(&c));
+                    }
+                }
+            }
+            None => self.insert(c.clone()),
         }
-        self.out
-            .retain(|x| !(x.kind == Kind::Container && x.id == c.id));
-        self.out.push(c);
+        self.record(c);
     }
 }
 
@@ -234,7 +354,7 @@ fn pass(w: &mut World, stacks: &[Resource]) {
         if left == 0 {
             st.state = "removed".into();
             st.set("removed", rfc3339(w.now));
-            w.out.push(st);
+            w.record(st);
         }
     }
     for id in launch::sources_first(services).iter().map(Resource::api_id) {
@@ -250,12 +370,18 @@ fn pass(w: &mut World, stacks: &[Resource]) {
     stacks_health(w, stacks);
 }
 
+/// Every container row of a service in the view (removing ones too).
+fn owned<'a>(w: &'a World<'_>, sid: &str) -> impl Iterator<Item = &'a Resource> {
+    w.by_service
+        .get(sid)
+        .into_iter()
+        .flatten()
+        .map(|&i| &w.containers[i])
+}
+
+/// The live containers of a service.
 fn members<'a>(w: &'a World<'_>, s: &Resource) -> Vec<&'a Resource> {
-    let id = s.api_id();
-    w.containers
-        .iter()
-        .filter(|c| live(c) && c.str("serviceId") == Some(&id))
-        .collect()
+    owned(w, &s.api_id()).filter(|c| live(c)).collect()
 }
 
 /// Marks a container the scheduler could not place: an `error` row with
@@ -591,8 +717,7 @@ fn keep_global(
     cur: &[Resource],
     recreate: &BTreeSet<String>,
 ) -> Option<usize> {
-    let (hosts, _) = w.views();
-    let eligible = scheduler::global_hosts(&hosts, &spec.schedule_request(stack, 0));
+    let eligible = scheduler::global_hosts(&w.host_views, &spec.schedule_request(stack, 0));
     let placed: Vec<scale::Placed> = cur
         .iter()
         .map(|c| scale::Placed {
@@ -628,7 +753,7 @@ fn keep_global(
         let idx = (1..).find(|i| !used.contains(i)).unwrap_or(1);
         used.push(idx);
         if let Err(why) = create(w, s, spec, stack, gen, idx, Some(h.clone())) {
-            s.set("transitioning", "error");
+            s.set("transitioning", launch::transitioning(&why));
             s.set("transitioningMessage", format!("host {h}: {why}"));
             return None;
         }
@@ -644,7 +769,7 @@ fn keep_global(
 /// `disconnected` (after the server's `--disconnected-after`, 180 s by
 /// default; a `reconnecting` host keeps its containers).
 fn host_gone(w: &World<'_>, c: &Resource) -> bool {
-    w.hosts.iter().find(|h| h.id == c.host).map_or(true, |h| {
+    w.host_of(c).map_or(true, |h| {
         h.is_removed() || h.str("agentState") == Some("disconnected")
     })
 }
@@ -705,41 +830,49 @@ fn create(
     let mut req = spec.schedule_request(stack, idx);
     req.requested_host = host;
     launch::prepare(w.around(s), s, spec, stack, idx, &mut req)?;
-    let (hosts, mut inst) = w.views();
+    if spec.global {
+        req = global_request(&req)?;
+    }
     // Containers of this service's other generations are on their way out
     // (an upgrade replaces them): they do not repel their replacements —
     // but one still meant to run (start-first: it stops only once its
     // replacement runs) keeps its host ports, so the replacement gets
     // others instead of a port docker cannot publish twice.
     let sid = s.api_id();
-    let others: Vec<(String, bool)> = w
-        .containers
-        .iter()
-        .filter(|c| c.str("serviceId") == Some(&sid) && gen_of(c) != gen)
+    let others: Vec<(String, bool)> = owned(w, &sid)
+        .filter(|c| gen_of(c) != gen)
         .map(|c| (c.api_id(), c.str("desiredState") == Some("running")))
         .collect();
-    inst.retain_mut(|i| match others.iter().find(|(id, _)| *id == i.uuid) {
-        None => true,
-        Some((_, false)) => false,
-        Some((_, true)) => {
-            i.labels.clear();
-            i.name.clear();
-            true
-        }
-    });
-    let placed = if spec.global {
-        global_place(&hosts, &inst, &req)?
+    let ix = w.sched();
+    let placed = if others.is_empty() {
+        ix.place(&req)
     } else {
-        scheduler::place(&hosts, &inst, &req).map_err(|e| e.to_string())?
-    };
-    let hid = w
-        .hosts
-        .iter()
-        .find(|h| h.api_id() == placed.host_id)
-        .map(|h| h.id)
+        let mut inst = ix.instances();
+        inst.retain_mut(|i| match others.iter().find(|(id, _)| *id == i.uuid) {
+            None => true,
+            Some((_, false)) => false,
+            Some((_, true)) => {
+                i.labels.clear();
+                i.name.clear();
+                true
+            }
+        });
+        scheduler::place(ix.hosts(), &inst, &req)
+    }
+    .map_err(|e| e.to_string())?;
+    let hid = model::parse_id(Kind::Host, &placed.host_id)
+        .filter(|id| w.host_at.contains_key(id))
         .ok_or("placed on an unknown host")?;
     let lc = &spec.launch_config;
     let name = scale::container_name(stack, &spec.name, idx);
+    let docker = docker_name_for(&name, gen);
+    if w.docker_name_taken(hid, &docker) {
+        return Err(format!(
+            "{}{name}: its predecessor {docker} is still being removed from {}",
+            launch::WAITING,
+            placed.host_id
+        ));
+    }
     let id = w.allocate();
     let mut c = Resource::new(Kind::Container, id, s.project, "requested");
     c.host = hid;
@@ -747,7 +880,7 @@ fn create(
     c.set("hostId", placed.host_id.clone());
     c.set("desiredState", "running");
     c.set("startOnCreate", true);
-    c.set("dockerName", docker_name_for(&w.containers, &name, gen, id));
+    c.set("dockerName", docker);
     c.set("externalId", Value::Null);
     c.set("accountId", format_id(Kind::Project, s.project));
     c.set("imageUuid", format!("docker:{}", lc.image));
@@ -776,7 +909,7 @@ fn create(
         c.set("healthState", "initializing");
     }
     c.set("_ports", json!(placed.ports));
-    let on = w.hosts.iter().find(|h| h.id == hid);
+    let on = w.host_at.get(&hid).map(|&i| &w.hosts[i]);
     launch::apply(w.around(s), &mut c, s, spec, stack, idx, &placed, on)?;
     c.set("serviceId", s.api_id());
     c.set("stackId", s.str("stackId").unwrap_or_default());
@@ -786,27 +919,20 @@ fn create(
     Ok(())
 }
 
-/// The docker name of a new container: `r-<name>` (`-g<gen>` after an
-/// upgrade), or with its id appended while an earlier container of that
-/// name is still on its way out. Two containers one docker name apart made
-/// the agent's create fail with a name conflict while the old one was
-/// still being removed (or drained), and its health checker inspect the
-/// old one under the new one's name: each replacement of an unhealthy
-/// container failed and was replaced again, a burst of throw-away
-/// containers per index until the old one was gone.
-fn docker_name_for(containers: &[Resource], name: &str, gen: u64, id: u64) -> String {
-    let base = if gen == 0 {
+/// The docker name of a new container: `r-<name>`, `-g<gen>` after an
+/// upgrade. A replacement for the same index and generation is created only
+/// once its predecessor is gone from that host ([`create`] waits): two
+/// containers with one docker name on a host made the agent's create fail
+/// with a name conflict while the old one was still being removed (or
+/// drained), and its health checker inspect the old one under the new
+/// one's name; each replacement of an unhealthy container then failed and
+/// was replaced again — a burst of throw-away containers per index until
+/// the old one was gone.
+fn docker_name_for(name: &str, gen: u64) -> String {
+    if gen == 0 {
         model::docker_name(name)
     } else {
         format!("{}-g{gen}", model::docker_name(name))
-    };
-    let taken = containers
-        .iter()
-        .any(|c| !c.is_removed() && c.str("dockerName") == Some(base.as_str()));
-    if taken {
-        format!("{base}-{id}")
-    } else {
-        base
     }
 }
 
@@ -891,14 +1017,10 @@ fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str
     s.set("_lastBatch", w.now);
 }
 
-/// Place one container of a global service on its requested host: only the
+/// The request of a container of a global service, for its requested host: only the
 /// hard host-label rules count (Rancher ignores the other affinity kinds
 /// for global services), ports and resources as always.
-fn global_place(
-    hosts: &[HostView],
-    inst: &[InstanceView],
-    req: &scheduler::Request,
-) -> Result<scheduler::Placement, String> {
+fn global_request(req: &scheduler::Request) -> Result<scheduler::Request, String> {
     if req.requested_host.is_none() {
         return Err("a global service's containers are placed per host".into());
     }
@@ -908,7 +1030,7 @@ fn global_place(
             || k == "io.rancher.scheduler.affinity:host_label"
             || k == "io.rancher.scheduler.affinity:host_label_ne"
     });
-    scheduler::place(hosts, inst, &req).map_err(|e| e.to_string())
+    Ok(req)
 }
 
 /// Start-first: the old container of a replacement that runs stops now.
@@ -1156,14 +1278,11 @@ fn stacks_health(w: &mut World, stacks: &[Resource]) {
         let h = health::stack_health(&hs).as_str();
         if st.str("healthState") != Some(h) {
             let mut st = w
-                .out
-                .iter()
-                .find(|x| x.kind == Kind::Stack && x.id == st.id)
-                .cloned()
-                .unwrap_or_else(|| st.clone());
+                .out_at
+                .get(&(Kind::Stack, st.id))
+                .map_or_else(|| st.clone(), |&i| w.out[i].clone());
             st.set("healthState", h);
-            w.out.retain(|x| !(x.kind == Kind::Stack && x.id == st.id));
-            w.out.push(st);
+            w.record(st);
         }
     }
 }

@@ -229,8 +229,36 @@ fn situations() {
                     ct(2, &active, 2, 1, "error"),
                 ],
             ),
+            // The replacement waits for the failed one's docker name.
             want: Did {
-                created: names(&["app-web-2@1"]),
+                removed: vec![2],
+                ..Did::default()
+            },
+        },
+        Row {
+            what: "heal on another host: the replacement does not wait",
+            snap: {
+                let mut full = host(1);
+                full.set("labels", json!({"full": "yes"}));
+                let pinned = service(10, "active", &{
+                    let mut s = spec("web", 2);
+                    s.launch_config.labels.insert(
+                        "io.rancher.scheduler.affinity:host_label_ne".into(),
+                        "full=yes".into(),
+                    );
+                    s
+                });
+                snap(
+                    vec![full, host(2)],
+                    vec![pinned.clone()],
+                    vec![
+                        ct(1, &pinned, 1, 2, "running"),
+                        ct(2, &pinned, 2, 1, "error"),
+                    ],
+                )
+            },
+            want: Did {
+                created: names(&["app-web-2@2"]),
                 removed: vec![2],
                 ..Did::default()
             },
@@ -251,7 +279,7 @@ fn situations() {
             },
         },
         Row {
-            what: "unhealthy under recreate: replaced once",
+            what: "unhealthy under recreate: removed, replaced once it is gone",
             snap: snap(
                 one_host.clone(),
                 vec![checked_web.clone()],
@@ -261,7 +289,6 @@ fn situations() {
                 ],
             ),
             want: Did {
-                created: names(&["app-web-2@1"]),
                 removed: vec![2],
                 ..Did::default()
             },
@@ -269,7 +296,7 @@ fn situations() {
         Row {
             what: "the replacement initializing while the old one is removed: no second one",
             snap: snap(
-                one_host.clone(),
+                two_hosts.clone(),
                 vec![checked_web.clone()],
                 vec![
                     health(ct(1, &checked_web, 1, 1, "running"), "healthy"),
@@ -278,11 +305,7 @@ fn situations() {
                         c.set("desiredState", "removed");
                         c
                     },
-                    {
-                        let mut c = health(ct(3, &checked_web, 2, 1, "running"), "initializing");
-                        c.set("dockerName", "r-app-web-2-3");
-                        c
-                    },
+                    health(ct(3, &checked_web, 2, 2, "running"), "initializing"),
                 ],
             ),
             want: Did {
@@ -474,7 +497,7 @@ fn apply(s: &mut Snapshot, ch: &Changes) {
 }
 
 #[test]
-fn an_unhealthy_container_gets_exactly_one_replacement_with_its_own_docker_name() {
+fn an_unhealthy_container_gets_exactly_one_replacement_once_its_predecessor_is_gone() {
     let web = service(
         10,
         "active",
@@ -488,26 +511,36 @@ fn an_unhealthy_container_gets_exactly_one_replacement_with_its_own_docker_name(
             health(ct(2, &web, 2, 1, "running"), "unhealthy"),
         ],
     );
+    // The unhealthy one goes; its replacement waits for the docker name.
     let ch = reconcile(&s, NOW);
+    assert_eq!(did(&s, &ch).removed, vec![2]);
     apply(&mut s, &ch);
-    let new: Vec<&Resource> = s.containers.iter().filter(|c| c.id >= 100).collect();
-    assert_eq!(new.len(), 1);
-    // The old one is still being removed on the host: the new one must not
-    // collide with its docker name.
-    assert_eq!(new[0].str("dockerName"), Some("r-app-web-2-100"));
-    // Passes while the old one is removing and the new one initializes,
-    // then fails to start once (a conflict the agent reports): one new
-    // container at a time, never a burst.
-    for t in 1..5 {
+    assert_eq!(s.next_container_id, 100, "nothing created yet");
+    let svc = s.services.iter().find(|x| x.id == 10).unwrap();
+    assert_eq!(svc.str("transitioning"), Some("yes"));
+    assert!(svc
+        .str("transitioningMessage")
+        .is_some_and(|m| m.contains("r-app-web-2 is still being removed")));
+    // Passes while the old one is still removing (draining, say): still
+    // nothing — never a burst of replacements.
+    for t in 1..4 {
+        s.containers.iter_mut().find(|c| c.id == 2).unwrap().state = "removing".into();
+        let ch = reconcile(&s, NOW + t * 500);
+        apply(&mut s, &ch);
+        assert_eq!(s.next_container_id, 100);
+    }
+    // The agent reports it removed: exactly one replacement, same name.
+    s.containers.iter_mut().find(|c| c.id == 2).unwrap().state = "removed".into();
+    let ch = reconcile(&s, NOW + 3000);
+    assert_eq!(did(&s, &ch).created, names(&["app-web-2@1"]));
+    apply(&mut s, &ch);
+    let new = s.containers.iter().find(|c| c.id == 100).unwrap();
+    assert_eq!(new.str("dockerName"), Some("r-app-web-2"));
+    assert_eq!(new.str("healthState"), Some("initializing"));
+    for t in 4..8 {
         let ch = reconcile(&s, NOW + t * 500);
         apply(&mut s, &ch);
     }
-    let live: Vec<&Resource> = s
-        .containers
-        .iter()
-        .filter(|c| c.str("desiredState") != Some("removed"))
-        .collect();
-    assert_eq!(live.len(), 2, "{live:#?}");
     assert_eq!(s.next_container_id, 101, "exactly one replacement was made");
 }
 

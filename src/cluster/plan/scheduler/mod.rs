@@ -16,6 +16,7 @@
 //! Global services ([`global_hosts`]) run one container on every active host
 //! that satisfies the hard `host_label` rules, as in Rancher.
 
+pub mod index;
 pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
