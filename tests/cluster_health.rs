@@ -2,8 +2,9 @@
 //! agents in network namespaces with their own dockerd, images made
 //! locally):
 //! - an HTTP-checked container whose page is deleted inside it turns
-//!   `unhealthy` and is replaced (same name, new id) under `recreate`; the
-//!   service goes `degraded` then `healthy` again;
+//!   `unhealthy` and is replaced (same name, new id) under `recreate` by
+//!   exactly one new container (three times in a row); the service and
+//!   its stack go `degraded` then `healthy` again;
 //! - under `strategy: none` it stays, marked `unhealthy`;
 //! - a container restarted through the API goes `reinitializing` then
 //!   `healthy`, and the agent, busy ~10 s with that restart, keeps its host
@@ -185,6 +186,96 @@ fn timing(what: &str, d: Duration) {
     eprintln!("HEALTH-TIMING {what}: {:.2}s", d.as_secs_f64());
 }
 
+fn stack(url: &str) -> Value {
+    get(&format!("{url}/v1/projects/1a5/stacks?name={STACK}"))["data"][0].clone()
+}
+
+/// Ids of every container row named `name` (removed ones too).
+fn ids_named(url: &str, name: &str) -> BTreeSet<String> {
+    get(&format!("{url}/v1/projects/1a5/containers?limit=1000"))["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == name)
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Break hc-web-2's check; it is replaced by exactly one new container,
+/// while the service and the stack go degraded and back to healthy.
+fn break_and_replace(c: &Cluster, url: &str, hosts: &BTreeMap<String, usize>, round: usize) {
+    let web = live(url, "web");
+    let victim = web
+        .iter()
+        .find(|w| w["name"] == "hc-web-2")
+        .unwrap()
+        .clone();
+    let victim_id = victim["id"].as_str().unwrap().to_string();
+    let vh = host_of(hosts, &victim);
+    let before = ids_named(url, "hc-web-2");
+    let t = Instant::now();
+    c.hosts[vh]
+        .docker(&[
+            "exec",
+            victim["dockerName"].as_str().unwrap(),
+            "/bin/busybox",
+            "rm",
+            "/www/index.html",
+        ])
+        .unwrap();
+    let mut detected = None;
+    let mut degraded = false;
+    let mut stack_degraded = false;
+    let replacement = wait_for("hc-web-2 replaced and healthy", 60, || {
+        let old = container(url, &victim_id);
+        if detected.is_none()
+            && (old["healthState"] == "unhealthy" || old["desiredState"] == "removed")
+        {
+            detected = Some(t.elapsed());
+        }
+        degraded |= service(url, "web")["healthState"] == "degraded";
+        stack_degraded |= stack(url)["healthState"] == "degraded";
+        let cs = settled(url, "web", 3, true)?;
+        let new = cs.iter().find(|x| x["name"] == "hc-web-2")?;
+        (new["id"] != victim_id.as_str()).then(|| new.clone())
+    });
+    let replaced = t.elapsed();
+    timing(
+        &format!("round {round}: unhealthy detected (page deleted -> healthState unhealthy)"),
+        detected.expect("the old container was seen unhealthy or removed"),
+    );
+    timing(
+        &format!("round {round}: unhealthy replaced (page deleted -> new one healthy)"),
+        replaced,
+    );
+    assert!(degraded, "web went degraded while hc-web-2 was replaced");
+    assert!(stack_degraded, "the stack went degraded with web");
+    wait_for("web healthy again", 30, || {
+        (service(url, "web")["healthState"] == "healthy").then_some(())
+    });
+    wait_for("stack healthy again", 30, || {
+        (stack(url)["healthState"] == "healthy").then_some(())
+    });
+    assert_eq!(replacement["serviceIndex"], 2);
+    assert_eq!(
+        names(&live(url, "web")),
+        (1..=3).map(|i| format!("hc-web-{i}")).collect()
+    );
+    let made: BTreeSet<String> = ids_named(url, "hc-web-2")
+        .difference(&before)
+        .cloned()
+        .collect();
+    assert_eq!(
+        made,
+        BTreeSet::from([replacement["id"].as_str().unwrap().to_string()]),
+        "round {round}: exactly one replacement for index 2"
+    );
+    wait_for("old hc-web-2 gone from docker", 30, || {
+        (!docker_running(c, vh).values().any(|id| id == &victim_id)).then_some(())
+    });
+    assert_eq!(container(url, &victim_id)["state"], "removed");
+}
+
 #[test]
 fn unhealthy_replaced_and_host_failover() {
     assert!(
@@ -254,61 +345,14 @@ fn scenario(c: &mut Cluster, started: Instant) {
     }
     timing("deploy 10 containers to all healthy", t.elapsed());
 
-    // recreate: delete the page inside one web container.
-    let web = live(&url, "web");
-    let victim = web
-        .iter()
-        .find(|w| w["name"] == "hc-web-2")
-        .unwrap()
-        .clone();
-    let victim_id = victim["id"].as_str().unwrap().to_string();
-    let vh = host_of(&hosts, &victim);
-    let t = Instant::now();
-    c.hosts[vh]
-        .docker(&[
-            "exec",
-            victim["dockerName"].as_str().unwrap(),
-            "/bin/busybox",
-            "rm",
-            "/www/index.html",
-        ])
-        .unwrap();
-    let mut detected = None;
-    let mut degraded = false;
-    let replacement = wait_for("hc-web-2 replaced and healthy", 60, || {
-        let old = container(&url, &victim_id);
-        if detected.is_none()
-            && (old["healthState"] == "unhealthy" || old["desiredState"] == "removed")
-        {
-            detected = Some(t.elapsed());
-        }
-        degraded |= service(&url, "web")["healthState"] == "degraded";
-        let cs = settled(&url, "web", 3, true)?;
-        let new = cs.iter().find(|x| x["name"] == "hc-web-2")?;
-        (new["id"] != victim_id.as_str()).then(|| new.clone())
-    });
-    let replaced = t.elapsed();
-    timing(
-        "unhealthy detected (page deleted -> healthState unhealthy)",
-        detected.expect("the old container was seen unhealthy or removed"),
-    );
-    timing(
-        "unhealthy replaced (page deleted -> new one healthy)",
-        replaced,
-    );
-    assert!(degraded, "web went degraded while hc-web-2 was replaced");
-    wait_for("web healthy again", 30, || {
-        (service(&url, "web")["healthState"] == "healthy").then_some(())
-    });
-    assert_eq!(replacement["serviceIndex"], 2);
-    assert_eq!(
-        names(&live(&url, "web")),
-        (1..=3).map(|i| format!("hc-web-{i}")).collect()
-    );
-    wait_for("old hc-web-2 gone from docker", 30, || {
-        (!docker_running(c, vh).values().any(|id| id == &victim_id)).then_some(())
-    });
-    assert_eq!(container(&url, &victim_id)["state"], "removed");
+    // recreate: delete the page inside one web container — three times
+    // in a row; each time exactly one new container is made for index 2
+    // (no burst of throw-away replacements), and the stack's healthState
+    // follows the service: degraded, then healthy.
+    assert_eq!(stack(&url)["healthState"], "healthy");
+    for round in 1..=3 {
+        break_and_replace(c, &url, &hosts, round);
+    }
 
     // none: the same fault only marks the container.
     let keep = live(&url, "keep").remove(0);

@@ -10,7 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::handlers::Ctx;
+use super::ctx::Ctx;
 use super::{render, ApiError, Principal};
 use crate::cluster::auth;
 use crate::cluster::model::{self, format_id, now_ms, parse_id, Kind, Resource};

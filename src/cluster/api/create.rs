@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::handlers::{name_taken, Ctx};
+use super::ctx::{name_taken, Ctx};
 use super::schema::{self, Op};
 use super::{render, ApiError, Principal};
 use crate::cluster::auth;

@@ -8,6 +8,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
+use super::ctx::{name_taken, Ctx};
 use super::schema::{self, Op, MAX_BODY};
 use super::{access, agent_api, query, render, ApiError, App, Principal};
 use crate::cluster::auth;
@@ -126,18 +127,6 @@ pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
         resp.headers_mut().insert("X-API-Schemas", v);
     }
     resp
-}
-
-/// Everything a handler needs about one request.
-pub struct Ctx<'a> {
-    /// Server state.
-    pub app: &'a App,
-    /// Base URL (`http://host:8080/v1`).
-    pub base: &'a str,
-    /// Query pairs.
-    pub query: Vec<(String, String)>,
-    /// Body bytes.
-    pub body: axum::body::Bytes,
 }
 
 async fn handle(app: &App, base: &str, prefix: &str, req: Request) -> Result<Response, ApiError> {
@@ -468,17 +457,6 @@ fn list(cx: &Ctx<'_>, kind: Kind, sc: Option<u64>) -> Result<Response, ApiError>
     )
 }
 
-/// True when a live resource of `kind` in `project` already has `name`.
-pub fn name_taken(
-    cx: &Ctx<'_>,
-    kind: Kind,
-    project: Option<u64>,
-    name: &str,
-    except: u64,
-) -> Result<bool, ApiError> {
-    Ok(cx.app.store.name_in_use(kind, project, name, except)?)
-}
-
 fn update(cx: &Ctx<'_>, mut r: Resource) -> Result<Value, ApiError> {
     if r.is_removed() {
         return Err(ApiError::new(
@@ -530,45 +508,14 @@ fn act(cx: &Ctx<'_>, mut r: Resource, action: &str) -> Result<Value, ApiError> {
         r.set("removed", render::rfc3339(now_ms()));
     }
     match (r.kind, action) {
-        (Kind::Container, "stop") => r.set("desiredState", "stopped"),
-        (Kind::Container, "start" | "restart") => r.set("desiredState", "running"),
-        (Kind::Container, "remove") => r.set("desiredState", "removed"),
+        (Kind::Container, _) => {
+            if let Some(d) = crate::cluster::server::actions::container_desired(action) {
+                r.set("desiredState", d);
+            }
+        }
         (Kind::Service, "upgrade") => super::services::start_upgrade(cx, &mut r)?,
         (Kind::Service, "restart") => super::services::start_restart(cx, &mut r)?,
-        (Kind::Stack, "activateservices" | "deactivateservices") => {
-            let (from, to) = if action == "activateservices" {
-                ("inactive", "activating")
-            } else {
-                ("active", "deactivating")
-            };
-            for s in cx
-                .app
-                .store
-                .list(Kind::Service, Scope::Project(r.project))?
-            {
-                if s.str("stackId") == Some(&r.api_id()) && s.state == from {
-                    let mut s = s;
-                    s.state = to.into();
-                    rows.push(s);
-                }
-            }
-        }
-        (Kind::Host, "remove") => {
-            for k in cx.app.store.list(Kind::AgentKey, Scope::Host(r.id))? {
-                let mut k = k;
-                k.state = "removed".into();
-                rows.push(k);
-            }
-            for c in cx.app.store.list(Kind::Container, Scope::Host(r.id))? {
-                if !c.is_removed() {
-                    let mut c = c;
-                    c.state = "removed".into();
-                    c.set("desiredState", "removed");
-                    rows.push(c);
-                }
-            }
-        }
-        _ => {}
+        _ => rows = crate::cluster::server::actions::cascade(cx.app.store.as_ref(), &r, action)?,
     }
     rows.push(r.clone());
     cx.app.commit(&rows)?;

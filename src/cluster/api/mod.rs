@@ -19,6 +19,7 @@ pub use crate::cluster::server::{App, Principal, ServerConfig};
 pub mod access;
 mod agent_api;
 mod create;
+pub mod ctx;
 pub mod error;
 pub mod handlers;
 pub mod query;

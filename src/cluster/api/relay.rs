@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::handlers::Ctx;
+use super::ctx::Ctx;
 use super::{ApiError, App, Principal};
 use crate::cluster::auth;
 use crate::cluster::model::{format_id, Kind, Resource};

@@ -4,11 +4,12 @@
 //!
 //! A service row keeps its parsed [`ServiceSpec`] in the hidden `_spec`
 //! field (and `_prevSpec` during an upgrade); the reconciler
-//! ([`super::reconcile`]) works only from those and the container rows.
+//! ([`crate::cluster::plan::reconcile`]) works only from those and the
+//! container rows.
 
 use serde_json::{json, Map, Value};
 
-use super::handlers::{name_taken, Ctx};
+use super::ctx::{name_taken, Ctx};
 use super::{render, ApiError};
 use crate::cluster::model::{parse_id, Kind, Resource};
 use crate::cluster::plan::compose::{self, LaunchConfig, ServiceSpec, Source};

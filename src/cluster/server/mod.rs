@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::model::{Kind, Resource, ADMIN_ACCOUNT, DEFAULT_PROJECT};
 use super::store::{Scope, Store, StoreError};
 
+pub mod actions;
 pub mod driver;
 pub mod wake;
 

@@ -1,0 +1,188 @@
+//! One reconcile pass through the server's driver over a real SQLite
+//! store (read, plan, commit): 1,000 containers in 100 services on 20
+//! hosts — placement from empty, then a steady pass with nothing to do.
+//! `cargo bench --bench pass_store`; compare with the same file run on an
+//! older commit (the "before" figure of the reshape).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+
+use ros::cluster::model::{Kind, Resource};
+use ros::cluster::plan::compose::fields::PortSpec;
+use ros::cluster::plan::compose::{LaunchConfig, ServiceSpec};
+use ros::cluster::plan::scheduler::Protocol;
+use ros::cluster::store::{Scope, SqliteStore, Store};
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same layout contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: `p` came from `alloc` above with this layout.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `alloc`.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The rows of a snapshot (the generator of benches/plan.rs).
+struct Snapshot {
+    projects: Vec<Resource>,
+    hosts: Vec<Resource>,
+    stacks: Vec<Resource>,
+    services: Vec<Resource>,
+    containers: Vec<Resource>,
+    next_container_id: u64,
+}
+
+
+/// `hosts` hosts in three zones; `services` services of `per` containers,
+/// ten per stack; every fourth service pinned to a zone by a host label,
+/// every fifth publishing host port 8080 (where the hosts of one zone can
+/// hold its scale), every seventh a random port.
+fn empty_cluster(hosts: usize, services: usize, per: u32) -> Snapshot {
+    let zones = ["a", "b", "c"];
+    let mut p = Resource::new(Kind::Project, 5, 0, "active");
+    p.set(
+        "servicesPortRange",
+        json!({"startPort": 49153, "endPort": 65535}),
+    );
+    let hs = (1..=hosts as u64)
+        .map(|i| {
+            let mut h = Resource::new(Kind::Host, i, 5, "active");
+            h.set("agentState", "active");
+            h.set("labels", json!({"zone": zones[(i % 3) as usize]}));
+            h
+        })
+        .collect();
+    let mut stacks = Vec::new();
+    let mut svcs = Vec::new();
+    for i in 0..services {
+        let st = (i / 10) as u64 + 1;
+        if i % 10 == 0 {
+            let mut s = Resource::new(Kind::Stack, st, 5, "active");
+            s.set("name", format!("st{st}"));
+            s.set("healthState", "healthy");
+            stacks.push(s);
+        }
+        let mut lc = LaunchConfig {
+            image: "busybox".into(),
+            ..LaunchConfig::default()
+        };
+        if i % 4 == 1 {
+            lc.labels.insert(
+                "io.rancher.scheduler.affinity:host_label".into(),
+                format!("zone={}", zones[i % 3]),
+            );
+        }
+        if i % 5 == 2 && per as usize * 3 <= hosts {
+            lc.ports.push(PortSpec {
+                public: Some(8080),
+                private: 80,
+                ..PortSpec::default()
+            });
+        } else if i % 7 == 3 {
+            lc.ports.push(PortSpec {
+                public: None,
+                private: 443,
+                protocol: Protocol::Tcp,
+                ..PortSpec::default()
+            });
+        }
+        let spec = ServiceSpec {
+            name: format!("svc{i}"),
+            scale: per,
+            launch_config: lc,
+            ..ServiceSpec::default()
+        };
+        let mut s = Resource::new(Kind::Service, i as u64 + 1, 5, "activating");
+        s.set("name", spec.name.clone());
+        s.set("stackId", format!("1st{st}"));
+        s.set("scale", per);
+        s.set("healthState", "healthy");
+        s.set("_stack", format!("st{st}"));
+        s.set("_spec", serde_json::to_value(&spec).unwrap());
+        svcs.push(s);
+    }
+    Snapshot {
+        projects: vec![p],
+        hosts: hs,
+        stacks,
+        services: svcs,
+        containers: Vec::new(),
+        next_container_id: 1,
+    }
+}
+
+fn pass(app: &ros::cluster::api::App) {
+    ros::cluster::server::driver::pass(app).unwrap();
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let (hosts, services, per) = if bench { (20, 100, 10) } else { (5, 5, 2) };
+    let snap = empty_cluster(hosts, services, per);
+    let _ = snap.next_container_id;
+    let store = SqliteStore::memory().unwrap();
+    let mut rows = snap.projects.clone();
+    rows.extend(snap.hosts.iter().cloned());
+    rows.extend(snap.stacks.iter().cloned());
+    rows.extend(snap.services.iter().cloned());
+    rows.extend(snap.containers.iter().cloned());
+    store.commit(&rows).unwrap();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let app = ros::cluster::api::App::new(store.clone(), Default::default()).unwrap();
+    let t = Instant::now();
+    let a = ALLOCS.load(Ordering::Relaxed);
+    pass(&app);
+    let placing = t.elapsed();
+    let placed_allocs = ALLOCS.load(Ordering::Relaxed) - a;
+    let mut cs = store.list(Kind::Container, Scope::All).unwrap();
+    let made = cs.len();
+    for c in &mut cs {
+        c.state = "running".into();
+    }
+    let mut ss = store.list(Kind::Service, Scope::All).unwrap();
+    for s in &mut ss {
+        s.state = "active".into();
+        s.set("healthState", "healthy");
+    }
+    cs.extend(ss);
+    store.commit(&cs).unwrap();
+    pass(&app);
+    let mut best = f64::MAX;
+    let mut allocs = 0;
+    for _ in 0..5 {
+        let a = ALLOCS.load(Ordering::Relaxed);
+        let t = Instant::now();
+        pass(&app);
+        let d = t.elapsed().as_secs_f64();
+        if d < best {
+            best = d;
+            allocs = ALLOCS.load(Ordering::Relaxed) - a;
+        }
+    }
+    println!(
+        "store pass, {hosts} hosts, {services} services, {made} containers: \
+         placement pass {:.1} ms ({placed_allocs} allocations), steady pass {:.2} ms ({allocs} allocations)",
+        placing.as_secs_f64() * 1e3,
+        best * 1e3
+    );
+}
