@@ -52,7 +52,6 @@ struct Snapshot {
     next_container_id: u64,
 }
 
-
 /// `hosts` hosts in three zones; `services` services of `per` containers,
 /// ten per stack; every fourth service pinned to a zone by a host label,
 /// every fifth publishing host port 8080 (where the hosts of one zone can

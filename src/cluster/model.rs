@@ -262,44 +262,12 @@ const HOST: &[Transition] = &[
     },
 ];
 
-const CONTAINER: &[Transition] = &[
-    Transition {
-        action: "stop",
-        from: &["running", "starting", "creating", "requested", "error"],
-        to: "stopping",
-    },
-    Transition {
-        action: "start",
-        from: &["stopped"],
-        to: "starting",
-    },
-    Transition {
-        action: "restart",
-        from: &["running"],
-        to: "restarting",
-    },
-    Transition {
-        action: "remove",
-        from: &[
-            "requested",
-            "creating",
-            "starting",
-            "running",
-            "restarting",
-            "stopping",
-            "stopped",
-            "error",
-        ],
-        to: "removing",
-    },
-];
-
-/// The transition table of a kind that has a plain string table (services
-/// and stacks use [`lifecycle`], the one source of their rules).
+/// The transition table of a kind that has a plain string table (services,
+/// stacks and containers use [`lifecycle`], the one source of their rules).
 pub fn transitions(kind: Kind) -> &'static [Transition] {
     match kind {
         Kind::Host => HOST,
-        Kind::Container => CONTAINER,
+        Kind::Container => lifecycle::CONTAINER_ACTIONS,
         Kind::Service | Kind::Stack | Kind::Account | Kind::AgentKey => &[],
         _ => GENERIC,
     }

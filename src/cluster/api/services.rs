@@ -84,11 +84,9 @@ fn service_row(
     spec: &ServiceSpec,
 ) -> Result<Resource, ApiError> {
     let id = cx.app.store.allocate(Kind::Service)?;
-    let state = if spec.start_on_create {
-        "activating"
-    } else {
-        "inactive"
-    };
+    let state = crate::cluster::plan::lifecycle::on_create(spec.start_on_create)
+        .transitioning
+        .as_str();
     let mut r = Resource::new(Kind::Service, id, project, state);
     r.set("name", spec.name.clone());
     r.set("stackId", stack.api_id());

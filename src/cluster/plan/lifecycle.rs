@@ -8,6 +8,7 @@
 //! an `InvalidState` error, so a client can never drive an object into a
 //! state the reconciler does not know how to leave.
 
+use crate::cluster::model::Transition as ModelTransition;
 use std::fmt;
 use std::str::FromStr;
 
@@ -389,16 +390,20 @@ pub fn apply(kind: Kind, state: State, action: Action) -> Result<Transition, Lif
         })
 }
 
-/// The state a new service enters, and where it ends up: with
-/// `start_on_create` it goes on to activate.
+/// The state a new service is created in, and where it ends up: with
+/// `start_on_create` it is `activating` and goes on to `active`; without,
+/// it rests `inactive`.
 pub fn on_create(start_on_create: bool) -> Transition {
-    Transition {
-        transitioning: S::Registering,
-        done: if start_on_create {
-            S::Active
-        } else {
-            S::Inactive
-        },
+    if start_on_create {
+        Transition {
+            transitioning: S::Activating,
+            done: S::Active,
+        }
+    } else {
+        Transition {
+            transitioning: S::Inactive,
+            done: S::Inactive,
+        }
     }
 }
 
@@ -492,20 +497,50 @@ impl FromStr for ContainerState {
     }
 }
 
-/// The actions the API offers on a container in `state` (Rancher offers
-/// `stop, restart, logs, execute` … on a running one; `remove` works from any
-/// state but the removal ones — DELETE on a running container stops it first).
-pub fn container_actions(state: ContainerState) -> &'static [&'static str] {
-    match state {
-        ContainerState::Running => &["stop", "restart", "remove", "logs", "execute"],
-        ContainerState::Stopped => &["start", "remove", "logs"],
-        ContainerState::Error
-        | ContainerState::Requested
-        | ContainerState::Creating
-        | ContainerState::Starting
-        | ContainerState::Stopping => &["remove"],
-        ContainerState::Removing | ContainerState::Removed => &[],
-    }
+/// The actions the API offers on a container, the states each is offered
+/// in and the state it enters at once (`restarting` is the `restart`
+/// action's transitional state; the agent reports `running` after it).
+/// The one container action table: the API serves it
+/// ([`crate::cluster::model::actions_in`]) and checks actions against it.
+pub const CONTAINER_ACTIONS: &[ModelTransition] = &[
+    ModelTransition {
+        action: "stop",
+        from: &["running", "starting", "creating", "requested", "error"],
+        to: "stopping",
+    },
+    ModelTransition {
+        action: "start",
+        from: &["stopped"],
+        to: "starting",
+    },
+    ModelTransition {
+        action: "restart",
+        from: &["running"],
+        to: "restarting",
+    },
+    ModelTransition {
+        action: "remove",
+        from: &[
+            "requested",
+            "creating",
+            "starting",
+            "running",
+            "restarting",
+            "stopping",
+            "stopped",
+            "error",
+        ],
+        to: "removing",
+    },
+];
+
+/// The actions offered on a container in `state` (an API spelling).
+pub fn container_actions(state: &str) -> Vec<&'static str> {
+    CONTAINER_ACTIONS
+        .iter()
+        .filter(|t| t.from.contains(&state))
+        .map(|t| t.action)
+        .collect()
 }
 
 #[cfg(test)]

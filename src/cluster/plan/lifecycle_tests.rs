@@ -222,27 +222,35 @@ fn names_round_trip_and_transitional_states_complete() {
 }
 
 #[test]
-fn create_goes_through_registering() {
-    assert_eq!(on_create(false).transitioning, State::Registering);
+fn create_states_are_the_served_ones() {
+    assert_eq!(on_create(false).transitioning, State::Inactive);
     assert_eq!(on_create(false).done, State::Inactive);
+    assert_eq!(on_create(true).transitioning, State::Activating);
     assert_eq!(on_create(true).done, State::Active);
 }
 
 #[test]
 fn container_actions_per_state() {
+    // The table the API serves (logs are a link, not an action).
     let rows: &[(&str, &[&str])] = &[
-        ("running", &["stop", "restart", "remove", "logs", "execute"]),
-        ("stopped", &["start", "remove", "logs"]),
-        ("error", &["remove"]),
-        ("requested", &["remove"]),
-        ("creating", &["remove"]),
-        ("starting", &["remove"]),
+        ("running", &["stop", "restart", "remove"]),
+        ("stopped", &["start", "remove"]),
+        ("error", &["stop", "remove"]),
+        ("requested", &["stop", "remove"]),
+        ("creating", &["stop", "remove"]),
+        ("starting", &["stop", "remove"]),
         ("stopping", &["remove"]),
         ("removing", &[]),
         ("removed", &[]),
     ];
     assert_eq!(rows.len(), ALL_CONTAINER_STATES.len());
     for (state, want) in rows {
-        assert_eq!(container_actions(state.parse().unwrap()), *want, "{state}");
+        assert_eq!(container_actions(state), *want, "{state}");
+        assert_eq!(
+            crate::cluster::model::actions_in(crate::cluster::model::Kind::Container, state),
+            *want,
+            "the API offers the same on a {state} container"
+        );
     }
+    assert_eq!(container_actions("restarting"), ["remove"]);
 }
