@@ -21,9 +21,14 @@ use super::protocol::{
     Report, SyncRequest, SyncResponse,
 };
 
+mod converge;
+mod decide;
 pub mod docker;
 pub mod facts;
+#[cfg(test)]
+mod fake;
 pub mod health;
+mod runtime;
 
 /// Agent failures.
 #[derive(Debug, thiserror::Error)]
@@ -248,7 +253,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let heartbeat: Arc<std::sync::Mutex<Option<(Client, std::time::Instant)>>> =
         Arc::new(std::sync::Mutex::new(None));
     tokio::spawn(send_heartbeats(heartbeat.clone(), cfg.interval));
-    let mut local = docker::Local::default();
+    let mut local = converge::Local::default();
     loop {
         let reg = match identity.registration.clone() {
             Some(r) => r,
@@ -487,7 +492,7 @@ async fn converge_once(
     client: &Client,
     host: &str,
     desired: &[DesiredInstance],
-    local: &mut docker::Local,
+    local: &mut converge::Local,
 ) -> Vec<Report> {
     let c = client.clone();
     let send = move |reports: Vec<Report>| {
@@ -502,7 +507,8 @@ async fn converge_once(
     // Intermediate transition reports are rare and short: sending them
     // inline keeps their order relative to the final report.
     let send_blocking = |r: Vec<Report>| tokio::task::block_in_place(|| send(r));
-    match docker::converge(docker, host, desired, local, &send_blocking).await {
+    let rt = runtime::DockerRuntime::new(docker.clone());
+    match converge::converge(&rt, host, desired, local, &send_blocking).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "converge failed");
