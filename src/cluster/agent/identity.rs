@@ -14,7 +14,7 @@ use crate::cluster::protocol::{HostFacts, RegisterRequest, RegisterResponse};
 /// What the agent persists: who it is and how to authenticate.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Identity {
+pub(crate) struct Identity {
     /// Server root URL.
     pub server: String,
     /// The agent's own key (sent at registration; same key → same host).
@@ -130,7 +130,7 @@ pub(crate) fn save(cfg: &AgentConfig, id: &Identity) -> Result<(), AgentError> {
 }
 
 /// The saved identity, or a new one for `server`.
-pub fn load_identity(cfg: &AgentConfig, server: &str) -> Identity {
+pub(crate) fn load_identity(cfg: &AgentConfig, server: &str) -> Identity {
     std::fs::read_to_string(identity_path(cfg))
         .ok()
         .and_then(|s| serde_json::from_str::<Identity>(&s).ok())
@@ -200,5 +200,16 @@ mod tests {
         assert_eq!(token_pin(&format!("secret.{pin}")), Some(pin.as_str()));
         assert_eq!(token_pin("secret"), None);
         assert_eq!(token_pin("a.b"), None);
+    }
+
+    #[test]
+    fn server_of_a_registration_url() {
+        let pin = "ab".repeat(32);
+        let s = Server::from_url(&format!("https://10.0.0.1:8443/v1/scripts/t.{pin}")).unwrap();
+        assert_eq!(s.root, "https://10.0.0.1:8443");
+        assert_eq!(s.host_part(), "10.0.0.1:8443");
+        assert_eq!(s.pin.as_deref(), Some(pin.as_str()));
+        let s = Server::from_url("http://server/v1/scripts/t").unwrap();
+        assert_eq!((s.host_part(), s.pin.as_deref()), ("server", None));
     }
 }

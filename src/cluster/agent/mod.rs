@@ -33,14 +33,15 @@ pub mod facts;
 #[cfg(test)]
 mod fake;
 mod features;
-pub mod health;
+pub(crate) mod health;
 mod heartbeat;
 mod identity;
 mod relay;
 mod runtime;
 mod sync;
 
-pub use identity::{load_identity, parse_registration_url, token_pin, Identity};
+use identity::load_identity;
+pub use identity::{parse_registration_url, token_pin};
 
 /// Agent failures.
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +169,7 @@ async fn host_facts(
 /// instances, so a converge pass that runs before the next sync answer
 /// (on a docker event) does not act on the old state again — e.g. restart
 /// a container once more because it still reads `restarting`.
-pub fn note_reports(desired: &mut [DesiredInstance], reports: &[Report]) {
+pub(crate) fn note_reports(desired: &mut [DesiredInstance], reports: &[Report]) {
     for r in reports.iter().filter(|r| !r.state.is_empty()) {
         if let Some(d) = desired.iter_mut().find(|d| d.id == r.instance_id) {
             d.state.clone_from(&r.state);
