@@ -1,6 +1,8 @@
-//! Converging the user docker to the desired instances of this host, via
-//! bollard. Containers are named `r-<name>` and carry labels tying them to
-//! their instance, project and host; only labelled containers are touched.
+//! The user docker through bollard: the create body of an instance, the
+//! managed containers of this host, pulls, logs and usage stats.
+//! Containers are named `r-<name>` and carry labels tying them to their
+//! instance, project and host; only labelled containers are touched. What
+//! to do with them is decided in `decide` and carried out in `converge`.
 
 use std::collections::HashMap;
 
@@ -9,12 +11,12 @@ use bollard::models::{
     ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions,
-    RemoveContainerOptions, StatsOptions, StopContainerOptions,
+    CreateImageOptions, ListContainersOptions, LogsOptions, StatsOptions,
 };
 use bollard::{ClientVersion, Docker};
 use futures_util::StreamExt;
 
+use super::decide::Actual;
 use crate::cluster::model::{LABEL_HOST, LABEL_INSTANCE};
 use crate::cluster::protocol::{DesiredInstance, LogLine, Report};
 
@@ -33,22 +35,16 @@ const API_VERSION: ClientVersion = ClientVersion {
 };
 
 /// Connect to the engine at `socket` (a path or `unix://` URL).
-pub fn connect(socket: &str) -> Result<Docker, DockerError> {
+pub(crate) fn connect(socket: &str) -> Result<Docker, DockerError> {
     let path = socket.trim_start_matches("unix://");
     Ok(Docker::connect_with_unix(path, 120, &API_VERSION)?)
 }
 
-/// A managed container as docker shows it.
-#[derive(Clone, Debug)]
-pub struct Actual {
-    /// Docker id.
-    pub id: String,
-    /// True when running.
-    pub running: bool,
-}
-
 /// Managed containers of `host` by instance id.
-pub async fn managed(docker: &Docker, host: &str) -> Result<HashMap<String, Actual>, DockerError> {
+pub(crate) async fn managed(
+    docker: &Docker,
+    host: &str,
+) -> Result<HashMap<String, Actual>, DockerError> {
     let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_HOST}={host}")])]);
     let list = docker
         .list_containers(Some(ListContainersOptions {
@@ -66,19 +62,6 @@ pub async fn managed(docker: &Docker, host: &str) -> Result<HashMap<String, Actu
         })
         .collect())
 }
-
-fn report(d: &DesiredInstance, state: &str, id: Option<&str>, message: Option<String>) -> Report {
-    Report {
-        instance_id: d.id.clone(),
-        state: state.into(),
-        external_id: id.map(str::to_string),
-        message,
-        ..Report::default()
-    }
-}
-
-/// Rancher's label asking for a fresh pull before each create.
-pub const LABEL_PULL_IMAGE: &str = "io.rancher.container.pull_image";
 
 fn some_vec(v: &[String]) -> Option<Vec<String>> {
     (!v.is_empty()).then(|| v.to_vec())
@@ -115,7 +98,7 @@ fn restart(p: &crate::cluster::plan::compose::fields::RestartPolicy) -> RestartP
 }
 
 /// The docker create body for an instance: everything of its launch config.
-pub fn create_body(d: &DesiredInstance) -> ContainerCreateBody {
+pub(crate) fn create_body(d: &DesiredInstance) -> ContainerCreateBody {
     let f = &d.config;
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     let mut exposed: Vec<String> = f.expose.clone();
@@ -208,7 +191,7 @@ pub fn create_body(d: &DesiredInstance) -> ContainerCreateBody {
 
 /// `(repository, tag)` of an image reference (`latest` when untagged; a
 /// digest stays in the name).
-pub fn split_image(image: &str) -> (String, String) {
+pub(crate) fn split_image(image: &str) -> (String, String) {
     if image.contains('@') {
         return (image.to_string(), String::new());
     }
@@ -223,7 +206,7 @@ pub fn split_image(image: &str) -> (String, String) {
 }
 
 /// Pull `image` from its registry; docker's message on failure.
-pub async fn pull(docker: &Docker, image: &str) -> Result<(), String> {
+pub(crate) async fn pull(docker: &Docker, image: &str) -> Result<(), String> {
     let (repo, tag) = split_image(image);
     let opts = CreateImageOptions {
         from_image: Some(repo),
@@ -245,7 +228,7 @@ pub async fn pull(docker: &Docker, image: &str) -> Result<(), String> {
 }
 
 /// Docker's own message out of a bollard error.
-pub fn engine_message(e: &bollard::errors::Error) -> String {
+pub(crate) fn engine_message(e: &bollard::errors::Error) -> String {
     match e {
         bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
         bollard::errors::Error::DockerStreamError { error } => error.clone(),
@@ -253,275 +236,9 @@ pub fn engine_message(e: &bollard::errors::Error) -> String {
     }
 }
 
-async fn create(docker: &Docker, d: &DesiredInstance) -> Result<String, DockerError> {
-    let opts = CreateContainerOptions {
-        name: Some(d.docker_name.clone()),
-        ..Default::default()
-    };
-    Ok(docker
-        .create_container(Some(opts), create_body(d))
-        .await?
-        .id)
-}
-
-async fn stop(docker: &Docker, id: &str) -> Result<(), DockerError> {
-    let opts = StopContainerOptions {
-        t: Some(5),
-        ..Default::default()
-    };
-    Ok(docker.stop_container(id, Some(opts)).await?)
-}
-
-async fn remove(docker: &Docker, id: &str) -> Result<(), DockerError> {
-    let opts = RemoveContainerOptions {
-        force: true,
-        ..Default::default()
-    };
-    Ok(docker.remove_container(id, Some(opts)).await?)
-}
-
-/// Create (if needed) and start; intermediate states go to `send` at once.
-async fn run(
-    docker: &Docker,
-    d: &DesiredInstance,
-    existing: Option<&Actual>,
-    send: &(dyn Fn(Vec<Report>) + Sync),
-) -> Result<String, DockerError> {
-    let id = match existing {
-        Some(a) => a.id.clone(),
-        None => {
-            send(vec![report(d, "creating", None, None)]);
-            create(docker, d).await?
-        }
-    };
-    send(vec![report(d, "starting", Some(&id), None)]);
-    docker.start_container(&id, None).await?;
-    Ok(id)
-}
-
-/// When each draining container may be stopped, by instance id.
-pub type Drains = HashMap<String, std::time::Instant>;
-
-/// Pulls in flight or finished for `pull_image: always` creates, by
-/// instance id (`None` while running).
-pub type Pulls = std::sync::Arc<std::sync::Mutex<HashMap<String, Option<Result<(), String>>>>>;
-
-/// What the agent remembers between converge passes.
-#[derive(Default)]
-pub struct Local {
-    /// Drain deadlines.
-    pub drains: Drains,
-    /// Image pulls before create.
-    pub pulls: Pulls,
-}
-
-enum PullStep {
-    Wait,
-    Ready,
-    Failed(String),
-}
-
-/// For an instance labelled `io.rancher.container.pull_image: always`:
-/// start its pull in the background (never holding up the other
-/// containers), then say when it is done.
-fn pull_step(docker: &Docker, pulls: &Pulls, d: &DesiredInstance) -> PullStep {
-    let Ok(mut m) = pulls.lock() else {
-        return PullStep::Failed("agent pull state poisoned".into());
-    };
-    match m.remove(&d.id) {
-        None => {
-            m.insert(d.id.clone(), None);
-            let (docker, pulls, id, image) =
-                (docker.clone(), pulls.clone(), d.id.clone(), d.image.clone());
-            tokio::spawn(async move {
-                let r = pull(&docker, &image).await;
-                if let Ok(mut m) = pulls.lock() {
-                    if m.contains_key(&id) {
-                        m.insert(id, Some(r));
-                    }
-                }
-            });
-            PullStep::Wait
-        }
-        Some(None) => {
-            m.insert(d.id.clone(), None);
-            PullStep::Wait
-        }
-        Some(Some(Ok(()))) => PullStep::Ready,
-        Some(Some(Err(e))) => PullStep::Failed(e),
-    }
-}
-
-/// True when a running container told to stop or go may do so now: at once
-/// without `drainTimeoutMs`, else once its drain deadline (set on the first
-/// look) has passed. Never blocks: the next converge pass looks again.
-fn drained(drains: &mut Drains, d: &DesiredInstance) -> bool {
-    if d.drain_timeout_ms == 0 {
-        return true;
-    }
-    let now = std::time::Instant::now();
-    match drains.get(&d.id) {
-        None => {
-            tracing::info!(instance = %d.id, ms = d.drain_timeout_ms, "draining before stop");
-            drains.insert(
-                d.id.clone(),
-                now + std::time::Duration::from_millis(d.drain_timeout_ms),
-            );
-            false
-        }
-        Some(t) if now < *t => false,
-        Some(_) => {
-            drains.remove(&d.id);
-            true
-        }
-    }
-}
-
-/// Instances converged at once on one host.
-const PARALLEL: usize = 8;
-
-/// The docker work for one instance; its final report, if any.
-async fn step(
-    docker: &Docker,
-    d: &DesiredInstance,
-    a: Option<&Actual>,
-    send: &(dyn Fn(Vec<Report>) + Sync),
-) -> Option<Report> {
-    let fresh = d.external_id.is_none() || matches!(d.state.as_str(), "requested" | "creating");
-    let pending = matches!(
-        d.state.as_str(),
-        "requested" | "creating" | "starting" | "restarting"
-    );
-    let err = |e: DockerError| report(d, "error", None, Some(e.to_string()));
-    match (d.desired_state.as_str(), a) {
-        ("removed", Some(a)) => Some(match remove(docker, &a.id).await {
-            Ok(()) => report(d, "removed", None, None),
-            Err(e) => err(e),
-        }),
-        ("removed", None) => Some(report(d, "removed", None, None)),
-        ("running", None) if fresh => Some(match run(docker, d, None, send).await {
-            Ok(id) => report(d, "running", Some(&id), None),
-            Err(e) => err(e),
-        }),
-        ("stopped", None) if fresh => Some(match create(docker, d).await {
-            Ok(id) => report(d, "stopped", Some(&id), None),
-            Err(e) => err(e),
-        }),
-        ("running" | "stopped", None) => Some(report(
-            d,
-            "removed",
-            None,
-            Some("container removed outside ros".into()),
-        )),
-        ("running", Some(a)) if !a.running && pending => {
-            Some(match run(docker, d, Some(a), send).await {
-                Ok(id) => report(d, "running", Some(&id), None),
-                Err(e) => err(e),
-            })
-        }
-        ("running", Some(a)) if !a.running && d.state != "stopped" => Some(report(
-            d,
-            "stopped",
-            Some(&a.id),
-            Some("container stopped outside ros".into()),
-        )),
-        ("running", Some(a)) => {
-            if d.state == "restarting" {
-                Some(match docker.restart_container(&a.id, None).await {
-                    Ok(()) => report(d, "running", Some(&a.id), None),
-                    Err(e) => err(e.into()),
-                })
-            } else if d.state != "running" {
-                Some(report(d, "running", Some(&a.id), None))
-            } else {
-                None
-            }
-        }
-        ("stopped", Some(a)) if a.running => {
-            send(vec![report(d, "stopping", Some(&a.id), None)]);
-            Some(match stop(docker, &a.id).await {
-                Ok(()) => report(d, "stopped", Some(&a.id), None),
-                Err(e) => err(e),
-            })
-        }
-        ("stopped", Some(a)) if !a.running && d.state != "stopped" => {
-            Some(report(d, "stopped", Some(&a.id), None))
-        }
-        _ => None,
-    }
-}
-
-/// One converge pass: returns the final reports (intermediate ones are
-/// already sent through `send`).
-pub async fn converge(
-    docker: &Docker,
-    host: &str,
-    desired: &[DesiredInstance],
-    local: &mut Local,
-    send: &(dyn Fn(Vec<Report>) + Sync),
-) -> Result<Vec<Report>, DockerError> {
-    let actual = managed(docker, host).await?;
-    if let Ok(mut p) = local.pulls.lock() {
-        p.retain(|id, _| desired.iter().any(|d| &d.id == id));
-    }
-    let drains = &mut local.drains;
-    // A drain ends early when the instance is wanted running again.
-    drains.retain(|id, _| {
-        desired
-            .iter()
-            .any(|d| &d.id == id && d.desired_state != "running")
-    });
-    let mut out = Vec::new();
-    let mut jobs = Vec::new();
-    for d in desired {
-        let a = actual.get(&d.id);
-        let fresh = d.external_id.is_none() || matches!(d.state.as_str(), "requested" | "creating");
-        let stopping = matches!(d.desired_state.as_str(), "removed" | "stopped");
-        if stopping && a.is_some_and(|a| a.running) && !drained(drains, d) {
-            continue;
-        }
-        let creates =
-            a.is_none() && fresh && matches!(d.desired_state.as_str(), "running" | "stopped");
-        if creates
-            && d.labels
-                .get(LABEL_PULL_IMAGE)
-                .is_some_and(|v| v == "always")
-        {
-            match pull_step(docker, &local.pulls, d) {
-                PullStep::Wait => continue,
-                PullStep::Ready => {}
-                PullStep::Failed(e) => {
-                    out.push(report(d, "error", None, Some(e)));
-                    continue;
-                }
-            }
-        }
-        jobs.push((d, a));
-    }
-    // The docker work of different instances runs side by side (each
-    // instance's own steps stay in order): a host converging hundreds of
-    // containers is not held to one create/start at a time.
-    let done: Vec<Option<Report>> =
-        futures_util::stream::iter(jobs.into_iter().map(|(d, a)| step(docker, d, a, send)))
-            .buffer_unordered(PARALLEL)
-            .collect()
-            .await;
-    out.extend(done.into_iter().flatten());
-    // Labelled containers of this host that no instance wants any more.
-    for (inst, a) in &actual {
-        if !desired.iter().any(|d| &d.id == inst) {
-            tracing::info!(instance = %inst, "removing orphan container");
-            if let Err(e) = remove(docker, &a.id).await {
-                tracing::warn!(instance = %inst, error = %e, "cannot remove orphan");
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Nanoseconds since the epoch of docker's RFC 3339 UTC timestamp
 /// (`2026-11-24T03:34:50.123456789Z`).
-pub fn parse_timestamp(t: &str) -> Option<u64> {
+pub(crate) fn parse_timestamp(t: &str) -> Option<u64> {
     let t = t.strip_suffix('Z')?;
     let (date, time) = t.split_once('T')?;
     let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
@@ -560,7 +277,7 @@ const MAX_LOG_BYTES: usize = 768 * 1024;
 
 /// Log lines of container `id` after `since_nanos` (the last `tail`), and
 /// whether older lines were cut to fit the answer.
-pub async fn logs(
+pub(crate) async fn logs(
     docker: &Docker,
     id: &str,
     tail: Option<u64>,
@@ -613,11 +330,11 @@ pub async fn logs(
 }
 
 /// Previous CPU counters per instance: `(container total, system total)`.
-pub type CpuSamples = HashMap<String, (u64, u64)>;
+pub(crate) type CpuSamples = HashMap<String, (u64, u64)>;
 
 /// Usage reports (CPU percent since the previous sample, memory MiB) for the
 /// running instances among `desired`.
-pub async fn usage(
+pub(crate) async fn usage(
     docker: &Docker,
     host: &str,
     desired: &[DesiredInstance],

@@ -1,5 +1,5 @@
 //! The pure parts of the docker side: launch config → create body (a
-//! table, one row per field), timestamps, image references, drains.
+//! table, one row per field), timestamps, image references.
 
 use std::collections::BTreeMap;
 
@@ -297,46 +297,4 @@ fn image_references() {
     ] {
         assert_eq!(split_image(i), (repo.to_string(), tag.to_string()), "{i}");
     }
-}
-
-#[test]
-fn drains_wait_without_blocking() {
-    let mut drains = Drains::new();
-    let mut d = inst(LaunchFields::default());
-    assert!(drained(&mut drains, &d), "no drain timeout: at once");
-    d.drain_timeout_ms = 150;
-    assert!(!drained(&mut drains, &d), "first look starts the drain");
-    assert!(!drained(&mut drains, &d), "still draining");
-    std::thread::sleep(std::time::Duration::from_millis(170));
-    assert!(drained(&mut drains, &d), "deadline passed");
-    assert!(drains.is_empty());
-}
-
-#[tokio::test]
-async fn pulls_run_in_the_background_and_report_failure() {
-    // An engine that is not there: the pull fails, but only in the
-    // background task; the converge pass is never held up.
-    let not_a_socket = tempfile::NamedTempFile::new().unwrap();
-    let docker = connect(not_a_socket.path().to_str().unwrap()).unwrap();
-    let pulls = Pulls::default();
-    let d = inst(LaunchFields::default());
-    let t = std::time::Instant::now();
-    assert!(matches!(pull_step(&docker, &pulls, &d), PullStep::Wait));
-    assert!(t.elapsed() < std::time::Duration::from_millis(100));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let msg = loop {
-        match pull_step(&docker, &pulls, &d) {
-            PullStep::Wait => {
-                assert!(std::time::Instant::now() < deadline, "pull never finished");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            PullStep::Failed(m) => break m,
-            PullStep::Ready => panic!("a pull from no engine succeeded"),
-        }
-    };
-    assert!(msg.starts_with("pull busybox: "), "{msg}");
-    assert!(
-        pulls.lock().unwrap().is_empty(),
-        "a finished pull is forgotten"
-    );
 }

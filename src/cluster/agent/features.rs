@@ -1,0 +1,131 @@
+//! Host features: what runs on every host beside the sync loop, reading
+//! the instances this host was last told to run and reporting on them.
+//! [`super::run`] starts each entry of [`features`] once; a new feature
+//! (overlay network, DNS, load balancer, metadata) is one more entry here,
+//! not another task wired into `run`.
+//!
+//! Each feature gets a [`FeatureContext`]: the user docker, a watch of
+//! [`Assigned`] (published after every converge pass, so it carries the
+//! states just reported) and a channel whose reports go out with the next
+//! sync.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::{docker, health};
+use crate::cluster::protocol::{DesiredInstance, Report};
+
+/// What this host was told to run, as last converged.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Assigned {
+    /// This host's id (empty until registered).
+    pub host_id: String,
+    /// Its instances, with the states last reported.
+    pub instances: Vec<DesiredInstance>,
+}
+
+/// What a feature is given when it starts.
+pub(crate) struct FeatureContext {
+    /// The user docker.
+    pub docker: bollard::Docker,
+    /// The latest [`Assigned`].
+    pub assigned: watch::Receiver<Assigned>,
+    /// Reports for the server, sent with the next sync.
+    pub reports: mpsc::UnboundedSender<Vec<Report>>,
+}
+
+/// Something every host runs beside the sync loop.
+pub(crate) trait HostFeature: Send {
+    /// Its name, for logs.
+    fn name(&self) -> &'static str;
+    /// Start it in the background, for the life of the agent.
+    fn start(self: Box<Self>, ctx: FeatureContext);
+}
+
+/// The features every agent runs, in start order.
+pub(crate) fn features(usage_interval: Duration) -> Vec<Box<dyn HostFeature>> {
+    vec![
+        Box::new(HealthChecks),
+        Box::new(UsageSampling {
+            every: usage_interval,
+        }),
+    ]
+}
+
+/// How often health checks are looked at (each runs at its own
+/// `interval`: see [`health::Checker`]).
+const HEALTH_TICK: Duration = Duration::from_millis(250);
+
+/// Health checks of the running instances that have one
+/// ([`health`]): changed health states are reported.
+pub(crate) struct HealthChecks;
+
+impl HostFeature for HealthChecks {
+    fn name(&self) -> &'static str {
+        "health checks"
+    }
+
+    fn start(self: Box<Self>, ctx: FeatureContext) {
+        tokio::spawn(check_health(ctx));
+    }
+}
+
+/// Look at the checks every tick, and at once after a converge pass (a
+/// container just started or restarted begins its (re)initializing time).
+async fn check_health(mut ctx: FeatureContext) {
+    let mut checker = health::Checker::default();
+    loop {
+        tokio::select! {
+            changed = ctx.assigned.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(HEALTH_TICK) => {}
+        }
+        let list = ctx.assigned.borrow_and_update().instances.clone();
+        let r = checker.run(&ctx.docker, &list).await;
+        if !r.is_empty() && ctx.reports.send(r).is_err() {
+            return;
+        }
+    }
+}
+
+/// Per-container CPU and memory, sampled every `every`.
+///
+/// Beside the sync loop, not in it: dockerd answers a one-shot stats
+/// request at its collector's next 1 s tick, so sampling N containers one
+/// after another took ~N seconds — in the loop, that stalled heartbeats
+/// until the server saw a live host as `reconnecting` or even
+/// `disconnected` (and moved its health-checked containers away).
+pub(crate) struct UsageSampling {
+    /// Sampling interval.
+    pub every: Duration,
+}
+
+impl HostFeature for UsageSampling {
+    fn name(&self) -> &'static str {
+        "usage sampling"
+    }
+
+    fn start(self: Box<Self>, ctx: FeatureContext) {
+        tokio::spawn(sample_usage(ctx, self.every));
+    }
+}
+
+async fn sample_usage(ctx: FeatureContext, every: Duration) {
+    let mut cpu = docker::CpuSamples::new();
+    loop {
+        tokio::time::sleep(every).await;
+        let Assigned { host_id, instances } = ctx.assigned.borrow().clone();
+        if host_id.is_empty() || instances.is_empty() {
+            continue;
+        }
+        match docker::usage(&ctx.docker, &host_id, &instances, &mut cpu).await {
+            Ok(r) if r.is_empty() => {}
+            Ok(r) => {
+                if ctx.reports.send(r).is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "container usage"),
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Who this agent is to the server: the registration URL it was given
+//! (server root, token, CA pin), the identity it keeps under the state
+//! directory (so a restart is the same host), and registering until the
+//! server answers.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{blocking, AgentConfig, AgentError};
+use crate::cluster::client::Client;
+use crate::cluster::protocol::{HostFacts, RegisterRequest, RegisterResponse};
+
+/// What the agent persists: who it is and how to authenticate.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Identity {
+    /// Server root URL.
+    pub server: String,
+    /// The agent's own key (sent at registration; same key → same host).
+    pub key: String,
+    /// Registration answer, once registered.
+    pub registration: Option<RegisterResponse>,
+}
+
+/// The CA pin carried in a token (`<secret>.<sha256-hex>`), if any.
+pub fn token_pin(token: &str) -> Option<&str> {
+    token
+        .rsplit_once('.')
+        .map(|(_, h)| h)
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `(server root, token)` from a registration URL.
+pub fn parse_registration_url(url: &str) -> Result<(String, String), AgentError> {
+    let bad = || AgentError::BadUrl(url.to_string());
+    let (server, token) = url
+        .trim_end_matches('/')
+        .rsplit_once("/scripts/")
+        .ok_or_else(bad)?;
+    let server = server.trim_end_matches("/v1").trim_end_matches("/v2-beta");
+    let server = match server.find("/projects/") {
+        Some(i) => server[..i]
+            .trim_end_matches("/v1")
+            .trim_end_matches("/v2-beta"),
+        None => server,
+    };
+    if token.is_empty()
+        || token.contains('/')
+        || !(server.starts_with("http://") || server.starts_with("https://"))
+    {
+        return Err(bad());
+    }
+    Ok((server.to_string(), token.to_string()))
+}
+
+/// The server named by a registration URL.
+#[derive(Clone, Debug)]
+pub(crate) struct Server {
+    /// Root URL (`http://server:8080`).
+    pub root: String,
+    /// The registration token.
+    pub token: String,
+    /// The CA pin the token carries, if any.
+    pub pin: Option<String>,
+}
+
+impl Server {
+    /// The server of registration URL `url`.
+    pub(crate) fn from_url(url: &str) -> Result<Server, AgentError> {
+        let (root, token) = parse_registration_url(url)?;
+        let pin = token_pin(&token).map(str::to_string);
+        if root.starts_with("https://") && pin.is_none() {
+            tracing::warn!("https registration URL without a CA pin: trusting the system roots");
+        }
+        Ok(Server { root, token, pin })
+    }
+
+    /// `host[:port]` of the root URL.
+    pub(crate) fn host_part(&self) -> &str {
+        self.root
+            .split("://")
+            .nth(1)
+            .unwrap_or("")
+            .split('/')
+            .next()
+            .unwrap_or("")
+    }
+
+    /// A client of the server, pinned to the CA when the token carries a
+    /// pin.
+    pub(crate) fn client(&self, creds: Option<(&str, &str)>) -> Result<Client, AgentError> {
+        Ok(match &self.pin {
+            Some(p) => Client::pinned(&self.root, creds, p)?,
+            None => Client::new(&self.root, creds),
+        })
+    }
+}
+
+fn identity_path(cfg: &AgentConfig) -> PathBuf {
+    cfg.state_dir.join("cluster").join("agent.json")
+}
+
+/// Write `id` under the state directory, owner-only, whole or not at all.
+pub(crate) fn save(cfg: &AgentConfig, id: &Identity) -> Result<(), AgentError> {
+    let path = identity_path(cfg);
+    let err = |source| AgentError::Identity {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(err)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_string_pretty(id).unwrap_or_default();
+    // It holds the agent's secret: owner-only, written whole or not at all.
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(err)?
+    };
+    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)
+}
+
+/// The saved identity, or a new one for `server`.
+pub(crate) fn load_identity(cfg: &AgentConfig, server: &str) -> Identity {
+    std::fs::read_to_string(identity_path(cfg))
+        .ok()
+        .and_then(|s| serde_json::from_str::<Identity>(&s).ok())
+        .filter(|i| i.server == server)
+        .unwrap_or_else(|| Identity {
+            server: server.to_string(),
+            key: crate::cluster::auth::random_token(64),
+            registration: None,
+        })
+}
+
+/// The registration of `identity`: the saved one, or a new one from the
+/// server (retried every `cfg.interval` until it answers, then saved).
+/// True in the second element when it is new.
+pub(crate) async fn register(
+    cfg: &AgentConfig,
+    server: &Server,
+    identity: &mut Identity,
+    facts: &HostFacts,
+) -> Result<(RegisterResponse, bool), AgentError> {
+    loop {
+        if let Some(r) = &identity.registration {
+            return Ok((r.clone(), false));
+        }
+        let req = RegisterRequest {
+            token: server.token.clone(),
+            key: identity.key.clone(),
+            facts: facts.clone(),
+        };
+        let anon = server.client(None)?;
+        match blocking(move || {
+            anon.call::<RegisterResponse>("POST", "/v1/agent/register", Some(&req))
+        })
+        .await
+        {
+            Ok(r) => {
+                tracing::info!(host = %r.host_id, project = %r.project_id, "registered");
+                identity.registration = Some(r.clone());
+                save(cfg, identity)?;
+                return Ok((r, true));
+            }
+            Err(e) => {
+                tracing::warn!(error = ?e, "registration failed; retrying");
+                tokio::time::sleep(cfg.interval).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_urls() {
+        assert_eq!(
+            parse_registration_url("http://10.0.0.1:8080/v1/scripts/abc").unwrap(),
+            ("http://10.0.0.1:8080".to_string(), "abc".to_string())
+        );
+        assert_eq!(
+            parse_registration_url("http://s:8080/v1/projects/1a5/scripts/T/").unwrap(),
+            ("http://s:8080".to_string(), "T".to_string())
+        );
+        assert!(parse_registration_url("http://s:8080/v1/hosts").is_err());
+        assert!(parse_registration_url("s:8080/v1/scripts/x").is_err());
+        let pin = "ab".repeat(32);
+        assert_eq!(token_pin(&format!("secret.{pin}")), Some(pin.as_str()));
+        assert_eq!(token_pin("secret"), None);
+        assert_eq!(token_pin("a.b"), None);
+    }
+
+    #[test]
+    fn server_of_a_registration_url() {
+        let pin = "ab".repeat(32);
+        let s = Server::from_url(&format!("https://10.0.0.1:8443/v1/scripts/t.{pin}")).unwrap();
+        assert_eq!(s.root, "https://10.0.0.1:8443");
+        assert_eq!(s.host_part(), "10.0.0.1:8443");
+        assert_eq!(s.pin.as_deref(), Some(pin.as_str()));
+        let s = Server::from_url("http://server/v1/scripts/t").unwrap();
+        assert_eq!((s.host_part(), s.pin.as_deref()), ("server", None));
+    }
+}

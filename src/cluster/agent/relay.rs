@@ -1,0 +1,58 @@
+//! Requests the server relays through the sync answer (`ros compose logs`,
+//! `ros compose pull`): each is carried out in its own task and answered
+//! with `POST /v1/agent/reply`, never holding up converging.
+
+use super::{blocking, docker};
+use crate::cluster::client::Client;
+use crate::cluster::protocol::{AgentReply, AgentRequest, PullResult};
+
+/// Carry out `req` on `docker` in the background and post the answer.
+pub(crate) fn spawn(docker: bollard::Docker, client: Client, host: String, req: AgentRequest) {
+    tokio::spawn(answer(docker, client, host, req));
+}
+
+/// Carry out one relayed request and post the answer.
+async fn answer(docker: bollard::Docker, client: Client, host: String, req: AgentRequest) {
+    let mut reply = AgentReply {
+        request_id: req.request_id.clone(),
+        ..AgentReply::default()
+    };
+    match req.kind.as_str() {
+        "logs" => match docker::managed(&docker, &host).await {
+            Ok(m) => match m.get(&req.instance_id) {
+                Some(a) => match docker::logs(&docker, &a.id, req.tail, req.since_nanos).await {
+                    Ok((lines, truncated)) => {
+                        reply.lines = lines;
+                        reply.truncated = truncated;
+                    }
+                    Err(e) => reply.error = Some(format!("logs of {}: {e}", req.instance_id)),
+                },
+                None => {
+                    reply.error = Some(format!(
+                        "container {} has no docker container on this host",
+                        req.instance_id
+                    ))
+                }
+            },
+            Err(e) => reply.error = Some(e.to_string()),
+        },
+        "pull" => {
+            for image in &req.images {
+                let r = docker::pull(&docker, image).await;
+                tracing::info!(%image, ok = r.is_ok(), "pull requested by the server");
+                reply.pulls.push(PullResult {
+                    image: image.clone(),
+                    ok: r.is_ok(),
+                    message: r.err(),
+                });
+            }
+        }
+        k => reply.error = Some(format!("this agent does not know requests of kind {k:?}")),
+    }
+    if let Err(e) =
+        blocking(move || client.call::<serde_json::Value>("POST", "/v1/agent/reply", Some(&reply)))
+            .await
+    {
+        tracing::warn!(error = ?e, "cannot post a reply");
+    }
+}

@@ -1,0 +1,103 @@
+//! The container-runtime seam of the converge loop: the few docker
+//! operations [`super::converge`] carries a [`super::decide::Step`] out
+//! with, as a trait, with the real implementation over bollard beside it.
+//!
+//! Unit tests drive `converge` with the recording fake in `fake.rs`; the
+//! cluster integration tests (`tests/cluster_*.rs`) run the same code
+//! against real dockerds through [`DockerRuntime`]. Logs, stats, events and
+//! health probes read bollard directly: they report, they do not decide.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use bollard::query_parameters::{
+    CreateContainerOptions, RemoveContainerOptions, StopContainerOptions,
+};
+use bollard::Docker;
+
+use super::decide::Actual;
+use super::docker::{self, DockerError};
+use crate::cluster::protocol::DesiredInstance;
+
+/// The docker operations converging needs.
+pub(crate) trait Runtime: Clone + Send + Sync + 'static {
+    /// Managed containers of `host` by instance id.
+    fn managed(
+        &self,
+        host: &str,
+    ) -> impl Future<Output = Result<HashMap<String, Actual>, DockerError>> + Send;
+    /// Create the container of `d` (not started); its docker id.
+    fn create(
+        &self,
+        d: &DesiredInstance,
+    ) -> impl Future<Output = Result<String, DockerError>> + Send;
+    /// Start a created or stopped container.
+    fn start(&self, id: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
+    /// Restart a running container.
+    fn restart(&self, id: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
+    /// Stop a container (SIGKILL after 5 s).
+    fn stop(&self, id: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
+    /// Remove a container, forcibly.
+    fn remove(&self, id: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
+    /// Pull `image` from its registry; docker's message on failure.
+    fn pull(&self, image: &str) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// The real runtime: the user docker, through bollard.
+#[derive(Clone, Debug)]
+pub(crate) struct DockerRuntime {
+    docker: Docker,
+}
+
+impl DockerRuntime {
+    /// Converge through `docker`.
+    pub(crate) fn new(docker: Docker) -> DockerRuntime {
+        DockerRuntime { docker }
+    }
+}
+
+impl Runtime for DockerRuntime {
+    async fn managed(&self, host: &str) -> Result<HashMap<String, Actual>, DockerError> {
+        docker::managed(&self.docker, host).await
+    }
+
+    async fn create(&self, d: &DesiredInstance) -> Result<String, DockerError> {
+        let opts = CreateContainerOptions {
+            name: Some(d.docker_name.clone()),
+            ..Default::default()
+        };
+        Ok(self
+            .docker
+            .create_container(Some(opts), docker::create_body(d))
+            .await?
+            .id)
+    }
+
+    async fn start(&self, id: &str) -> Result<(), DockerError> {
+        Ok(self.docker.start_container(id, None).await?)
+    }
+
+    async fn restart(&self, id: &str) -> Result<(), DockerError> {
+        Ok(self.docker.restart_container(id, None).await?)
+    }
+
+    async fn stop(&self, id: &str) -> Result<(), DockerError> {
+        let opts = StopContainerOptions {
+            t: Some(5),
+            ..Default::default()
+        };
+        Ok(self.docker.stop_container(id, Some(opts)).await?)
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), DockerError> {
+        let opts = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        Ok(self.docker.remove_container(id, Some(opts)).await?)
+    }
+
+    async fn pull(&self, image: &str) -> Result<(), String> {
+        docker::pull(&self.docker, image).await
+    }
+}

@@ -1,0 +1,183 @@
+//! The sync loop: long-poll the server (see [`crate::cluster::protocol`])
+//! with the reports gathered since the last answer, converge to each answer,
+//! converge again at once when docker changes a managed container behind
+//! ros's back, hand relayed requests to [`super::relay`], and publish what
+//! this host runs to the host features.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch, Notify};
+
+use super::converge::{converge, Local};
+use super::features::Assigned;
+use super::heartbeat::Heartbeat;
+use super::identity::{register, Identity, Server};
+use super::runtime::DockerRuntime;
+use super::{blocking, facts, note_reports, relay, AgentConfig, AgentError};
+use crate::cluster::client::Client;
+use crate::cluster::protocol::{
+    DesiredInstance, HostFacts, RegisterResponse, Report, SyncRequest, SyncResponse,
+};
+
+/// Everything the sync loop carries from one round to the next.
+pub(crate) struct SyncLoop {
+    /// How the agent runs.
+    pub cfg: AgentConfig,
+    /// The server.
+    pub server: Server,
+    /// The user docker (for relayed requests).
+    pub docker: bollard::Docker,
+    /// Facts of this host.
+    pub facts: HostFacts,
+    /// Who this agent is.
+    pub identity: Identity,
+    /// Fires on docker events that call for a converge pass.
+    pub converge_now: Arc<Notify>,
+    /// Where the host features read what this host runs.
+    pub assigned: watch::Sender<Assigned>,
+    /// Reports from the host features.
+    pub feature_reports: mpsc::UnboundedReceiver<Vec<Report>>,
+    /// The heartbeat task.
+    pub heartbeat: Heartbeat,
+}
+
+/// The state of the rounds.
+#[derive(Default)]
+struct Rounds {
+    send_facts: bool,
+    generation: u64,
+    desired: Vec<DesiredInstance>,
+    pending: Vec<Report>,
+    local: Local,
+    sampler: facts::Sampler,
+}
+
+impl SyncLoop {
+    /// Sync until the process ends (or registration cannot be saved).
+    pub(crate) async fn run(mut self) -> Result<(), AgentError> {
+        let runtime = DockerRuntime::new(self.docker.clone());
+        let mut rounds = Rounds {
+            send_facts: true,
+            ..Rounds::default()
+        };
+        loop {
+            let (reg, new) =
+                register(&self.cfg, &self.server, &mut self.identity, &self.facts).await?;
+            if new {
+                rounds.send_facts = true;
+            }
+            let client = self
+                .server
+                .client(Some((&reg.access_key, &reg.secret_key)))?;
+            self.round(&runtime, &reg, &client, &mut rounds).await;
+        }
+    }
+
+    /// One long-poll and what follows its answer.
+    async fn round(
+        &mut self,
+        runtime: &DockerRuntime,
+        reg: &RegisterResponse,
+        client: &Client,
+        r: &mut Rounds,
+    ) {
+        let req = SyncRequest {
+            facts: r.send_facts.then(|| self.facts.clone()),
+            usage: Some(r.sampler.sample(&self.cfg.state_dir)),
+            reports: std::mem::take(&mut r.pending),
+            generation: r.generation,
+            wait_ms: u64::try_from(self.cfg.interval.as_millis()).unwrap_or(2000),
+        };
+        let sent = req.reports.clone();
+        self.assigned.send_if_modified(|a| {
+            let changed = a.host_id != reg.host_id;
+            if changed {
+                a.host_id.clone_from(&reg.host_id);
+            }
+            changed
+        });
+        self.heartbeat.synced(client);
+        let c = client.clone();
+        let mut poll = tokio::spawn(async move {
+            blocking(move || c.call::<SyncResponse>("POST", "/v1/agent/sync", Some(&req))).await
+        });
+        let res = loop {
+            tokio::select! {
+                res = &mut poll => break res.map_err(|_| AgentError::Task).and_then(|res| res),
+                _ = self.converge_now.notified() => {
+                    // A managed container changed behind our back: look now.
+                    self.converge(runtime, client, &reg.host_id, r).await;
+                }
+                Some(reports) = self.feature_reports.recv() => r.pending.extend(reports),
+            }
+        };
+        match res {
+            Ok(resp) => {
+                r.send_facts = false;
+                r.generation = resp.generation;
+                r.desired = resp.instances;
+                for req in resp.requests {
+                    relay::spawn(
+                        self.docker.clone(),
+                        client.clone(),
+                        reg.host_id.clone(),
+                        req,
+                    );
+                }
+                self.converge(runtime, client, &reg.host_id, r).await;
+            }
+            Err(AgentError::Client(e)) if e.status() == Some(401) => {
+                tracing::warn!("server rejected our credentials; registering again");
+                self.identity.registration = None;
+                r.pending.clear();
+                self.heartbeat.stop();
+            }
+            Err(e) => {
+                tracing::warn!(error = ?e, "sync failed; retrying");
+                let mut back = sent;
+                back.append(&mut r.pending);
+                r.pending = back;
+                tokio::time::sleep(self.cfg.interval).await;
+            }
+        }
+    }
+
+    /// A converge pass: its reports join the pending ones, the local view
+    /// of the instances takes their states, and the features see it.
+    async fn converge(&self, runtime: &DockerRuntime, client: &Client, host: &str, r: &mut Rounds) {
+        let reports = converge_once(runtime, client, host, &r.desired, &mut r.local).await;
+        note_reports(&mut r.desired, &reports);
+        r.pending.extend(reports);
+        self.assigned
+            .send_modify(|a| a.instances.clone_from(&r.desired));
+    }
+}
+
+async fn converge_once(
+    runtime: &DockerRuntime,
+    client: &Client,
+    host: &str,
+    desired: &[DesiredInstance],
+    local: &mut Local,
+) -> Vec<Report> {
+    let c = client.clone();
+    let send = move |reports: Vec<Report>| {
+        let req = SyncRequest {
+            reports,
+            ..SyncRequest::default()
+        };
+        if let Err(e) = c.call::<SyncResponse>("POST", "/v1/agent/sync", Some(&req)) {
+            tracing::debug!(error = %e, "transition report failed");
+        }
+    };
+    // Intermediate transition reports are rare and short: sending them
+    // inline keeps their order relative to the final report.
+    let send_blocking = |r: Vec<Report>| tokio::task::block_in_place(|| send(r));
+    match converge(runtime, host, desired, local, &send_blocking).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "converge failed");
+            Vec::new()
+        }
+    }
+}
