@@ -52,8 +52,8 @@ const NOW: i64 = 1_800_000_000_000;
 
 /// `hosts` hosts in three zones; `services` services of `per` containers,
 /// ten per stack; every fourth service pinned to a zone by a host label,
-/// every fifth publishing host port 8080 (where the hosts of one zone can
-/// hold its scale), every seventh a random port.
+/// every fifth publishing a fixed host port (one of 50; where the hosts of
+/// one zone can hold its scale), every seventh a random port.
 fn empty_cluster(hosts: usize, services: usize, per: u32) -> Snapshot {
     let zones = ["a", "b", "c"];
     let mut p = Resource::new(Kind::Project, 5, 0, "active");
@@ -91,7 +91,7 @@ fn empty_cluster(hosts: usize, services: usize, per: u32) -> Snapshot {
         }
         if i % 5 == 2 && per as usize * 3 <= hosts {
             lc.ports.push(PortSpec {
-                public: Some(8080),
+                public: Some(8000 + (i / 5 % 50) as u16),
                 private: 80,
                 ..PortSpec::default()
             });
@@ -217,6 +217,14 @@ fn main() {
     if !bench {
         run(50, 10, 100, 1);
         return;
+    }
+    if let Ok(only) = std::env::var("PLAN_BENCH_ONLY") {
+        // One size, e.g. `PLAN_BENCH_ONLY=500,100,100` (for a profiler).
+        let n: Vec<usize> = only.split(',').filter_map(|x| x.parse().ok()).collect();
+        if let [h, s, p] = n[..] {
+            run(h, s, p as u32, 3);
+            return;
+        }
     }
     println!("reconcile plan (one core, no store, no docker)");
     run(20, 100, 10, 5);

@@ -8,6 +8,8 @@
 //! the agent API hands to the agent as a
 //! [`crate::cluster::protocol::LaunchFields`].
 
+use std::borrow::{Borrow, Cow};
+
 use serde_json::{json, Value};
 
 use crate::cluster::model::{format_id, Kind, Resource};
@@ -49,21 +51,22 @@ pub fn check_port_range(v: &Value) -> Result<(), String> {
 }
 
 /// What container creation reads about its surroundings: the project (its
-/// port range), the project's services and the live containers.
+/// port range), the project's services and the live containers (rows as a
+/// reconcile pass holds them: borrowed from its snapshot until changed).
 #[derive(Clone, Copy, Debug)]
 pub struct Around<'a> {
     /// The service's project.
     pub project: Option<&'a Resource>,
     /// Services (of any project: filtered by the caller's).
-    pub services: &'a [Resource],
+    pub services: &'a [Cow<'a, Resource>],
     /// Containers.
-    pub containers: &'a [Resource],
+    pub containers: &'a [Cow<'a, Resource>],
 }
 
 /// The live container `<stack>-<service>-<idx>` of this stack (the newest
 /// when an upgrade left two).
 fn sibling<'a>(
-    containers: &'a [Resource],
+    containers: &'a [Cow<'a, Resource>],
     s: &Resource,
     stack: &str,
     service: &str,
@@ -79,6 +82,7 @@ fn sibling<'a>(
                 && c.str("name") == Some(name.as_str())
         })
         .max_by_key(|c| c.id)
+        .map(|c| &**c)
 }
 
 /// A container a `volumes_from` / `service:` source refers to: a service of
@@ -143,16 +147,49 @@ fn sources(spec: &ServiceSpec) -> Vec<(&'static str, &str)> {
 /// `data-1` before `web-1` that mounts its volumes). Otherwise stable;
 /// cycles keep their order.
 pub fn sources_first(services: Vec<Resource>) -> Vec<Resource> {
+    let order = sources_order(&services);
+    let mut slots: Vec<Option<Resource>> = services.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+/// The sources a stored service row names (`volumes_from`, `service:`
+/// network), read without decoding the whole spec.
+fn row_sources(s: &Resource) -> Vec<String> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "camelCase", default)]
+    struct Lc {
+        data_volumes_from: Vec<String>,
+        network_mode: NetworkMode,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "camelCase", default)]
+    struct Spec {
+        launch_config: Lc,
+    }
+    let Some(v) = s.data.get("_spec") else {
+        return Vec::new();
+    };
+    let Ok(spec) = <Spec as serde::Deserialize>::deserialize(v) else {
+        return Vec::new();
+    };
+    let mut out = spec.launch_config.data_volumes_from;
+    if let NetworkMode::Service(n) = spec.launch_config.network_mode {
+        out.push(n);
+    }
+    out
+}
+
+/// [`sources_first`]'s order, as positions into `services`.
+pub fn sources_order<R: Borrow<Resource>>(services: &[R]) -> Vec<usize> {
     let deps: Vec<Vec<usize>> = services
         .iter()
         .map(|s| {
-            let Some(spec) = super::rows::spec_of(s, "_spec") else {
-                return Vec::new();
-            };
-            sources(&spec)
-                .into_iter()
-                .filter_map(|(_, name)| {
+            let s = s.borrow();
+            row_sources(s)
+                .iter()
+                .filter_map(|name| {
                     services.iter().position(|o| {
+                        let o = o.borrow();
                         o.str("stackId") == s.str("stackId") && o.str("name") == Some(name)
                     })
                 })
@@ -177,8 +214,7 @@ pub fn sources_first(services: Vec<Resource>) -> Vec<Resource> {
         .collect();
     let mut idx: Vec<usize> = (0..services.len()).collect();
     idx.sort_by_key(|&i| depths[i]);
-    let mut slots: Vec<Option<Resource>> = services.into_iter().map(Some).collect();
-    idx.into_iter().filter_map(|i| slots[i].take()).collect()
+    idx
 }
 
 /// Before placement: the project's port range, and the host of the
@@ -489,14 +525,18 @@ mod tests {
 
     fn around<'a>(
         project: Option<&'a Resource>,
-        services: &'a [Resource],
-        containers: &'a [Resource],
+        services: &'a [Cow<'a, Resource>],
+        containers: &'a [Cow<'a, Resource>],
     ) -> Around<'a> {
         Around {
             project,
             services,
             containers,
         }
+    }
+
+    fn cows(rows: &[Resource]) -> Vec<Cow<'_, Resource>> {
+        rows.iter().map(Cow::Borrowed).collect()
     }
 
     fn sibling_row(id: u64, name: &str, host: u64) -> Resource {
@@ -558,7 +598,7 @@ services:
         ];
         let mut req = spec.schedule_request("app", 2);
         prepare(
-            around(None, &services, &containers),
+            around(None, &cows(&services), &cows(&containers)),
             &web_svc,
             spec,
             "app",
@@ -586,7 +626,7 @@ services:
         };
         let mut c = Resource::new(Kind::Container, 20, 5, "requested");
         apply(
-            around(None, &services, &containers),
+            around(None, &cows(&services), &cows(&containers)),
             &mut c,
             &web_svc,
             spec,
@@ -666,7 +706,7 @@ services:
         let web_svc = services[0].clone();
         let mut req = spec.schedule_request("app", 1);
         let e = prepare(
-            around(None, &services, &[]),
+            around(None, &cows(&services), &[]),
             &web_svc,
             spec,
             "app",
@@ -679,7 +719,7 @@ services:
         let containers = vec![sibling_row(7, "app-data-1", 3)];
         req.requested_host = Some("1h2".into());
         let e = prepare(
-            around(None, &services, &containers),
+            around(None, &cows(&services), &cows(&containers)),
             &web_svc,
             spec,
             "app",
@@ -698,7 +738,7 @@ services:
         );
         req.requested_host = None;
         prepare(
-            around(Some(&p), &services, &containers),
+            around(Some(&p), &cows(&services), &cows(&containers)),
             &web_svc,
             spec,
             "app",
@@ -737,7 +777,7 @@ services:
         };
         let mut c = Resource::new(Kind::Container, 20, 5, "requested");
         apply(
-            around(None, &services, &[]),
+            around(None, &cows(&services), &[]),
             &mut c,
             &svc,
             &spec,

@@ -25,7 +25,7 @@ pub fn launch_config_json(lc: &LaunchConfig) -> Value {
 
 /// The spec stored in a service row.
 pub fn spec_of(r: &Resource, field: &str) -> Option<ServiceSpec> {
-    serde_json::from_value(r.data.get(field)?.clone()).ok()
+    <ServiceSpec as serde::Deserialize>::deserialize(r.data.get(field)?).ok()
 }
 
 /// Scale written through `PUT /services/:id`: keep the spec in step.

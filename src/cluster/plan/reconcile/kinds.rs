@@ -32,7 +32,7 @@ pub fn has_containers(kind: ServiceKind) -> bool {
 /// Containers a service of this kind owns (made before it had its own
 /// rule) go.
 pub(super) fn without_containers(w: &mut super::World, s: &mut Resource, spec: &ServiceSpec) {
-    let members: Vec<Resource> = super::members(w, s).into_iter().cloned().collect();
+    let members: Vec<super::Row> = super::members(w, s).into_iter().cloned().collect();
     for c in &members {
         super::set_desired(w, c, "removed");
     }

@@ -22,6 +22,7 @@
 //! stored scales. New containers are numbered from the snapshot's
 //! `next_container_id`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{json, Value};
@@ -105,6 +106,9 @@ fn live(c: &Resource) -> bool {
     !c.is_removed() && c.str("desiredState") != Some("removed")
 }
 
+/// A row of the view: the snapshot's, borrowed, until the pass changes it.
+type Row<'a> = Cow<'a, Resource>;
+
 /// One pass's view: the snapshot as changed so far, and what changed,
 /// indexed so that a pass over 100,000 containers stays linear.
 struct World<'a> {
@@ -117,16 +121,16 @@ struct World<'a> {
     /// The hosts as the scheduler sees them.
     host_views: Vec<HostView>,
     /// Every live service as last changed in this pass.
-    services: Vec<Resource>,
+    services: Vec<Row<'a>>,
     /// Service API id → position in `services`.
     service_at: HashMap<String, usize>,
-    containers: Vec<Resource>,
+    containers: Vec<Row<'a>>,
     /// Container id → position in `containers`.
     container_at: HashMap<u64, usize>,
     /// Service API id → positions of its containers.
-    by_service: HashMap<String, Vec<usize>>,
+    by_service: HashMap<Cow<'a, str>, Vec<usize>>,
     /// (host, docker name) held by containers not yet removed, with how many.
-    docker_names: HashMap<(u64, String), usize>,
+    docker_names: HashMap<(u64, Cow<'a, str>), usize>,
     /// Placement index, built at the first placement of the pass.
     sched: Option<Index>,
     out: Vec<Resource>,
@@ -182,7 +186,7 @@ impl<'a> World<'a> {
                 .map(|(i, h)| (h.id, i))
                 .collect(),
             host_views: snap.hosts.iter().map(host_view).collect(),
-            services: snap.services.clone(),
+            services: snap.services.iter().map(Cow::Borrowed).collect(),
             service_at: snap
                 .services
                 .iter()
@@ -198,24 +202,27 @@ impl<'a> World<'a> {
             out_at: HashMap::new(),
         };
         for c in &snap.containers {
-            w.insert(c.clone());
+            w.insert(Cow::Borrowed(c));
         }
         w
     }
 
     /// Add a container row to the view and its indexes.
-    fn insert(&mut self, c: Resource) {
+    fn insert(&mut self, c: Row<'a>) {
         let at = self.containers.len();
         self.container_at.insert(c.id, at);
-        if let Some(sid) = c.str("serviceId") {
-            self.by_service.entry(sid.to_string()).or_default().push(at);
+        let key = |c: &Row<'a>, field: &str| -> Option<Cow<'a, str>> {
+            match c {
+                Cow::Borrowed(r) => r.str(field).map(Cow::Borrowed),
+                Cow::Owned(r) => r.str(field).map(|s| Cow::Owned(s.to_string())),
+            }
+        };
+        if let Some(sid) = key(&c, "serviceId") {
+            self.by_service.entry(sid).or_default().push(at);
         }
         if !c.is_removed() {
-            if let Some(n) = c.str("dockerName") {
-                *self
-                    .docker_names
-                    .entry((c.host, n.to_string()))
-                    .or_default() += 1;
+            if let Some(n) = key(&c, "dockerName") {
+                *self.docker_names.entry((c.host, n)).or_default() += 1;
             }
         }
         if let Some(ix) = &mut self.sched {
@@ -257,7 +264,7 @@ impl<'a> World<'a> {
                 .containers
                 .iter()
                 .filter(|c| live(c) && c.host != 0)
-                .map(instance_view)
+                .map(|c| instance_view(c))
                 .collect();
             self.sched = Some(Index::new(self.host_views.clone(), inst));
         }
@@ -268,7 +275,7 @@ impl<'a> World<'a> {
     /// this host.
     fn docker_name_taken(&self, host: u64, name: &str) -> bool {
         self.docker_names
-            .get(&(host, name.to_string()))
+            .get(&(host, Cow::Borrowed(name)))
             .is_some_and(|n| *n > 0)
     }
 
@@ -286,13 +293,13 @@ impl<'a> World<'a> {
     fn service(&self, api_id: &str) -> Option<Resource> {
         self.service_at
             .get(api_id)
-            .map(|&i| self.services[i].clone())
+            .map(|&i| self.services[i].clone().into_owned())
     }
 
     /// Record a changed service (and keep the view current).
     fn put_service(&mut self, s: Resource) {
         if let Some(&i) = self.service_at.get(&s.api_id()) {
-            self.services[i] = s.clone();
+            self.services[i] = Cow::Owned(s.clone());
         }
         self.record(s);
     }
@@ -301,10 +308,11 @@ impl<'a> World<'a> {
     fn put(&mut self, c: Resource) {
         match self.container_at.get(&c.id).copied() {
             Some(i) => {
-                let old = std::mem::replace(&mut self.containers[i], c.clone());
+                let old = std::mem::replace(&mut self.containers[i], Cow::Owned(c.clone()));
                 if !old.is_removed() {
                     if let Some(n) = old.str("dockerName") {
-                        if let Some(k) = self.docker_names.get_mut(&(old.host, n.to_string())) {
+                        let key = (old.host, Cow::Owned(n.to_string()));
+                        if let Some(k) = self.docker_names.get_mut(&key) {
                             *k = k.saturating_sub(1);
                         }
                     }
@@ -313,7 +321,7 @@ impl<'a> World<'a> {
                     if let Some(n) = c.str("dockerName") {
                         *self
                             .docker_names
-                            .entry((c.host, n.to_string()))
+                            .entry((c.host, Cow::Owned(n.to_string())))
                             .or_default() += 1;
                     }
                 }
@@ -327,7 +335,7 @@ impl<'a> World<'a> {
                     }
                 }
             }
-            None => self.insert(c.clone()),
+            None => self.insert(Cow::Owned(c.clone())),
         }
         self.record(c);
     }
@@ -336,28 +344,32 @@ impl<'a> World<'a> {
 /// Stacks being removed go once their services have; then every service,
 /// sources of volumes/network first.
 fn pass(w: &mut World, stacks: &[Resource]) {
-    let services = w.services.clone();
     for st in stacks.iter().filter(|s| s.state == "removing") {
         let mut st = st.clone();
-        let mut left = 0;
-        for s in services
+        let sid = st.api_id();
+        let of_stack: Vec<Resource> = w
+            .services
             .iter()
-            .filter(|s| s.str("stackId") == Some(&st.api_id()))
-        {
-            left += 1;
+            .filter(|s| s.str("stackId") == Some(&sid))
+            .map(|s| s.clone().into_owned())
+            .collect();
+        for mut s in of_stack.iter().cloned() {
             if s.state != "removing" {
-                let mut s = s.clone();
                 s.state = "removing".into();
                 w.put_service(s);
             }
         }
-        if left == 0 {
+        if of_stack.is_empty() {
             st.state = "removed".into();
             st.set("removed", rfc3339(w.now));
             w.record(st);
         }
     }
-    for id in launch::sources_first(services).iter().map(Resource::api_id) {
+    let ids: Vec<String> = launch::sources_order(&w.services)
+        .into_iter()
+        .map(|i| w.services[i].api_id())
+        .collect();
+    for id in ids {
         // The latest version: another service's pass (a to-service
         // upgrade) may have changed it already.
         let Some(s) = w.service(&id) else { continue };
@@ -371,7 +383,7 @@ fn pass(w: &mut World, stacks: &[Resource]) {
 }
 
 /// Every container row of a service in the view (removing ones too).
-fn owned<'a>(w: &'a World<'_>, sid: &str) -> impl Iterator<Item = &'a Resource> {
+fn owned<'b, 'a>(w: &'b World<'a>, sid: &str) -> impl Iterator<Item = &'b Row<'a>> {
     w.by_service
         .get(sid)
         .into_iter()
@@ -380,7 +392,7 @@ fn owned<'a>(w: &'a World<'_>, sid: &str) -> impl Iterator<Item = &'a Resource> 
 }
 
 /// The live containers of a service.
-fn members<'a>(w: &'a World<'_>, s: &Resource) -> Vec<&'a Resource> {
+fn members<'b, 'a>(w: &'b World<'a>, s: &Resource) -> Vec<&'b Row<'a>> {
     owned(w, &s.api_id()).filter(|c| live(c)).collect()
 }
 
@@ -472,7 +484,7 @@ fn service(w: &mut World, s: &mut Resource) {
     let stack = s.str("_stack").unwrap_or_default().to_string();
     match s.state.as_str() {
         "removing" => {
-            let all: Vec<Resource> = members(w, s).into_iter().cloned().collect();
+            let all: Vec<Row> = members(w, s).into_iter().cloned().collect();
             for c in &all {
                 set_desired(w, c, "removed");
             }
@@ -482,7 +494,7 @@ fn service(w: &mut World, s: &mut Resource) {
             }
         }
         "deactivating" => {
-            let all: Vec<Resource> = members(w, s).into_iter().cloned().collect();
+            let all: Vec<Row> = members(w, s).into_iter().cloned().collect();
             let mut busy = false;
             for c in &all {
                 if c.str("desiredState") != Some("stopped") {
@@ -496,7 +508,7 @@ fn service(w: &mut World, s: &mut Resource) {
         }
         "activating" | "active" | "restarting" | "error" => {
             // Containers of other generations (after a finish) go.
-            let old: Vec<Resource> = members(w, s)
+            let old: Vec<Row> = members(w, s)
                 .into_iter()
                 .filter(|c| gen_of(c) != gen)
                 .cloned()
@@ -540,7 +552,7 @@ fn service(w: &mut World, s: &mut Resource) {
             s.state = "canceled-upgrade".into();
         }
         "finishing-upgrade" => {
-            let old: Vec<Resource> = members(w, s)
+            let old: Vec<Row> = members(w, s)
                 .into_iter()
                 .filter(|c| gen_of(c) != gen)
                 .cloned()
@@ -565,7 +577,7 @@ fn service(w: &mut World, s: &mut Resource) {
             }
             let prev = s.data.get("_prevGeneration").and_then(Value::as_u64);
             if let (Some(prev), Some(old)) = (prev, spec_of(s, "_prevSpec")) {
-                let all: Vec<Resource> = members(w, s).into_iter().cloned().collect();
+                let all: Vec<Row> = members(w, s).into_iter().cloned().collect();
                 for c in &all {
                     if gen_of(c) == gen {
                         set_desired(w, c, "removed");
@@ -622,11 +634,11 @@ fn keep_scale(
     gen: u64,
 ) -> Option<usize> {
     mark_lost(w, s, spec);
-    let (waiting, cur): (Vec<Resource>, Vec<Resource>) = members(w, s)
+    let (waiting, cur): (Vec<Row>, Vec<Row>) = members(w, s)
         .into_iter()
         .filter(|c| gen_of(c) == gen)
         .cloned()
-        .partition(unplaced);
+        .partition(|c| unplaced(c));
     let recreate = replace(w, &cur, spec);
     if spec.global {
         return keep_global(w, s, spec, stack, gen, &cur, &recreate);
@@ -674,7 +686,7 @@ fn keep_scale(
             Err(why) => {
                 // Waiting for a sibling (volumes_from) is not a failure.
                 if launch::transitioning(&why) == "error" {
-                    record_unplaced(w, s, spec, stack, gen, idx, row, &why);
+                    record_unplaced(w, s, spec, stack, gen, idx, row.map(|r| &**r), &why);
                 }
                 failed.get_or_insert(why);
             }
@@ -714,7 +726,7 @@ fn keep_global(
     spec: &ServiceSpec,
     stack: &str,
     gen: u64,
-    cur: &[Resource],
+    cur: &[Row],
     recreate: &BTreeSet<String>,
 ) -> Option<usize> {
     let eligible = scheduler::global_hosts(&w.host_views, &spec.schedule_request(stack, 0));
@@ -782,12 +794,13 @@ fn mark_lost(w: &mut World, s: &Resource, spec: &ServiceSpec) {
     if spec.launch_config.health_check.is_none() {
         return;
     }
-    let lost: Vec<Resource> = members(w, s)
+    let lost: Vec<Row> = members(w, s)
         .into_iter()
         .filter(|c| !unplaced(c) && host_gone(w, c) && c.str("healthState") != Some("unhealthy"))
         .cloned()
         .collect();
-    for mut c in lost {
+    for c in lost {
+        let mut c = c.into_owned();
         c.set("healthState", "unhealthy");
         w.put(c);
     }
@@ -796,7 +809,7 @@ fn mark_lost(w: &mut World, s: &Resource, spec: &ServiceSpec) {
 /// Names of the members to replace: the unhealthy ones, as the service's
 /// health strategy says (`recreate`: all of them; `recreateOnQuorum`:
 /// only while `quorum` others are healthy; `none`: never).
-fn replace(w: &World<'_>, cur: &[Resource], spec: &ServiceSpec) -> BTreeSet<String> {
+fn replace(w: &World<'_>, cur: &[Row], spec: &ServiceSpec) -> BTreeSet<String> {
     let Some(hc) = &spec.launch_config.health_check else {
         return BTreeSet::new();
     };
@@ -944,12 +957,14 @@ fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str
     retire_replaced(w, s, gen);
     // Unplaced rows have nothing to upgrade: the new containers take
     // their indexes when the service is kept at scale again.
-    let (waiting, all): (Vec<Resource>, Vec<Resource>) =
-        members(w, s).into_iter().cloned().partition(unplaced);
+    let (waiting, all): (Vec<Row>, Vec<Row>) = members(w, s)
+        .into_iter()
+        .cloned()
+        .partition(|c| unplaced(c));
     for c in &waiting {
         drop_unplaced(w, c);
     }
-    let (new, old): (Vec<&Resource>, Vec<&Resource>) = all.iter().partition(|c| gen_of(c) == gen);
+    let (new, old): (Vec<&Row>, Vec<&Row>) = all.iter().partition(|c| gen_of(c) == gen);
     // A replacement that failed goes (its index is replaced again in a
     // later batch) and says why; one stopped behind our back starts again.
     for n in &new {
@@ -981,7 +996,7 @@ fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str
     if w.now.saturating_sub(last) < i64::try_from(st.interval_millis).unwrap_or(0) {
         return;
     }
-    let mut todo: Vec<&Resource> = old
+    let mut todo: Vec<&Row> = old
         .iter()
         .copied()
         .filter(|o| {
@@ -1035,8 +1050,8 @@ fn global_request(req: &scheduler::Request) -> Result<scheduler::Request, String
 
 /// Start-first: the old container of a replacement that runs stops now.
 fn retire_replaced(w: &mut World, s: &Resource, gen: u64) {
-    let all: Vec<Resource> = members(w, s).into_iter().cloned().collect();
-    let (new, old): (Vec<&Resource>, Vec<&Resource>) = all.iter().partition(|c| gen_of(c) == gen);
+    let all: Vec<Row> = members(w, s).into_iter().cloned().collect();
+    let (new, old): (Vec<&Row>, Vec<&Row>) = all.iter().partition(|c| gen_of(c) == gen);
     for o in &old {
         let idx = o.data.get("serviceIndex").and_then(Value::as_u64);
         let replaced = new
@@ -1061,7 +1076,7 @@ fn restart_pass(w: &mut World, s: &mut Resource, gen: u64) {
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(1);
     let interval = r.get("intervalMillis").and_then(Value::as_u64).unwrap_or(0);
-    let cur: Vec<Resource> = members(w, s)
+    let cur: Vec<Row> = members(w, s)
         .into_iter()
         .filter(|c| gen_of(c) == gen)
         .cloned()
@@ -1084,7 +1099,7 @@ fn restart_pass(w: &mut World, s: &mut Resource, gen: u64) {
         upgrade::UpgradeStep::Begin { stop, .. } => {
             for n in stop {
                 if let Some(c) = cur.iter().find(|c| c.str("name") == Some(&n)) {
-                    let mut c = c.clone();
+                    let mut c = c.clone().into_owned();
                     c.set("_restartId", id);
                     let count = c.data.get("startCount").and_then(Value::as_u64);
                     c.set("startCount", count.unwrap_or(1) + 1);
@@ -1231,7 +1246,7 @@ fn relink(w: &mut World, a: &Resource, b: &Resource) {
         .services
         .iter()
         .filter(|c| c.project == a.project && c.id != a.id && c.id != b.id)
-        .cloned()
+        .map(|c| c.clone().into_owned())
         .collect();
     for mut c in consumers {
         let Some(mut spec) = spec_of(&c, "_spec") else {
