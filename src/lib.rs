@@ -28,9 +28,12 @@
 //!   fake for tests).
 //! - [`guest`] — jobs inside the system containers: netconf, console-init,
 //!   cloud-init-execute, udev-settle.
-//! - [`cluster`] — the orchestrator: server (API, store, auth), agent, and
-//!   [`cluster::plan`], its pure parts (compose, scheduling, state machines,
-//!   upgrade/scale/health plans).
+//! - [`cluster`] — the orchestrator: [`cluster::plan`], its pure parts
+//!   (compose, the reconciler `snapshot + now → changes` with a room per
+//!   service kind, scheduling, state machines, upgrade/scale/health plans);
+//!   [`cluster::server`] (state, the write path and its wake-ups, the
+//!   reconcile driver); [`cluster::api`] (HTTP only); [`cluster::agent`]
+//!   (a pure converge decision over an engine seam, host features).
 //! - [`system`] — the service manager: system-dockerd, preload, services.
 //! - [`cli`] — the `ros` command line (thin wrappers over the modules above).
 

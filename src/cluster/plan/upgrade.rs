@@ -10,8 +10,15 @@
 //! host when it has volumes to keep ([`needs_same_host`]).
 //!
 //! [`next_step`] looks only at the current containers (and the time since
-//! the last batch began), so the reconciler can call it after any restart:
-//! a batch half done is finished, never started twice.
+//! the last batch began), so the reconciler
+//! ([`super::reconcile`], `upgrade_pass`) calls it on every pass, also
+//! after any restart: a batch half done is finished, never started twice.
+//! Stop-first stops a batch's old containers and makes their replacements
+//! (a new generation, so a new docker name) at once; start-first makes the
+//! replacements and stops the old ones once they are ready. A failed
+//! replacement is taken out by the reconciler before it asks (its index is
+//! batched again, after the interval). [`rollback`] and [`finish`] name the
+//! containers the reconciler removes and starts again.
 
 use super::compose::fields::VolumeKind;
 use super::compose::model::{LaunchConfig, UpgradeStrategy};
@@ -22,7 +29,8 @@ use super::lifecycle::ContainerState;
 pub struct Unit {
     /// Service index.
     pub index: u32,
-    /// Container name.
+    /// The container's key in the plans' answers (the reconciler uses its
+    /// id: names repeat across generations).
     pub name: String,
     /// State.
     pub state: ContainerState,
@@ -39,26 +47,32 @@ impl Unit {
 /// The next thing an upgrading service needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UpgradeStep {
-    /// Begin a batch (record its time): start new containers for `start`
-    /// (start-first) or stop the old containers `stop` (stop-first).
+    /// Begin a batch (record its time): make new containers for the
+    /// indexes `start` and, stop-first, stop the old containers `stop` at
+    /// the same time (start-first stops them once the new ones are ready).
     Begin {
-        /// Indexes to start new containers for.
+        /// Indexes to make new containers for.
         start: Vec<u32>,
         /// Old containers to stop.
         stop: Vec<String>,
     },
-    /// Finish a stop-first batch: start new containers for these indexes.
-    StartNew(Vec<u32>),
-    /// Finish a start-first batch: stop these old containers (kept, stopped,
-    /// until `finishupgrade` or `rollback`).
+    /// Start-first: these old containers' replacements are ready; stop
+    /// them (kept, stopped, until `finishupgrade` or `rollback`).
     StopOld(Vec<String>),
     /// Nothing to do yet.
     Wait(String),
-    /// A new container failed: the upgrade cannot go on by itself
-    /// (`cancelupgrade`, then `rollback` or `continueupgrade`).
+    /// A new container failed: the caller takes failed replacements out
+    /// (their indexes are batched again) before it asks.
     Blocked(String),
-    /// Every old container is replaced: the service becomes `upgraded`.
+    /// Every old container is replaced and stopped: `upgraded`.
     Done,
+}
+
+fn running(u: &Unit) -> bool {
+    matches!(
+        u.state,
+        ContainerState::Running | ContainerState::Starting | ContainerState::Creating
+    )
 }
 
 /// Plan the next step of an in-service upgrade. `since_last_batch_ms` is
@@ -73,58 +87,57 @@ pub fn next_step(
     if let Some(u) = new.iter().find(|u| u.state == ContainerState::Error) {
         return UpgradeStep::Blocked(format!("new container {} failed", u.name));
     }
-    if let Some(u) = new_live.iter().find(|u| !u.ready) {
-        return UpgradeStep::Wait(format!("waiting for {} to be running and healthy", u.name));
-    }
-    let has_new = |i: u32| new_live.iter().any(|u| u.index == i);
-    let running = |u: &&Unit| {
-        matches!(
-            u.state,
-            ContainerState::Running | ContainerState::Starting | ContainerState::Creating
-        )
-    };
+    // A ready replacement retires its old container.
     let stop: Vec<String> = old
         .iter()
-        .filter(running)
-        .filter(|u| has_new(u.index))
+        .filter(|u| running(u))
+        .filter(|u| new_live.iter().any(|n| n.index == u.index && n.ready))
         .map(|u| u.name.clone())
         .collect();
     if !stop.is_empty() {
         return UpgradeStep::StopOld(stop);
     }
-    let start: Vec<u32> = old
-        .iter()
-        .filter(|u| u.state == ContainerState::Stopped && !has_new(u.index))
-        .map(|u| u.index)
-        .collect();
-    if !start.is_empty() {
-        return UpgradeStep::StartNew(start);
+    if let Some(u) = new_live.iter().find(|u| !u.ready) {
+        return UpgradeStep::Wait(format!("waiting for {} to be running and healthy", u.name));
     }
-    let mut remaining: Vec<&Unit> = old
+    let has_new = |i: u32| new_live.iter().any(|u| u.index == i);
+    let mut todo: Vec<&Unit> = old
         .iter()
-        .filter(running)
+        .filter(|u| !matches!(u.state, ContainerState::Removing | ContainerState::Removed))
         .filter(|u| !has_new(u.index))
         .collect();
-    if remaining.is_empty() {
-        return UpgradeStep::Done;
+    if todo.is_empty() {
+        let settled = |u: &&Unit| {
+            matches!(
+                u.state,
+                ContainerState::Stopped
+                    | ContainerState::Removing
+                    | ContainerState::Removed
+                    | ContainerState::Error
+            )
+        };
+        return match old.iter().find(|u| !settled(u)) {
+            None => UpgradeStep::Done,
+            Some(u) => UpgradeStep::Wait(format!("waiting for {} to stop", u.name)),
+        };
     }
     if let Some(t) = since_last_batch_ms {
         if t < strategy.interval_millis {
             return UpgradeStep::Wait(format!("next batch in {} ms", strategy.interval_millis - t));
         }
     }
-    remaining.sort_by_key(|u| u.index);
-    remaining.truncate(usize::try_from(strategy.batch_size.max(1)).unwrap_or(usize::MAX));
-    if strategy.start_first {
-        UpgradeStep::Begin {
-            start: remaining.iter().map(|u| u.index).collect(),
-            stop: Vec::new(),
-        }
-    } else {
-        UpgradeStep::Begin {
-            start: Vec::new(),
-            stop: remaining.iter().map(|u| u.name.clone()).collect(),
-        }
+    todo.sort_by_key(|u| u.index);
+    todo.truncate(usize::try_from(strategy.batch_size.max(1)).unwrap_or(usize::MAX));
+    UpgradeStep::Begin {
+        start: todo.iter().map(|u| u.index).collect(),
+        stop: if strategy.start_first {
+            Vec::new()
+        } else {
+            todo.iter()
+                .filter(|u| running(u))
+                .map(|u| u.name.clone())
+                .collect()
+        },
     }
 }
 

@@ -50,7 +50,7 @@ fn single_steps() {
             vec![],
             None,
             UpgradeStep::Begin {
-                start: vec![],
+                start: vec![1, 2],
                 stop: vec!["app-web-1".into(), "app-web-2".into()],
             },
         ),
@@ -66,12 +66,31 @@ fn single_steps() {
             },
         ),
         (
-            "stop-first: old stopped, start the new",
+            "stop-first: an old one stopped without a replacement (it failed) waits for the interval",
             strat(1, false),
             vec![u(1, "", Stopped, false), u(2, "", Running, true)],
             vec![],
             Some(10),
-            UpgradeStep::StartNew(vec![1]),
+            UpgradeStep::Wait("next batch in 1990 ms".into()),
+        ),
+        (
+            "stop-first: … then is batched again first",
+            strat(1, false),
+            vec![u(1, "", Stopped, false), u(2, "", Running, true)],
+            vec![],
+            Some(2000),
+            UpgradeStep::Begin {
+                start: vec![1],
+                stop: vec![],
+            },
+        ),
+        (
+            "old not yet stopped after the last batch",
+            strat(1, false),
+            vec![u(1, "", Stopping, false)],
+            vec![u(1, "n", Running, true)],
+            Some(2000),
+            UpgradeStep::Wait("waiting for app-web-1 to stop".into()),
         ),
         (
             "new not ready yet",
@@ -165,7 +184,6 @@ fn drive(scale: u32, s: UpgradeStrategy) -> Vec<UpgradeStep> {
                     o.state = Stopped;
                 }
             }
-            UpgradeStep::StartNew(idx) => new.extend(idx.iter().map(|i| u(*i, "n", Running, true))),
             UpgradeStep::StopOld(names) => {
                 for o in old.iter_mut().filter(|o| names.contains(&o.name)) {
                     o.state = Stopped;

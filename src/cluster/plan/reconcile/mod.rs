@@ -557,8 +557,11 @@ fn service(w: &mut World, s: &mut Resource) {
                 .filter(|c| gen_of(c) != gen)
                 .cloned()
                 .collect();
-            for c in &old {
-                set_desired(w, c, "removed");
+            let units: Vec<upgrade::Unit> = old.iter().map(|c| unit(c)).collect();
+            for id in upgrade::finish(&units) {
+                if let Some(c) = old.iter().find(|c| c.api_id() == id) {
+                    set_desired(w, c, "removed");
+                }
             }
             s.data.remove("_toService");
             s.state = "active".into();
@@ -578,11 +581,19 @@ fn service(w: &mut World, s: &mut Resource) {
             let prev = s.data.get("_prevGeneration").and_then(Value::as_u64);
             if let (Some(prev), Some(old)) = (prev, spec_of(s, "_prevSpec")) {
                 let all: Vec<Row> = members(w, s).into_iter().cloned().collect();
-                for c in &all {
-                    if gen_of(c) == gen {
-                        set_desired(w, c, "removed");
-                    } else if gen_of(c) == prev && c.str("desiredState") != Some("running") {
-                        set_desired(w, c, "running");
+                let units = |g: u64| -> Vec<upgrade::Unit> {
+                    all.iter()
+                        .filter(|c| gen_of(c) == g)
+                        .map(|c| unit(c))
+                        .collect()
+                };
+                let plan = upgrade::rollback(&units(prev), &units(gen));
+                for (ids, desired) in [(&plan.remove_new, "removed"), (&plan.start_old, "running")]
+                {
+                    for id in ids {
+                        if let Some(c) = all.iter().find(|c| c.api_id() == *id) {
+                            set_desired(w, c, desired);
+                        }
                     }
                 }
                 s.set("_generation", prev);
@@ -953,8 +964,6 @@ fn docker_name_for(name: &str, gen: u64) -> String {
 /// replace the next `batchSize` old containers (start-first or stop-first)
 /// on their own hosts; `upgraded` when no old container runs.
 fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str, gen: u64) {
-    let st = &spec.upgrade_strategy;
-    retire_replaced(w, s, gen);
     // Unplaced rows have nothing to upgrade: the new containers take
     // their indexes when the service is kept at scale again.
     let (waiting, all): (Vec<Row>, Vec<Row>) = members(w, s)
@@ -967,6 +976,7 @@ fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str
     let (new, old): (Vec<&Row>, Vec<&Row>) = all.iter().partition(|c| gen_of(c) == gen);
     // A replacement that failed goes (its index is replaced again in a
     // later batch) and says why; one stopped behind our back starts again.
+    let mut failed = BTreeSet::new();
     for n in &new {
         match cstate(n) {
             ContainerState::Error => {
@@ -976,6 +986,7 @@ fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str
                     .to_string();
                 let name = n.str("name").unwrap_or_default().to_string();
                 set_desired(w, n, "removed");
+                failed.insert(n.id);
                 s.set("transitioning", "error");
                 s.set("transitioningMessage", format!("{name}: {why}"));
             }
@@ -985,51 +996,69 @@ fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str
             _ => {}
         }
     }
-    if new.iter().any(|c| !ready(c)) {
-        return; // batch in progress: running and, when checked, healthy
-    }
+    let old_units: Vec<upgrade::Unit> = old.iter().map(|c| unit(c)).collect();
+    let new_units: Vec<upgrade::Unit> = new
+        .iter()
+        .filter(|c| !failed.contains(&c.id))
+        .map(|c| unit(c))
+        .collect();
     let last = s
         .data
         .get("_lastBatch")
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    if w.now.saturating_sub(last) < i64::try_from(st.interval_millis).unwrap_or(0) {
-        return;
-    }
-    let mut todo: Vec<&Row> = old
-        .iter()
-        .copied()
-        .filter(|o| {
-            let idx = o.data.get("serviceIndex").and_then(Value::as_u64);
-            !new.iter()
-                .any(|n| n.data.get("serviceIndex").and_then(Value::as_u64) == idx)
-        })
-        .collect();
-    todo.sort_by_key(|o| o.data.get("serviceIndex").and_then(Value::as_u64));
-    if todo.is_empty() {
-        if old.iter().all(|o| cstate(o) == ContainerState::Stopped) {
-            s.state = "upgraded".into();
-        }
-        return;
-    }
-    for o in todo.into_iter().take(st.batch_size.max(1) as usize) {
-        let idx = o
-            .data
-            .get("serviceIndex")
-            .and_then(Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(1);
-        if !st.start_first {
+    let since = (last > 0).then(|| u64::try_from(w.now.saturating_sub(last)).unwrap_or(0));
+    let by_id = |id: &str| old.iter().find(|c| c.api_id() == id).copied();
+    // New containers go where the old one of their index is (its volumes).
+    let host_of_index = |i: u32| {
+        old.iter()
+            .find(|c| index_of(c) == Some(i))
+            .map(|c| format_id(Kind::Host, c.host))
+    };
+    let (stop, start) =
+        match upgrade::next_step(&spec.upgrade_strategy, &old_units, &new_units, since) {
+            upgrade::UpgradeStep::Begin { start, stop } => {
+                s.set("_lastBatch", w.now);
+                (stop, start)
+            }
+            upgrade::UpgradeStep::StopOld(stop) => (stop, Vec::new()),
+            upgrade::UpgradeStep::Done => {
+                s.state = "upgraded".into();
+                return;
+            }
+            upgrade::UpgradeStep::Wait(_) | upgrade::UpgradeStep::Blocked(_) => return,
+        };
+    for id in &stop {
+        if let Some(o) = by_id(id) {
             set_desired(w, o, "stopped");
         }
-        let host = Some(format_id(Kind::Host, o.host));
+    }
+    for idx in start {
+        let host = host_of_index(idx);
         if let Err(why) = create(w, s, spec, stack, gen, idx, host) {
-            s.set("transitioning", "error");
+            s.set("transitioning", launch::transitioning(&why));
             s.set("transitioningMessage", why);
             return;
         }
     }
-    s.set("_lastBatch", w.now);
+}
+
+/// A container as the upgrade plans see it: keyed by its id (names repeat
+/// across generations).
+fn unit(c: &Resource) -> upgrade::Unit {
+    upgrade::Unit {
+        index: index_of(c).unwrap_or(1),
+        name: c.api_id(),
+        state: cstate(c),
+        ready: ready(c),
+    }
+}
+
+fn index_of(c: &Resource) -> Option<u32> {
+    c.data
+        .get("serviceIndex")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
 }
 
 /// The request of a container of a global service, for its requested host: only the

@@ -566,6 +566,51 @@ fn stack_health_follows_services() {
     assert_eq!(st.str("healthState"), Some("healthy"));
 }
 
+fn set_state(s: &mut Snapshot, id: u64, state: &str) {
+    for c in s.containers.iter_mut().filter(|c| c.id == id) {
+        c.state = state.into();
+    }
+}
+
+fn stopped(s: &mut Snapshot, id: u64) {
+    set_state(s, id, "stopped");
+}
+
+fn running(s: &mut Snapshot, id: u64) {
+    set_state(s, id, "running");
+}
+
+#[test]
+fn start_first_upgrade_retires_the_old_once_the_new_is_ready() {
+    let old = spec("web", 1);
+    let mut new = old.clone();
+    new.launch_config.image = "busybox:2".into();
+    new.upgrade_strategy = UpgradeStrategy {
+        batch_size: 1,
+        interval_millis: 0,
+        start_first: true,
+    };
+    let mut up = service(10, "upgrading", &new);
+    up.set("_generation", 1);
+    up.set("_prevGeneration", 0);
+    up.set("_prevSpec", serde_json::to_value(&old).unwrap());
+    let base = service(10, "active", &old);
+    let mut s = snap(vec![host(1)], vec![up], vec![ct(1, &base, 1, 1, "running")]);
+    let ch = reconcile(&s, NOW);
+    let d = did(&s, &ch);
+    assert_eq!(d.created, names(&["app-web-1@1"]));
+    assert!(d.stopped.is_empty(), "the old one serves meanwhile");
+    apply(&mut s, &ch);
+    assert_eq!(did(&s, &reconcile(&s, NOW + 10)), Did::default());
+    running(&mut s, 100);
+    let ch = reconcile(&s, NOW + 20);
+    assert_eq!(did(&s, &ch).stopped, vec![1]);
+    apply(&mut s, &ch);
+    stopped(&mut s, 1);
+    let ch = reconcile(&s, NOW + 30);
+    assert_eq!(did(&s, &ch).service, vec![(10, "upgraded".to_string())]);
+}
+
 #[test]
 fn upgrade_steps_and_rollback() {
     let old = spec("web", 2);
@@ -587,41 +632,30 @@ fn upgrade_steps_and_rollback() {
         vec![up],
         vec![ct(1, &base, 1, 1, "running"), ct(2, &base, 2, 1, "running")],
     );
-    // Batch 1: index 1 stops, its replacement (generation 1) is made.
+    // Batch 1 (stop-first): index 1 stops and its replacement (generation
+    // 1, its own docker name) is made in the same pass.
     let ch = reconcile(&s, NOW);
     let d = did(&s, &ch);
+    assert_eq!(d.stopped, vec![1], "{d:?}");
     assert_eq!(d.created, names(&["app-web-1@1"]), "{d:?}");
-    assert_eq!(d.stopped, vec![1]);
     apply(&mut s, &ch);
+    stopped(&mut s, 1);
     let newc = s.containers.iter().find(|c| c.id == 100).unwrap().clone();
     assert_eq!(newc.str("dockerName"), Some("r-app-web-1-g1"));
     assert_eq!(newc.str("imageUuid"), Some("docker:busybox:2"));
     // The batch is in progress until the new container runs.
     assert_eq!(did(&s, &reconcile(&s, NOW + 5000)), Did::default());
-    for c in s.containers.iter_mut() {
-        if c.id == 100 {
-            c.state = "running".into();
-        }
-        if c.id == 1 {
-            c.state = "stopped".into();
-        }
-    }
-    // Within the interval: wait.
+    running(&mut s, 100);
+    // Within the interval (from the batch's start): wait.
     assert_eq!(did(&s, &reconcile(&s, NOW + 500)), Did::default());
     // After it: batch 2.
     let ch = reconcile(&s, NOW + 1500);
     let d = did(&s, &ch);
-    assert_eq!(d.created, names(&["app-web-2@1"]));
     assert_eq!(d.stopped, vec![2]);
+    assert_eq!(d.created, names(&["app-web-2@1"]));
     apply(&mut s, &ch);
-    for c in s.containers.iter_mut() {
-        if c.id == 101 {
-            c.state = "running".into();
-        }
-        if c.id == 2 {
-            c.state = "stopped".into();
-        }
-    }
+    stopped(&mut s, 2);
+    running(&mut s, 101);
     let ch = reconcile(&s, NOW + 3000);
     assert_eq!(
         did(&s, &ch).service,
