@@ -222,7 +222,10 @@ fn main() {
         // One size, e.g. `PLAN_BENCH_ONLY=500,100,100` (for a profiler).
         let n: Vec<usize> = only.split(',').filter_map(|x| x.parse().ok()).collect();
         if let [h, s, p] = n[..] {
-            run(h, s, p as u32, 3);
+            let rounds = std::env::var("PLAN_BENCH_ROUNDS")
+                .ok()
+                .and_then(|r| r.parse().ok());
+            run(h, s, p as u32, rounds.unwrap_or(3));
             return;
         }
     }

@@ -109,6 +109,48 @@ fn live(c: &Resource) -> bool {
 /// A row of the view: the snapshot's, borrowed, until the pass changes it.
 type Row<'a> = Cow<'a, Resource>;
 
+/// What the reconciler reads of a container row on every pass, decoded
+/// once per row (the row's own fields are JSON; reading them per use cost
+/// most of a steady pass).
+#[derive(Clone, Copy, Debug)]
+struct Meta {
+    live: bool,
+    gen: u64,
+    state: ContainerState,
+    health: Option<ContainerHealth>,
+    unplaced: bool,
+}
+
+fn meta_of(c: &Resource) -> Meta {
+    Meta {
+        live: live(c),
+        gen: gen_of(c),
+        state: cstate(c),
+        health: health_of(c),
+        unplaced: unplaced(c),
+    }
+}
+
+/// A hasher for row ids (small sequential integers): one multiply.
+#[derive(Clone, Copy, Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// One pass's view: the snapshot as changed so far, and what changed,
 /// indexed so that a pass over 100,000 containers stays linear.
 struct World<'a> {
@@ -125,8 +167,10 @@ struct World<'a> {
     /// Service API id → position in `services`.
     service_at: HashMap<String, usize>,
     containers: Vec<Row<'a>>,
+    /// Decoded fields of `containers`, position for position.
+    meta: Vec<Meta>,
     /// Container id → position in `containers`.
-    container_at: HashMap<u64, usize>,
+    container_at: IdMap<usize>,
     /// Service API id → positions of its containers.
     by_service: HashMap<Cow<'a, str>, Vec<usize>>,
     /// (host, docker name) held by containers not yet removed, with how many.
@@ -194,7 +238,11 @@ impl<'a> World<'a> {
                 .map(|(i, s)| (s.api_id(), i))
                 .collect(),
             containers: Vec::with_capacity(snap.containers.len()),
-            container_at: HashMap::with_capacity(snap.containers.len()),
+            meta: Vec::with_capacity(snap.containers.len()),
+            container_at: IdMap::with_capacity_and_hasher(
+                snap.containers.len(),
+                Default::default(),
+            ),
             by_service: HashMap::new(),
             docker_names: HashMap::new(),
             sched: None,
@@ -230,7 +278,16 @@ impl<'a> World<'a> {
                 ix.add(instance_view(&c));
             }
         }
+        self.meta.push(meta_of(&c));
         self.containers.push(c);
+    }
+
+    /// The decoded fields of a container row.
+    fn m(&self, c: &Resource) -> Meta {
+        match self.container_at.get(&c.id) {
+            Some(&i) => self.meta[i],
+            None => meta_of(c),
+        }
     }
 
     /// A fresh container id.
@@ -309,6 +366,7 @@ impl<'a> World<'a> {
         match self.container_at.get(&c.id).copied() {
             Some(i) => {
                 let old = std::mem::replace(&mut self.containers[i], Cow::Owned(c.clone()));
+                self.meta[i] = meta_of(&c);
                 if !old.is_removed() {
                     if let Some(n) = old.str("dockerName") {
                         let key = (old.host, Cow::Owned(n.to_string()));
@@ -393,7 +451,13 @@ fn owned<'b, 'a>(w: &'b World<'a>, sid: &str) -> impl Iterator<Item = &'b Row<'a
 
 /// The live containers of a service.
 fn members<'b, 'a>(w: &'b World<'a>, s: &Resource) -> Vec<&'b Row<'a>> {
-    owned(w, &s.api_id()).filter(|c| live(c)).collect()
+    w.by_service
+        .get(s.api_id().as_str())
+        .into_iter()
+        .flatten()
+        .filter(|&&i| w.meta[i].live)
+        .map(|&i| &w.containers[i])
+        .collect()
 }
 
 /// Marks a container the scheduler could not place: an `error` row with
@@ -510,7 +574,7 @@ fn service(w: &mut World, s: &mut Resource) {
             // Containers of other generations (after a finish) go.
             let old: Vec<Row> = members(w, s)
                 .into_iter()
-                .filter(|c| gen_of(c) != gen)
+                .filter(|c| w.m(c).gen != gen)
                 .cloned()
                 .collect();
             for c in &old {
@@ -520,19 +584,19 @@ fn service(w: &mut World, s: &mut Resource) {
             let scale = wanted.map_or(spec.scale, |n| u32::try_from(n).unwrap_or(u32::MAX));
             let hs: Vec<MemberHealth> = members(w, s)
                 .iter()
-                .map(|c| MemberHealth {
-                    running: cstate(c) == ContainerState::Running,
-                    health: health_of(c),
+                .map(|c| {
+                    let m = w.m(c);
+                    MemberHealth {
+                        running: m.state == ContainerState::Running,
+                        health: m.health,
+                    }
                 })
                 .collect();
             let h = health::service_health(&hs, scale, start_once(&spec)).as_str();
             if s.str("healthState") != Some(h) {
                 s.set("healthState", h);
             }
-            let running = members(w, s)
-                .iter()
-                .filter(|c| cstate(c) == ContainerState::Running)
-                .count();
+            let running = hs.iter().filter(|m| m.running).count();
             if s.state == "restarting" {
                 restart_pass(w, s, gen);
             } else if wanted.is_some_and(|n| running >= n) && s.state != "active" {
@@ -647,9 +711,9 @@ fn keep_scale(
     mark_lost(w, s, spec);
     let (waiting, cur): (Vec<Row>, Vec<Row>) = members(w, s)
         .into_iter()
-        .filter(|c| gen_of(c) == gen)
+        .filter(|c| w.m(c).gen == gen)
         .cloned()
-        .partition(|c| unplaced(c));
+        .partition(|c| w.m(c).unplaced);
     let recreate = replace(w, &cur, spec);
     if spec.global {
         return keep_global(w, s, spec, stack, gen, &cur, &recreate);
@@ -661,7 +725,7 @@ fn keep_scale(
             Some(scale::Member {
                 index: scale::index_of(stack, &spec.name, name)?,
                 name: name.to_string(),
-                state: cstate(c),
+                state: w.m(c).state,
                 recreate: recreate.contains(name),
             })
         })
