@@ -332,6 +332,7 @@ pub fn actions_in(kind: Kind, state: &str) -> Vec<&'static str> {
                 .collect(),
             Err(_) => Vec::new(),
         },
+        None if kind == Kind::Container => lifecycle::container_actions(state),
         None => transitions(kind)
             .iter()
             .filter(|t| t.from.contains(&state))

@@ -30,6 +30,13 @@ fn transitioning(kind: Kind, state: &str) -> bool {
             .parse::<crate::cluster::plan::lifecycle::State>()
             .is_ok_and(|s| s.is_transitioning());
     }
+    if kind == Kind::Container {
+        // `restarting` is the restart action's own transitional state.
+        return state == "restarting"
+            || state
+                .parse::<crate::cluster::plan::lifecycle::ContainerState>()
+                .is_ok_and(|s| s.is_transitioning());
+    }
     matches!(
         state,
         "requested"

@@ -142,16 +142,6 @@ fn sources(spec: &ServiceSpec) -> Vec<(&'static str, &str)> {
     out
 }
 
-/// Services ordered so that the ones another service of the same stack
-/// takes volumes or network from come first (a reconcile pass then creates
-/// `data-1` before `web-1` that mounts its volumes). Otherwise stable;
-/// cycles keep their order.
-pub fn sources_first(services: Vec<Resource>) -> Vec<Resource> {
-    let order = sources_order(&services);
-    let mut slots: Vec<Option<Resource>> = services.into_iter().map(Some).collect();
-    order.into_iter().filter_map(|i| slots[i].take()).collect()
-}
-
 /// The sources a stored service row names (`volumes_from`, `service:`
 /// network), read without decoding the whole spec.
 fn row_sources(s: &Resource) -> Vec<String> {
@@ -179,7 +169,10 @@ fn row_sources(s: &Resource) -> Vec<String> {
     out
 }
 
-/// [`sources_first`]'s order, as positions into `services`.
+/// Services ordered so that the ones another service of the same stack
+/// takes volumes or network from come first (a reconcile pass then creates
+/// `data-1` before `web-1` that mounts its volumes), as positions into
+/// `services`. Otherwise stable; cycles keep their order.
 pub fn sources_order<R: Borrow<Resource>>(services: &[R]) -> Vec<usize> {
     let deps: Vec<Vec<usize>> = services
         .iter()
@@ -810,9 +803,9 @@ services:
                 r
             })
             .collect();
-        let names: Vec<String> = sources_first(rows)
-            .iter()
-            .map(|r| r.str("name").unwrap().to_string())
+        let names: Vec<String> = sources_order(&rows)
+            .into_iter()
+            .map(|i| rows[i].str("name").unwrap().to_string())
             .collect();
         assert_eq!(names, ["c", "d", "b", "a"]);
     }

@@ -256,13 +256,6 @@ pub enum LifecycleError {
     },
 }
 
-impl LifecycleError {
-    /// The Rancher API error code.
-    pub fn code(&self) -> &'static str {
-        "InvalidState"
-    }
-}
-
 /// The result of an accepted action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transition {

@@ -33,11 +33,11 @@
 //! ```
 
 pub mod compose;
-pub mod health;
-pub mod launch;
-pub mod lifecycle;
+pub(crate) mod health;
+pub(crate) mod launch;
+pub(crate) mod lifecycle;
 pub mod reconcile;
-pub mod rows;
-pub mod scale;
+pub(crate) mod rows;
+pub(crate) mod scale;
 pub mod scheduler;
-pub mod upgrade;
+pub(crate) mod upgrade;

@@ -51,13 +51,6 @@ pub struct ScalePlan {
     pub remove: Vec<String>,
 }
 
-impl ScalePlan {
-    /// True when nothing needs doing.
-    pub fn is_empty(&self) -> bool {
-        self.create.is_empty() && self.start.is_empty() && self.remove.is_empty()
-    }
-}
-
 /// Plan one reconcile pass for a service that should run `scale` containers.
 /// `start_once` services (label `io.rancher.container.start_once`) are not
 /// restarted when they stop.
@@ -302,7 +295,7 @@ mod tests {
         for (name, scale, members, once, want) in rows {
             assert_eq!(plan(scale, &members, once), want, "{name}");
         }
-        assert!(plan(1, &[m(1, Running)], false).is_empty());
+        assert_eq!(plan(1, &[m(1, Running)], false), ScalePlan::default());
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! index — so the name, the host and the volumes — of the old one it
 //! replaces: Rancher users lost data when upgrades made fresh anonymous
 //! volumes, so here anonymous volumes are named per service index
-//! ([`anonymous_volume_name`]) and a replacement stays on its predecessor's
-//! host when it has volumes to keep ([`needs_same_host`]).
+//! ([`anonymous_volume_name`]) and a replacement goes to its predecessor's
+//! host (the reconciler asks the scheduler for it).
 //!
 //! [`next_step`] looks only at the current containers (and the time since
 //! the last batch began), so the reconciler
@@ -20,8 +20,7 @@
 //! batched again, after the interval). [`rollback`] and [`finish`] name the
 //! containers the reconciler removes and starts again.
 
-use super::compose::fields::VolumeKind;
-use super::compose::model::{LaunchConfig, UpgradeStrategy};
+use super::compose::model::UpgradeStrategy;
 use super::lifecycle::ContainerState;
 
 /// One container of an upgrading service.
@@ -150,13 +149,6 @@ pub struct RollbackPlan {
     pub start_old: Vec<String>,
 }
 
-impl RollbackPlan {
-    /// True when the rollback is complete: the service becomes `active`.
-    pub fn is_done(&self) -> bool {
-        self.remove_new.is_empty() && self.start_old.is_empty()
-    }
-}
-
 /// Plan a rollback: remove the new containers, start the old ones again
 /// (no health waits, as in Rancher). The launch config is restored by the caller.
 pub fn rollback(old: &[Unit], new: &[Unit]) -> RollbackPlan {
@@ -262,17 +254,6 @@ pub fn anonymous_volume_name(stack: &str, service: &str, index: u32, target: &st
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
     format!("{stack}-{service}-{index}-{slug}-{:08x}", hash as u32)
-}
-
-/// True when a replacement must run on the old container's host to keep
-/// its data: anonymous or named local volumes, or `volumes_from`.
-pub fn needs_same_host(lc: &LaunchConfig) -> bool {
-    !lc.data_volumes_from.is_empty()
-        || lc.data_volumes.iter().any(|v| match v.kind {
-            VolumeKind::Anonymous => true,
-            VolumeKind::Named => matches!(lc.volume_driver.as_deref(), None | Some("local")),
-            VolumeKind::Bind => false,
-        })
 }
 
 #[cfg(test)]

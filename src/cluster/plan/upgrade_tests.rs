@@ -3,7 +3,6 @@
 //! finish, and the volume rules.
 
 use super::*;
-use crate::cluster::plan::compose::fields::parse_volume;
 use ContainerState::*;
 
 fn u(index: u32, gen: &str, state: ContainerState, ready: bool) -> Unit {
@@ -245,8 +244,12 @@ fn rollback_and_finish() {
     let p = rollback(&old, &new);
     assert_eq!(p.remove_new, ["app-web-1n", "app-web-2n"]);
     assert_eq!(p.start_old, ["app-web-1"]);
-    assert!(!p.is_done());
-    assert!(rollback(&[u(1, "", Running, true)], &[u(1, "n", Removed, false)]).is_done());
+    assert_ne!(p, RollbackPlan::default());
+    assert_eq!(
+        rollback(&[u(1, "", Running, true)], &[u(1, "n", Removed, false)]),
+        RollbackPlan::default(),
+        "nothing left to do"
+    );
     assert_eq!(finish(&old), ["app-web-1", "app-web-2"]);
     assert!(finish(&[u(1, "", Removing, false)]).is_empty());
 }
@@ -265,24 +268,6 @@ fn volumes_follow_the_service_index() {
         anonymous_volume_name("app", "db", 1, "/a-b")
     );
     assert_ne!(a, anonymous_volume_name("app", "db", 2, "/var/lib/mysql"));
-    let lc = |vols: &[&str], from: &[&str], driver: Option<&str>| LaunchConfig {
-        data_volumes: vols.iter().map(|v| parse_volume(v).unwrap()).collect(),
-        data_volumes_from: from.iter().map(|s| s.to_string()).collect(),
-        volume_driver: driver.map(String::from),
-        ..Default::default()
-    };
-    let rows = [
-        (lc(&[], &[], None), false),
-        (lc(&["/srv:/srv"], &[], None), false),
-        (lc(&["/data"], &[], None), true),
-        (lc(&["dbdata:/data"], &[], None), true),
-        (lc(&["dbdata:/data"], &[], Some("local")), true),
-        (lc(&["dbdata:/data"], &[], Some("convoy")), false),
-        (lc(&[], &["data"], None), true),
-    ];
-    for (i, (lc, want)) in rows.iter().enumerate() {
-        assert_eq!(needs_same_host(lc), *want, "row {i}");
-    }
 }
 
 #[test]
