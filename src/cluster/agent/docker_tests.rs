@@ -255,6 +255,68 @@ fn create_body_carries_every_field() {
     }
 }
 
+/// Every field of [`RunOptions`] set, none to its default. A struct
+/// literal without `..`: a field added to `RunOptions` does not compile
+/// here until it has a value, and then must change the create body.
+fn every_run_option() -> RunOptions {
+    RunOptions {
+        entry_point: vec!["/bin/sh".into()],
+        restart_policy: Some(Restart {
+            name: "always".into(),
+            maximum_retry_count: None,
+        }),
+        memory: Some(64 << 20),
+        memory_swap: Some(128 << 20),
+        memory_reservation: Some(32 << 20),
+        cpu_shares: Some(512),
+        cpu_set: Some("0".into()),
+        privileged: true,
+        cap_add: vec!["NET_ADMIN".into()],
+        cap_drop: vec!["MKNOD".into()],
+        devices: vec!["/dev/fuse".into()],
+        dns: vec!["10.0.0.53".into()],
+        dns_search: vec!["example.org".into()],
+        hostname: Some("web".into()),
+        domain_name: Some("example.org".into()),
+        user: Some("nobody".into()),
+        working_dir: Some("/srv".into()),
+        log_config: Some(LogConfig {
+            driver: Some("json-file".into()),
+            config: BTreeMap::new(),
+        }),
+        tty: true,
+        stdin_open: true,
+        read_only: true,
+        extra_hosts: vec!["db:10.0.0.9".into()],
+        security_opt: vec!["no-new-privileges".into()],
+        pid_mode: Some("host".into()),
+        ipc_mode: Some("host".into()),
+        ulimits: BTreeMap::from([("nofile".into(), (10, 20))]),
+        tmpfs: vec!["/run".into()],
+        stop_signal: Some("SIGINT".into()),
+        shm_size: Some(1 << 20),
+    }
+}
+
+/// Each [`RunOptions`] field alone (found through its JSON key, so none
+/// is skipped) changes what docker is asked for: a field that
+/// `create_body` forgets fails here.
+#[test]
+fn create_body_reads_every_run_option() {
+    let full = serde_json::to_value(every_run_option()).unwrap();
+    let keys = full.as_object().unwrap();
+    let plain = create_body(&inst(LaunchFields::default()));
+    for (key, value) in keys {
+        let only: RunOptions = serde_json::from_value(serde_json::json!({ key: value })).unwrap();
+        assert_ne!(only, RunOptions::default(), "{key} was not read back");
+        assert_ne!(
+            create_body(&inst(run(only))),
+            plain,
+            "{key} does not reach the create body"
+        );
+    }
+}
+
 #[test]
 fn create_body_network_modes() {
     for (mode, want) in [
