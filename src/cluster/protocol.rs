@@ -21,6 +21,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::plan::compose::RunOptions;
+
 /// Facts a host reports at registration and on change.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -171,74 +173,22 @@ pub struct PublishedPort {
 }
 
 /// Launch-config fields of an instance beyond image/command/env/labels/
-/// volumes, as the container resource names them (Rancher's camelCase).
+/// volumes, as the container resource names them (Rancher's camelCase): the
+/// ones resolved for this container, and the compose model's own
+/// [`RunOptions`] flattened beside them (the wire keys are the same as the
+/// container row's).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LaunchFields {
-    /// Entrypoint words.
-    pub entry_point: Vec<String>,
     /// Published ports (host ports resolved by the scheduler).
     pub published: Vec<PublishedPort>,
     /// Container-only ports (`80/tcp`).
     pub expose: Vec<String>,
     /// Docker names of the containers whose volumes are mounted.
     pub data_volumes_from: Vec<String>,
-    /// Restart policy.
-    pub restart_policy: Option<crate::cluster::plan::compose::fields::RestartPolicy>,
-    /// Memory limit, bytes.
-    pub memory: Option<u64>,
-    /// Memory + swap limit, bytes.
-    pub memory_swap: Option<u64>,
-    /// Memory soft limit, bytes.
-    pub memory_reservation: Option<u64>,
-    /// CPU shares.
-    pub cpu_shares: Option<u64>,
-    /// CPU set (`0-1`).
-    pub cpu_set: Option<String>,
-    /// Privileged.
-    pub privileged: bool,
-    /// Capabilities added.
-    pub cap_add: Vec<String>,
-    /// Capabilities dropped.
-    pub cap_drop: Vec<String>,
-    /// Devices (`/dev/x[:/dev/y[:rwm]]`).
-    pub devices: Vec<String>,
-    /// DNS servers.
-    pub dns: Vec<String>,
-    /// DNS search domains.
-    pub dns_search: Vec<String>,
-    /// Extra `/etc/hosts` lines (`host:ip`).
-    pub extra_hosts: Vec<String>,
-    /// Hostname.
-    pub hostname: Option<String>,
-    /// Domain name.
-    pub domain_name: Option<String>,
-    /// User.
-    pub user: Option<String>,
-    /// Working directory.
-    pub working_dir: Option<String>,
-    /// Log driver and options.
-    pub log_config: Option<crate::cluster::plan::compose::LogConfig>,
-    /// TTY.
-    pub tty: bool,
-    /// Keep stdin open.
-    pub stdin_open: bool,
-    /// Read-only root filesystem.
-    pub read_only: bool,
-    /// Security options.
-    pub security_opt: Vec<String>,
-    /// PID namespace.
-    pub pid_mode: Option<String>,
-    /// IPC namespace.
-    pub ipc_mode: Option<String>,
-    /// ulimits by name: (soft, hard).
-    pub ulimits: BTreeMap<String, (i64, i64)>,
-    /// tmpfs mounts (`/path[:opts]`).
-    pub tmpfs: Vec<String>,
-    /// Stop signal.
-    pub stop_signal: Option<String>,
-    /// /dev/shm size, bytes.
-    pub shm_size: Option<u64>,
+    /// Everything that passes from the launch config to docker unchanged.
+    #[serde(flatten)]
+    pub run: RunOptions,
 }
 
 /// Something the server asks of an agent beyond converging (the server

@@ -100,6 +100,7 @@ fn restart(p: &crate::cluster::plan::compose::fields::RestartPolicy) -> RestartP
 /// The docker create body for an instance: everything of its launch config.
 pub(crate) fn create_body(d: &DesiredInstance) -> ContainerCreateBody {
     let f = &d.config;
+    let r = &f.run;
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     let mut exposed: Vec<String> = f.expose.clone();
     for p in &f.published {
@@ -117,7 +118,7 @@ pub(crate) fn create_body(d: &DesiredInstance) -> ContainerCreateBody {
             });
     }
     exposed.sort();
-    let tmpfs: HashMap<String, String> = f
+    let tmpfs: HashMap<String, String> = r
         .tmpfs
         .iter()
         .map(|t| match t.split_once(':') {
@@ -130,29 +131,29 @@ pub(crate) fn create_body(d: &DesiredInstance) -> ContainerCreateBody {
         binds: some_vec(&d.volumes),
         volumes_from: some_vec(&f.data_volumes_from),
         port_bindings: (!bindings.is_empty()).then_some(bindings),
-        restart_policy: f.restart_policy.as_ref().map(restart),
-        memory: bytes(f.memory),
-        memory_swap: bytes(f.memory_swap),
-        memory_reservation: bytes(f.memory_reservation),
-        cpu_shares: f.cpu_shares.and_then(|n| i64::try_from(n).ok()),
-        cpuset_cpus: f.cpu_set.clone(),
-        privileged: f.privileged.then_some(true),
-        cap_add: some_vec(&f.cap_add),
-        cap_drop: some_vec(&f.cap_drop),
-        devices: (!f.devices.is_empty()).then(|| f.devices.iter().map(|t| device(t)).collect()),
-        dns: some_vec(&f.dns),
-        dns_search: some_vec(&f.dns_search),
-        extra_hosts: some_vec(&f.extra_hosts),
-        log_config: f.log_config.as_ref().map(|l| HostConfigLogConfig {
+        restart_policy: r.restart_policy.as_ref().map(restart),
+        memory: bytes(r.memory),
+        memory_swap: bytes(r.memory_swap),
+        memory_reservation: bytes(r.memory_reservation),
+        cpu_shares: r.cpu_shares.and_then(|n| i64::try_from(n).ok()),
+        cpuset_cpus: r.cpu_set.clone(),
+        privileged: r.privileged.then_some(true),
+        cap_add: some_vec(&r.cap_add),
+        cap_drop: some_vec(&r.cap_drop),
+        devices: (!r.devices.is_empty()).then(|| r.devices.iter().map(|t| device(t)).collect()),
+        dns: some_vec(&r.dns),
+        dns_search: some_vec(&r.dns_search),
+        extra_hosts: some_vec(&r.extra_hosts),
+        log_config: r.log_config.as_ref().map(|l| HostConfigLogConfig {
             typ: l.driver.clone(),
             config: (!l.config.is_empty()).then(|| l.config.clone().into_iter().collect()),
         }),
-        readonly_rootfs: f.read_only.then_some(true),
-        security_opt: some_vec(&f.security_opt),
-        pid_mode: f.pid_mode.clone(),
-        ipc_mode: f.ipc_mode.clone(),
-        ulimits: (!f.ulimits.is_empty()).then(|| {
-            f.ulimits
+        readonly_rootfs: r.read_only.then_some(true),
+        security_opt: some_vec(&r.security_opt),
+        pid_mode: r.pid_mode.clone(),
+        ipc_mode: r.ipc_mode.clone(),
+        ulimits: (!r.ulimits.is_empty()).then(|| {
+            r.ulimits
                 .iter()
                 .map(|(n, (soft, hard))| ResourcesUlimits {
                     name: Some(n.clone()),
@@ -162,13 +163,13 @@ pub(crate) fn create_body(d: &DesiredInstance) -> ContainerCreateBody {
                 .collect()
         }),
         tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
-        shm_size: bytes(f.shm_size),
+        shm_size: bytes(r.shm_size),
         ..Default::default()
     };
     ContainerCreateBody {
         image: Some(d.image.clone()),
         cmd: some_vec(&d.command),
-        entrypoint: some_vec(&f.entry_point),
+        entrypoint: some_vec(&r.entry_point),
         env: Some(
             d.environment
                 .iter()
@@ -177,13 +178,13 @@ pub(crate) fn create_body(d: &DesiredInstance) -> ContainerCreateBody {
         ),
         labels: Some(d.labels.clone().into_iter().collect()),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
-        hostname: f.hostname.clone(),
-        domainname: f.domain_name.clone(),
-        user: f.user.clone(),
-        working_dir: f.working_dir.clone(),
-        tty: f.tty.then_some(true),
-        open_stdin: f.stdin_open.then_some(true),
-        stop_signal: f.stop_signal.clone(),
+        hostname: r.hostname.clone(),
+        domainname: r.domain_name.clone(),
+        user: r.user.clone(),
+        working_dir: r.working_dir.clone(),
+        tty: r.tty.then_some(true),
+        open_stdin: r.stdin_open.then_some(true),
+        stop_signal: r.stop_signal.clone(),
         host_config: Some(host_config),
         ..Default::default()
     }

@@ -5,8 +5,16 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::cluster::plan::compose::fields::RestartPolicy as Restart;
-use crate::cluster::plan::compose::LogConfig;
+use crate::cluster::plan::compose::{LogConfig, RunOptions};
 use crate::cluster::protocol::{LaunchFields, PublishedPort};
+
+/// Launch fields with only `r` set.
+fn run(r: RunOptions) -> LaunchFields {
+    LaunchFields {
+        run: r,
+        ..LaunchFields::default()
+    }
+}
 
 fn inst(f: LaunchFields) -> DesiredInstance {
     DesiredInstance {
@@ -25,10 +33,10 @@ fn create_body_carries_every_field() {
     let rows: Vec<(&str, LaunchFields, Check)> = vec![
         (
             "entrypoint",
-            LaunchFields {
+            run(RunOptions {
                 entry_point: vec!["/bin/sh".into(), "-c".into()],
                 ..Default::default()
-            },
+            }),
             |b| b.entrypoint == Some(vec!["/bin/sh".into(), "-c".into()]),
         ),
         (
@@ -81,13 +89,13 @@ fn create_body_carries_every_field() {
         ),
         (
             "restart on-failure:3",
-            LaunchFields {
+            run(RunOptions {
                 restart_policy: Some(Restart {
                     name: "on-failure".into(),
                     maximum_retry_count: Some(3),
                 }),
                 ..Default::default()
-            },
+            }),
             |b| {
                 let r = b
                     .host_config
@@ -102,7 +110,7 @@ fn create_body_carries_every_field() {
         ),
         (
             "memory, reservation, swap, cpu shares, cpuset, shm",
-            LaunchFields {
+            run(RunOptions {
                 memory: Some(64 << 20),
                 memory_reservation: Some(32 << 20),
                 memory_swap: Some(128 << 20),
@@ -110,7 +118,7 @@ fn create_body_carries_every_field() {
                 cpu_set: Some("0".into()),
                 shm_size: Some(1 << 20),
                 ..Default::default()
-            },
+            }),
             |b| {
                 let h = b.host_config.as_ref().unwrap();
                 h.memory == Some(64 << 20)
@@ -123,14 +131,14 @@ fn create_body_carries_every_field() {
         ),
         (
             "privileged, caps, security opts, read-only",
-            LaunchFields {
+            run(RunOptions {
                 privileged: true,
                 cap_add: vec!["NET_ADMIN".into()],
                 cap_drop: vec!["MKNOD".into()],
                 security_opt: vec!["no-new-privileges".into()],
                 read_only: true,
                 ..Default::default()
-            },
+            }),
             |b| {
                 let h = b.host_config.as_ref().unwrap();
                 h.privileged == Some(true)
@@ -142,10 +150,10 @@ fn create_body_carries_every_field() {
         ),
         (
             "devices",
-            LaunchFields {
+            run(RunOptions {
                 devices: vec!["/dev/null:/dev/nothing:r".into(), "/dev/zero".into()],
                 ..Default::default()
-            },
+            }),
             |b| {
                 let d = b.host_config.as_ref().unwrap().devices.clone().unwrap();
                 d[0].path_on_host.as_deref() == Some("/dev/null")
@@ -157,12 +165,12 @@ fn create_body_carries_every_field() {
         ),
         (
             "dns, search, extra hosts",
-            LaunchFields {
+            run(RunOptions {
                 dns: vec!["10.0.0.53".into()],
                 dns_search: vec!["example.org".into()],
                 extra_hosts: vec!["db:10.0.0.9".into()],
                 ..Default::default()
-            },
+            }),
             |b| {
                 let h = b.host_config.as_ref().unwrap();
                 h.dns == Some(vec!["10.0.0.53".into()])
@@ -172,7 +180,7 @@ fn create_body_carries_every_field() {
         ),
         (
             "hostname, domain, user, workdir, tty, stdin, stop signal",
-            LaunchFields {
+            run(RunOptions {
                 hostname: Some("web".into()),
                 domain_name: Some("example.org".into()),
                 user: Some("nobody".into()),
@@ -181,7 +189,7 @@ fn create_body_carries_every_field() {
                 stdin_open: true,
                 stop_signal: Some("SIGINT".into()),
                 ..Default::default()
-            },
+            }),
             |b| {
                 b.hostname.as_deref() == Some("web")
                     && b.domainname.as_deref() == Some("example.org")
@@ -194,13 +202,13 @@ fn create_body_carries_every_field() {
         ),
         (
             "log driver and options",
-            LaunchFields {
+            run(RunOptions {
                 log_config: Some(LogConfig {
                     driver: Some("json-file".into()),
                     config: BTreeMap::from([("max-size".into(), "1m".into())]),
                 }),
                 ..Default::default()
-            },
+            }),
             |b| {
                 let l = b.host_config.as_ref().unwrap().log_config.clone().unwrap();
                 l.typ.as_deref() == Some("json-file")
@@ -209,13 +217,13 @@ fn create_body_carries_every_field() {
         ),
         (
             "ulimits, tmpfs, pid, ipc",
-            LaunchFields {
+            run(RunOptions {
                 ulimits: BTreeMap::from([("nofile".into(), (1024, 2048))]),
                 tmpfs: vec!["/run:size=1m".into(), "/scratch".into()],
                 pid_mode: Some("host".into()),
                 ipc_mode: Some("private".into()),
                 ..Default::default()
-            },
+            }),
             |b| {
                 let h = b.host_config.as_ref().unwrap();
                 let u = &h.ulimits.as_ref().unwrap()[0];
@@ -244,6 +252,68 @@ fn create_body_carries_every_field() {
         let b = create_body(&inst(f));
         assert!(ok(&b), "{what}: {b:#?}");
         assert_eq!(b.image.as_deref(), Some("busybox"), "{what}");
+    }
+}
+
+/// Every field of [`RunOptions`] set, none to its default. A struct
+/// literal without `..`: a field added to `RunOptions` does not compile
+/// here until it has a value, and then must change the create body.
+fn every_run_option() -> RunOptions {
+    RunOptions {
+        entry_point: vec!["/bin/sh".into()],
+        restart_policy: Some(Restart {
+            name: "always".into(),
+            maximum_retry_count: None,
+        }),
+        memory: Some(64 << 20),
+        memory_swap: Some(128 << 20),
+        memory_reservation: Some(32 << 20),
+        cpu_shares: Some(512),
+        cpu_set: Some("0".into()),
+        privileged: true,
+        cap_add: vec!["NET_ADMIN".into()],
+        cap_drop: vec!["MKNOD".into()],
+        devices: vec!["/dev/fuse".into()],
+        dns: vec!["10.0.0.53".into()],
+        dns_search: vec!["example.org".into()],
+        hostname: Some("web".into()),
+        domain_name: Some("example.org".into()),
+        user: Some("nobody".into()),
+        working_dir: Some("/srv".into()),
+        log_config: Some(LogConfig {
+            driver: Some("json-file".into()),
+            config: BTreeMap::new(),
+        }),
+        tty: true,
+        stdin_open: true,
+        read_only: true,
+        extra_hosts: vec!["db:10.0.0.9".into()],
+        security_opt: vec!["no-new-privileges".into()],
+        pid_mode: Some("host".into()),
+        ipc_mode: Some("host".into()),
+        ulimits: BTreeMap::from([("nofile".into(), (10, 20))]),
+        tmpfs: vec!["/run".into()],
+        stop_signal: Some("SIGINT".into()),
+        shm_size: Some(1 << 20),
+    }
+}
+
+/// Each [`RunOptions`] field alone (found through its JSON key, so none
+/// is skipped) changes what docker is asked for: a field that
+/// `create_body` forgets fails here.
+#[test]
+fn create_body_reads_every_run_option() {
+    let full = serde_json::to_value(every_run_option()).unwrap();
+    let keys = full.as_object().unwrap();
+    let plain = create_body(&inst(LaunchFields::default()));
+    for (key, value) in keys {
+        let only: RunOptions = serde_json::from_value(serde_json::json!({ key: value })).unwrap();
+        assert_ne!(only, RunOptions::default(), "{key} was not read back");
+        assert_ne!(
+            create_body(&inst(run(only))),
+            plain,
+            "{key} does not reach the create body"
+        );
     }
 }
 

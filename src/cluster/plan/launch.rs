@@ -10,6 +10,7 @@
 
 use std::borrow::{Borrow, Cow};
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::cluster::model::{format_id, Kind, Resource};
@@ -330,7 +331,6 @@ pub fn apply(
         ),
     };
     let fields = LaunchFields {
-        entry_point: lc.entry_point.clone(),
         published: Vec::new(),
         expose: lc
             .expose
@@ -338,34 +338,7 @@ pub fn apply(
             .map(|p| format!("{}/{}", p.private, p.protocol.as_str()))
             .collect(),
         data_volumes_from: from,
-        restart_policy: lc.restart_policy.clone(),
-        memory: lc.memory,
-        memory_swap: lc.memory_swap,
-        memory_reservation: lc.memory_reservation,
-        cpu_shares: lc.cpu_shares,
-        cpu_set: lc.cpu_set.clone(),
-        privileged: lc.privileged,
-        cap_add: lc.cap_add.clone(),
-        cap_drop: lc.cap_drop.clone(),
-        devices: lc.devices.clone(),
-        dns: lc.dns.clone(),
-        dns_search: lc.dns_search.clone(),
-        extra_hosts: lc.extra_hosts.clone(),
-        hostname: lc.hostname.clone(),
-        domain_name: lc.domain_name.clone(),
-        user: lc.user.clone(),
-        working_dir: lc.working_dir.clone(),
-        log_config: lc.log_config.clone(),
-        tty: lc.tty,
-        stdin_open: lc.stdin_open,
-        read_only: lc.read_only,
-        security_opt: lc.security_opt.clone(),
-        pid_mode: lc.pid_mode.clone(),
-        ipc_mode: lc.ipc_mode.clone(),
-        ulimits: lc.ulimits.clone(),
-        tmpfs: lc.tmpfs.clone(),
-        stop_signal: lc.stop_signal.clone(),
-        shm_size: lc.shm_size,
+        run: lc.run.clone(),
     };
     if let Value::Object(m) = json!(fields) {
         for (k, v) in m {
@@ -398,46 +371,12 @@ pub fn apply(
     Ok(())
 }
 
-/// The [`LaunchFields`] of a container resource (what [`apply`] set).
+/// The [`LaunchFields`] of a container resource (what [`apply`] set): the
+/// row is read as a whole, so a field added to [`LaunchFields`] or
+/// [`crate::cluster::plan::compose::RunOptions`] is read back under the key
+/// [`apply`] wrote it with. `published` comes from the row's `ports` text.
 pub fn fields_of(c: &Resource) -> LaunchFields {
-    let keys = [
-        "entryPoint",
-        "expose",
-        "dataVolumesFrom",
-        "restartPolicy",
-        "memory",
-        "memorySwap",
-        "memoryReservation",
-        "cpuShares",
-        "cpuSet",
-        "privileged",
-        "capAdd",
-        "capDrop",
-        "devices",
-        "dns",
-        "dnsSearch",
-        "extraHosts",
-        "hostname",
-        "domainName",
-        "user",
-        "workingDir",
-        "logConfig",
-        "tty",
-        "stdinOpen",
-        "readOnly",
-        "securityOpt",
-        "pidMode",
-        "ipcMode",
-        "ulimits",
-        "tmpfs",
-        "stopSignal",
-        "shmSize",
-    ];
-    let m: serde_json::Map<String, Value> = keys
-        .iter()
-        .filter_map(|k| c.data.get(*k).map(|v| ((*k).to_string(), v.clone())))
-        .collect();
-    let mut f: LaunchFields = serde_json::from_value(Value::Object(m)).unwrap_or_else(|e| {
+    let mut f = LaunchFields::deserialize(&c.data).unwrap_or_else(|e| {
         tracing::warn!(container = %c.api_id(), error = %e, "container launch fields unreadable");
         LaunchFields::default()
     });
@@ -684,8 +623,8 @@ services:
         assert_eq!(f.published[1].bind_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(f.published[1].protocol, "udp");
         assert_eq!(f.data_volumes_from, ["r-app-data-2", "r-other-container"]);
-        assert_eq!(f.ulimits.get("nofile"), Some(&(10, 20)));
-        assert!(f.privileged && f.tty && f.read_only);
+        assert_eq!(f.run.ulimits.get("nofile"), Some(&(10, 20)));
+        assert!(f.run.privileged && f.run.tty && f.run.read_only);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! API tests over a real server on an ephemeral port and a temp SQLite
 //! store: CRUD, state-dependent actions, filters/sort/pagination, error
 //! codes, auth on/off, project isolation, restart, registration and bad
-//! input (including a property test over request decoding).
+//! input (including a property test over request decoding), and every
+//! launch-config field from compose text to the agent's docker create body.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::cluster::store::SqliteStore;
 mod auth;
 mod bad_input;
 mod health;
+mod launch;
 mod lifecycle;
 mod relay;
 mod resources;

@@ -258,25 +258,8 @@ fn launch<S>(
             );
         }
     }
-    let launch_config = LaunchConfig {
-        image,
-        command: d.command.as_ref().map(|c| c.words()).unwrap_or_default(),
+    let run = RunOptions {
         entry_point: d.entrypoint.as_ref().map(|c| c.words()).unwrap_or_default(),
-        environment: d.environment.0.clone(),
-        ports: at
-            .list("ports", &d.ports, fields::parse_port)
-            .into_iter()
-            .flatten()
-            .collect(),
-        expose: at
-            .list("expose", &d.expose, fields::parse_expose)
-            .into_iter()
-            .flatten()
-            .collect(),
-        data_volumes: at.list("volumes", &d.volumes, fields::parse_volume),
-        data_volumes_from: texts(&d.volumes_from),
-        volume_driver: d.volume_driver.clone(),
-        network_mode: network_mode.unwrap_or_default(),
         restart_policy: d
             .restart
             .as_ref()
@@ -284,7 +267,6 @@ fn launch<S>(
         memory: at.memory("mem_limit", &d.mem_limit),
         memory_swap: at.memory("memswap_limit", &d.memswap_limit),
         memory_reservation: at.memory("mem_reservation", &d.mem_reservation),
-        milli_cpu_reservation: d.milli_cpu_reservation,
         cpu_shares: d.cpu_shares,
         cpu_set: d.cpuset.as_ref().map(|t| t.0.clone()),
         privileged: d.privileged,
@@ -313,6 +295,27 @@ fn launch<S>(
         tmpfs: d.tmpfs.0.clone(),
         stop_signal: d.stop_signal.clone(),
         shm_size: at.memory("shm_size", &d.shm_size),
+    };
+    let launch_config = LaunchConfig {
+        image,
+        command: d.command.as_ref().map(|c| c.words()).unwrap_or_default(),
+        environment: d.environment.0.clone(),
+        ports: at
+            .list("ports", &d.ports, fields::parse_port)
+            .into_iter()
+            .flatten()
+            .collect(),
+        expose: at
+            .list("expose", &d.expose, fields::parse_expose)
+            .into_iter()
+            .flatten()
+            .collect(),
+        data_volumes: at.list("volumes", &d.volumes, fields::parse_volume),
+        data_volumes_from: texts(&d.volumes_from),
+        volume_driver: d.volume_driver.clone(),
+        network_mode: network_mode.unwrap_or_default(),
+        milli_cpu_reservation: d.milli_cpu_reservation,
+        run,
         health_check: None,
         drain_timeout_ms: None,
         labels,

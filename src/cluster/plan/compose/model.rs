@@ -58,7 +58,7 @@ impl ServiceSpec {
             service: self.name.clone(),
             labels,
             ports: lc.ports.iter().map(|p| p.host_port()).collect(),
-            memory_reservation: lc.memory_reservation.unwrap_or(0),
+            memory_reservation: lc.run.memory_reservation.unwrap_or(0),
             milli_cpu_reservation: lc.milli_cpu_reservation.unwrap_or(0),
             ..Request::default()
         }
@@ -143,7 +143,10 @@ pub struct ServiceSpec {
     pub placeholder: bool,
 }
 
-/// A container template (Rancher's `launchConfig`).
+/// A container template (Rancher's `launchConfig`): the fields whose shape
+/// changes on the way to docker (ports get host ports, `volumes_from` and
+/// `service:` network sources become docker names, volumes become binds),
+/// plus the [`RunOptions`] that pass through unchanged.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LaunchConfig {
@@ -151,8 +154,6 @@ pub struct LaunchConfig {
     pub image: String,
     /// Command words.
     pub command: Vec<String>,
-    /// Entrypoint words.
-    pub entry_point: Vec<String>,
     /// Environment.
     pub environment: BTreeMap<String, String>,
     /// Labels.
@@ -169,7 +170,33 @@ pub struct LaunchConfig {
     pub volume_driver: Option<String>,
     /// Network mode.
     pub network_mode: NetworkMode,
-    /// Restart policy as written (the orchestrator restarts containers itself).
+    /// milli-CPU reserved by the scheduler.
+    pub milli_cpu_reservation: Option<u64>,
+    /// Everything that reaches docker as written. Flattened: the JSON keys
+    /// (`launchConfig`, the stored `_spec`) are the same as before the split.
+    #[serde(flatten)]
+    pub run: RunOptions,
+    /// Health check.
+    pub health_check: Option<HealthCheck>,
+    /// Milliseconds a container keeps serving after it is told to stop or
+    /// go (Rancher 1.6 `drainTimeoutMs`; rancher-compose `drain_timeout_ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_timeout_ms: Option<u64>,
+}
+
+/// The launch-config fields that travel unchanged from the compose file to
+/// docker's create body: one type in the compose model ([`LaunchConfig`]),
+/// the container row (`plan::launch::apply` writes its keys), the agent
+/// protocol (`protocol::LaunchFields`) and the agent's `create_body`.
+/// Always `#[serde(flatten)]`-ed, so its camelCase keys sit beside the
+/// other fields (Rancher's names: `entryPoint`, `capAdd`, `shmSize` …).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RunOptions {
+    /// Entrypoint words.
+    pub entry_point: Vec<String>,
+    /// Restart policy as written (the orchestrator restarts containers
+    /// itself; docker gets it too).
     pub restart_policy: Option<RestartPolicy>,
     /// `mem_limit`, bytes.
     pub memory: Option<u64>,
@@ -177,11 +204,9 @@ pub struct LaunchConfig {
     pub memory_swap: Option<u64>,
     /// `mem_reservation`, bytes (reserved by the scheduler too).
     pub memory_reservation: Option<u64>,
-    /// milli-CPU reserved by the scheduler.
-    pub milli_cpu_reservation: Option<u64>,
     /// CPU shares.
     pub cpu_shares: Option<u64>,
-    /// CPU set.
+    /// CPU set (`0-1`).
     pub cpu_set: Option<String>,
     /// Privileged.
     pub privileged: bool,
@@ -189,7 +214,7 @@ pub struct LaunchConfig {
     pub cap_add: Vec<String>,
     /// Capabilities to drop.
     pub cap_drop: Vec<String>,
-    /// Devices.
+    /// Devices (`/dev/x[:/dev/y[:rwm]]`).
     pub devices: Vec<String>,
     /// DNS servers.
     pub dns: Vec<String>,
@@ -211,7 +236,7 @@ pub struct LaunchConfig {
     pub stdin_open: bool,
     /// Read-only root filesystem.
     pub read_only: bool,
-    /// Extra /etc/hosts entries.
+    /// Extra /etc/hosts entries (`host:ip`).
     pub extra_hosts: Vec<String>,
     /// Security options.
     pub security_opt: Vec<String>,
@@ -221,18 +246,12 @@ pub struct LaunchConfig {
     pub ipc_mode: Option<String>,
     /// ulimits by name: (soft, hard).
     pub ulimits: BTreeMap<String, (i64, i64)>,
-    /// tmpfs mounts.
+    /// tmpfs mounts (`/path[:opts]`).
     pub tmpfs: Vec<String>,
     /// Stop signal.
     pub stop_signal: Option<String>,
     /// /dev/shm size, bytes.
     pub shm_size: Option<u64>,
-    /// Health check.
-    pub health_check: Option<HealthCheck>,
-    /// Milliseconds a container keeps serving after it is told to stop or
-    /// go (Rancher 1.6 `drainTimeoutMs`; rancher-compose `drain_timeout_ms`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub drain_timeout_ms: Option<u64>,
 }
 
 /// Log driver settings.

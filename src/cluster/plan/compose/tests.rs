@@ -70,14 +70,14 @@ fn v1_with_rancher_compose() {
     assert_eq!(lc.environment["MODE"], "prod");
     assert_eq!(lc.environment["DEBUG"], "");
     assert_eq!(lc.network_mode, fields::NetworkMode::Host);
-    assert_eq!(lc.restart_policy.as_ref().unwrap().name, "always");
-    assert_eq!(lc.memory, Some(104_857_600));
-    assert_eq!(lc.memory_reservation, Some(52_428_800));
+    assert_eq!(lc.run.restart_policy.as_ref().unwrap().name, "always");
+    assert_eq!(lc.run.memory, Some(104_857_600));
+    assert_eq!(lc.run.memory_reservation, Some(52_428_800));
     assert_eq!(
-        lc.log_config, None,
+        lc.run.log_config, None,
         "log_driver '' and log_opt {{}} mean the default"
     );
-    assert!(lc.tty && lc.stdin_open);
+    assert!(lc.run.tty && lc.run.stdin_open);
     assert_eq!(web.links[0].service, "cache");
     assert_eq!(web.links[0].alias, "memcached");
     assert_eq!(web.scale, 3);
@@ -106,13 +106,13 @@ fn v1_with_rancher_compose() {
     assert_eq!(lc.data_volumes[1].kind, fields::VolumeKind::Named);
     assert_eq!(lc.data_volumes[1].mode.as_deref(), Some("ro"));
     assert_eq!(lc.data_volumes_from, ["web"]);
-    assert_eq!(lc.memory, Some(512 << 20));
-    assert_eq!(lc.cpu_shares, Some(512));
+    assert_eq!(lc.run.memory, Some(512 << 20));
+    assert_eq!(lc.run.cpu_shares, Some(512));
     assert_eq!(lc.milli_cpu_reservation, Some(250));
-    assert_eq!(lc.dns, ["8.8.8.8"]);
-    assert_eq!(lc.user.as_deref(), Some("1000"));
+    assert_eq!(lc.run.dns, ["8.8.8.8"]);
+    assert_eq!(lc.run.user.as_deref(), Some("1000"));
     assert_eq!(lc.network_mode, fields::NetworkMode::Managed);
-    assert!(lc.privileged);
+    assert!(lc.run.privileged);
     assert!(cache.retain_ip);
     assert_eq!(cache.scale, 2);
     assert_eq!(cache.upgrade_strategy, UpgradeStrategy::default());
@@ -143,13 +143,16 @@ fn v2_with_rancher_compose() {
     assert_eq!(hc.reinitializing_timeout, Some(60000));
     assert_eq!(hc.request_line, None, "no request line = TCP check");
     let hasher = s.service("hasher").unwrap();
-    assert_eq!(hasher.launch_config.memory_reservation, Some(52_428_800));
+    assert_eq!(
+        hasher.launch_config.run.memory_reservation,
+        Some(52_428_800)
+    );
     let webui = s.service("webui").unwrap();
     assert_eq!(
         webui.launch_config.network_mode,
         fields::NetworkMode::Bridge
     );
-    let log = webui.launch_config.log_config.as_ref().unwrap();
+    let log = webui.launch_config.run.log_config.as_ref().unwrap();
     assert_eq!(log.driver.as_deref(), Some("syslog"));
     assert_eq!(log.config["tag"], "webui");
     assert_eq!(webui.depends_on, ["redis"]);
