@@ -32,6 +32,7 @@
 //! upgrading: upgrade::next_step(strategy, old, new, since_last_batch) until Done
 //! ```
 
+pub(crate) mod allocate;
 pub mod compose;
 pub(crate) mod health;
 pub(crate) mod launch;

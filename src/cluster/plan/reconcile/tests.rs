@@ -803,3 +803,35 @@ fn unplaceable_says_why() {
         .iter()
         .all(|r| r.kind != Kind::Container || r.id == 100));
 }
+
+#[test]
+fn kinds_without_containers_keep_their_members_on_the_row() {
+    use crate::cluster::plan::compose::fields::Link;
+    let mut d = spec("alias", 1);
+    d.kind = ServiceKind::DnsService;
+    d.links = vec![Link {
+        stack: None,
+        service: "web".into(),
+        alias: "web".into(),
+    }];
+    let mut e = spec("ext", 1);
+    e.kind = ServiceKind::ExternalService;
+    e.external_ips = vec!["192.0.2.7".into()];
+    // A DNS alias made by an older server still had containers: they go.
+    let alias = service(12, "active", &d);
+    let s = snap(
+        vec![host(1)],
+        vec![alias.clone(), service(13, "active", &e)],
+        vec![ct(1, &alias, 1, 1, "running")],
+    );
+    let ch = reconcile(&s, NOW);
+    let row = |id: u64| {
+        ch.rows
+            .iter()
+            .find(|r| r.kind == Kind::Service && r.id == id)
+            .unwrap()
+    };
+    assert_eq!(row(12).data["linkedServices"][0]["service"], "web");
+    assert_eq!(row(13).data["externalIpAddresses"], json!(["192.0.2.7"]));
+    assert_eq!(did(&s, &ch).removed, vec![1]);
+}

@@ -19,7 +19,7 @@
 pub mod index;
 pub mod rules;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -79,7 +79,7 @@ pub struct HostPort {
 }
 
 impl HostPort {
-    fn clashes(&self, other: &HostPort) -> bool {
+    pub(crate) fn clashes(&self, other: &HostPort) -> bool {
         self.port.is_some()
             && self.port == other.port
             && self.protocol == other.protocol
@@ -370,7 +370,8 @@ fn hard_check(
             ));
         }
     }
-    let ports = resolve_ports(on_host, req)?;
+    let used: Vec<&HostPort> = on_host.iter().flat_map(|i| i.ports.iter()).collect();
+    let ports = super::allocate::host_ports(&used, &req.ports, req.port_range)?;
     if let Some(r) = rules
         .iter()
         .find(|r| !r.soft && !rules::satisfied(r, host, on_host))
@@ -378,38 +379,6 @@ fn hard_check(
         return Err(rules::explain(r));
     }
     Ok(ports)
-}
-
-fn resolve_ports(on_host: &[&InstanceView], req: &Request) -> Result<Vec<HostPort>, String> {
-    let used: Vec<&HostPort> = on_host.iter().flat_map(|i| i.ports.iter()).collect();
-    let busy: Vec<String> = req
-        .ports
-        .iter()
-        .filter(|p| used.iter().any(|u| p.clashes(u)))
-        .map(|p| p.to_string())
-        .collect();
-    if !busy.is_empty() {
-        return Err(format!("host needs ports {} available", busy.join(", ")));
-    }
-    let mut taken: BTreeSet<(u16, Protocol)> = used
-        .iter()
-        .chain(req.ports.iter().collect::<Vec<_>>().iter())
-        .filter_map(|p| p.port.map(|n| (n, p.protocol)))
-        .collect();
-    let (lo, hi) = req.port_range;
-    let mut out = Vec::with_capacity(req.ports.len());
-    for p in &req.ports {
-        let mut p = p.clone();
-        if p.port.is_none() {
-            let free = (lo..=hi)
-                .find(|n| !taken.contains(&(*n, p.protocol)))
-                .ok_or_else(|| format!("no free {} port in {lo}-{hi}", p.protocol.as_str()))?;
-            taken.insert((free, p.protocol));
-            p.port = Some(free);
-        }
-        out.push(p);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -15,6 +15,9 @@
 //! (activating → active, deactivating → inactive, removing → removed) so
 //! the API's actions behave the same for every kind.
 
+mod alias;
+mod external;
+
 use crate::cluster::model::{rfc3339, Resource};
 use crate::cluster::plan::compose::{ServiceKind, ServiceSpec};
 use crate::cluster::plan::health::ServiceHealth;
@@ -53,14 +56,9 @@ pub(super) fn without_containers(w: &mut super::World, s: &mut Resource, spec: &
     if s.str("healthState") != Some(h) {
         s.set("healthState", h);
     }
-    if spec.kind == ServiceKind::ExternalService {
-        let ips = serde_json::json!(spec.external_ips);
-        if s.data.get("externalIpAddresses") != Some(&ips) {
-            s.set("externalIpAddresses", ips);
-        }
-        let host = serde_json::json!(spec.external_hostname);
-        if s.data.get("hostname") != Some(&host) {
-            s.set("hostname", host);
-        }
+    match spec.kind {
+        ServiceKind::ExternalService => external::pass(s, spec),
+        ServiceKind::DnsService => alias::pass(s, spec),
+        ServiceKind::Service | ServiceKind::LoadBalancerService => {}
     }
 }
