@@ -38,3 +38,15 @@ pub fn sync_scale(r: &mut Resource) {
         }
     }
 }
+
+/// A service's `linkedServices` as the row shows them (its links, then
+/// its external links).
+pub fn links_json(spec: &ServiceSpec) -> Value {
+    let links: Vec<Value> = spec
+        .links
+        .iter()
+        .chain(spec.external_links.iter())
+        .map(|l| json!({"stack": l.stack, "service": l.service, "alias": l.alias}))
+        .collect();
+    json!(links)
+}

@@ -1357,13 +1357,7 @@ fn relink(w: &mut World, a: &Resource, b: &Resource) {
         }
         if changed {
             c.set("_spec", serde_json::to_value(&spec).unwrap_or(Value::Null));
-            let links: Vec<Value> = spec
-                .links
-                .iter()
-                .chain(spec.external_links.iter())
-                .map(|l| json!({"stack": l.stack, "service": l.service, "alias": l.alias}))
-                .collect();
-            c.set("linkedServices", json!(links));
+            c.set("linkedServices", super::rows::links_json(&spec));
             w.put_service(c);
         }
     }
