@@ -257,6 +257,12 @@ impl<'a> World<'a> {
 
     /// Add a container row to the view and its indexes.
     fn insert(&mut self, c: Row<'a>) {
+        self.insert_with(c, None);
+    }
+
+    /// [`World::insert`], with the row's scheduler view when the caller
+    /// has it already (a container just placed).
+    fn insert_with(&mut self, c: Row<'a>, view: Option<InstanceView>) {
         let at = self.containers.len();
         self.container_at.insert(c.id, at);
         let key = |c: &Row<'a>, field: &str| -> Option<Cow<'a, str>> {
@@ -275,7 +281,7 @@ impl<'a> World<'a> {
         }
         if let Some(ix) = &mut self.sched {
             if live(&c) && c.host != 0 {
-                ix.add(instance_view(&c));
+                ix.add(view.unwrap_or_else(|| instance_view(&c)));
             }
         }
         self.meta.push(meta_of(&c));
@@ -928,7 +934,7 @@ fn create(
     // others instead of a port docker cannot publish twice.
     let sid = s.api_id();
     let others: Vec<(String, bool)> = owned(w, &sid)
-        .filter(|c| gen_of(c) != gen)
+        .filter(|c| w.m(c).gen != gen)
         .map(|c| (c.api_id(), c.str("desiredState") == Some("running")))
         .collect();
     let ix = w.sched();
@@ -1003,7 +1009,17 @@ fn create(
     c.set("stackId", s.str("stackId").unwrap_or_default());
     c.set("serviceIndex", idx);
     c.set("_gen", gen);
-    w.put(c);
+    let view = InstanceView {
+        name,
+        uuid: c.api_id(),
+        host_id: placed.host_id,
+        labels: req.labels,
+        ports: placed.ports,
+        memory_reservation: 0,
+        milli_cpu_reservation: 0,
+    };
+    w.record(c.clone());
+    w.insert_with(Cow::Owned(c), Some(view));
     Ok(())
 }
 
