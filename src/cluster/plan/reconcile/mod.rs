@@ -122,16 +122,37 @@ struct Meta {
 }
 
 fn meta_of(c: &Resource) -> Meta {
-    Meta {
-        live: live(c),
-        gen: gen_of(c),
-        state: cstate(c),
-        health: health_of(c),
-        unplaced: unplaced(c),
-    }
+    decode(c).0
 }
 
-/// A hasher for row ids (small sequential integers): one multiply.
+/// A container row's [`Meta`], service id and docker name, read in one
+/// walk over its fields (one lookup per field cost more than the walk).
+fn decode(c: &Resource) -> (Meta, Option<&str>, Option<&str>) {
+    let (mut desired_removed, mut gen, mut health, mut unplaced_flag) = (false, 0, None, false);
+    let (mut service, mut docker) = (None, None);
+    for (k, v) in &c.data {
+        match k.as_str() {
+            "desiredState" => desired_removed = v.as_str() == Some("removed"),
+            "_gen" => gen = v.as_u64().unwrap_or(0),
+            "healthState" => health = v.as_str().and_then(parse_health),
+            UNPLACED => unplaced_flag = v == &Value::Bool(true),
+            "serviceId" => service = v.as_str(),
+            "dockerName" => docker = v.as_str(),
+            _ => {}
+        }
+    }
+    let meta = Meta {
+        live: !c.is_removed() && !desired_removed,
+        gen,
+        state: cstate(c),
+        health,
+        unplaced: c.host == 0 && unplaced_flag,
+    };
+    (meta, service, docker)
+}
+
+/// A hasher for row ids (small sequential integers: one multiply) and
+/// short keys (FNV-1a); the pass's own maps, never fed by a client.
 #[derive(Clone, Copy, Default)]
 struct IdHasher(u64);
 
@@ -149,7 +170,8 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
-type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+type IdMap<V> = FastMap<u64, V>;
 
 /// One pass's view: the snapshot as changed so far, and what changed,
 /// indexed so that a pass over 100,000 containers stays linear.
@@ -172,9 +194,9 @@ struct World<'a> {
     /// Container id → position in `containers`.
     container_at: IdMap<usize>,
     /// Service API id → positions of its containers.
-    by_service: HashMap<Cow<'a, str>, Vec<usize>>,
+    by_service: FastMap<Cow<'a, str>, Vec<usize>>,
     /// (host, docker name) held by containers not yet removed, with how many.
-    docker_names: HashMap<(u64, Cow<'a, str>), usize>,
+    docker_names: FastMap<(u64, Cow<'a, str>), usize>,
     /// Placement index, built at the first placement of the pass.
     sched: Option<Index>,
     out: Vec<Resource>,
@@ -243,8 +265,8 @@ impl<'a> World<'a> {
                 snap.containers.len(),
                 Default::default(),
             ),
-            by_service: HashMap::new(),
-            docker_names: HashMap::new(),
+            by_service: FastMap::default(),
+            docker_names: FastMap::default(),
             sched: None,
             out: Vec::new(),
             out_at: HashMap::new(),
@@ -265,26 +287,31 @@ impl<'a> World<'a> {
     fn insert_with(&mut self, c: Row<'a>, view: Option<InstanceView>) {
         let at = self.containers.len();
         self.container_at.insert(c.id, at);
-        let key = |c: &Row<'a>, field: &str| -> Option<Cow<'a, str>> {
-            match c {
-                Cow::Borrowed(r) => r.str(field).map(Cow::Borrowed),
-                Cow::Owned(r) => r.str(field).map(|s| Cow::Owned(s.to_string())),
+        let (meta, sid, docker): (Meta, Option<Cow<'a, str>>, Option<Cow<'a, str>>) = match &c {
+            Cow::Borrowed(r) => {
+                let (m, s, d) = decode(r);
+                (m, s.map(Cow::Borrowed), d.map(Cow::Borrowed))
+            }
+            Cow::Owned(r) => {
+                let (m, s, d) = decode(r);
+                let own = |x: &str| Cow::Owned(x.to_string());
+                (m, s.map(own), d.map(own))
             }
         };
-        if let Some(sid) = key(&c, "serviceId") {
+        if let Some(sid) = sid {
             self.by_service.entry(sid).or_default().push(at);
         }
         if !c.is_removed() {
-            if let Some(n) = key(&c, "dockerName") {
+            if let Some(n) = docker {
                 *self.docker_names.entry((c.host, n)).or_default() += 1;
             }
         }
         if let Some(ix) = &mut self.sched {
-            if live(&c) && c.host != 0 {
+            if meta.live && c.host != 0 {
                 ix.add(view.unwrap_or_else(|| instance_view(&c)));
             }
         }
-        self.meta.push(meta_of(&c));
+        self.meta.push(meta);
         self.containers.push(c);
     }
 
@@ -680,13 +707,17 @@ fn service(w: &mut World, s: &mut Resource) {
 }
 
 fn health_of(c: &Resource) -> Option<ContainerHealth> {
-    c.str("healthState").and_then(|h| match h {
+    c.str("healthState").and_then(parse_health)
+}
+
+fn parse_health(h: &str) -> Option<ContainerHealth> {
+    match h {
         "healthy" => Some(ContainerHealth::Healthy),
         "unhealthy" => Some(ContainerHealth::Unhealthy),
         "reinitializing" => Some(ContainerHealth::Reinitializing),
         "initializing" => Some(ContainerHealth::Initializing),
         _ => None,
-    })
+    }
 }
 
 /// Running and, when health-checked, healthy.
