@@ -50,8 +50,8 @@ pub fn router(app: Arc<App>) -> Router {
 #[derive(Clone, Copy, Debug)]
 pub struct Https;
 
-/// Serve HTTPS (the same API) on `listener`; the monitor runs with
-/// [`serve`] or [`spawn_monitor`].
+/// Serve HTTPS (the same API) on `listener`; the monitor and the
+/// reconcile driver run with [`crate::cluster::server::serve`].
 pub async fn serve_tls(
     app: Arc<App>,
     listener: crate::cluster::tls::TlsListener,

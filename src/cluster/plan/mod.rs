@@ -17,6 +17,11 @@
 //! - [`upgrade`] — in-service upgrade steps (batch, start-first, interval),
 //!   rollback, finish, rolling restart, to-service scale steps; volume names
 //!   per service index so data survives upgrades.
+//! - [`reconcile`] — one pass: snapshot + now → changes, using all of the
+//!   above; a room per service kind.
+//! - `allocate` — host ports (and, next, managed-network addresses).
+//! - `launch`, `rows` — launch config → container fields; stored rows ⇄
+//!   typed values.
 //!
 //! One reconcile pass for an `active` service, as the server is expected to
 //! wire it (level-triggered; every step is recomputed from the store):
