@@ -472,10 +472,15 @@ fn pass(w: &mut World, stacks: &[Resource]) {
     for id in ids {
         // The latest version: another service's pass (a to-service
         // upgrade) may have changed it already.
-        let Some(s) = w.service(&id) else { continue };
-        let mut s2 = s.clone();
+        let Some(&i) = w.service_at.get(&id) else {
+            continue;
+        };
+        // The row as it stands (borrowed from the snapshot unless changed
+        // already: no copy), and one working copy.
+        let before: Row = w.services[i].clone();
+        let mut s2 = before.clone().into_owned();
         service(w, &mut s2);
-        if s2 != s {
+        if s2 != *before {
             w.put_service(s2);
         }
     }
