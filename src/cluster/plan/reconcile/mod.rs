@@ -143,9 +143,15 @@ struct World<'a> {
     /// Container id → position in `containers`.
     container_at: IdMap<usize>,
     /// Service API id → positions of its containers.
-    by_service: FastMap<Cow<'a, str>, Vec<usize>>,
+    by_service: IdMap<Vec<usize>>,
+    /// Container names, position for position.
+    names: Vec<Option<Cow<'a, str>>>,
     /// (host, docker name) held by containers not yet removed, with how many.
-    docker_names: FastMap<(u64, Cow<'a, str>), usize>,
+    /// Built at the first container creation of the pass (a pass that
+    /// creates nothing does not need it).
+    docker_names: Option<FastMap<(u64, Cow<'a, str>), usize>>,
+    /// Docker names, position for position.
+    dockers: Vec<Option<Cow<'a, str>>>,
     /// Placement index, built at the first placement of the pass.
     sched: Option<Index>,
     out: Vec<Resource>,
@@ -214,20 +220,21 @@ impl<'a> World<'a> {
                 snap.containers().len(),
                 Default::default(),
             ),
-            by_service: FastMap::default(),
-            docker_names: FastMap::default(),
+            by_service: IdMap::default(),
+            names: Vec::with_capacity(snap.containers().len()),
+            docker_names: None,
+            dockers: Vec::with_capacity(snap.containers().len()),
             sched: None,
             out: Vec::new(),
             out_at: HashMap::new(),
         };
         w.by_service.reserve(snap.services.len());
-        w.docker_names.reserve(snap.containers().len());
         for (c, f) in snap.containers().iter().zip(snap.facts()) {
             w.index(
                 Cow::Borrowed(c),
                 f.meta,
-                f.service.as_deref().map(Cow::Borrowed),
                 f.docker.as_deref().map(Cow::Borrowed),
+                f.name.as_deref().map(Cow::Borrowed),
                 None,
             );
         }
@@ -242,18 +249,18 @@ impl<'a> World<'a> {
     /// [`World::insert`], with the row's scheduler view when the caller
     /// has it already (a container just placed).
     fn insert_with(&mut self, c: Row<'a>, view: Option<InstanceView>) {
-        let (meta, sid, docker): (Meta, Option<Cow<'a, str>>, Option<Cow<'a, str>>) = match &c {
+        let (meta, docker, name): (Meta, Option<Cow<'a, str>>, Option<Cow<'a, str>>) = match &c {
             Cow::Borrowed(r) => {
-                let (m, s, d) = decode(r);
-                (m, s.map(Cow::Borrowed), d.map(Cow::Borrowed))
+                let (m, d, n) = decode(r);
+                (m, d.map(Cow::Borrowed), n.map(Cow::Borrowed))
             }
             Cow::Owned(r) => {
-                let (m, s, d) = decode(r);
+                let (m, d, n) = decode(r);
                 let own = |x: &str| Cow::Owned(x.to_string());
-                (m, s.map(own), d.map(own))
+                (m, d.map(own), n.map(own))
             }
         };
-        self.index(c, meta, sid, docker, view);
+        self.index(c, meta, docker, name, view);
     }
 
     /// Add a container row with its decoded facts to the view's indexes.
@@ -261,27 +268,37 @@ impl<'a> World<'a> {
         &mut self,
         c: Row<'a>,
         meta: Meta,
-        sid: Option<Cow<'a, str>>,
         docker: Option<Cow<'a, str>>,
+        name: Option<Cow<'a, str>>,
         view: Option<InstanceView>,
     ) {
         let at = self.containers.len();
         self.container_at.insert(c.id, at);
-        if let Some(sid) = sid {
-            self.by_service.entry(sid).or_default().push(at);
+        if meta.service != 0 {
+            self.by_service.entry(meta.service).or_default().push(at);
         }
-        if !c.is_removed() {
-            if let Some(n) = docker {
-                *self.docker_names.entry((c.host, n)).or_default() += 1;
+        if let (Some(names), Some(n)) = (&mut self.docker_names, &docker) {
+            if !c.is_removed() {
+                *names.entry((c.host, n.clone())).or_default() += 1;
             }
         }
+        self.dockers.push(docker);
         if let Some(ix) = &mut self.sched {
             if meta.live && c.host != 0 {
                 ix.add(view.unwrap_or_else(|| instance_view(&c)));
             }
         }
         self.meta.push(meta);
+        self.names.push(name);
         self.containers.push(c);
+    }
+
+    /// The decoded fields of a container row and its name.
+    fn facts<'s>(&'s self, c: &'s Resource) -> (Meta, Option<&'s str>) {
+        match self.container_at.get(&c.id) {
+            Some(&i) => (self.meta[i], self.names[i].as_deref()),
+            None => (meta_of(c), c.str("name")),
+        }
     }
 
     /// The decoded fields of a container row.
@@ -332,8 +349,17 @@ impl<'a> World<'a> {
 
     /// True when a container not yet removed holds this docker name on
     /// this host.
-    fn docker_name_taken(&self, host: u64, name: &str) -> bool {
-        self.docker_names
+    fn docker_name_taken(&mut self, host: u64, name: &str) -> bool {
+        let names = self.docker_names.get_or_insert_with(|| {
+            let mut names = FastMap::default();
+            for (c, d) in self.containers.iter().zip(&self.dockers) {
+                if let (Some(d), false) = (d, c.is_removed()) {
+                    *names.entry((c.host, d.clone())).or_default() += 1;
+                }
+            }
+            names
+        });
+        names
             .get(&(host, Cow::Borrowed(name)))
             .is_some_and(|n| *n > 0)
     }
@@ -369,18 +395,17 @@ impl<'a> World<'a> {
             Some(i) => {
                 let old = std::mem::replace(&mut self.containers[i], Cow::Owned(c.clone()));
                 self.meta[i] = meta_of(&c);
-                if !old.is_removed() {
-                    if let Some(n) = old.str("dockerName") {
+                self.names[i] = c.str("name").map(|n| Cow::Owned(n.to_string()));
+                self.dockers[i] = c.str("dockerName").map(|n| Cow::Owned(n.to_string()));
+                if let Some(names) = &mut self.docker_names {
+                    if let (Some(n), false) = (old.str("dockerName"), old.is_removed()) {
                         let key = (old.host, Cow::Owned(n.to_string()));
-                        if let Some(k) = self.docker_names.get_mut(&key) {
+                        if let Some(k) = names.get_mut(&key) {
                             *k = k.saturating_sub(1);
                         }
                     }
-                }
-                if !c.is_removed() {
-                    if let Some(n) = c.str("dockerName") {
-                        *self
-                            .docker_names
+                    if let (Some(n), false) = (c.str("dockerName"), c.is_removed()) {
+                        *names
                             .entry((c.host, Cow::Owned(n.to_string())))
                             .or_default() += 1;
                     }
@@ -451,9 +476,9 @@ fn pass(w: &mut World, stacks: &[Resource]) {
 }
 
 /// Every container row of a service in the view (removing ones too).
-fn owned<'b, 'a>(w: &'b World<'a>, sid: &str) -> impl Iterator<Item = &'b Row<'a>> {
+fn owned<'b, 'a>(w: &'b World<'a>, sid: u64) -> impl Iterator<Item = &'b Row<'a>> {
     w.by_service
-        .get(sid)
+        .get(&sid)
         .into_iter()
         .flatten()
         .map(|&i| &w.containers[i])
@@ -462,7 +487,7 @@ fn owned<'b, 'a>(w: &'b World<'a>, sid: &str) -> impl Iterator<Item = &'b Row<'a
 /// The live containers of a service.
 fn members<'b, 'a>(w: &'b World<'a>, s: &Resource) -> Vec<&'b Row<'a>> {
     w.by_service
-        .get(s.api_id().as_str())
+        .get(&s.id)
         .into_iter()
         .flatten()
         .filter(|&&i| w.meta[i].live)
@@ -748,11 +773,12 @@ fn keep_scale(
     let ms: Vec<scale::Member> = cur
         .iter()
         .filter_map(|c| {
-            let name = c.str("name")?;
+            let (m, name) = w.facts(c);
+            let name = name?;
             Some(scale::Member {
                 index: scale::index_of(stack, &spec.name, name)?,
                 name: name.to_string(),
-                state: w.m(c).state,
+                state: m.state,
                 recreate: recreate.contains(name),
             })
         })
@@ -953,8 +979,7 @@ fn create(
     // but one still meant to run (start-first: it stops only once its
     // replacement runs) keeps its host ports, so the replacement gets
     // others instead of a port docker cannot publish twice.
-    let sid = s.api_id();
-    let others: Vec<(String, bool)> = owned(w, &sid)
+    let others: Vec<(String, bool)> = owned(w, s.id)
         .filter(|c| w.m(c).gen != gen)
         .map(|c| (c.api_id(), c.str("desiredState") == Some("running")))
         .collect();

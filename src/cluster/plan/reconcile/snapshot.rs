@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::cluster::model::{Kind, Resource};
+use crate::cluster::model::{parse_id, Kind, Resource};
 use crate::cluster::plan::health::ContainerHealth;
 use crate::cluster::plan::lifecycle::ContainerState;
 
@@ -39,14 +39,16 @@ pub(super) struct Meta {
     pub state: ContainerState,
     pub health: Option<ContainerHealth>,
     pub unplaced: bool,
+    /// The number of its service's id (0: none).
+    pub service: u64,
 }
 
-/// A container row's [`Meta`] with the keys the pass indexes it by.
+/// A container row's [`Meta`] with the names the pass reads it by.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Facts {
     pub meta: Meta,
-    pub service: Option<String>,
     pub docker: Option<String>,
+    pub name: Option<String>,
 }
 
 /// Marks a container the scheduler could not place (see
@@ -73,19 +75,25 @@ pub(super) fn parse_health(h: &str) -> Option<ContainerHealth> {
     }
 }
 
-/// A container row's [`Meta`], service id and docker name, read in one
-/// walk over its fields (one lookup per field cost more than the walk).
+/// A container row's [`Meta`], docker name and name, read in one walk
+/// over its fields (one lookup per field cost more than the walk).
 pub(super) fn decode(c: &Resource) -> (Meta, Option<&str>, Option<&str>) {
     let (mut desired_removed, mut gen, mut health, mut unplaced_flag) = (false, 0, None, false);
-    let (mut service, mut docker) = (None, None);
+    let (mut service, mut docker, mut name) = (0, None, None);
     for (k, v) in &c.data {
         match k.as_str() {
             "desiredState" => desired_removed = v.as_str() == Some("removed"),
             "_gen" => gen = v.as_u64().unwrap_or(0),
             "healthState" => health = v.as_str().and_then(parse_health),
             UNPLACED => unplaced_flag = v == &Value::Bool(true),
-            "serviceId" => service = v.as_str(),
+            "serviceId" => {
+                service = v
+                    .as_str()
+                    .and_then(|s| parse_id(Kind::Service, s))
+                    .unwrap_or(0);
+            }
             "dockerName" => docker = v.as_str(),
+            "name" => name = v.as_str(),
             _ => {}
         }
     }
@@ -95,16 +103,17 @@ pub(super) fn decode(c: &Resource) -> (Meta, Option<&str>, Option<&str>) {
         state: cstate(c),
         health,
         unplaced: c.host == 0 && unplaced_flag,
+        service,
     };
-    (meta, service, docker)
+    (meta, docker, name)
 }
 
 fn facts_of(c: &Resource) -> Facts {
-    let (meta, service, docker) = decode(c);
+    let (meta, docker, name) = decode(c);
     Facts {
         meta,
-        service: service.map(str::to_string),
         docker: docker.map(str::to_string),
+        name: name.map(str::to_string),
     }
 }
 
