@@ -55,11 +55,11 @@ pub enum ComposeCmd {
         /// Roll back an upgrade.
         #[arg(long)]
         rollback: bool,
-        /// Containers replaced at once.
-        #[arg(long, default_value_t = 1)]
+        /// Containers replaced at once (rancher-compose's default: 2).
+        #[arg(long, default_value_t = 2)]
         batch_size: u32,
-        /// Milliseconds between batches.
-        #[arg(long, default_value_t = 2000)]
+        /// Milliseconds between batches (rancher-compose's default: 1000).
+        #[arg(long, default_value_t = 1000)]
         interval: u64,
         /// Pull the images on every active host first (fails when any pull fails).
         #[arg(long)]
@@ -76,6 +76,9 @@ pub enum ComposeCmd {
     Ps,
     /// Activate services.
     Start {
+        /// Detached (rancher-compose's default; accepted for its habit).
+        #[arg(short = 'd')]
+        detach: bool,
         /// Only these services.
         services: Vec<String>,
     },
@@ -566,8 +569,14 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
                     println!("{tag}: Upgrade finished");
                     continue;
                 }
-                let changed = want
-                    .is_some_and(|w| launch_config_json(&w.launch_config) != svc["launchConfig"]);
+                let changed = want.is_some_and(|w| {
+                    // The server's `version` is its own; the file has none.
+                    let mut have = svc["launchConfig"].clone();
+                    if let Some(o) = have.as_object_mut() {
+                        o.remove("version");
+                    }
+                    launch_config_json(&w.launch_config) != have
+                });
                 if let (true, Some(w)) = (force_upgrade || (upgrade && changed), want) {
                     let strategy = json!({"inServiceStrategy": {
                         "launchConfig": launch_config_json(&w.launch_config),
@@ -745,7 +754,7 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
                 },
             )
         }
-        ComposeCmd::Start { services } | ComposeCmd::Stop { services } => {
+        ComposeCmd::Start { services, .. } | ComposeCmd::Stop { services } => {
             let (action, from, want, word) = match args.cmd {
                 ComposeCmd::Start { .. } => ("activate", "inactive", "active", "Started"),
                 _ => ("deactivate", "active", "inactive", "Stopped"),
