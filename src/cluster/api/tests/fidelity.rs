@@ -24,10 +24,6 @@ fn sync(u: &str, creds: (&str, &str), body: Value) -> Resp {
     r
 }
 
-fn put(url: &str, v: Value) -> Resp {
-    call("PUT", url, None, Some(v.to_string().as_bytes()))
-}
-
 /// A stack in `/{ver}` (`environments` in v1); returns its id.
 fn stack(u: &str, ver: &str, name: &str) -> String {
     let coll = if ver == "v1" {
