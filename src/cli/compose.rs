@@ -928,3 +928,69 @@ fn upgrade_to_service(cx: &Ctx, dc_path: &str, rc_path: &str, a: ToServiceArgs<'
     }
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ComposeArgs,
+    }
+
+    fn parse(words: &[&str]) -> ComposeCmd {
+        let mut all = vec!["ros-compose"];
+        all.extend_from_slice(words);
+        Cli::try_parse_from(all)
+            .unwrap_or_else(|e| panic!("{words:?}: {e}"))
+            .args
+            .cmd
+    }
+
+    #[test]
+    fn rancher_compose_habits_parse() {
+        // `start -d` (rancher-compose's default) is accepted.
+        assert!(matches!(
+            parse(&["start", "-d", "web"]),
+            ComposeCmd::Start { detach: true, ref services } if services == &["web"]
+        ));
+        // `up --upgrade` defaults as rancher-compose: batch 2, interval 1000.
+        match parse(&["up", "-d", "--upgrade"]) {
+            ComposeCmd::Up {
+                batch_size,
+                interval,
+                upgrade,
+                ..
+            } => assert_eq!((batch_size, interval, upgrade), (2, 1000, true)),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["up", "--upgrade", "--batch-size", "3", "--interval", "500"]) {
+            ComposeCmd::Up {
+                batch_size,
+                interval,
+                ..
+            } => assert_eq!((batch_size, interval), (3, 500)),
+            other => panic!("{other:?}"),
+        }
+        // `restart` keeps 1 / 0, `upgrade A B` 2 / 2000.
+        match parse(&["restart"]) {
+            ComposeCmd::Restart {
+                batch_size,
+                interval,
+                ..
+            } => assert_eq!((batch_size, interval), (1, 0)),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["upgrade", "a", "b"]) {
+            ComposeCmd::Upgrade {
+                batch_size,
+                interval,
+                ..
+            } => assert_eq!((batch_size, interval), (2, 2000)),
+            other => panic!("{other:?}"),
+        }
+    }
+}

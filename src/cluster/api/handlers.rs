@@ -506,7 +506,23 @@ fn list_in(
         None => rows,
     };
     let (page, total) = query::apply(&q, rows, render::field);
-    let page: Vec<Value> = page.iter().map(|r| render::resource(cx.base, r)).collect();
+    let page_rows = page.clone();
+    let include: Vec<&str> = cx
+        .query
+        .iter()
+        .filter(|(k, _)| k == "include")
+        .flat_map(|(_, v)| v.split(','))
+        .collect();
+    let mut page: Vec<Value> = page.iter().map(|r| render::resource(cx.base, r)).collect();
+    if !include.is_empty() {
+        for (r, out) in page_rows.iter().zip(page.iter_mut()) {
+            for name in &include {
+                if let Some(v) = included(cx, r, name)? {
+                    out[*name] = v;
+                }
+            }
+        }
+    }
     let coll_url = match (url, sc) {
         (Some(u), _) => u,
         (None, Some(p)) if kind.project_scoped() => {
@@ -551,6 +567,32 @@ fn list_in(
             "data": page,
         }),
     )
+}
+
+/// `include=<link>`: the linked resources of `r` embedded under the
+/// link's name (`services?include=instances`), for the sub-collection
+/// links; `None` for names that are not such a link of `r`.
+fn included(cx: &Ctx<'_>, r: &Resource, name: &str) -> Result<Option<Value>, ApiError> {
+    let (child, field) = match (r.kind, name) {
+        (Kind::Service, "instances") => (Kind::Container, "serviceId"),
+        (Kind::Host, "instances") => (Kind::Container, "hostId"),
+        (Kind::Stack, "services") => (Kind::Service, "stackId"),
+        (Kind::Container, "hosts") => {
+            let host = cx.app.store.get(Kind::Host, r.host)?;
+            return Ok(Some(Value::Array(
+                host.iter().map(|h| render::resource(cx.base, h)).collect(),
+            )));
+        }
+        _ => return Ok(None),
+    };
+    let id = r.api_id();
+    let rows = cx.app.store.list(child, Scope::Project(r.project))?;
+    Ok(Some(Value::Array(
+        rows.iter()
+            .filter(|c| render::field(c, field).as_ref().and_then(Value::as_str) == Some(&id))
+            .map(|c| render::resource(cx.base, c))
+            .collect(),
+    )))
 }
 
 fn update(cx: &Ctx<'_>, mut r: Resource) -> Result<Value, ApiError> {

@@ -519,6 +519,18 @@ fn every_advertised_link_is_served() {
             assert!(kinds.contains(k), "{ver}: no {k} walked ({kinds:?})");
         }
         assert!(walked > 30, "{ver}: {walked} links");
+        // `include=` embeds a link's resources.
+        let inc = get(&format!(
+            "{u}/{ver}/projects/1a5/services?include=instances&name=web"
+        ));
+        let web = &inc.body["data"][0];
+        assert_eq!(web["instances"].as_array().map(Vec::len), Some(1), "{web}");
+        assert_eq!(web["instances"][0]["serviceId"], web["id"]);
+        let inc = get(&format!("{u}/{ver}/projects/1a5/{stacks}?include=services"));
+        assert_eq!(
+            inc.body["data"][0]["services"].as_array().map(Vec::len),
+            Some(2)
+        );
         // The stack's services sub-collection holds its services.
         let sub = get(&format!("{u}/{ver}/projects/1a5/{stacks}/{sid}/services"));
         assert_eq!(sub.body["data"].as_array().map(Vec::len), Some(2));
