@@ -44,16 +44,16 @@ pub enum ComposeCmd {
         #[arg(short = 'd')]
         detach: bool,
         /// Upgrade services whose launch config changed.
-        #[arg(short = 'u', long)]
+        #[arg(short = 'u', long, visible_alias = "recreate")]
         upgrade: bool,
         /// Upgrade every named service even if unchanged.
-        #[arg(long)]
+        #[arg(long, visible_alias = "force-recreate")]
         force_upgrade: bool,
         /// Finish an upgrade (remove the old containers).
         #[arg(short = 'c', long)]
         confirm_upgrade: bool,
         /// Roll back an upgrade.
-        #[arg(long)]
+        #[arg(short = 'r', long)]
         rollback: bool,
         /// Containers replaced at once (rancher-compose's default: 2).
         #[arg(long, default_value_t = 2)]
@@ -62,7 +62,7 @@ pub enum ComposeCmd {
         #[arg(long, default_value_t = 1000)]
         interval: u64,
         /// Pull the images on every active host first (fails when any pull fails).
-        #[arg(long)]
+        #[arg(short = 'p', long)]
         pull: bool,
         /// Only these services.
         services: Vec<String>,
@@ -83,6 +83,7 @@ pub enum ComposeCmd {
         services: Vec<String>,
     },
     /// Deactivate services.
+    #[command(visible_alias = "down")]
     Stop {
         /// Only these services.
         services: Vec<String>,
@@ -975,6 +976,21 @@ mod tests {
             } => assert_eq!((batch_size, interval), (3, 500)),
             other => panic!("{other:?}"),
         }
+        // rancher-compose's spellings of the same flags.
+        match parse(&["up", "--recreate", "-r", "-p"]) {
+            ComposeCmd::Up {
+                upgrade,
+                rollback,
+                pull,
+                ..
+            } => assert!(upgrade && rollback && pull),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["up", "--force-recreate"]) {
+            ComposeCmd::Up { force_upgrade, .. } => assert!(force_upgrade),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse(&["down", "web"]), ComposeCmd::Stop { .. }));
         // `restart` keeps 1 / 0, `upgrade A B` 2 / 2000.
         match parse(&["restart"]) {
             ComposeCmd::Restart {

@@ -547,6 +547,19 @@ fn list_in(
         format!("{coll_url}?{}", qs.join("&"))
     };
     let (pagination, sort, filters) = query::envelope(&q, total, &self_url);
+    // Rancher's `sortLinks`: the collection sorted by each common field.
+    let plain: Vec<String> = cx
+        .query
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "marker" | "sort" | "order"))
+        .map(|(k, v)| format!("{}={}", query::encode(k), query::encode(v)))
+        .collect();
+    let mut sort_links = Map::new();
+    for f in ["id", "name", "state", "created", "description", "kind"] {
+        let mut qs = plain.clone();
+        qs.push(format!("sort={f}"));
+        sort_links.insert(f.into(), json!(format!("{coll_url}?{}", qs.join("&"))));
+    }
     let create = matches!(
         kind,
         Kind::Project
@@ -564,6 +577,7 @@ fn list_in(
             "links": {"self": self_url},
             "createTypes": if create { json!({render::type_name(cx.base, kind): coll_url}) } else { json!({}) },
             "actions": {}, "pagination": pagination, "sort": sort, "filters": filters,
+            "sortLinks": sort_links,
             "data": page,
         }),
     )

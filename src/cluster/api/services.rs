@@ -448,6 +448,24 @@ pub fn start_upgrade(cx: &Ctx<'_>, r: &mut Resource) -> Result<(), ApiError> {
         })?;
     let old = spec_of(r, "_spec")
         .ok_or_else(|| ApiError::new(422, "InvalidState", "service has no launch config"))?;
+    // Rancher (`ServiceUpgradeValidationFilter`): an in-service upgrade
+    // names what it upgrades to, and a retained IP cannot be held by the
+    // old and the new container at once.
+    let given = |k: &str| st.get(k).is_some_and(|v| !v.is_null());
+    if !given("launchConfig") && !given("secondaryLaunchConfigs") {
+        return Err(ApiError::field(
+            "InvalidOption",
+            "launchConfig",
+            "inServiceStrategy needs a launchConfig (or secondaryLaunchConfigs)",
+        ));
+    }
+    if old.retain_ip && st.get("startFirst").and_then(Value::as_bool) == Some(true) {
+        return Err(ApiError::field(
+            "InvalidOption",
+            "startFirst",
+            "startFirst cannot be used with retainIp (the old and the new container would share the IP)",
+        ));
+    }
     let mut new = old.clone();
     if let Some(lc) = st.get("launchConfig").filter(|v| !v.is_null()) {
         new.launch_config = launch_config_from(lc)?;

@@ -647,3 +647,80 @@ fn schemas_cover_every_type_with_methods_actions_and_filters() {
         );
     }
 }
+
+#[test]
+fn upgrade_refusals_sort_links_and_state_enum_as_rancher() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&dir.path().join("db"), fast());
+    let u = s.url.as_str();
+    for ver in VERSIONS {
+        let base = format!("{u}/{ver}/projects/1a5");
+        let sid = stack(u, ver, &format!("refuse-{}", ver.replace('.', "")));
+        let mut body = service_body(ver, &sid, "web", json!({"imageUuid": "docker:busybox"}));
+        body["retainIp"] = json!(true);
+        let r = post(&format!("{base}/services"), body);
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        let svc = format!("{base}/services/{}", r.body["id"].as_str().unwrap());
+        let rows: &[(Value, &str, &str)] = &[
+            (json!({}), "MissingRequired", "inServiceStrategy"),
+            (
+                json!({"inServiceStrategy": {"batchSize": 2}}),
+                "InvalidOption",
+                "launchConfig",
+            ),
+            (
+                json!({"inServiceStrategy": {"startFirst": true,
+                                             "launchConfig": {"imageUuid": "docker:busybox:2"}}}),
+                "InvalidOption",
+                "startFirst",
+            ),
+        ];
+        for (b, code, field) in rows {
+            let r = post(&format!("{svc}?action=upgrade"), b.clone());
+            assert_eq!(r.status, 422, "{ver} {b}: {:?}", r.body);
+            assert_eq!(r.code(), *code, "{ver} {b}");
+            assert_eq!(r.body["fieldName"], *field, "{ver} {b}");
+        }
+        assert_eq!(
+            get(&svc).body["state"],
+            "inactive",
+            "{ver}: nothing started"
+        );
+        let coll = get(&format!("{base}/services?name_like=w%25")).body;
+        let by_name = coll["sortLinks"]["name"].as_str().unwrap();
+        assert!(
+            by_name.contains("name_like=w%25") && by_name.ends_with("sort=name"),
+            "{by_name}"
+        );
+        assert_eq!(get(by_name).status, 200);
+    }
+    let sc = get(&format!("{u}/v2-beta/schemas/container")).body;
+    let states: Vec<&str> = sc["resourceFields"]["state"]["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut want = vec![
+        "requested",
+        "creating",
+        "starting",
+        "running",
+        "updating-running",
+        "restarting",
+        "stopping",
+        "stopped",
+        "updating-stopped",
+        "migrating",
+        "erroring",
+        "error",
+        "removing",
+        "removed",
+        "purging",
+        "purged",
+    ];
+    let mut got = states.clone();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want, "Rancher's exact container states");
+}
