@@ -155,7 +155,7 @@ cs = wait("3 healthy v2 containers after rollback",
 
 step("rolling restart through the client")
 before = dict((c.id, c.startCount) for c in cs)
-svc = svc.restart(rollingRestartStrategy={"batchSize": 1, "intervalMillis": 100})
+svc = svc.restart(rollingRestartStrategy={"batchSize": 2, "intervalMillis": 100})
 svc = wait("active after restart",
            lambda: (lambda s: s if s.state == "active" else None)(client.reload(svc)), 120)
 
