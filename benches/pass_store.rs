@@ -53,7 +53,7 @@ fn main() {
     rows.extend(snap.hosts.iter().cloned());
     rows.extend(snap.stacks.iter().cloned());
     rows.extend(snap.services.iter().cloned());
-    rows.extend(snap.containers.iter().cloned());
+    rows.extend(snap.containers().iter().cloned());
     store.commit(&rows).unwrap();
     let store: Arc<dyn Store> = Arc::new(store);
     let app = ros::cluster::api::App::new(store.clone(), Default::default()).unwrap();

@@ -76,12 +76,5 @@ pub fn empty_cluster(hosts: usize, services: usize, per: u32) -> Snapshot {
         s.set("_spec", serde_json::to_value(&spec).unwrap());
         svcs.push(s);
     }
-    Snapshot {
-        projects: vec![p],
-        hosts: hs,
-        stacks,
-        services: svcs,
-        containers: Vec::new(),
-        next_container_id: 1,
-    }
+    Snapshot::new(vec![p], hs, stacks, svcs, Vec::new(), 1)
 }

@@ -83,6 +83,14 @@ pub trait Store: Send + Sync {
     fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Write a setting.
     fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// The store's revision: a number every commit raises (all rows of
+    /// one commit share it).
+    fn revision(&self) -> Result<u64, StoreError>;
+    /// Every row (of any kind, removed ones included) written by a commit
+    /// after revision `rev`, oldest first, with the revision they bring the
+    /// reader to. A reader that keeps rows between reads (the reconcile
+    /// driver's snapshot) asks for only what changed.
+    fn changed_since(&self, rev: u64) -> Result<(u64, Vec<Resource>), StoreError>;
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -97,7 +105,14 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
     // 2: name lookups without scanning every row of a project.
     "CREATE INDEX resources_name ON resources (kind, project, json_extract(data, '$.name'));",
+    // 3: the revision of each row's last commit (readers ask what changed).
+    "ALTER TABLE resources ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+     CREATE INDEX resources_rev ON resources (rev);",
 ];
+
+/// The sequence the commit revisions come from (not an id prefix: those
+/// are letters and digits).
+const REV_SEQ: &str = "~rev";
 
 /// The embedded SQLite store.
 pub struct SqliteStore {
@@ -250,9 +265,22 @@ impl Store for SqliteStore {
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
         {
+            let rev: i64 = tx
+                .query_row(
+                    "SELECT next FROM sequences WHERE prefix = ?1",
+                    [REV_SEQ],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(1);
+            tx.execute(
+                "INSERT INTO sequences (prefix, next) VALUES (?1, ?2)
+                 ON CONFLICT(prefix) DO UPDATE SET next = excluded.next",
+                params![REV_SEQ, rev + 1],
+            )?;
             let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO resources (kind, id, project, host, state, created, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR REPLACE INTO resources (kind, id, project, host, state, created, data, rev)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             let mut bump = tx.prepare_cached(
                 "INSERT INTO sequences (prefix, next) VALUES (?1, ?2)
@@ -267,7 +295,8 @@ impl Store for SqliteStore {
                     to_i64(r.host),
                     r.state,
                     r.created_ms,
-                    data
+                    data,
+                    rev
                 ])?;
                 bump.execute(params![r.kind.id_prefix(), to_i64(r.id) + 1])?;
             }
@@ -331,11 +360,68 @@ impl Store for SqliteStore {
         )?;
         Ok(())
     }
+
+    fn revision(&self) -> Result<u64, StoreError> {
+        let conn = self.lock()?;
+        let next: Option<i64> = conn
+            .query_row(
+                "SELECT next FROM sequences WHERE prefix = ?1",
+                [REV_SEQ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(u64::try_from(next.unwrap_or(1) - 1).unwrap_or(0))
+    }
+
+    fn changed_since(&self, rev: u64) -> Result<(u64, Vec<Resource>), StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLS}, kind, rev FROM resources WHERE rev > ?1 ORDER BY rev, kind, id"
+        ))?;
+        let mut rows = stmt.query([to_i64(rev)])?;
+        let (mut out, mut at) = (Vec::new(), rev);
+        while let Some(r) = rows.next()? {
+            let kind: String = r.get(6)?;
+            let Some(kind) = Kind::ALL.into_iter().find(|k| k.type_name() == kind) else {
+                return Err(StoreError::Corrupt {
+                    kind,
+                    id: r.get(0)?,
+                });
+            };
+            out.push(row_to_resource(kind, r)?);
+            at = at.max(u64::try_from(r.get::<_, i64>(7)?).unwrap_or(0));
+        }
+        Ok((at, out))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changed_since_gives_only_rows_of_later_commits() {
+        let s = SqliteStore::memory().unwrap();
+        assert_eq!(s.revision().unwrap(), 0);
+        assert_eq!(s.changed_since(0).unwrap(), (0, Vec::new()));
+        let a = Resource::new(Kind::Host, 1, 5, "active");
+        let mut b = Resource::new(Kind::Container, 7, 5, "running");
+        s.commit(&[a.clone(), b.clone()]).unwrap();
+        let r1 = s.revision().unwrap();
+        assert_eq!(r1, 1);
+        let (at, rows) = s.changed_since(0).unwrap();
+        assert_eq!((at, rows.len()), (1, 2));
+        assert!(rows.contains(&a) && rows.contains(&b));
+        // Nothing new: nothing read.
+        assert_eq!(s.changed_since(r1).unwrap(), (r1, Vec::new()));
+        b.state = "removed".into();
+        s.commit(std::slice::from_ref(&b)).unwrap();
+        let (at, rows) = s.changed_since(r1).unwrap();
+        assert_eq!((at, rows), (2, vec![b]));
+        // Id sequences are not revisions.
+        s.allocate(Kind::Container).unwrap();
+        assert_eq!(s.revision().unwrap(), 2);
+    }
 
     #[test]
     fn commit_is_atomic_and_persists() {

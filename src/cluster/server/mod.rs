@@ -81,6 +81,9 @@ pub struct App {
     pub kick: tokio::sync::Notify,
     /// Requests to agents and their waiting callers.
     pub relay: crate::cluster::api::relay::Relay,
+    /// The reconciler's snapshot and the store revision it is current
+    /// to, kept between passes ([`driver::pass`] reads only what changed).
+    pub(crate) snapshot: Mutex<Option<(u64, crate::cluster::plan::reconcile::Snapshot)>>,
 }
 
 impl App {
@@ -98,6 +101,7 @@ impl App {
             started: Instant::now(),
             kick: tokio::sync::Notify::new(),
             relay: crate::cluster::api::relay::Relay::default(),
+            snapshot: Mutex::new(None),
         }))
     }
 

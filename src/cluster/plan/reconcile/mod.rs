@@ -42,31 +42,18 @@ use crate::cluster::model::{self, format_id, rfc3339, Kind, Resource};
 use crate::cluster::plan::compose::fields::VolumeKind;
 use crate::cluster::plan::compose::ServiceSpec;
 use crate::cluster::plan::health::{self, ContainerHealth, MemberHealth};
-use crate::cluster::plan::lifecycle::ContainerState;
+use crate::cluster::plan::lifecycle::{ContainerState, State};
 use crate::cluster::plan::scheduler::index::Index;
 use crate::cluster::plan::scheduler::{self, HostPort, HostView, InstanceView};
 use crate::cluster::plan::{scale, upgrade};
 
 pub mod kinds;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
-/// Everything a pass reads: live (not removed) rows of the store.
-#[derive(Clone, Debug, Default)]
-pub struct Snapshot {
-    /// Projects (port ranges).
-    pub projects: Vec<Resource>,
-    /// Every host, removed ones included (their containers are lost).
-    pub hosts: Vec<Resource>,
-    /// Live stacks.
-    pub stacks: Vec<Resource>,
-    /// Live services.
-    pub services: Vec<Resource>,
-    /// Live containers.
-    pub containers: Vec<Resource>,
-    /// The id the first container created in this pass gets.
-    pub next_container_id: u64,
-}
+pub use snapshot::Snapshot;
+use snapshot::{cstate, decode, parse_health, Meta, UNPLACED};
 
 /// What a pass decided.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -102,15 +89,6 @@ fn gen_of(r: &Resource) -> u64 {
     r.data.get("_gen").and_then(Value::as_u64).unwrap_or(0)
 }
 
-fn cstate(c: &Resource) -> ContainerState {
-    match c.state.as_str() {
-        // The container `restart` action's transitional state: the agent
-        // is restarting it. Not a failure (that would replace it).
-        "restarting" => ContainerState::Starting,
-        s => s.parse().unwrap_or(ContainerState::Error),
-    }
-}
-
 fn live(c: &Resource) -> bool {
     !c.is_removed() && c.str("desiredState") != Some("removed")
 }
@@ -118,46 +96,8 @@ fn live(c: &Resource) -> bool {
 /// A row of the view: the snapshot's, borrowed, until the pass changes it.
 type Row<'a> = Cow<'a, Resource>;
 
-/// What the reconciler reads of a container row on every pass, decoded
-/// once per row (the row's own fields are JSON; reading them per use cost
-/// most of a steady pass).
-#[derive(Clone, Copy, Debug)]
-struct Meta {
-    live: bool,
-    gen: u64,
-    state: ContainerState,
-    health: Option<ContainerHealth>,
-    unplaced: bool,
-}
-
 fn meta_of(c: &Resource) -> Meta {
     decode(c).0
-}
-
-/// A container row's [`Meta`], service id and docker name, read in one
-/// walk over its fields (one lookup per field cost more than the walk).
-fn decode(c: &Resource) -> (Meta, Option<&str>, Option<&str>) {
-    let (mut desired_removed, mut gen, mut health, mut unplaced_flag) = (false, 0, None, false);
-    let (mut service, mut docker) = (None, None);
-    for (k, v) in &c.data {
-        match k.as_str() {
-            "desiredState" => desired_removed = v.as_str() == Some("removed"),
-            "_gen" => gen = v.as_u64().unwrap_or(0),
-            "healthState" => health = v.as_str().and_then(parse_health),
-            UNPLACED => unplaced_flag = v == &Value::Bool(true),
-            "serviceId" => service = v.as_str(),
-            "dockerName" => docker = v.as_str(),
-            _ => {}
-        }
-    }
-    let meta = Meta {
-        live: !c.is_removed() && !desired_removed,
-        gen,
-        state: cstate(c),
-        health,
-        unplaced: c.host == 0 && unplaced_flag,
-    };
-    (meta, service, docker)
 }
 
 /// A hasher for row ids (small sequential integers: one multiply) and
@@ -268,10 +208,10 @@ impl<'a> World<'a> {
                 .enumerate()
                 .map(|(i, s)| (s.api_id(), i))
                 .collect(),
-            containers: Vec::with_capacity(snap.containers.len()),
-            meta: Vec::with_capacity(snap.containers.len()),
+            containers: Vec::with_capacity(snap.containers().len()),
+            meta: Vec::with_capacity(snap.containers().len()),
             container_at: IdMap::with_capacity_and_hasher(
-                snap.containers.len(),
+                snap.containers().len(),
                 Default::default(),
             ),
             by_service: FastMap::default(),
@@ -280,8 +220,16 @@ impl<'a> World<'a> {
             out: Vec::new(),
             out_at: HashMap::new(),
         };
-        for c in &snap.containers {
-            w.insert(Cow::Borrowed(c));
+        w.by_service.reserve(snap.services.len());
+        w.docker_names.reserve(snap.containers().len());
+        for (c, f) in snap.containers().iter().zip(snap.facts()) {
+            w.index(
+                Cow::Borrowed(c),
+                f.meta,
+                f.service.as_deref().map(Cow::Borrowed),
+                f.docker.as_deref().map(Cow::Borrowed),
+                None,
+            );
         }
         w
     }
@@ -294,8 +242,6 @@ impl<'a> World<'a> {
     /// [`World::insert`], with the row's scheduler view when the caller
     /// has it already (a container just placed).
     fn insert_with(&mut self, c: Row<'a>, view: Option<InstanceView>) {
-        let at = self.containers.len();
-        self.container_at.insert(c.id, at);
         let (meta, sid, docker): (Meta, Option<Cow<'a, str>>, Option<Cow<'a, str>>) = match &c {
             Cow::Borrowed(r) => {
                 let (m, s, d) = decode(r);
@@ -307,6 +253,20 @@ impl<'a> World<'a> {
                 (m, s.map(own), d.map(own))
             }
         };
+        self.index(c, meta, sid, docker, view);
+    }
+
+    /// Add a container row with its decoded facts to the view's indexes.
+    fn index(
+        &mut self,
+        c: Row<'a>,
+        meta: Meta,
+        sid: Option<Cow<'a, str>>,
+        docker: Option<Cow<'a, str>>,
+        view: Option<InstanceView>,
+    ) {
+        let at = self.containers.len();
+        self.container_at.insert(c.id, at);
         if let Some(sid) = sid {
             self.by_service.entry(sid).or_default().push(at);
         }
@@ -444,7 +404,10 @@ impl<'a> World<'a> {
 /// Stacks being removed go once their services have; then every service,
 /// sources of volumes/network first.
 fn pass(w: &mut World, stacks: &[Resource]) {
-    for st in stacks.iter().filter(|s| s.state == "removing") {
+    for st in stacks
+        .iter()
+        .filter(|s| state_of(s) == Some(State::Removing))
+    {
         let mut st = st.clone();
         let sid = st.api_id();
         let of_stack: Vec<Resource> = w
@@ -454,13 +417,13 @@ fn pass(w: &mut World, stacks: &[Resource]) {
             .map(|s| s.clone().into_owned())
             .collect();
         for mut s in of_stack.iter().cloned() {
-            if s.state != "removing" {
-                s.state = "removing".into();
+            if state_of(&s) != Some(State::Removing) {
+                set_state(&mut s, State::Removing);
                 w.put_service(s);
             }
         }
         if of_stack.is_empty() {
-            st.state = "removed".into();
+            set_state(&mut st, State::Removed);
             st.set("removed", rfc3339(w.now));
             w.record(st);
         }
@@ -507,10 +470,10 @@ fn members<'b, 'a>(w: &'b World<'a>, s: &Resource) -> Vec<&'b Row<'a>> {
         .collect()
 }
 
-/// Marks a container the scheduler could not place: an `error` row with
-/// no host that says why (`transitioningMessage`), kept — not re-created on
-/// every pass — until its index fits somewhere or is not wanted any more.
-const UNPLACED: &str = "_unplaced";
+// A container the scheduler could not place ([`UNPLACED`]) is an `error`
+// row with no host that says why (`transitioningMessage`), kept — not
+// re-created on every pass — until its index fits somewhere or is not
+// wanted any more.
 
 fn unplaced(c: &Resource) -> bool {
     c.host == 0 && c.data.get(UNPLACED) == Some(&Value::Bool(true))
@@ -519,7 +482,7 @@ fn unplaced(c: &Resource) -> bool {
 /// An unplaced row goes straight to `removed`: no agent holds it.
 fn drop_unplaced(w: &mut World, c: &Resource) {
     let mut c = c.clone();
-    c.state = "removed".into();
+    c.state = ContainerState::Removed.as_str().into();
     c.set("desiredState", "removed");
     c.set("removed", rfc3339(w.now));
     w.put(c);
@@ -571,9 +534,13 @@ fn set_desired(w: &mut World, c: &Resource, desired: &str) {
     let mut c = c.clone();
     let cur = cstate(&c);
     match desired {
-        "removed" => c.state = "removing".into(),
-        "stopped" if cur != ContainerState::Stopped => c.state = "stopping".into(),
-        "running" if cur == ContainerState::Stopped => c.state = "starting".into(),
+        "removed" => c.state = ContainerState::Removing.as_str().into(),
+        "stopped" if cur != ContainerState::Stopped => {
+            c.state = ContainerState::Stopping.as_str().into();
+        }
+        "running" if cur == ContainerState::Stopped => {
+            c.state = ContainerState::Starting.as_str().into();
+        }
         _ => {}
     }
     c.set("desiredState", desired);
@@ -593,18 +560,22 @@ fn service(w: &mut World, s: &mut Resource) {
         .and_then(Value::as_u64)
         .unwrap_or(0);
     let stack = s.str("_stack").unwrap_or_default().to_string();
-    match s.state.as_str() {
-        "removing" => {
+    // A state this reconciler does not know is left alone.
+    let Some(state) = state_of(s) else {
+        return;
+    };
+    match state {
+        State::Removing => {
             let all: Vec<Row> = members(w, s).into_iter().cloned().collect();
             for c in &all {
                 set_desired(w, c, "removed");
             }
             if all.is_empty() {
-                s.state = "removed".into();
+                set_state(s, State::Removed);
                 s.set("removed", rfc3339(w.now));
             }
         }
-        "deactivating" => {
+        State::Deactivating => {
             let all: Vec<Row> = members(w, s).into_iter().cloned().collect();
             let mut busy = false;
             for c in &all {
@@ -614,10 +585,10 @@ fn service(w: &mut World, s: &mut Resource) {
                 busy |= cstate(c) != ContainerState::Stopped;
             }
             if !busy {
-                s.state = "inactive".into();
+                set_state(s, State::Inactive);
             }
         }
-        "activating" | "active" | "restarting" | "error" => {
+        State::Activating | State::Active | State::Restarting | State::Error => {
             // Containers of other generations (after a finish) go.
             let old: Vec<Row> = members(w, s)
                 .into_iter()
@@ -644,25 +615,25 @@ fn service(w: &mut World, s: &mut Resource) {
                 s.set("healthState", h);
             }
             let running = hs.iter().filter(|m| m.running).count();
-            if s.state == "restarting" {
+            if state == State::Restarting {
                 restart_pass(w, s, gen);
-            } else if wanted.is_some_and(|n| running >= n) && s.state != "active" {
-                s.state = "active".into();
+            } else if wanted.is_some_and(|n| running >= n) && state != State::Active {
+                set_state(s, State::Active);
             }
         }
-        "upgrading" => match to_service_of(s) {
+        State::Upgrading => match to_service_of(s) {
             Some(ts) => to_service_pass(w, s, &spec, &stack, gen, &ts),
             None => upgrade_pass(w, s, &spec, &stack, gen),
         },
-        "canceling-upgrade" => {
+        State::CancelingUpgrade => {
             // No new batch: a start-first replacement already running
             // retires its old container, then the upgrade rests.
             if to_service_of(s).is_none() {
                 retire_replaced(w, s, gen);
             }
-            s.state = "canceled-upgrade".into();
+            set_state(s, State::CanceledUpgrade);
         }
-        "finishing-upgrade" => {
+        State::FinishingUpgrade => {
             let old: Vec<Row> = members(w, s)
                 .into_iter()
                 .filter(|c| gen_of(c) != gen)
@@ -675,9 +646,9 @@ fn service(w: &mut World, s: &mut Resource) {
                 }
             }
             s.data.remove("_toService");
-            s.state = "active".into();
+            set_state(s, State::Active);
         }
-        "rolling-back" => {
+        State::RollingBack => {
             if let Some(ts) = to_service_of(s) {
                 // Scales go back to where they were when the upgrade began.
                 set_scale(s, ts.from_scale);
@@ -686,7 +657,7 @@ fn service(w: &mut World, s: &mut Resource) {
                     w.put_service(b);
                 }
                 s.data.remove("_toService");
-                s.state = "active".into();
+                set_state(s, State::Active);
                 return;
             }
             let prev = s.data.get("_prevGeneration").and_then(Value::as_u64);
@@ -714,24 +685,29 @@ fn service(w: &mut World, s: &mut Resource) {
                 );
                 s.set("_spec", serde_json::to_value(&old).unwrap_or(Value::Null));
             }
-            s.state = "active".into();
+            set_state(s, State::Active);
         }
-        _ => {}
+        State::Requested
+        | State::Registering
+        | State::Inactive
+        | State::Upgraded
+        | State::CanceledUpgrade
+        | State::Erroring
+        | State::Removed => {}
     }
+}
+
+/// A service's or stack's state, typed; `None` for a state no rule knows.
+fn state_of(r: &Resource) -> Option<State> {
+    r.state.parse().ok()
+}
+
+fn set_state(r: &mut Resource, st: State) {
+    r.state = st.as_str().into();
 }
 
 fn health_of(c: &Resource) -> Option<ContainerHealth> {
     c.str("healthState").and_then(parse_health)
-}
-
-fn parse_health(h: &str) -> Option<ContainerHealth> {
-    match h {
-        "healthy" => Some(ContainerHealth::Healthy),
-        "unhealthy" => Some(ContainerHealth::Unhealthy),
-        "reinitializing" => Some(ContainerHealth::Reinitializing),
-        "initializing" => Some(ContainerHealth::Initializing),
-        _ => None,
-    }
 }
 
 /// Running and, when health-checked, healthy.
@@ -1148,7 +1124,7 @@ fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str
             }
             upgrade::UpgradeStep::StopOld(stop) => (stop, Vec::new()),
             upgrade::UpgradeStep::Done => {
-                s.state = "upgraded".into();
+                set_state(s, State::Upgraded);
                 return;
             }
             upgrade::UpgradeStep::Wait(_) | upgrade::UpgradeStep::Blocked(_) => return,
@@ -1263,7 +1239,7 @@ fn restart_pass(w: &mut World, s: &mut Resource, gen: u64) {
             s.set("_lastBatch", w.now);
         }
         upgrade::UpgradeStep::Done => {
-            s.state = "active".into();
+            set_state(s, State::Active);
             s.data.remove("_lastBatch");
         }
         _ => {}
@@ -1331,11 +1307,11 @@ fn to_service_pass(
     let Some(mut b) = w.service(&ts.id) else {
         return fail(s, format!("target service {} is gone", ts.id));
     };
-    if matches!(b.state.as_str(), "removing" | "removed") {
+    if matches!(state_of(&b), Some(State::Removing | State::Removed)) {
         return fail(s, format!("target service {} is being removed", ts.id));
     }
-    if b.state == "inactive" {
-        b.state = "activating".into();
+    if state_of(&b) == Some(State::Inactive) {
+        set_state(&mut b, State::Activating);
         w.put_service(b);
         return;
     }
@@ -1365,7 +1341,7 @@ fn to_service_pass(
             if ts.update_links {
                 relink(w, s, &b);
             }
-            s.state = "upgraded".into();
+            set_state(s, State::Upgraded);
         }
         Some((a, nb)) => {
             if nb != b_scale {
@@ -1427,7 +1403,7 @@ fn relink(w: &mut World, a: &Resource, b: &Resource) {
 /// A stack's `healthState` follows its services' (inactive ones aside).
 fn stacks_health(w: &mut World, stacks: &[Resource]) {
     for st in stacks {
-        if matches!(st.state.as_str(), "removing" | "removed") {
+        if matches!(state_of(st), Some(State::Removing | State::Removed)) {
             continue;
         }
         let id = st.api_id();
@@ -1435,7 +1411,12 @@ fn stacks_health(w: &mut World, stacks: &[Resource]) {
             .services
             .iter()
             .filter(|s| s.str("stackId") == Some(&id))
-            .filter(|s| !matches!(s.state.as_str(), "inactive" | "removing" | "removed"))
+            .filter(|s| {
+                !matches!(
+                    state_of(s),
+                    Some(State::Inactive | State::Removing | State::Removed)
+                )
+            })
             .filter_map(|s| s.str("healthState").and_then(health::ServiceHealth::parse))
             .collect();
         let h = health::stack_health(&hs).as_str();

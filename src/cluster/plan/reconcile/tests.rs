@@ -96,14 +96,7 @@ fn snap(hosts: Vec<Resource>, services: Vec<Resource>, containers: Vec<Resource>
         "servicesPortRange",
         json!({"startPort": 49153, "endPort": 65535}),
     );
-    Snapshot {
-        projects: vec![p],
-        hosts,
-        stacks: vec![stack()],
-        services,
-        containers,
-        next_container_id: 100,
-    }
+    Snapshot::new(vec![p], hosts, vec![stack()], services, containers, 100)
 }
 
 /// What a pass did, in words a row can state.
@@ -126,7 +119,7 @@ fn did(before: &Snapshot, ch: &Changes) -> Did {
     for r in &ch.rows {
         match r.kind {
             Kind::Container => {
-                let old = before.containers.iter().find(|c| c.id == r.id);
+                let old = before.containers().iter().find(|c| c.id == r.id);
                 let desired = r.str("desiredState").unwrap_or_default();
                 match old {
                     None if r.host != 0 => {
@@ -479,21 +472,26 @@ fn situations() {
 
 /// Apply a pass's rows to the snapshot, as the driver's commit does.
 fn apply(s: &mut Snapshot, ch: &Changes) {
-    for r in &ch.rows {
-        let list = match r.kind {
-            Kind::Container => &mut s.containers,
-            Kind::Service => &mut s.services,
-            Kind::Stack => &mut s.stacks,
-            _ => continue,
-        };
-        list.retain(|x| x.id != r.id);
-        if !r.is_removed() {
-            list.push(r.clone());
-        }
-        if r.kind == Kind::Container {
-            s.next_container_id = s.next_container_id.max(r.id + 1);
-        }
+    s.apply(ch.rows.iter().cloned());
+    for r in ch.rows.iter().filter(|r| r.kind == Kind::Container) {
+        s.next_container_id = s.next_container_id.max(r.id + 1);
     }
+}
+
+/// Change container `id` as a report from its agent would.
+fn edit(s: &mut Snapshot, id: u64, f: impl Fn(&mut Resource)) {
+    let rows: Vec<Resource> = s
+        .containers()
+        .iter()
+        .filter(|c| c.id == id)
+        .map(|c| {
+            let mut c = c.clone();
+            f(&mut c);
+            c
+        })
+        .collect();
+    assert!(!rows.is_empty(), "container {id} is in the snapshot");
+    s.apply(rows);
 }
 
 #[test]
@@ -524,17 +522,17 @@ fn an_unhealthy_container_gets_exactly_one_replacement_once_its_predecessor_is_g
     // Passes while the old one is still removing (draining, say): still
     // nothing — never a burst of replacements.
     for t in 1..4 {
-        s.containers.iter_mut().find(|c| c.id == 2).unwrap().state = "removing".into();
+        edit(&mut s, 2, |c| c.state = "removing".into());
         let ch = reconcile(&s, NOW + t * 500);
         apply(&mut s, &ch);
         assert_eq!(s.next_container_id, 100);
     }
     // The agent reports it removed: exactly one replacement, same name.
-    s.containers.iter_mut().find(|c| c.id == 2).unwrap().state = "removed".into();
+    edit(&mut s, 2, |c| c.state = "removed".into());
     let ch = reconcile(&s, NOW + 3000);
     assert_eq!(did(&s, &ch).created, names(&["app-web-2@1"]));
     apply(&mut s, &ch);
-    let new = s.containers.iter().find(|c| c.id == 100).unwrap();
+    let new = s.containers().iter().find(|c| c.id == 100).unwrap();
     assert_eq!(new.str("dockerName"), Some("r-app-web-2"));
     assert_eq!(new.str("healthState"), Some("initializing"));
     for t in 4..8 {
@@ -560,16 +558,15 @@ fn stack_health_follows_services() {
     assert_eq!(st.str("healthState"), Some("degraded"));
     let mut s = s;
     apply(&mut s, &ch);
-    s.containers[1].set("healthState", "healthy");
+    let second = s.containers()[1].id;
+    edit(&mut s, second, |c| c.set("healthState", "healthy"));
     let ch = reconcile(&s, NOW);
     let st = ch.rows.iter().find(|r| r.kind == Kind::Stack).unwrap();
     assert_eq!(st.str("healthState"), Some("healthy"));
 }
 
 fn set_state(s: &mut Snapshot, id: u64, state: &str) {
-    for c in s.containers.iter_mut().filter(|c| c.id == id) {
-        c.state = state.into();
-    }
+    edit(s, id, |c| c.state = state.into());
 }
 
 fn stopped(s: &mut Snapshot, id: u64) {
@@ -640,7 +637,7 @@ fn upgrade_steps_and_rollback() {
     assert_eq!(d.created, names(&["app-web-1@1"]), "{d:?}");
     apply(&mut s, &ch);
     stopped(&mut s, 1);
-    let newc = s.containers.iter().find(|c| c.id == 100).unwrap().clone();
+    let newc = s.containers().iter().find(|c| c.id == 100).unwrap().clone();
     assert_eq!(newc.str("dockerName"), Some("r-app-web-1-g1"));
     assert_eq!(newc.str("imageUuid"), Some("docker:busybox:2"));
     // The batch is in progress until the new container runs.
@@ -709,16 +706,12 @@ fn rolling_restart_in_batches() {
     assert_eq!(d.stopped.len(), 1, "one batch: {d:?}");
     apply(&mut s, &ch);
     let first = d.stopped[0];
-    for c in s.containers.iter_mut().filter(|c| c.id == first) {
-        c.state = "stopped".into();
-    }
+    edit(&mut s, first, |c| c.state = "stopped".into());
     // The scale keeper starts it again.
     let ch = reconcile(&s, NOW + 100);
     assert_eq!(did(&s, &ch).started, vec![first]);
     apply(&mut s, &ch);
-    for c in s.containers.iter_mut().filter(|c| c.id == first) {
-        c.state = "running".into();
-    }
+    edit(&mut s, first, |c| c.state = "running".into());
     let ch = reconcile(&s, NOW + 200);
     let d = did(&s, &ch);
     assert_eq!(d.stopped.len(), 1);
@@ -760,9 +753,16 @@ fn to_service_upgrade_moves_scale_in_batches() {
     assert_eq!(d, Did::default(), "B's container is not running yet");
     let ch = reconcile(&s, NOW);
     apply(&mut s, &ch);
-    for c in s.containers.iter_mut() {
-        c.state = "running".into();
-    }
+    let running: Vec<Resource> = s
+        .containers()
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            c.state = "running".into();
+            c
+        })
+        .collect();
+    s.apply(running);
     let ch = reconcile(&s, NOW + 20);
     let a3 = ch
         .rows

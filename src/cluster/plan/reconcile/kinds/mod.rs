@@ -21,6 +21,7 @@ mod external;
 use crate::cluster::model::{rfc3339, Resource};
 use crate::cluster::plan::compose::{ServiceKind, ServiceSpec};
 use crate::cluster::plan::health::ServiceHealth;
+use crate::cluster::plan::lifecycle::State;
 
 /// True for kinds whose service runs containers.
 pub fn has_containers(kind: ServiceKind) -> bool {
@@ -39,16 +40,23 @@ pub(super) fn without_containers(w: &mut super::World, s: &mut Resource, spec: &
     for c in &members {
         super::set_desired(w, c, "removed");
     }
-    let next = match s.state.as_str() {
-        "activating" | "restarting" | "error" | "upgrading" | "finishing-upgrade"
-        | "rolling-back" | "canceling-upgrade" => Some("active"),
-        "deactivating" => Some("inactive"),
-        "removing" if members.is_empty() => Some("removed"),
+    let next = match super::state_of(s) {
+        Some(
+            State::Activating
+            | State::Restarting
+            | State::Error
+            | State::Upgrading
+            | State::FinishingUpgrade
+            | State::RollingBack
+            | State::CancelingUpgrade,
+        ) => Some(State::Active),
+        Some(State::Deactivating) => Some(State::Inactive),
+        Some(State::Removing) if members.is_empty() => Some(State::Removed),
         _ => None,
     };
     if let Some(n) = next {
-        s.state = n.into();
-        if n == "removed" {
+        super::set_state(s, n);
+        if n == State::Removed {
             s.set("removed", rfc3339(w.now));
         }
     }
