@@ -195,7 +195,19 @@ fn compose_stack_scale_heal_upgrade_rollback() {
     // In-service upgrade (web start-first batch 1, db stop-first) to :v2.
     let v2 = DC.replace("ros-test/busybox:latest", "ros-test/busybox:v2");
     std::fs::write(dir.join("docker-compose.yml"), &v2).unwrap();
-    let out = ok(&c, &dir, &["up", "-d", "--upgrade", "--interval", "300"]);
+    let out = ok(
+        &c,
+        &dir,
+        &[
+            "up",
+            "-d",
+            "--upgrade",
+            "--batch-size",
+            "1",
+            "--interval",
+            "300",
+        ],
+    );
     assert!(out.contains("[web]: Upgraded"), "{out}");
     assert_eq!(service(&url, "web")["state"], "upgraded");
     assert!(service(&url, "web")["previousLaunchConfig"]["image"]
@@ -232,7 +244,16 @@ fn compose_stack_scale_heal_upgrade_rollback() {
     ok(
         &c,
         &dir,
-        &["up", "-d", "--upgrade", "--interval", "100", "web"],
+        &[
+            "up",
+            "-d",
+            "--upgrade",
+            "--batch-size",
+            "1",
+            "--interval",
+            "100",
+            "web",
+        ],
     );
     assert_eq!(service(&url, "web")["state"], "upgraded");
     ok(&c, &dir, &["up", "-d", "--rollback", "web"]);

@@ -237,7 +237,19 @@ fn upgrade_under_load_and_across_a_server_restart() {
         DC.replace("VERSION: v1", "VERSION: v2"),
     )
     .unwrap();
-    ok(&c, &dir, &["up", "-d", "--upgrade"]);
+    ok(
+        &c,
+        &dir,
+        &[
+            "up",
+            "-d",
+            "--upgrade",
+            "--batch-size",
+            "1",
+            "--interval",
+            "2000",
+        ],
+    );
     ok(&c, &dir, &["up", "-d", "--confirm-upgrade"]);
     wait_healthy(&url, "v2", 3);
     let before = tally.lock().unwrap().ok;
@@ -267,7 +279,15 @@ fn upgrade_under_load_and_across_a_server_restart() {
     .unwrap();
     let mut up = Command::new(ros())
         .args(["compose", "-p", "up", "--url", &url])
-        .args(["up", "-d", "--upgrade", "--interval", "4000"])
+        .args([
+            "up",
+            "-d",
+            "--upgrade",
+            "--batch-size",
+            "1",
+            "--interval",
+            "4000",
+        ])
         .current_dir(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

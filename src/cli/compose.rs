@@ -44,25 +44,25 @@ pub enum ComposeCmd {
         #[arg(short = 'd')]
         detach: bool,
         /// Upgrade services whose launch config changed.
-        #[arg(short = 'u', long)]
+        #[arg(short = 'u', long, visible_alias = "recreate")]
         upgrade: bool,
         /// Upgrade every named service even if unchanged.
-        #[arg(long)]
+        #[arg(long, visible_alias = "force-recreate")]
         force_upgrade: bool,
         /// Finish an upgrade (remove the old containers).
         #[arg(short = 'c', long)]
         confirm_upgrade: bool,
         /// Roll back an upgrade.
-        #[arg(long)]
+        #[arg(short = 'r', long)]
         rollback: bool,
-        /// Containers replaced at once.
-        #[arg(long, default_value_t = 1)]
+        /// Containers replaced at once (rancher-compose's default: 2).
+        #[arg(long, default_value_t = 2)]
         batch_size: u32,
-        /// Milliseconds between batches.
-        #[arg(long, default_value_t = 2000)]
+        /// Milliseconds between batches (rancher-compose's default: 1000).
+        #[arg(long, default_value_t = 1000)]
         interval: u64,
         /// Pull the images on every active host first (fails when any pull fails).
-        #[arg(long)]
+        #[arg(short = 'p', long)]
         pull: bool,
         /// Only these services.
         services: Vec<String>,
@@ -76,10 +76,14 @@ pub enum ComposeCmd {
     Ps,
     /// Activate services.
     Start {
+        /// Detached (rancher-compose's default; accepted for its habit).
+        #[arg(short = 'd')]
+        detach: bool,
         /// Only these services.
         services: Vec<String>,
     },
     /// Deactivate services.
+    #[command(visible_alias = "down")]
     Stop {
         /// Only these services.
         services: Vec<String>,
@@ -566,8 +570,14 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
                     println!("{tag}: Upgrade finished");
                     continue;
                 }
-                let changed = want
-                    .is_some_and(|w| launch_config_json(&w.launch_config) != svc["launchConfig"]);
+                let changed = want.is_some_and(|w| {
+                    // The server's `version` is its own; the file has none.
+                    let mut have = svc["launchConfig"].clone();
+                    if let Some(o) = have.as_object_mut() {
+                        o.remove("version");
+                    }
+                    launch_config_json(&w.launch_config) != have
+                });
                 if let (true, Some(w)) = (force_upgrade || (upgrade && changed), want) {
                     let strategy = json!({"inServiceStrategy": {
                         "launchConfig": launch_config_json(&w.launch_config),
@@ -745,7 +755,7 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
                 },
             )
         }
-        ComposeCmd::Start { services } | ComposeCmd::Stop { services } => {
+        ComposeCmd::Start { services, .. } | ComposeCmd::Stop { services } => {
             let (action, from, want, word) = match args.cmd {
                 ComposeCmd::Start { .. } => ("activate", "inactive", "active", "Started"),
                 _ => ("deactivate", "active", "inactive", "Stopped"),
@@ -918,4 +928,85 @@ fn upgrade_to_service(cx: &Ctx, dc_path: &str, rc_path: &str, a: ToServiceArgs<'
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ComposeArgs,
+    }
+
+    fn parse(words: &[&str]) -> ComposeCmd {
+        let mut all = vec!["ros-compose"];
+        all.extend_from_slice(words);
+        Cli::try_parse_from(all)
+            .unwrap_or_else(|e| panic!("{words:?}: {e}"))
+            .args
+            .cmd
+    }
+
+    #[test]
+    fn rancher_compose_habits_parse() {
+        // `start -d` (rancher-compose's default) is accepted.
+        assert!(matches!(
+            parse(&["start", "-d", "web"]),
+            ComposeCmd::Start { detach: true, ref services } if services == &["web"]
+        ));
+        // `up --upgrade` defaults as rancher-compose: batch 2, interval 1000.
+        match parse(&["up", "-d", "--upgrade"]) {
+            ComposeCmd::Up {
+                batch_size,
+                interval,
+                upgrade,
+                ..
+            } => assert_eq!((batch_size, interval, upgrade), (2, 1000, true)),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["up", "--upgrade", "--batch-size", "3", "--interval", "500"]) {
+            ComposeCmd::Up {
+                batch_size,
+                interval,
+                ..
+            } => assert_eq!((batch_size, interval), (3, 500)),
+            other => panic!("{other:?}"),
+        }
+        // rancher-compose's spellings of the same flags.
+        match parse(&["up", "--recreate", "-r", "-p"]) {
+            ComposeCmd::Up {
+                upgrade,
+                rollback,
+                pull,
+                ..
+            } => assert!(upgrade && rollback && pull),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["up", "--force-recreate"]) {
+            ComposeCmd::Up { force_upgrade, .. } => assert!(force_upgrade),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse(&["down", "web"]), ComposeCmd::Stop { .. }));
+        // `restart` keeps 1 / 0, `upgrade A B` 2 / 2000.
+        match parse(&["restart"]) {
+            ComposeCmd::Restart {
+                batch_size,
+                interval,
+                ..
+            } => assert_eq!((batch_size, interval), (1, 0)),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["upgrade", "a", "b"]) {
+            ComposeCmd::Upgrade {
+                batch_size,
+                interval,
+                ..
+            } => assert_eq!((batch_size, interval), (2, 2000)),
+            other => panic!("{other:?}"),
+        }
+    }
 }

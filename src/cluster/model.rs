@@ -194,15 +194,20 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Every container state (the `state` enum of the schema).
+/// Every container state (the `state` enum of the schema): Rancher's
+/// exact set (`test_api.py::test_state_enum`); `updating-*` and
+/// `migrating` are listed for clients but never entered here.
 pub const CONTAINER_STATES: &[&str] = &[
     "requested",
     "creating",
     "starting",
     "running",
+    "updating-running",
     "restarting",
     "stopping",
     "stopped",
+    "updating-stopped",
+    "migrating",
     "erroring",
     "error",
     "removing",

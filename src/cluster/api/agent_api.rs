@@ -167,6 +167,41 @@ pub async fn register(cx: &Ctx<'_>) -> Result<Response, ApiError> {
     Ok((StatusCode::CREATED, axum::Json(resp)).into_response())
 }
 
+/// How long a removed container stays `removed` before it is `purged`
+/// (Rancher: a random 0–600 s, `object.remove.time.delay.seconds`).
+pub const PURGE_AFTER_MS: i64 = 60_000;
+/// Hidden field: when the container was seen removed (ms since the epoch).
+pub const PURGE_CLOCK: &str = "_removedMs";
+
+/// The host's removed containers whose purge delay has passed, moved to
+/// `purged` (their docker container is gone; nothing else holds them).
+/// A removed row without a clock starts it now.
+fn purge_due(
+    store: &dyn crate::cluster::store::Store,
+    host: u64,
+) -> Result<Vec<Resource>, ApiError> {
+    let now = now_ms();
+    let mut out = Vec::new();
+    for mut c in store.list(Kind::Container, Scope::Host(host))? {
+        if c.state != "removed" {
+            continue;
+        }
+        match c.data.get(PURGE_CLOCK).and_then(Value::as_i64) {
+            Some(t) if now - t >= PURGE_AFTER_MS => {
+                c.state = "purged".into();
+                c.set("purged", render::rfc3339(now));
+                out.push(c);
+            }
+            Some(_) => {}
+            None => {
+                c.set(PURGE_CLOCK, now);
+                out.push(c);
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn apply_report(c: &mut Resource, r: &Report) -> bool {
     if let Some(cpu) = r.cpu_percent {
         c.set("cpuPercent", cpu);
@@ -197,6 +232,13 @@ fn apply_report(c: &mut Resource, r: &Report) -> bool {
             desired_changed = true;
         }
         _ => {}
+    }
+    if r.state == "running" && c.data.get("startCount").map_or(true, Value::is_null) {
+        // Rancher counts the first start too (restarts add one each).
+        c.set("startCount", 1);
+    }
+    if r.state == "removed" && c.state != "removed" {
+        c.set(PURGE_CLOCK, now_ms());
     }
     c.state = r.state.clone();
     if let Some(id) = &r.external_id {
@@ -259,6 +301,17 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
                 rows.push(c);
             }
         }
+        if req.wait_ms > 0 {
+            // Heartbeats only: the short transition reports stay cheap.
+            for c in purge_due(store.as_ref(), host_id)? {
+                if !rows
+                    .iter()
+                    .any(|x| x.kind == Kind::Container && x.id == c.id)
+                {
+                    rows.push(c);
+                }
+            }
+        }
         if host != before {
             rows.push(host);
         }
@@ -277,7 +330,7 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
     let instances = store
         .list(Kind::Container, Scope::Host(host_id))?
         .into_iter()
-        .filter(|c| c.state != "removed")
+        .filter(|c| !c.is_removed())
         .map(|c| desired(&c))
         .collect();
     // Requests ride only on long-polls: the agent's short transition

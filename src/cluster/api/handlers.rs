@@ -22,6 +22,8 @@ pub enum Route {
     Root,
     /// `/v1/schemas[/name]`.
     Schemas(Option<String>),
+    /// `/v1/projects/<id>/schemas[/name]`: collection links in the project.
+    ProjectSchemas(u64, Option<String>),
     /// `/v1/localauthconfigs`.
     LocalAuth,
     /// `/v1/scripts/<token>`.
@@ -46,19 +48,39 @@ pub enum Route {
 
 fn item(project: Option<u64>, kind: Kind, id: &str) -> Result<Route, ApiError> {
     parse_id(kind, id)
+        .or_else(|| {
+            // A v1 environment id (`1e3`) names the same stack.
+            (kind == Kind::Stack)
+                .then(|| id.strip_prefix("1e"))
+                .flatten()
+                .filter(|n| !n.is_empty() && n.len() <= 18 && n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n > 0)
+        })
         .map(|n| Route::Item(project, kind, n))
         .ok_or_else(ApiError::not_found)
 }
 
 /// Parse the segments after `/v1`.
 pub fn route(segs: &[&str]) -> Result<Route, ApiError> {
-    let coll = |s: &str| Kind::from_collection(s).ok_or_else(ApiError::not_found);
+    let coll = |s: &str| {
+        Kind::from_collection(s)
+            .or_else(|| service_kind(s).map(|_| Kind::Service))
+            .ok_or_else(ApiError::not_found)
+    };
     match segs {
         [] => Ok(Route::Root),
         ["schemas"] => Ok(Route::Schemas(None)),
         ["schemas", name] => Ok(Route::Schemas(Some((*name).to_string()))),
         ["localauthconfigs"] | ["localauthconfig"] => Ok(Route::LocalAuth),
         ["scripts", t] | ["projects", _, "scripts", t] => Ok(Route::Script((*t).to_string())),
+        ["projects", p, "schemas", rest @ ..] if rest.len() <= 1 => {
+            let pid = parse_id(Kind::Project, p).ok_or_else(ApiError::not_found)?;
+            Ok(Route::ProjectSchemas(
+                pid,
+                rest.first().map(|n| (*n).to_string()),
+            ))
+        }
         ["agent", "register"] => Ok(Route::AgentRegister),
         ["cacert"] => Ok(Route::CaCert),
         ["token"] => Ok(Route::Login),
@@ -80,9 +102,20 @@ pub fn route(segs: &[&str]) -> Result<Route, ApiError> {
     }
 }
 
+/// The service kind a collection segment names (`loadbalancerservices`).
+fn service_kind(seg: &str) -> Option<&'static str> {
+    schema::SERVICE_KINDS
+        .iter()
+        .find(|(_, c)| c.eq_ignore_ascii_case(seg))
+        .map(|(k, _)| *k)
+}
+
 fn sub_route(project: Option<u64>, kind: Kind, id: &str, sub: &str) -> Result<Route, ApiError> {
     match (kind, sub) {
-        (Kind::Container, "logs") | (Kind::Host, "pull") => match item(project, kind, id)? {
+        (Kind::Container, "logs")
+        | (Kind::Host, "pull" | "instances")
+        | (Kind::Stack, "services")
+        | (Kind::Service, "instances") => match item(project, kind, id)? {
             Route::Item(p, k, n) => Ok(Route::Sub(p, k, n, sub.to_string())),
             _ => Err(ApiError::not_found()),
         },
@@ -123,7 +156,17 @@ pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
         // Rancher's UI asks for no Basic challenge (no browser popup).
         resp.headers_mut().remove(header::WWW_AUTHENTICATE);
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("{base}/schemas")) {
+    // Inside a project (`/v2-beta/projects/1a5/…`), Rancher points clients
+    // at the project's schemas, whose collection links stay in the project.
+    let in_project = path
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix("/projects/"))
+        .and_then(|r| r.split_once('/'))
+        .filter(|(p, rest)| !rest.is_empty() && parse_id(Kind::Project, p).is_some())
+        .map(|(p, _)| p)
+        .map(|p| format!("{base}/projects/{p}/schemas"));
+    let schemas_url = in_project.unwrap_or_else(|| format!("{base}/schemas"));
+    if let Ok(v) = HeaderValue::from_str(&schemas_url) {
         resp.headers_mut().insert("X-API-Schemas", v);
     }
     resp
@@ -143,6 +186,18 @@ async fn handle(app: &App, base: &str, prefix: &str, req: Request) -> Result<Res
     let rest = path.strip_prefix(prefix).unwrap_or("");
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let route = route(&segs)?;
+    let mut query = query;
+    if let (Route::Collection(..), Some(k)) = (&route, segs.last().and_then(|s| service_kind(s))) {
+        // `loadBalancerServices` & co are the services of that kind.
+        if method != Method::GET {
+            return Err(ApiError::new(
+                405,
+                "MethodNotAllowed",
+                format!("{k}s are created from a stack's compose files (POST /stacks)"),
+            ));
+        }
+        query.push(("kind".into(), k.into()));
+    }
     let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
         .await
         .map_err(|_| {
@@ -282,11 +337,23 @@ async fn resource_route(
 ) -> Result<Response, ApiError> {
     match route {
         Route::Root => ok(StatusCode::OK, root(cx.base)),
-        Route::Schemas(None) => ok(StatusCode::OK, schema::schemas(cx.base)),
+        Route::Schemas(None) => ok(StatusCode::OK, schema::schemas(cx.base, cx.base)),
         Route::Schemas(Some(n)) => ok(
             StatusCode::OK,
-            schema::schema(cx.base, &n).ok_or_else(ApiError::not_found)?,
+            schema::schema(cx.base, cx.base, &n).ok_or_else(ApiError::not_found)?,
         ),
+        Route::ProjectSchemas(pid, n) => {
+            scope(p, Some(pid))?;
+            live_project(cx, pid)?;
+            let within = format!("{}/projects/{}", cx.base, format_id(Kind::Project, pid));
+            match n {
+                None => ok(StatusCode::OK, schema::schemas(cx.base, &within)),
+                Some(n) => ok(
+                    StatusCode::OK,
+                    schema::schema(cx.base, &within, &n).ok_or_else(ApiError::not_found)?,
+                ),
+            }
+        }
         Route::Collection(pp, kind) => {
             let sc = scope(p, pp)?;
             if let Some(pid) = pp {
@@ -361,7 +428,15 @@ async fn resource_route(
                 live_project(cx, pid)?;
             }
             let r = visible(cx, kind, id, sc)?;
+            let me = render::self_url(cx.base, &r);
+            let sub_list = |child: Kind, field: &'static str| {
+                let url = format!("{me}/{sub}");
+                list_in(cx, child, sc, Some((field, r.api_id())), Some(url))
+            };
             match (kind, sub.as_str(), m) {
+                (Kind::Stack, "services", Method::GET) => sub_list(Kind::Service, "stackId"),
+                (Kind::Service, "instances", Method::GET) => sub_list(Kind::Container, "serviceId"),
+                (Kind::Host, "instances", Method::GET) => sub_list(Kind::Container, "hostId"),
                 (Kind::Container, "logs", Method::GET) => super::relay::logs(cx, &r).await,
                 (Kind::Host, "pull", Method::POST) => super::relay::pull(cx, &r).await,
                 _ => Err(ApiError::method()),
@@ -376,7 +451,8 @@ fn root(base: &str) -> Value {
     links.insert("self".into(), json!(base));
     links.insert("schemas".into(), json!(format!("{base}/schemas")));
     for k in Kind::ALL.into_iter().filter(|k| *k != Kind::AgentKey) {
-        links.insert(k.collection(), json!(format!("{base}/{}", k.collection())));
+        let c = render::collection(base, k);
+        links.insert(c.clone(), json!(format!("{base}/{c}")));
     }
     json!({"id": "v1", "type": "apiVersion", "links": links, "actions": {}})
 }
@@ -401,6 +477,18 @@ fn visible(cx: &Ctx<'_>, kind: Kind, id: u64, sc: Option<u64>) -> Result<Resourc
 }
 
 fn list(cx: &Ctx<'_>, kind: Kind, sc: Option<u64>) -> Result<Response, ApiError> {
+    list_in(cx, kind, sc, None, None)
+}
+
+/// A collection, optionally only the rows whose `field` is `value` (a
+/// sub-collection such as `stacks/1st3/services`, served at `url`).
+fn list_in(
+    cx: &Ctx<'_>,
+    kind: Kind,
+    sc: Option<u64>,
+    only: Option<(&str, String)>,
+    url: Option<String>,
+) -> Result<Response, ApiError> {
     let q = query::parse(&cx.query)?;
     let rows = match (kind, sc) {
         (Kind::Project, Some(p)) => cx.app.store.get(Kind::Project, p)?.into_iter().collect(),
@@ -410,18 +498,42 @@ fn list(cx: &Ctx<'_>, kind: Kind, sc: Option<u64>) -> Result<Response, ApiError>
         (_, Some(p)) => cx.app.store.list(kind, Scope::Project(p))?,
         (_, None) => cx.app.store.list(kind, Scope::All)?,
     };
+    let rows = match &only {
+        Some((f, v)) => rows
+            .into_iter()
+            .filter(|r| render::field(r, f).as_ref().and_then(Value::as_str) == Some(v.as_str()))
+            .collect(),
+        None => rows,
+    };
     let (page, total) = query::apply(&q, rows, render::field);
-    let page: Vec<Value> = page.iter().map(|r| render::resource(cx.base, r)).collect();
-    let coll_url = match sc {
-        Some(p) if kind.project_scoped() => {
+    let page_rows = page.clone();
+    let include: Vec<&str> = cx
+        .query
+        .iter()
+        .filter(|(k, _)| k == "include")
+        .flat_map(|(_, v)| v.split(','))
+        .collect();
+    let mut page: Vec<Value> = page.iter().map(|r| render::resource(cx.base, r)).collect();
+    if !include.is_empty() {
+        for (r, out) in page_rows.iter().zip(page.iter_mut()) {
+            for name in &include {
+                if let Some(v) = included(cx, r, name)? {
+                    out[*name] = v;
+                }
+            }
+        }
+    }
+    let coll_url = match (url, sc) {
+        (Some(u), _) => u,
+        (None, Some(p)) if kind.project_scoped() => {
             format!(
                 "{}/projects/{}/{}",
                 cx.base,
                 format_id(Kind::Project, p),
-                kind.collection()
+                render::collection(cx.base, kind)
             )
         }
-        _ => format!("{}/{}", cx.base, kind.collection()),
+        (None, _) => format!("{}/{}", cx.base, render::collection(cx.base, kind)),
     };
     let self_url = if cx.query.is_empty() {
         coll_url.clone()
@@ -430,11 +542,24 @@ fn list(cx: &Ctx<'_>, kind: Kind, sc: Option<u64>) -> Result<Response, ApiError>
             .query
             .iter()
             .filter(|(k, _)| k != "marker")
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| format!("{}={}", query::encode(k), query::encode(v)))
             .collect();
         format!("{coll_url}?{}", qs.join("&"))
     };
     let (pagination, sort, filters) = query::envelope(&q, total, &self_url);
+    // Rancher's `sortLinks`: the collection sorted by each common field.
+    let plain: Vec<String> = cx
+        .query
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "marker" | "sort" | "order"))
+        .map(|(k, v)| format!("{}={}", query::encode(k), query::encode(v)))
+        .collect();
+    let mut sort_links = Map::new();
+    for f in ["id", "name", "state", "created", "description", "kind"] {
+        let mut qs = plain.clone();
+        qs.push(format!("sort={f}"));
+        sort_links.insert(f.into(), json!(format!("{coll_url}?{}", qs.join("&"))));
+    }
     let create = matches!(
         kind,
         Kind::Project
@@ -448,13 +573,40 @@ fn list(cx: &Ctx<'_>, kind: Kind, sc: Option<u64>) -> Result<Response, ApiError>
     ok(
         StatusCode::OK,
         json!({
-            "type": "collection", "resourceType": kind.type_name(),
+            "type": "collection", "resourceType": render::type_name(cx.base, kind),
             "links": {"self": self_url},
-            "createTypes": if create { json!({kind.type_name(): coll_url}) } else { json!({}) },
+            "createTypes": if create { json!({render::type_name(cx.base, kind): coll_url}) } else { json!({}) },
             "actions": {}, "pagination": pagination, "sort": sort, "filters": filters,
+            "sortLinks": sort_links,
             "data": page,
         }),
     )
+}
+
+/// `include=<link>`: the linked resources of `r` embedded under the
+/// link's name (`services?include=instances`), for the sub-collection
+/// links; `None` for names that are not such a link of `r`.
+fn included(cx: &Ctx<'_>, r: &Resource, name: &str) -> Result<Option<Value>, ApiError> {
+    let (child, field) = match (r.kind, name) {
+        (Kind::Service, "instances") => (Kind::Container, "serviceId"),
+        (Kind::Host, "instances") => (Kind::Container, "hostId"),
+        (Kind::Stack, "services") => (Kind::Service, "stackId"),
+        (Kind::Container, "hosts") => {
+            let host = cx.app.store.get(Kind::Host, r.host)?;
+            return Ok(Some(Value::Array(
+                host.iter().map(|h| render::resource(cx.base, h)).collect(),
+            )));
+        }
+        _ => return Ok(None),
+    };
+    let id = r.api_id();
+    let rows = cx.app.store.list(child, Scope::Project(r.project))?;
+    Ok(Some(Value::Array(
+        rows.iter()
+            .filter(|c| render::field(c, field).as_ref().and_then(Value::as_str) == Some(&id))
+            .map(|c| render::resource(cx.base, c))
+            .collect(),
+    )))
 }
 
 fn update(cx: &Ctx<'_>, mut r: Resource) -> Result<Value, ApiError> {

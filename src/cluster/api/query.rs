@@ -202,6 +202,20 @@ pub fn envelope(q: &Query, total: usize, self_url: &str) -> (Value, Value, Value
     (pagination, sort, Value::Object(filters))
 }
 
+/// Percent-encode one query key or value (RFC 3986 unreserved bytes stay),
+/// so links such as `pagination.next` parse under strict URL parsers.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,17 +8,109 @@ use crate::cluster::model::{self, format_id, Kind, Resource};
 
 pub use crate::cluster::model::rfc3339;
 
+/// True when `base` is the `/v1` API (Rancher 1.0/1.1 names: a stack is
+/// an `environment`).
+pub fn is_v1(base: &str) -> bool {
+    base.ends_with("/v1")
+}
+
+/// The type name of `kind` in the API version of `base`.
+pub fn type_name(base: &str, kind: Kind) -> &'static str {
+    if kind == Kind::Stack && is_v1(base) {
+        "environment"
+    } else {
+        kind.type_name()
+    }
+}
+
+/// The collection segment of `kind` in the API version of `base`.
+pub fn collection(base: &str, kind: Kind) -> String {
+    if kind == Kind::Stack && is_v1(base) {
+        "environments".into()
+    } else {
+        kind.collection()
+    }
+}
+
 /// The URL of a resource: project-scoped ones below their project.
 pub fn self_url(base: &str, r: &Resource) -> String {
     if r.kind.project_scoped() {
         format!(
             "{base}/projects/{}/{}/{}",
             format_id(Kind::Project, r.project),
-            r.kind.collection(),
+            collection(base, r.kind),
             r.api_id()
         )
     } else {
         format!("{base}/{}/{}", r.kind.collection(), r.api_id())
+    }
+}
+
+/// The `links` of a resource besides `self`: every one is served (a test
+/// walks them all).
+fn relation_links(base: &str, r: &Resource, me: &str, links: &mut Map<String, Value>) {
+    let project = project_url(base, r.project);
+    match r.kind {
+        Kind::Project => {
+            for k in [
+                Kind::Host,
+                Kind::Container,
+                Kind::RegistrationToken,
+                Kind::ApiKey,
+                Kind::Stack,
+                Kind::Service,
+            ] {
+                let c = collection(base, k);
+                links.insert(
+                    c.clone(),
+                    json!(format!("{base}/projects/{}/{c}", r.api_id())),
+                );
+            }
+            links.insert(
+                "instances".into(),
+                json!(format!("{base}/projects/{}/instances", r.api_id())),
+            );
+            links.insert(
+                "schemas".into(),
+                json!(format!("{base}/projects/{}/schemas", r.api_id())),
+            );
+        }
+        Kind::Host => {
+            links.insert("instances".into(), json!(format!("{me}/instances")));
+            links.insert("account".into(), json!(project));
+        }
+        Kind::Stack => {
+            links.insert("services".into(), json!(format!("{me}/services")));
+            links.insert("account".into(), json!(project));
+        }
+        Kind::Service => {
+            links.insert("instances".into(), json!(format!("{me}/instances")));
+            if let Some(sid) = r.str("stackId") {
+                let c = collection(base, Kind::Stack);
+                let key = if is_v1(base) { "environment" } else { "stack" };
+                links.insert(key.into(), json!(format!("{project}/{c}/{sid}")));
+            }
+            links.insert("account".into(), json!(project));
+        }
+        Kind::Container => {
+            if r.host != 0 {
+                links.insert(
+                    "hosts".into(),
+                    json!(format!("{project}/hosts/{}", format_id(Kind::Host, r.host))),
+                );
+            }
+            if let Some(sid) = r.str("serviceId") {
+                links.insert(
+                    "services".into(),
+                    json!(format!("{project}/services/{sid}")),
+                );
+            }
+            links.insert("account".into(), json!(project));
+        }
+        Kind::RegistrationToken | Kind::ApiKey => {
+            links.insert("account".into(), json!(project));
+        }
+        Kind::Account | Kind::AgentKey => {}
     }
 }
 
@@ -60,29 +152,7 @@ pub fn resource(base: &str, r: &Resource) -> Value {
     let me = self_url(base, r);
     let mut links = Map::new();
     links.insert("self".into(), json!(me));
-    if r.kind == Kind::Project {
-        for k in [
-            Kind::Host,
-            Kind::Container,
-            Kind::RegistrationToken,
-            Kind::ApiKey,
-        ] {
-            links.insert(
-                k.collection(),
-                json!(format!("{base}/projects/{}/{}", r.api_id(), k.collection())),
-            );
-        }
-    }
-    if r.kind == Kind::Host {
-        links.insert(
-            "instances".into(),
-            json!(format!(
-                "{}/containers?hostId={}",
-                project_url(base, r.project),
-                r.api_id()
-            )),
-        );
-    }
+    relation_links(base, r, &me, &mut links);
     let mut actions = Map::new();
     for a in model::actions_in(r.kind, &r.state) {
         if r.kind == Kind::Project && r.id == model::DEFAULT_PROJECT && a == "remove" {
@@ -92,11 +162,11 @@ pub fn resource(base: &str, r: &Resource) -> Value {
     }
     let mut out = Map::new();
     out.insert("id".into(), json!(r.api_id()));
-    out.insert("type".into(), json!(r.kind.type_name()));
-    out.insert("baseType".into(), json!(r.kind.type_name()));
+    out.insert("type".into(), json!(type_name(base, r.kind)));
+    out.insert("baseType".into(), json!(type_name(base, r.kind)));
     out.insert("links".into(), Value::Object(links));
     out.insert("actions".into(), Value::Object(actions));
-    out.insert("kind".into(), json!(r.kind.type_name()));
+    out.insert("kind".into(), json!(type_name(base, r.kind)));
     out.insert("name".into(), Value::Null);
     out.insert("description".into(), Value::Null);
     out.insert("state".into(), json!(r.state));
@@ -123,6 +193,27 @@ pub fn resource(base: &str, r: &Resource) -> Value {
     for (k, v) in &r.data {
         if !k.starts_with('_') {
             out.insert(k.clone(), v.clone());
+        }
+    }
+    if r.kind == Kind::Service {
+        // A load balancer, DNS or external service shows its own type.
+        if let Some(k) = r.str("kind") {
+            out.insert("type".into(), json!(k));
+            out.insert("baseType".into(), json!("service"));
+        }
+    }
+    if r.kind == Kind::Container {
+        // The container row keeps the check as the agent reads it; shown
+        // in Rancher's `instanceHealthCheck` shape.
+        if let Some(hc) = r
+            .data
+            .get("healthCheck")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+        {
+            out.insert(
+                "healthCheck".into(),
+                crate::cluster::plan::rows::health_check_json(&hc),
+            );
         }
     }
     Value::Object(out)

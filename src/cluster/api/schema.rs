@@ -6,6 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
+use super::render;
 use crate::cluster::model::{self, Kind};
 
 /// Largest request body accepted.
@@ -18,6 +19,9 @@ pub enum FieldType {
     Str,
     /// A name: string of valid characters.
     Name,
+    /// A stack or service name: one DNS label (Rancher's
+    /// `^[a-zA-Z0-9](?!.*--)[a-zA-Z0-9-]*$`, no trailing `-`, ≤ 63).
+    DnsName,
     /// A secret string (never echoed).
     Password,
     /// An integer.
@@ -39,7 +43,7 @@ pub enum FieldType {
 impl FieldType {
     fn name(self) -> String {
         match self {
-            FieldType::Str | FieldType::Name => "string".into(),
+            FieldType::Str | FieldType::Name | FieldType::DnsName => "string".into(),
             FieldType::Password => "password".into(),
             FieldType::Int => "int".into(),
             FieldType::Bool => "boolean".into(),
@@ -132,7 +136,7 @@ const CONTAINER: &[Field] = &[
     f("startOnCreate", FieldType::Bool, true, false, false),
 ];
 const STACK: &[Field] = &[
-    f("name", FieldType::Name, true, true, true),
+    f("name", FieldType::DnsName, true, true, true),
     f("description", FieldType::Str, true, true, false),
     f("dockerCompose", FieldType::Str, true, false, false),
     f("rancherCompose", FieldType::Str, true, false, false),
@@ -140,9 +144,16 @@ const STACK: &[Field] = &[
     f("startOnCreate", FieldType::Bool, true, false, false),
 ];
 const SERVICE: &[Field] = &[
-    f("name", FieldType::Name, true, false, true),
+    f("name", FieldType::DnsName, true, false, true),
     f("description", FieldType::Str, true, true, false),
-    f("stackId", FieldType::Ref(Kind::Stack), true, false, true),
+    f("stackId", FieldType::Ref(Kind::Stack), true, false, false),
+    f(
+        "environmentId",
+        FieldType::Ref(Kind::Stack),
+        true,
+        false,
+        false,
+    ),
     f("launchConfig", FieldType::Object, true, false, true),
     f("scale", FieldType::Int, true, true, false),
     f("startOnCreate", FieldType::Bool, true, false, false),
@@ -307,6 +318,16 @@ fn check_type(field: &Field, v: &Value) -> Result<(), ApiError> {
                 ));
             }
         }
+        FieldType::DnsName => {
+            let s = v.as_str().ok_or_else(bad)?;
+            if let Err(e) = crate::cluster::plan::compose::validate_name("", s) {
+                return Err(ApiError::field(
+                    e.code.as_str(),
+                    field.name,
+                    format!("{}: {s:?} {}", field.name, e.why),
+                ));
+            }
+        }
         FieldType::Int => {
             if !v
                 .as_i64()
@@ -362,10 +383,99 @@ pub const MODIFIERS: &[&str] = &[
     "eq", "ne", "lt", "lte", "gt", "gte", "prefix", "like", "notlike", "null", "notnull",
 ];
 
-fn schema_json(base: &str, kind: Kind) -> Value {
+/// The input type of an action that takes a body (`resourceActions`).
+fn action_input(kind: Kind, action: &str) -> Option<&'static str> {
+    match (kind, action) {
+        (Kind::Service, "upgrade") => Some("serviceUpgrade"),
+        (Kind::Service, "restart") => Some("serviceRestart"),
+        _ => None,
+    }
+}
+
+/// Service kinds listed as their own types (Rancher's `FindServiceType`);
+/// their rows live in the `services` collection and carry `kind`.
+pub const SERVICE_KINDS: &[(&str, &str)] = &[
+    ("loadBalancerService", "loadbalancerservices"),
+    ("dnsService", "dnsservices"),
+    ("externalService", "externalservices"),
+];
+
+fn field_json(f: &Field) -> Value {
+    let mut d = json!({
+        "type": f.ty.name(), "create": f.create, "update": f.update,
+        "required": f.required, "nullable": !f.required,
+    });
+    match f.ty {
+        FieldType::Enum(o) => d["options"] = json!(o),
+        FieldType::Name => {
+            d["validChars"] = json!("a-zA-Z0-9_.-");
+            d["maxLength"] = json!(128);
+        }
+        FieldType::DnsName => {
+            d["validChars"] = json!("a-zA-Z0-9-");
+            d["maxLength"] = json!(crate::cluster::plan::compose::names::MAX_NAME_LEN);
+            d["minLength"] = json!(1);
+        }
+        _ => {}
+    }
+    d
+}
+
+/// The read-only fields every kind shows (`resourceFields` beyond the
+/// writable ones), with their types.
+fn shown_fields(kind: Kind) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        Kind::Service => &[
+            ("stackId", "reference[stack]"),
+            ("environmentId", "reference[environment]"),
+            ("currentScale", "int"),
+            ("healthState", "enum"),
+            ("upgrade", "serviceUpgrade"),
+            ("previousLaunchConfig", "launchConfig"),
+            ("launchConfig", "launchConfig"),
+            ("linkedServices", "map[string]"),
+            ("fqdn", "string"),
+            ("createIndex", "int"),
+            ("publicEndpoints", "array[publicEndpoint]"),
+        ],
+        Kind::Container => &[
+            ("hostId", "reference[host]"),
+            ("serviceId", "reference[service]"),
+            ("stackId", "reference[stack]"),
+            ("healthState", "enum"),
+            ("healthCheck", "instanceHealthCheck"),
+            ("startCount", "int"),
+            ("externalId", "string"),
+            ("primaryIpAddress", "string"),
+            ("dataVolumes", "array[string]"),
+            ("ports", "array[string]"),
+            ("createIndex", "int"),
+            ("removed", "date"),
+        ],
+        Kind::Stack => &[
+            ("healthState", "enum"),
+            ("serviceIds", "array[reference[service]]"),
+        ],
+        Kind::Host => &[
+            ("hostname", "string"),
+            ("agentIpAddress", "string"),
+            ("info", "json"),
+        ],
+        Kind::RegistrationToken => &[
+            ("token", "string"),
+            ("registrationUrl", "string"),
+            ("command", "string"),
+            ("image", "string"),
+        ],
+        Kind::ApiKey => &[("publicValue", "string"), ("secretValue", "password")],
+        _ => &[],
+    }
+}
+
+fn schema_json(base: &str, within: &str, kind: Kind, name: &str, collection: &str) -> Value {
     let mut rf = Map::new();
     let mut filters = Map::new();
-    for name in [
+    for f in [
         "id",
         "name",
         "state",
@@ -373,15 +483,32 @@ fn schema_json(base: &str, kind: Kind) -> Value {
         "created",
         "kind",
         "accountId",
+        "uuid",
+        "removed",
+        "removeTime",
     ] {
-        rf.insert(name.into(), json!({"type": "string", "nullable": true}));
-        filters.insert(name.into(), json!({"modifiers": MODIFIERS}));
+        rf.insert(f.into(), json!({"type": "string", "nullable": true}));
+        filters.insert(f.into(), json!({"modifiers": MODIFIERS}));
     }
-    if kind == Kind::Container {
-        rf.insert(
-            "state".into(),
-            json!({"type": "enum", "options": model::CONTAINER_STATES}),
-        );
+    rf.insert("created".into(), json!({"type": "date", "nullable": true}));
+    rf.insert(
+        "transitioning".into(),
+        json!({"type": "enum", "options": ["yes", "no", "error"]}),
+    );
+    rf.insert(
+        "transitioningMessage".into(),
+        json!({"type": "string", "nullable": true}),
+    );
+    let states: Vec<&str> = match kind {
+        Kind::Container => model::CONTAINER_STATES.to_vec(),
+        Kind::Service | Kind::Stack => crate::cluster::plan::lifecycle::ALL_STATES
+            .iter()
+            .map(|s| s.as_str())
+            .collect(),
+        _ => vec![],
+    };
+    if !states.is_empty() {
+        rf.insert("state".into(), json!({"type": "enum", "options": states}));
     }
     if kind == Kind::Host {
         rf.insert(
@@ -390,50 +517,230 @@ fn schema_json(base: &str, kind: Kind) -> Value {
         );
         filters.insert("agentState".into(), json!({"modifiers": MODIFIERS}));
     }
+    for (f, ty) in shown_fields(kind) {
+        rf.insert((*f).into(), json!({"type": ty, "nullable": true}));
+        filters.insert((*f).into(), json!({"modifiers": MODIFIERS}));
+    }
     for f in fields(kind) {
-        let mut d = json!({
-            "type": f.ty.name(), "create": f.create, "update": f.update,
-            "required": f.required, "nullable": !f.required,
-        });
-        if let FieldType::Enum(o) = f.ty {
-            d["options"] = json!(o);
+        rf.insert(f.name.into(), field_json(f));
+        filters.insert(f.name.into(), json!({"modifiers": MODIFIERS}));
+    }
+    if kind == Kind::Service && render::is_v1(base) {
+        rf.remove("stackId");
+        filters.remove("stackId");
+        if let Some(e) = rf.get_mut("environmentId") {
+            e["required"] = json!(true);
         }
-        if f.ty == FieldType::Name {
-            d["validChars"] = json!("a-zA-Z0-9_.-");
-        }
-        rf.insert(f.name.into(), d);
     }
     let mut actions = Map::new();
     for a in model::action_names(kind) {
-        actions.insert(a.into(), json!({}));
+        let v = match action_input(kind, a) {
+            Some(i) => json!({"input": i, "output": name}),
+            None => json!({"output": name}),
+        };
+        actions.insert(a.into(), v);
     }
-    let name = kind.type_name();
+    let creatable = matches!(
+        kind,
+        Kind::Project
+            | Kind::Account
+            | Kind::RegistrationToken
+            | Kind::ApiKey
+            | Kind::Container
+            | Kind::Stack
+    ) || name == "service";
+    let coll_base = if kind.project_scoped() { within } else { base };
     json!({
         "id": name, "type": "schema",
         "links": {"self": format!("{base}/schemas/{}", name.to_ascii_lowercase()),
-                  "collection": format!("{base}/{}", kind.collection())},
-        "collectionMethods": ["GET", "POST"],
+                  "collection": format!("{coll_base}/{collection}")},
+        "collectionMethods": if creatable { json!(["GET", "POST"]) } else { json!(["GET"]) },
         "resourceMethods": ["GET", "PUT", "DELETE"],
         "resourceFields": rf,
         "resourceActions": actions,
         "collectionFilters": filters,
+        "collectionActions": {},
+        "pluralName": collection,
     })
 }
 
-/// The schema of one type, by name.
-pub fn schema(base: &str, name: &str) -> Option<Value> {
-    Kind::from_type(name).map(|k| schema_json(base, k))
+/// Embedded (non-collection) types: the bodies actions take and the
+/// structures inside resources, so generated clients know their fields.
+fn embedded(base: &str) -> Vec<Value> {
+    let t = |name: &str, fields: &[(&str, &str)]| {
+        let mut rf = Map::new();
+        for (f, ty) in fields {
+            rf.insert(
+                (*f).into(),
+                json!({"type": ty, "nullable": true, "create": true, "update": true}),
+            );
+        }
+        json!({"id": name, "type": "schema",
+               "links": {"self": format!("{base}/schemas/{}", name.to_ascii_lowercase())},
+               "collectionMethods": [], "resourceMethods": [],
+               "resourceFields": rf, "resourceActions": {}, "collectionFilters": {},
+               "pluralName": format!("{name}s")})
+    };
+    vec![
+        t(
+            "launchConfig",
+            &[
+                ("imageUuid", "string"),
+                ("command", "array[string]"),
+                ("entryPoint", "array[string]"),
+                ("environment", "map[string]"),
+                ("labels", "map[string]"),
+                ("ports", "array[string]"),
+                ("expose", "array[string]"),
+                ("dataVolumes", "array[string]"),
+                ("dataVolumesFrom", "array[string]"),
+                ("networkMode", "enum"),
+                ("healthCheck", "instanceHealthCheck"),
+                ("restartPolicy", "restartPolicy"),
+                ("memory", "int"),
+                ("memoryReservation", "int"),
+                ("milliCpuReservation", "int"),
+                ("cpuShares", "int"),
+                ("privileged", "boolean"),
+                ("capAdd", "array[string]"),
+                ("capDrop", "array[string]"),
+                ("dns", "array[string]"),
+                ("dnsSearch", "array[string]"),
+                ("hostname", "string"),
+                ("user", "string"),
+                ("workingDir", "string"),
+                ("logConfig", "logConfig"),
+                ("drainTimeoutMs", "int"),
+                ("version", "string"),
+            ],
+        ),
+        t(
+            "instanceHealthCheck",
+            &[
+                ("port", "int"),
+                ("requestLine", "string"),
+                ("interval", "int"),
+                ("responseTimeout", "int"),
+                ("healthyThreshold", "int"),
+                ("unhealthyThreshold", "int"),
+                ("initializingTimeout", "int"),
+                ("reinitializingTimeout", "int"),
+                ("strategy", "enum"),
+                (
+                    "recreateOnQuorumStrategyConfig",
+                    "recreateOnQuorumStrategyConfig",
+                ),
+            ],
+        ),
+        t("recreateOnQuorumStrategyConfig", &[("quorum", "int")]),
+        t(
+            "serviceUpgrade",
+            &[
+                ("inServiceStrategy", "inServiceUpgradeStrategy"),
+                ("toServiceStrategy", "toServiceUpgradeStrategy"),
+            ],
+        ),
+        t(
+            "inServiceUpgradeStrategy",
+            &[
+                ("batchSize", "int"),
+                ("intervalMillis", "int"),
+                ("startFirst", "boolean"),
+                ("launchConfig", "launchConfig"),
+                ("previousLaunchConfig", "launchConfig"),
+            ],
+        ),
+        t(
+            "toServiceUpgradeStrategy",
+            &[
+                ("toServiceId", "reference[service]"),
+                ("finalScale", "int"),
+                ("batchSize", "int"),
+                ("intervalMillis", "int"),
+                ("updateLinks", "boolean"),
+            ],
+        ),
+        t(
+            "serviceRestart",
+            &[("rollingRestartStrategy", "rollingRestartStrategy")],
+        ),
+        t(
+            "rollingRestartStrategy",
+            &[("batchSize", "int"), ("intervalMillis", "int")],
+        ),
+        t(
+            "restartPolicy",
+            &[("name", "string"), ("maximumRetryCount", "int")],
+        ),
+        t(
+            "logConfig",
+            &[("driver", "string"), ("config", "map[string]")],
+        ),
+        t(
+            "publicEndpoint",
+            &[
+                ("hostId", "reference[host]"),
+                ("instanceId", "reference[container]"),
+                ("ipAddress", "string"),
+                ("port", "int"),
+                ("serviceId", "reference[service]"),
+            ],
+        ),
+        t(
+            "error",
+            &[
+                ("status", "int"),
+                ("code", "string"),
+                ("message", "string"),
+                ("detail", "string"),
+                ("fieldName", "string"),
+            ],
+        ),
+    ]
+}
+
+/// Every type of the API version of `base`: its resources, the service
+/// kinds, and the embedded types. `within` is the project prefix that
+/// project-scoped collection links use (`base` itself outside a project).
+fn all(base: &str, within: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for k in Kind::ALL.into_iter().filter(|k| *k != Kind::AgentKey) {
+        let name = render::type_name(base, k);
+        out.push(schema_json(
+            base,
+            within,
+            k,
+            name,
+            &render::collection(base, k),
+        ));
+    }
+    out.push(schema_json(
+        base,
+        within,
+        Kind::Container,
+        "instance",
+        "instances",
+    ));
+    for (name, coll) in SERVICE_KINDS {
+        out.push(schema_json(base, within, Kind::Service, name, coll));
+    }
+    out.extend(embedded(base));
+    out
+}
+
+/// The schema of one type, by name (case-insensitive).
+pub fn schema(base: &str, within: &str, name: &str) -> Option<Value> {
+    all(base, within).into_iter().find(|s| {
+        s["id"]
+            .as_str()
+            .is_some_and(|id| id.eq_ignore_ascii_case(name))
+    })
 }
 
 /// The `/schemas` collection.
-pub fn schemas(base: &str) -> Value {
-    let data: Vec<Value> = Kind::ALL
-        .into_iter()
-        .filter(|k| *k != Kind::AgentKey)
-        .map(|k| schema_json(base, k))
-        .collect();
+pub fn schemas(base: &str, within: &str) -> Value {
     json!({"type": "collection", "resourceType": "schema",
-           "links": {"self": format!("{base}/schemas")}, "data": data})
+           "links": {"self": format!("{within}/schemas")}, "data": all(base, within)})
 }
 
 /// Fuzz entry point: decode `data` as every request body the server takes.
@@ -510,10 +817,10 @@ mod tests {
 
     #[test]
     fn schemas_list_every_public_kind() {
-        let s = schemas("/v1");
-        assert_eq!(s["data"].as_array().map(Vec::len), Some(8));
-        assert!(schema("/v1", "host").is_some());
-        let svc = schema("/v1", "service").unwrap_or_default();
+        let s = schemas("/v2-beta", "/v2-beta");
+        assert!(s["data"].as_array().map_or(0, Vec::len) > 8);
+        assert!(schema("/v1", "/v1", "host").is_some());
+        let svc = schema("/v1", "/v1", "service").unwrap_or_default();
         for a in [
             "activate",
             "deactivate",
@@ -528,7 +835,8 @@ mod tests {
             assert!(svc["resourceActions"].get(a).is_some(), "{a}");
         }
         assert_eq!(svc["resourceFields"]["launchConfig"]["type"], "json");
-        assert!(schema("/v1", "stack").is_some());
-        assert!(schema("/v1", "agentKey").is_none());
+        assert!(schema("/v2-beta", "/v2-beta", "stack").is_some());
+        assert!(schema("/v1", "/v1", "environment").is_some());
+        assert!(schema("/v1", "/v1", "agentKey").is_none());
     }
 }

@@ -51,11 +51,42 @@ fn port_strings(v: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `dataVolumes` given as Rancher strings (`"/src:/dst:ro"`, `"/data"`,
+/// `"name:/path"`) turned into the structured form; structured entries pass.
+fn volume_strings(v: &mut Value) -> Result<(), ApiError> {
+    let Some(list) = v.get_mut("dataVolumes").and_then(Value::as_array_mut) else {
+        return Ok(());
+    };
+    for item in list.iter_mut() {
+        if let Some(text) = item.as_str() {
+            let spec = compose::fields::parse_volume(text).map_err(|(code, msg)| {
+                ApiError::field(
+                    code.as_str(),
+                    "launchConfig",
+                    format!("launchConfig.dataVolumes: {msg}"),
+                )
+            })?;
+            *item = json!(spec);
+        }
+    }
+    Ok(())
+}
+
 /// A launch config from its API form (`imageUuid` or `image`, the other
-/// fields as [`LaunchConfig`] names them).
+/// fields as [`LaunchConfig`] names them; `ports`, `expose`, `dataVolumes`
+/// as Rancher's strings; `healthCheck` as Rancher's `instanceHealthCheck`).
 pub fn launch_config_from(v: &Value) -> Result<LaunchConfig, ApiError> {
     let mut v = v.clone();
     port_strings(&mut v)?;
+    volume_strings(&mut v)?;
+    let hc = match v.as_object_mut().and_then(|o| o.remove("healthCheck")) {
+        None | Some(Value::Null) => None,
+        Some(h) => Some(
+            crate::cluster::plan::rows::health_check_from(&h).map_err(|m| {
+                ApiError::field("InvalidFormat", "launchConfig", format!("launchConfig.{m}"))
+            })?,
+        ),
+    };
     let mut lc: LaunchConfig = serde_json::from_value(v.clone()).map_err(|e| {
         ApiError::field(
             "InvalidFormat",
@@ -73,6 +104,7 @@ pub fn launch_config_from(v: &Value) -> Result<LaunchConfig, ApiError> {
             "launchConfig names no image (imageUuid)",
         ));
     }
+    lc.health_check = hc;
     Ok(lc)
 }
 
@@ -88,7 +120,14 @@ fn service_row(
         .transitioning
         .as_str();
     let mut r = Resource::new(Kind::Service, id, project, state);
+    let mut spec = spec.clone();
+    if spec.launch_config.version.is_none() {
+        // Rancher's first launch config version.
+        spec.launch_config.version = Some("0".into());
+    }
+    let spec = &spec;
     r.set("name", spec.name.clone());
+    r.set("kind", json!(spec.kind));
     r.set("stackId", stack.api_id());
     r.set("environmentId", stack.api_id());
     r.set("launchConfig", launch_config_json(&spec.launch_config));
@@ -98,6 +137,14 @@ fn service_row(
     r.set("healthState", "healthy");
     r.set("upgrade", Value::Null);
     r.set("previousLaunchConfig", Value::Null);
+    r.set(
+        "metadata",
+        if spec.metadata.is_empty() {
+            Value::Null
+        } else {
+            json!(spec.metadata)
+        },
+    );
     r.set("_stack", stack.str("name").unwrap_or_default());
     r.set(
         "_spec",
@@ -167,7 +214,10 @@ pub fn create_service(
     f: Map<String, Value>,
 ) -> Result<Value, ApiError> {
     let name = str_field(&f, "name").unwrap_or_default().to_string();
-    let stack_id = str_field(&f, "stackId").unwrap_or_default();
+    // `/v1` clients name the stack `environmentId`.
+    let stack_id = str_field(&f, "stackId")
+        .or_else(|| str_field(&f, "environmentId"))
+        .ok_or_else(|| ApiError::field("MissingRequired", "stackId", "stackId is required"))?;
     let stack = parse_id(Kind::Stack, stack_id)
         .map(|n| cx.app.store.get(Kind::Stack, n))
         .transpose()?
@@ -207,6 +257,11 @@ pub fn create_service(
             .and_then(Value::as_bool)
             .unwrap_or(false),
         retain_ip: f.get("retainIp").and_then(Value::as_bool).unwrap_or(false),
+        metadata: f
+            .get("metadata")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
         ..ServiceSpec::default()
     };
     let r = service_row(cx, project, &stack, &spec)?;
@@ -393,10 +448,30 @@ pub fn start_upgrade(cx: &Ctx<'_>, r: &mut Resource) -> Result<(), ApiError> {
         })?;
     let old = spec_of(r, "_spec")
         .ok_or_else(|| ApiError::new(422, "InvalidState", "service has no launch config"))?;
+    // Rancher (`ServiceUpgradeValidationFilter`): an in-service upgrade
+    // names what it upgrades to, and a retained IP cannot be held by the
+    // old and the new container at once.
+    let given = |k: &str| st.get(k).is_some_and(|v| !v.is_null());
+    if !given("launchConfig") && !given("secondaryLaunchConfigs") {
+        return Err(ApiError::field(
+            "InvalidOption",
+            "launchConfig",
+            "inServiceStrategy needs a launchConfig (or secondaryLaunchConfigs)",
+        ));
+    }
+    if old.retain_ip && st.get("startFirst").and_then(Value::as_bool) == Some(true) {
+        return Err(ApiError::field(
+            "InvalidOption",
+            "startFirst",
+            "startFirst cannot be used with retainIp (the old and the new container would share the IP)",
+        ));
+    }
     let mut new = old.clone();
-    if let Some(lc) = st.get("launchConfig") {
+    if let Some(lc) = st.get("launchConfig").filter(|v| !v.is_null()) {
         new.launch_config = launch_config_from(lc)?;
     }
+    // Each upgrade is a new launch config version (Rancher: a UUID).
+    new.launch_config.version = Some(new_version());
     let int = |k: &str| st.get(k).and_then(Value::as_u64);
     new.upgrade_strategy.batch_size = int("batchSize")
         .and_then(|n| u32::try_from(n).ok())
@@ -408,9 +483,24 @@ pub fn start_upgrade(cx: &Ctx<'_>, r: &mut Resource) -> Result<(), ApiError> {
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let enc = |s: &ServiceSpec| serde_json::to_value(s).unwrap_or(Value::Null);
+    let mut shown = st.clone();
+    shown.insert(
+        "launchConfig".into(),
+        launch_config_json(&new.launch_config),
+    );
+    shown.insert(
+        "previousLaunchConfig".into(),
+        launch_config_json(&old.launch_config),
+    );
+    shown.insert("batchSize".into(), json!(new.upgrade_strategy.batch_size));
+    shown.insert(
+        "intervalMillis".into(),
+        json!(new.upgrade_strategy.interval_millis),
+    );
+    shown.insert("startFirst".into(), json!(new.upgrade_strategy.start_first));
     r.set(
         "upgrade",
-        json!({ "inServiceStrategy": Value::Object(st.clone()) }),
+        json!({ "inServiceStrategy": Value::Object(shown) }),
     );
     r.set(
         "previousLaunchConfig",
@@ -428,6 +518,23 @@ pub fn start_upgrade(cx: &Ctx<'_>, r: &mut Resource) -> Result<(), ApiError> {
     r.set("_generation", gen + 1);
     r.set("_lastBatch", 0);
     Ok(())
+}
+
+/// A fresh launch config version: a random UUID (v4 layout).
+fn new_version() -> String {
+    let hex: String = crate::cluster::auth::random_token(64)
+        .bytes()
+        .map(|b| char::from(b"0123456789abcdef"[usize::from(b % 16)]))
+        .take(32)
+        .collect();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
 }
 
 /// Check the launch-related fields of a project body (`servicesPortRange`).

@@ -65,7 +65,7 @@ fn converge(s: &Srv) {
 fn stack_from_compose_services_and_codes() {
     let dir = tempfile::tempdir().unwrap();
     let s = start(&dir.path().join("db"), slow_monitor());
-    let base = format!("{}/v1/projects/1a5", s.url);
+    let base = format!("{}/v2-beta/projects/1a5", s.url);
     let st = post(
         &format!("{base}/stacks"),
         json!({"name": "app", "dockerCompose": "version: '2'\nservices:\n  web:\n    image: busybox\n    command: [sleep, '60']\n",

@@ -318,6 +318,7 @@ fn launch<S>(
         run,
         health_check: None,
         drain_timeout_ms: None,
+        version: None,
         labels,
     };
     ServiceSpec {

@@ -199,6 +199,20 @@ pub struct VolumeSpec {
     pub mode: Option<String>,
 }
 
+impl std::fmt::Display for VolumeSpec {
+    /// Rancher's `dataVolumes` spelling: `[SOURCE:]TARGET[:MODE]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(s) = &self.source {
+            write!(f, "{s}:")?;
+        }
+        f.write_str(&self.target)?;
+        if let Some(m) = &self.mode {
+            write!(f, ":{m}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Parse `[SOURCE:]TARGET[:MODE]`.
 pub fn parse_volume(text: &str) -> Result<VolumeSpec, FieldError> {
     let bad = |why: &str| {

@@ -182,6 +182,10 @@ pub struct LaunchConfig {
     /// go (Rancher 1.6 `drainTimeoutMs`; rancher-compose `drain_timeout_ms`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain_timeout_ms: Option<u64>,
+    /// Rancher's `launchConfig.version`: `"0"` when the service is created,
+    /// a new UUID with each in-service upgrade (set by the API, not compose).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// The launch-config fields that travel unchanged from the compose file to
