@@ -335,17 +335,21 @@ pub(crate) async fn serve_tcp(l: TcpListener, r: Arc<Resolver>) {
     }
 }
 
-/// Bind both listeners and serve; the error names the address.
-pub(crate) async fn start(cfg: &DnsConfig, r: Arc<Resolver>) -> Result<(), String> {
+/// Bind both listeners (port 0: TCP on the port UDP got) and serve; the
+/// address bound, or an error naming it.
+pub(crate) async fn start(cfg: &DnsConfig, r: Arc<Resolver>) -> Result<SocketAddr, String> {
     let udp = UdpSocket::bind(cfg.listen)
         .await
         .map_err(|e| format!("dns: cannot listen on udp {}: {e}", cfg.listen))?;
-    let tcp = TcpListener::bind(cfg.listen)
+    let bound = udp
+        .local_addr()
+        .map_err(|e| format!("dns: udp {}: {e}", cfg.listen))?;
+    let tcp = TcpListener::bind(bound)
         .await
-        .map_err(|e| format!("dns: cannot listen on tcp {}: {e}", cfg.listen))?;
+        .map_err(|e| format!("dns: cannot listen on tcp {bound}: {e}"))?;
     tokio::spawn(serve_udp(Arc::new(udp), r.clone()));
     tokio::spawn(serve_tcp(tcp, r));
-    Ok(())
+    Ok(bound)
 }
 
 #[cfg(test)]

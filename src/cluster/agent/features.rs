@@ -121,7 +121,7 @@ async fn run_discovery(d: Discovery, ctx: FeatureContext) {
             assigned: ctx.assigned.clone(),
         };
         match metadata::start(listen, m).await {
-            Ok(()) => tracing::info!(%listen, "metadata serving"),
+            Ok(listen) => tracing::info!(%listen, "metadata serving"),
             Err(e) => tracing::warn!("{e}"),
         }
     }

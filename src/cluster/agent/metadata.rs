@@ -386,16 +386,20 @@ impl Doc<'_> {
     }
 }
 
-/// Serve the metadata on `listen` until the process ends.
-pub(crate) async fn start(listen: SocketAddr, m: Meta) -> Result<(), String> {
+/// Serve the metadata on `listen` until the process ends; the address
+/// bound.
+pub(crate) async fn start(listen: SocketAddr, m: Meta) -> Result<SocketAddr, String> {
     let l = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("metadata: cannot listen on {listen}: {e}"))?;
+    let bound = l
+        .local_addr()
+        .map_err(|e| format!("metadata: {listen}: {e}"))?;
     let app = router(m).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
         if let Err(e) = axum::serve(l, app).await {
             tracing::warn!(error = %e, "metadata service stopped");
         }
     });
-    Ok(())
+    Ok(bound)
 }

@@ -286,7 +286,7 @@ impl Index {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cluster::protocol::{EnvService, EnvStack};
 
@@ -364,7 +364,7 @@ mod tests {
     /// Stack `app` (web ×3, one unhealthy; db; client linking db as
     /// mysql; alias `both` = web + db; external `ext` by IP, `cn` by
     /// hostname; sidekick `log` of web) and stack `other` (web ×1).
-    fn sample() -> View {
+    pub(crate) fn sample() -> View {
         let mut e = Env::new();
         e.stack("1st1", "app").stack("1st2", "Other");
         e.service(svc("1s1", "web", "1st1"))

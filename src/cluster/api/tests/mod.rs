@@ -16,6 +16,7 @@ use crate::cluster::store::SqliteStore;
 
 mod auth;
 mod bad_input;
+mod envview;
 mod health;
 mod launch;
 mod lifecycle;
