@@ -109,9 +109,7 @@ async fn run_discovery(d: Discovery, ctx: FeatureContext) {
     );
     if let Some(cfg) = &d.dns {
         match dns::start(cfg, resolver.clone()).await {
-            Ok(()) => {
-                tracing::info!(listen = %cfg.listen, upstreams = ?cfg.upstreams, "dns serving")
-            }
+            Ok(listen) => tracing::info!(%listen, upstreams = ?cfg.upstreams, "dns serving"),
             Err(e) => tracing::warn!("{e}"),
         }
     }

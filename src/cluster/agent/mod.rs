@@ -27,6 +27,8 @@ use super::protocol::{DesiredInstance, HostFacts, Report};
 
 mod converge;
 mod decide;
+#[cfg(test)]
+mod discovery_tests;
 pub(crate) mod dns;
 pub mod docker;
 pub(crate) mod envview;

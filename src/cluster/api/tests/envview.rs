@@ -155,7 +155,11 @@ fn agents_get_changes_incrementally_within_a_second() {
         None,
     );
     assert!(r.status < 300, "{:?}", r.body);
-    sync(u, a, json!({"reports": [{"instanceId": gone, "state": "removed"}]}));
+    sync(
+        u,
+        a,
+        json!({"reports": [{"instanceId": gone, "state": "removed"}]}),
+    );
     let (seen, took) = poll_until(u, b, &mut st, |v| {
         v["removed"]
             .as_array()
