@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use super::names::{Answer, Index, Lookup};
 
 /// Forwarded queries in flight at most.
-pub(crate) const MAX_FORWARDS: usize = 1024;
+pub const MAX_FORWARDS: usize = 1024;
 
 /// TTL of the environment's names: short, so a client that caches still
 /// sees a container leave within about a second.
@@ -34,7 +34,7 @@ const TTL: u32 = 1;
 
 /// How the DNS server runs.
 #[derive(Clone, Debug)]
-pub(crate) struct DnsConfig {
+pub struct DnsConfig {
     /// Where it listens (UDP and TCP).
     pub listen: SocketAddr,
     /// Where it forwards other names.
@@ -45,7 +45,7 @@ pub(crate) struct DnsConfig {
 
 /// The nameservers of a resolv.conf, minus `skip` (our own address:
 /// forwarding to ourselves would loop).
-pub(crate) fn resolv_conf_upstreams(text: &str, skip: &[IpAddr]) -> Vec<SocketAddr> {
+pub fn resolv_conf_upstreams(text: &str, skip: &[IpAddr]) -> Vec<SocketAddr> {
     text.lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
@@ -58,7 +58,7 @@ pub(crate) fn resolv_conf_upstreams(text: &str, skip: &[IpAddr]) -> Vec<SocketAd
 }
 
 /// The resolver shared by the listeners.
-pub(crate) struct Resolver {
+pub struct Resolver {
     index: RwLock<Arc<Index>>,
     upstreams: Vec<SocketAddr>,
     timeout: Duration,
@@ -269,7 +269,7 @@ async fn forward_tcp(up: SocketAddr, buf: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 /// Serve UDP on `sock` until it fails.
-pub(crate) async fn serve_udp(sock: Arc<UdpSocket>, r: Arc<Resolver>) {
+pub async fn serve_udp(sock: Arc<UdpSocket>, r: Arc<Resolver>) {
     let mut buf = vec![0u8; 4096];
     loop {
         let (n, from) = match sock.recv_from(&mut buf).await {
@@ -305,7 +305,7 @@ pub(crate) async fn serve_udp(sock: Arc<UdpSocket>, r: Arc<Resolver>) {
 
 /// Serve TCP on `l` until the process ends (one task per connection,
 /// several queries per connection).
-pub(crate) async fn serve_tcp(l: TcpListener, r: Arc<Resolver>) {
+pub async fn serve_tcp(l: TcpListener, r: Arc<Resolver>) {
     loop {
         let Ok((mut s, from)) = l.accept().await else {
             continue;
@@ -337,7 +337,7 @@ pub(crate) async fn serve_tcp(l: TcpListener, r: Arc<Resolver>) {
 
 /// Bind both listeners (port 0: TCP on the port UDP got) and serve; the
 /// address bound, or an error naming it.
-pub(crate) async fn start(cfg: &DnsConfig, r: Arc<Resolver>) -> Result<SocketAddr, String> {
+pub async fn start(cfg: &DnsConfig, r: Arc<Resolver>) -> Result<SocketAddr, String> {
     let udp = UdpSocket::bind(cfg.listen)
         .await
         .map_err(|e| format!("dns: cannot listen on udp {}: {e}", cfg.listen))?;

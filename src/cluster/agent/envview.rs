@@ -9,7 +9,7 @@ use crate::cluster::protocol::{EnvContainer, EnvDelta, EnvHost, EnvInfo, EnvServ
 
 /// The environment as last synced.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct View {
+pub struct View {
     /// Server epoch the entries come from (0 = nothing yet).
     pub epoch: u64,
     /// Revision held.

@@ -29,9 +29,9 @@ mod converge;
 mod decide;
 #[cfg(test)]
 mod discovery_tests;
-pub(crate) mod dns;
+pub mod dns;
 pub mod docker;
-pub(crate) mod envview;
+pub mod envview;
 mod events;
 pub mod facts;
 #[cfg(test)]
@@ -42,7 +42,7 @@ mod heartbeat;
 mod identity;
 mod linkaddr;
 pub(crate) mod metadata;
-pub(crate) mod names;
+pub mod names;
 mod relay;
 mod runtime;
 mod sync;

@@ -27,11 +27,11 @@ use super::envview::View;
 use crate::cluster::protocol::{EnvContainer, EnvLink};
 
 /// The DNS zone of the environment.
-pub(crate) const ZONE: &str = "rancher.internal";
+pub const ZONE: &str = "rancher.internal";
 
 /// What a name stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Answer {
+pub enum Answer {
     /// Addresses (possibly none: the name exists, nothing serves it).
     A(Vec<Ipv4Addr>),
     /// Another name (an external service's hostname).
@@ -40,7 +40,7 @@ pub(crate) enum Answer {
 
 /// The outcome of a lookup.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Lookup<'a> {
+pub enum Lookup<'a> {
     /// A name of the environment.
     Found(&'a Answer),
     /// A name in `rancher.internal` that does not exist.
@@ -58,7 +58,7 @@ struct Client {
 
 /// The names of an environment.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Index {
+pub struct Index {
     names: HashMap<String, Answer>,
     /// Bare service names: answer of the first stack (by name) with one.
     bare: HashMap<String, (String, Answer)>,
