@@ -91,8 +91,9 @@ impl HostFeature for Discovery {
 async fn run_discovery(d: Discovery, ctx: FeatureContext) {
     let wanted = |a: Option<SocketAddr>| a.is_some_and(|a| a.ip() == IpAddr::V4(DISCOVERY_IP));
     if wanted(d.dns.as_ref().map(|c| c.listen)) || wanted(d.metadata) {
-        if let Err(e) = super::linkaddr::ensure(DISCOVERY_IP).await {
-            tracing::warn!(error = %e, "cannot add the discovery address");
+        match super::linkaddr::ensure(DISCOVERY_IP).await {
+            Ok(link) => tracing::info!(%link, address = %DISCOVERY_IP, "discovery address"),
+            Err(e) => tracing::warn!(error = %e, "cannot add the discovery address"),
         }
     }
     let meta_ip = match d.metadata.map(|a| a.ip()) {
