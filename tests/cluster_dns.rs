@@ -14,7 +14,6 @@
 mod harness;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use harness::*;
 use serde_json::Value;
@@ -205,5 +204,4 @@ fn containers_resolve_services_and_read_metadata() {
     )
     .unwrap();
     assert_eq!(answer.trim(), "42");
-    let _ = Path::new("");
 }

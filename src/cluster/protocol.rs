@@ -14,6 +14,14 @@
 //!   the "several servers on one database" HA plan open;
 //! - each poll is the heartbeat: no second channel to keep alive.
 //!
+//! The environment view (for each host's DNS and metadata) rides on the
+//! same long-poll but is edge-triggered with a cursor: the agent sends the
+//! `(viewEpoch, viewRevision)` it holds, the poll also answers as soon as
+//! the view moved past it, and the answer carries only the entries changed
+//! since ([`EnvDelta`]); a full copy only for a new agent, a restarted
+//! server or an agent behind the forgotten removals. So a container
+//! turning unhealthy costs every agent one small answer, not a full copy.
+//!
 //! The cost is one request per interval per host (100 hosts at 2 s is 50
 //! requests/s, far below what the server answers; see the benchmarks).
 
