@@ -190,6 +190,28 @@ pub struct AgentOpts {
     /// Per-container usage report interval in seconds.
     #[arg(long, env = "ROS_AGENT_USAGE_INTERVAL", default_value = "10")]
     pub(crate) usage_interval: f64,
+    /// Where the DNS server listens (UDP and TCP), `off` for none.
+    #[arg(
+        long,
+        env = "ROS_AGENT_DNS_LISTEN",
+        default_value = "169.254.169.250:53"
+    )]
+    pub(crate) dns_listen: String,
+    /// Where the DNS server forwards other names (`ip[:port]`, repeatable;
+    /// default: the host's resolv.conf).
+    #[arg(
+        long = "dns-upstream",
+        env = "ROS_AGENT_DNS_UPSTREAMS",
+        value_delimiter = ','
+    )]
+    pub(crate) dns_upstreams: Vec<String>,
+    /// Where the metadata service listens, `off` for none.
+    #[arg(
+        long,
+        env = "ROS_AGENT_METADATA_LISTEN",
+        default_value = "169.254.169.250:80"
+    )]
+    pub(crate) metadata_listen: String,
 }
 
 /// `ros cluster agent` flags.
@@ -200,6 +222,25 @@ pub struct AgentArgs {
     url: String,
     #[command(flatten)]
     opts: AgentOpts,
+}
+
+/// `ip:port`, or `None` for `off`; the error names the flag.
+fn listen_addr(s: &str, what: &str) -> Result<Option<std::net::SocketAddr>> {
+    if s == "off" {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .with_context(|| format!("{what} {s:?}: expected ip:port or off"))
+}
+
+/// `ip` or `ip:port` (port 53 by default); the error names the flag.
+fn upstream_addr(s: &str) -> Result<std::net::SocketAddr> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok((ip, 53).into());
+    }
+    s.parse()
+        .with_context(|| format!("--dns-upstream {s:?}: expected ip or ip:port"))
 }
 
 fn secs(s: f64, what: &str) -> Result<Duration> {
@@ -403,6 +444,14 @@ pub(crate) fn agent_run(paths: &Paths, url: String, o: AgentOpts) -> Result<i32>
         labels,
         interval: secs(o.interval, "--interval")?,
         usage_interval: secs(o.usage_interval, "--usage-interval")?,
+        dns_listen: listen_addr(&o.dns_listen, "--dns-listen")?,
+        dns_upstreams: o
+            .dns_upstreams
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| upstream_addr(s))
+            .collect::<Result<_>>()?,
+        metadata_listen: listen_addr(&o.metadata_listen, "--metadata-listen")?,
     };
     agent::parse_registration_url(&cfg.url)?;
     runtime()?.block_on(agent::run(cfg))?;

@@ -35,6 +35,9 @@ fn agent_opts(c: &ClusterConfig) -> AgentOpts {
         docker_socket: None,
         interval: 2.0,
         usage_interval: 10.0,
+        dns_listen: "169.254.169.250:53".into(),
+        dns_upstreams: Vec::new(),
+        metadata_listen: "169.254.169.250:80".into(),
     }
 }
 

@@ -14,6 +14,14 @@
 //!   the "several servers on one database" HA plan open;
 //! - each poll is the heartbeat: no second channel to keep alive.
 //!
+//! The environment view (for each host's DNS and metadata) rides on the
+//! same long-poll but is edge-triggered with a cursor: the agent sends the
+//! `(viewEpoch, viewRevision)` it holds, the poll also answers as soon as
+//! the view moved past it, and the answer carries only the entries changed
+//! since ([`EnvDelta`]); a full copy only for a new agent, a restarted
+//! server or an agent behind the forgotten removals. So a container
+//! turning unhealthy costs every agent one small answer, not a full copy.
+//!
 //! The cost is one request per interval per host (100 hosts at 2 s is 50
 //! requests/s, far below what the server answers; see the benchmarks).
 
@@ -121,6 +129,12 @@ pub struct SyncRequest {
     pub generation: u64,
     /// How long the server may hold the answer, ms (capped by the server).
     pub wait_ms: u64,
+    /// The environment view the agent holds: the server's epoch it came
+    /// from (0 = none yet) …
+    pub view_epoch: u64,
+    /// … and its revision. A long-poll also answers when the view moved
+    /// past it, with only the entries changed since (see [`EnvDelta`]).
+    pub view_revision: u64,
 }
 
 /// Desired state of one instance on the host.
@@ -260,4 +274,168 @@ pub struct SyncResponse {
     pub instances: Vec<DesiredInstance>,
     /// Pending requests (only on long-polls, `waitMs` > 0).
     pub requests: Vec<AgentRequest>,
+    /// What changed in the environment view since the agent's
+    /// `viewRevision` (only on long-polls; `None` when nothing did).
+    pub view: Option<EnvDelta>,
+}
+
+/// The environment as the agents' DNS and metadata see it, sent as
+/// changes: the server numbers every change of an entry with the view's
+/// next revision and answers "changes since N" with the entries whose
+/// revision is above N, plus the ids removed since. An agent that is too
+/// far behind (the removals it missed were forgotten), or whose epoch is
+/// not the server's (the server restarted), gets a full copy (`full`).
+///
+/// Entries carry ids, not copies of their parents (a container names its
+/// service and stack by id), so a renamed stack is one changed entry.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvDelta {
+    /// The server's view epoch (changes when the server restarts).
+    pub epoch: u64,
+    /// The revision this delta brings the agent to.
+    pub revision: u64,
+    /// True when this is a full copy: entries not in it are gone.
+    pub full: bool,
+    /// The environment (project) id and name.
+    pub environment: EnvInfo,
+    /// Changed or new hosts.
+    pub hosts: Vec<EnvHost>,
+    /// Changed or new stacks.
+    pub stacks: Vec<EnvStack>,
+    /// Changed or new services.
+    pub services: Vec<EnvService>,
+    /// Changed or new containers.
+    pub containers: Vec<EnvContainer>,
+    /// Ids of entries removed (any kind).
+    pub removed: Vec<String>,
+}
+
+/// The environment itself.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvInfo {
+    /// Project id (`1a5`).
+    pub id: String,
+    /// Its name (`Default`).
+    pub name: String,
+}
+
+/// A host of the environment.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvHost {
+    /// Host id (`1h3`).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Hostname.
+    pub hostname: String,
+    /// The address other hosts reach it on.
+    pub agent_ip: String,
+    /// `active`, `reconnecting`, `disconnected`.
+    pub agent_state: String,
+    /// Host state.
+    pub state: String,
+    /// Host labels.
+    pub labels: BTreeMap<String, String>,
+    /// Memory, MiB.
+    pub memory: u64,
+    /// CPU, thousandths.
+    pub milli_cpu: u64,
+    /// Local storage, MiB.
+    pub local_storage_mb: u64,
+}
+
+/// A stack.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvStack {
+    /// Stack id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// State.
+    pub state: String,
+}
+
+/// A link of a service: `alias` names `service` of `stack` (`None` = the
+/// linking service's stack).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvLink {
+    /// Target stack name.
+    pub stack: Option<String>,
+    /// Target service name.
+    pub service: String,
+    /// Alias.
+    pub alias: String,
+}
+
+/// A service.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvService {
+    /// Service id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Its stack's id.
+    pub stack_id: String,
+    /// `service`, `loadBalancerService`, `dnsService`, `externalService`.
+    pub kind: String,
+    /// State.
+    pub state: String,
+    /// Health state.
+    pub health_state: String,
+    /// Scale.
+    pub scale: u64,
+    /// Links and external links (a DNS alias service's targets).
+    pub links: Vec<EnvLink>,
+    /// The rancher-compose `metadata:` block.
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    /// Launch config labels.
+    pub labels: BTreeMap<String, String>,
+    /// Published ports as Rancher wrote them (`8080:80/tcp`).
+    pub ports: Vec<String>,
+    /// External service: its addresses.
+    pub external_ips: Vec<String>,
+    /// External service: its hostname (a CNAME).
+    pub hostname: Option<String>,
+    /// For a sidekick: its primary service's name.
+    pub primary_service: Option<String>,
+}
+
+/// A container.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvContainer {
+    /// Instance id (`1i7`).
+    pub id: String,
+    /// Name (`app-web-1`).
+    pub name: String,
+    /// Its service's id, if any.
+    pub service_id: Option<String>,
+    /// Its stack's id, if any.
+    pub stack_id: Option<String>,
+    /// Its host's id.
+    pub host_id: String,
+    /// State (`running` …).
+    pub state: String,
+    /// Health state (`None` = no health check).
+    pub health_state: Option<String>,
+    /// Its address on the environment's network (`primaryIpAddress`).
+    pub primary_ip: Option<String>,
+    /// Service index.
+    pub service_index: u64,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Docker network mode when not the managed network (`host` …).
+    pub network_mode: Option<String>,
+    /// Docker container id.
+    pub external_id: Option<String>,
+    /// Times started.
+    pub start_count: u64,
+    /// Creation time, ms since the epoch (the create index's order).
+    pub created_ms: i64,
 }

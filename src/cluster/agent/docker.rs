@@ -98,6 +98,37 @@ fn restart(p: &crate::cluster::plan::compose::fields::RestartPolicy) -> RestartP
 }
 
 /// The docker create body for an instance: everything of its launch config.
+/// The DNS server and search domains of a container: a service
+/// container on a container network also asks the host's discovery DNS,
+/// after the user's (Rancher: `Dns = [user…, 169.254.169.250]`,
+/// `DnsSearch = [user…, <stack>.rancher.internal,
+/// <service>.<stack>.rancher.internal, rancher.internal]`).
+pub(crate) fn discovery_dns(d: &DesiredInstance) -> (Vec<String>, Vec<String>) {
+    let r = &d.config.run;
+    let (mut dns, mut search) = (r.dns.clone(), r.dns_search.clone());
+    let own_net = match d.network_mode.as_deref() {
+        None | Some("managed" | "bridge" | "default") => true,
+        Some(_) => false,
+    };
+    let service = d
+        .labels
+        .get("io.rancher.stack_service.name")
+        .and_then(|s| s.split_once('/'));
+    if let (true, Some((stack, service))) = (own_net, service) {
+        let add = |v: &mut Vec<String>, s: String| {
+            if !v.contains(&s) {
+                v.push(s);
+            }
+        };
+        add(&mut dns, "169.254.169.250".into());
+        let (stack, service) = (stack.to_lowercase(), service.to_lowercase());
+        add(&mut search, format!("{stack}.rancher.internal"));
+        add(&mut search, format!("{service}.{stack}.rancher.internal"));
+        add(&mut search, "rancher.internal".into());
+    }
+    (dns, search)
+}
+
 pub(crate) fn create_body(d: &DesiredInstance) -> ContainerCreateBody {
     let f = &d.config;
     let r = &f.run;
@@ -126,6 +157,7 @@ pub(crate) fn create_body(d: &DesiredInstance) -> ContainerCreateBody {
             None => (t.clone(), String::new()),
         })
         .collect();
+    let (dns, dns_search) = discovery_dns(d);
     let host_config = HostConfig {
         network_mode: d.network_mode.clone().filter(|m| m != "managed"),
         binds: some_vec(&d.volumes),
@@ -141,8 +173,8 @@ pub(crate) fn create_body(d: &DesiredInstance) -> ContainerCreateBody {
         cap_add: some_vec(&r.cap_add),
         cap_drop: some_vec(&r.cap_drop),
         devices: (!r.devices.is_empty()).then(|| r.devices.iter().map(|t| device(t)).collect()),
-        dns: some_vec(&r.dns),
-        dns_search: some_vec(&r.dns_search),
+        dns: some_vec(&dns),
+        dns_search: some_vec(&dns_search),
         extra_hosts: some_vec(&r.extra_hosts),
         log_config: r.log_config.as_ref().map(|l| HostConfigLogConfig {
             typ: l.driver.clone(),

@@ -368,3 +368,43 @@ fn image_references() {
         assert_eq!(split_image(i), (repo.to_string(), tag.to_string()), "{i}");
     }
 }
+
+#[test]
+fn service_containers_ask_the_discovery_dns_after_the_users() {
+    let mut d = DesiredInstance {
+        config: LaunchFields {
+            run: RunOptions {
+                dns: vec!["10.0.0.53".into()],
+                dns_search: vec!["example.org".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..DesiredInstance::default()
+    };
+    d.labels
+        .insert("io.rancher.stack_service.name".into(), "App/Web".into());
+    let h = create_body(&d).host_config.unwrap();
+    assert_eq!(
+        h.dns,
+        Some(vec!["10.0.0.53".to_string(), "169.254.169.250".into()])
+    );
+    assert_eq!(
+        h.dns_search,
+        Some(vec![
+            "example.org".to_string(),
+            "app.rancher.internal".into(),
+            "web.app.rancher.internal".into(),
+            "rancher.internal".into()
+        ])
+    );
+    // A host-network container keeps the host's resolver.
+    d.network_mode = Some("host".into());
+    let h = create_body(&d).host_config.unwrap();
+    assert_eq!(h.dns, Some(vec!["10.0.0.53".to_string()]));
+    // A plain container (no service) too.
+    d.network_mode = None;
+    d.labels.clear();
+    let h = create_body(&d).host_config.unwrap();
+    assert_eq!(h.dns_search, Some(vec!["example.org".to_string()]));
+}

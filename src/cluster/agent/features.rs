@@ -9,11 +9,15 @@
 //! states just reported) and a channel whose reports go out with the next
 //! sync.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::{docker, health};
+use super::envview::View;
+use super::names::Index;
+use super::{dns, docker, health, metadata};
 use crate::cluster::protocol::{DesiredInstance, Report};
 
 /// What this host was told to run, as last converged.
@@ -33,6 +37,8 @@ pub(crate) struct FeatureContext {
     pub assigned: watch::Receiver<Assigned>,
     /// Reports for the server, sent with the next sync.
     pub reports: mpsc::UnboundedSender<Vec<Report>>,
+    /// The environment view (DNS, metadata).
+    pub view: watch::Receiver<Arc<View>>,
 }
 
 /// Something every host runs beside the sync loop.
@@ -44,13 +50,89 @@ pub(crate) trait HostFeature: Send {
 }
 
 /// The features every agent runs, in start order.
-pub(crate) fn features(usage_interval: Duration) -> Vec<Box<dyn HostFeature>> {
+pub(crate) fn features(
+    usage_interval: Duration,
+    discovery: Discovery,
+) -> Vec<Box<dyn HostFeature>> {
     vec![
         Box::new(HealthChecks),
         Box::new(UsageSampling {
             every: usage_interval,
         }),
+        Box::new(discovery),
     ]
+}
+
+/// The well-known address of DNS and metadata (Rancher's).
+pub(crate) const DISCOVERY_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 250);
+
+/// Service discovery: the DNS server ([`dns`]) and the metadata service
+/// ([`metadata`]), both answering from the environment view. When one
+/// listens on [`DISCOVERY_IP`], the agent first puts that address on a
+/// dummy link of its own ([`super::linkaddr`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Discovery {
+    /// DNS listen address and upstreams (`None` = off).
+    pub dns: Option<dns::DnsConfig>,
+    /// Metadata listen address (`None` = off).
+    pub metadata: Option<SocketAddr>,
+}
+
+impl HostFeature for Discovery {
+    fn name(&self) -> &'static str {
+        "service discovery (dns, metadata)"
+    }
+
+    fn start(self: Box<Self>, ctx: FeatureContext) {
+        tokio::spawn(run_discovery(*self, ctx));
+    }
+}
+
+async fn run_discovery(d: Discovery, ctx: FeatureContext) {
+    let wanted = |a: Option<SocketAddr>| a.is_some_and(|a| a.ip() == IpAddr::V4(DISCOVERY_IP));
+    if wanted(d.dns.as_ref().map(|c| c.listen)) || wanted(d.metadata) {
+        match super::linkaddr::ensure(DISCOVERY_IP).await {
+            Ok(link) => tracing::info!(%link, address = %DISCOVERY_IP, "discovery address"),
+            Err(e) => tracing::warn!(error = %e, "cannot add the discovery address"),
+        }
+    }
+    let meta_ip = match d.metadata.map(|a| a.ip()) {
+        Some(IpAddr::V4(ip)) if !ip.is_unspecified() => ip,
+        _ => DISCOVERY_IP,
+    };
+    let resolver = dns::Resolver::new(
+        Index::default(),
+        d.dns
+            .as_ref()
+            .map(|c| c.upstreams.clone())
+            .unwrap_or_default(),
+        d.dns.as_ref().map_or(Duration::from_secs(2), |c| c.timeout),
+    );
+    if let Some(cfg) = &d.dns {
+        match dns::start(cfg, resolver.clone()).await {
+            Ok(listen) => tracing::info!(%listen, upstreams = ?cfg.upstreams, "dns serving"),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+    if let Some(listen) = d.metadata {
+        let m = metadata::Meta {
+            view: ctx.view.clone(),
+            assigned: ctx.assigned.clone(),
+        };
+        match metadata::start(listen, m).await {
+            Ok(listen) => tracing::info!(%listen, "metadata serving"),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+    let mut view = ctx.view;
+    loop {
+        let v = view.borrow_and_update().clone();
+        let prev = resolver.index();
+        resolver.set_index(Index::build(&v, Some(&prev), meta_ip));
+        if view.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// How often health checks are looked at (each runs at its own

@@ -27,7 +27,11 @@ use super::protocol::{DesiredInstance, HostFacts, Report};
 
 mod converge;
 mod decide;
+#[cfg(test)]
+mod discovery_tests;
+pub mod dns;
 pub mod docker;
+pub mod envview;
 mod events;
 pub mod facts;
 #[cfg(test)]
@@ -36,6 +40,9 @@ mod features;
 pub(crate) mod health;
 mod heartbeat;
 mod identity;
+mod linkaddr;
+pub(crate) mod metadata;
+pub mod names;
 mod relay;
 mod runtime;
 mod sync;
@@ -93,6 +100,15 @@ pub struct AgentConfig {
     pub interval: Duration,
     /// How often per-container usage is reported.
     pub usage_interval: Duration,
+    /// Where the DNS server listens (`None` = off; Rancher's
+    /// `169.254.169.250:53`).
+    pub dns_listen: Option<std::net::SocketAddr>,
+    /// Where the DNS server forwards other names (empty = the host's
+    /// `/etc/resolv.conf`).
+    pub dns_upstreams: Vec<std::net::SocketAddr>,
+    /// Where the metadata service listens (`None` = off;
+    /// `169.254.169.250:80`).
+    pub metadata_listen: Option<std::net::SocketAddr>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -113,12 +129,15 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let converge_now = events::watch(docker.clone());
     let (assigned, assigned_rx) = tokio::sync::watch::channel(features::Assigned::default());
     let (reports, feature_reports) = tokio::sync::mpsc::unbounded_channel();
-    for f in features::features(cfg.usage_interval) {
+    let (view, view_rx) =
+        tokio::sync::watch::channel(std::sync::Arc::new(envview::View::default()));
+    for f in features::features(cfg.usage_interval, discovery(&cfg)) {
         tracing::debug!(feature = f.name(), "starting host feature");
         f.start(features::FeatureContext {
             docker: docker.clone(),
             assigned: assigned_rx.clone(),
             reports: reports.clone(),
+            view: view_rx.clone(),
         });
     }
     let heartbeat = heartbeat::Heartbeat::start(cfg.interval);
@@ -131,10 +150,34 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
         converge_now,
         assigned,
         feature_reports,
+        view,
         heartbeat,
     }
     .run()
     .await
+}
+
+/// The discovery feature's settings from the agent's.
+fn discovery(cfg: &AgentConfig) -> features::Discovery {
+    let dns = cfg.dns_listen.map(|listen| {
+        let upstreams = if cfg.dns_upstreams.is_empty() {
+            let text = std::fs::read_to_string(cfg.root.join("etc/resolv.conf"))
+                .or_else(|_| std::fs::read_to_string("/etc/resolv.conf"))
+                .unwrap_or_default();
+            dns::resolv_conf_upstreams(&text, &[listen.ip(), features::DISCOVERY_IP.into()])
+        } else {
+            cfg.dns_upstreams.clone()
+        };
+        dns::DnsConfig {
+            listen,
+            upstreams,
+            timeout: Duration::from_secs(2),
+        }
+    });
+    features::Discovery {
+        dns,
+        metadata: cfg.metadata_listen,
+    }
 }
 
 /// Facts of this host, with its IP towards `server` unless configured, and

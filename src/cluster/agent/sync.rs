@@ -5,10 +5,12 @@
 //! this host runs to the host features.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::converge::{converge, Local};
+use super::envview::View;
 use super::features::Assigned;
 use super::heartbeat::Heartbeat;
 use super::identity::{register, Identity, Server};
@@ -37,6 +39,8 @@ pub(crate) struct SyncLoop {
     pub assigned: watch::Sender<Assigned>,
     /// Reports from the host features.
     pub feature_reports: mpsc::UnboundedReceiver<Vec<Report>>,
+    /// Where DNS and metadata read the environment view.
+    pub view: watch::Sender<Arc<View>>,
     /// The heartbeat task.
     pub heartbeat: Heartbeat,
 }
@@ -50,6 +54,10 @@ struct Rounds {
     pending: Vec<Report>,
     local: Local,
     sampler: facts::Sampler,
+    /// The environment view's epoch and revision held.
+    view: (u64, u64),
+    /// When the last converge pass ran.
+    last_converge: Option<Instant>,
 }
 
 impl SyncLoop {
@@ -87,6 +95,8 @@ impl SyncLoop {
             reports: std::mem::take(&mut r.pending),
             generation: r.generation,
             wait_ms: u64::try_from(self.cfg.interval.as_millis()).unwrap_or(2000),
+            view_epoch: r.view.0,
+            view_revision: r.view.1,
         };
         let sent = req.reports.clone();
         self.assigned.send_if_modified(|a| {
@@ -108,12 +118,28 @@ impl SyncLoop {
                     // A managed container changed behind our back: look now.
                     self.converge(runtime, client, &reg.host_id, r).await;
                 }
-                Some(reports) = self.feature_reports.recv() => r.pending.extend(reports),
+                Some(reports) = self.feature_reports.recv() => {
+                    // Health changes go out now, not with the next poll:
+                    // every host's DNS follows within one round trip.
+                    if let Err(back) = send_now(client, reports).await {
+                        r.pending.extend(back);
+                    }
+                }
             }
         };
         match res {
             Ok(resp) => {
                 r.send_facts = false;
+                // An answer only for the environment view (same
+                // generation) needs no converge pass unless one is due.
+                let view_only = resp.view.is_some()
+                    && resp.generation == r.generation
+                    && r.last_converge
+                        .is_some_and(|t| t.elapsed() < self.cfg.interval);
+                if let Some(d) = resp.view {
+                    r.view = (d.epoch, d.revision);
+                    self.view.send_modify(|v| Arc::make_mut(v).apply(d));
+                }
                 r.generation = resp.generation;
                 r.desired = resp.instances;
                 for req in resp.requests {
@@ -124,7 +150,9 @@ impl SyncLoop {
                         req,
                     );
                 }
-                self.converge(runtime, client, &reg.host_id, r).await;
+                if !view_only {
+                    self.converge(runtime, client, &reg.host_id, r).await;
+                }
             }
             Err(AgentError::Client(e)) if e.status() == Some(401) => {
                 tracing::warn!("server rejected our credentials; registering again");
@@ -145,11 +173,29 @@ impl SyncLoop {
     /// A converge pass: its reports join the pending ones, the local view
     /// of the instances takes their states, and the features see it.
     async fn converge(&self, runtime: &DockerRuntime, client: &Client, host: &str, r: &mut Rounds) {
+        r.last_converge = Some(Instant::now());
         let reports = converge_once(runtime, client, host, &r.desired, &mut r.local).await;
         note_reports(&mut r.desired, &reports);
         r.pending.extend(reports);
         self.assigned
             .send_modify(|a| a.instances.clone_from(&r.desired));
+    }
+}
+
+/// Send `reports` in a short sync (no wait); them back when it failed.
+async fn send_now(client: &Client, reports: Vec<Report>) -> Result<(), Vec<Report>> {
+    let c = client.clone();
+    let req = SyncRequest {
+        reports,
+        ..SyncRequest::default()
+    };
+    let back = req.reports.clone();
+    match blocking(move || c.call::<SyncResponse>("POST", "/v1/agent/sync", Some(&req))).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::debug!(error = ?e, "feature report failed; kept for the next sync");
+            Err(back)
+        }
     }
 }
 

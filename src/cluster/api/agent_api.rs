@@ -153,6 +153,7 @@ pub async fn register(cx: &Ctx<'_>) -> Result<Response, ApiError> {
     rows.push(key.clone());
     rows.push(host.clone());
     store.commit(&rows)?;
+    cx.app.note_view(&rows);
     cx.app.forget_creds();
     if let Ok(mut s) = cx.app.seen.lock() {
         s.insert(host.id, Instant::now());
@@ -258,7 +259,11 @@ fn apply_report(c: &mut Resource, r: &Report) -> bool {
 
 /// `POST /v1/agent/sync`: heartbeat + reports in, desired state out.
 pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
-    let Principal::Agent { host: host_id, .. } = p else {
+    let Principal::Agent {
+        host: host_id,
+        project,
+    } = p
+    else {
         return Err(ApiError::unauthorized());
     };
     let req: SyncRequest = decode(&cx.body)?;
@@ -319,6 +324,7 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
             // The agent's own reports: the reconciler looks; the agent
             // is woken only when its desired state changed with them.
             store.commit(&rows)?;
+            cx.app.note_view(&rows);
             cx.app.kick.notify_one();
         }
         if bump {
@@ -326,7 +332,26 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
         }
     }
     let wait = Duration::from_millis(req.wait_ms).min(cx.app.config.max_wait);
-    let generation = cx.app.wake.wait(host_id, req.generation, wait).await;
+    // A long-poll also answers when the environment view moved past the
+    // agent's revision (a container elsewhere started, turned unhealthy,
+    // went): that is how DNS and metadata on every host follow within
+    // one round trip, with only the changed entries.
+    let views = &cx.app.views;
+    let long = req.wait_ms > 0;
+    if long {
+        views.ensure(store.as_ref(), project)?;
+    }
+    let behind = || long && views.behind(project, req.view_epoch, req.view_revision);
+    let generation = cx
+        .app
+        .wake
+        .wait_or(host_id, req.generation, wait, behind)
+        .await;
+    let view = if long {
+        views.since(project, req.view_epoch, req.view_revision)
+    } else {
+        None
+    };
     let instances = store
         .list(Kind::Container, Scope::Host(host_id))?
         .into_iter()
@@ -344,6 +369,7 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
         generation,
         instances,
         requests,
+        view,
     })
     .into_response())
 }

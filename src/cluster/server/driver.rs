@@ -88,6 +88,7 @@ pub fn pass(app: &App) -> Result<bool, StoreError> {
         return Ok(false);
     }
     app.store.commit(&changes.rows)?;
+    app.note_view(&changes.rows);
     app.wake.hosts(changes.hosts.iter().copied());
     Ok(true)
 }

@@ -14,6 +14,7 @@ use super::store::{Scope, Store, StoreError};
 
 pub mod actions;
 pub mod driver;
+pub mod envview;
 pub mod wake;
 
 /// Server tunables.
@@ -84,6 +85,8 @@ pub struct App {
     /// The reconciler's snapshot and the store revision it is current
     /// to, kept between passes ([`driver::pass`] reads only what changed).
     pub(crate) snapshot: Mutex<Option<(u64, crate::cluster::plan::reconcile::Snapshot)>>,
+    /// The environment views agents keep for DNS and metadata.
+    pub views: envview::EnvViews,
 }
 
 impl App {
@@ -102,6 +105,7 @@ impl App {
             kick: tokio::sync::Notify::new(),
             relay: crate::cluster::api::relay::Relay::default(),
             snapshot: Mutex::new(None),
+            views: envview::EnvViews::new(),
         }))
     }
 
@@ -111,6 +115,7 @@ impl App {
     /// the API goes through here, so no handler decides wake-ups itself.
     pub fn commit(&self, rows: &[Resource]) -> Result<(), StoreError> {
         self.store.commit(rows)?;
+        self.note_view(rows);
         self.wake.hosts(rows.iter().filter_map(|r| match r.kind {
             Kind::Container => Some(r.host),
             Kind::Host => Some(r.id),
@@ -125,6 +130,15 @@ impl App {
             self.kick.notify_one();
         }
         Ok(())
+    }
+
+    /// Fold committed rows into the environment views; when a view
+    /// changed, every agent's long-poll looks again (those behind answer).
+    /// Call after every commit that bypasses [`App::commit`].
+    pub fn note_view(&self, rows: &[Resource]) {
+        if !self.views.note(rows).is_empty() {
+            self.wake.poke();
+        }
     }
 
     /// Forget cached credentials (after a key changes).

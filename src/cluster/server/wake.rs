@@ -73,6 +73,12 @@ impl Wakeups {
         self.advance(|s, g| s.all = g);
     }
 
+    /// Make every waiter look again without moving any generation (what
+    /// it waits for beside its generation changed: see [`Wakeups::wait_or`]).
+    pub fn poke(&self) {
+        self.tick.send_modify(|_| {});
+    }
+
     /// The generation `host` is at.
     pub fn of(&self, host: u64) -> u64 {
         self.state
@@ -84,12 +90,24 @@ impl Wakeups {
     /// Wait up to `limit` while `host` is still at generation `seen`;
     /// the generation it is at then.
     pub async fn wait(&self, host: u64, seen: u64, limit: Duration) -> u64 {
+        self.wait_or(host, seen, limit, || false).await
+    }
+
+    /// [`Wakeups::wait`], also ending as soon as `done` holds (checked at
+    /// every change and [`Wakeups::poke`]).
+    pub async fn wait_or(
+        &self,
+        host: u64,
+        seen: u64,
+        limit: Duration,
+        done: impl Fn() -> bool,
+    ) -> u64 {
         let mut rx = self.tick.subscribe();
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             rx.borrow_and_update();
             let now = self.of(host);
-            if now != seen || limit.is_zero() {
+            if now != seen || limit.is_zero() || done() {
                 return now;
             }
             if tokio::time::timeout_at(deadline, rx.changed())

@@ -126,11 +126,18 @@ fn rows() -> Vec<(
                 d.len() == 1 && d[0].path_on_host.as_deref() == Some("/dev/fuse")
             })
         }),
+        // The user's first, then the discovery DNS (Rancher's order).
         ("dns", "dns", "dns: [10.0.0.53]", "", |_, b| {
-            host(b).dns == strs(&["10.0.0.53"])
+            host(b).dns == strs(&["10.0.0.53", "169.254.169.250"])
         }),
         ("dns-search", "dnsSearch", "dns_search: [example.org]", "", |_, b| {
-            host(b).dns_search == strs(&["example.org"])
+            host(b).dns_search
+                == strs(&[
+                    "example.org",
+                    "rt.rancher.internal",
+                    "dns-search.rt.rancher.internal",
+                    "rancher.internal",
+                ])
         }),
         ("hostname", "hostname", "hostname: box", "", |_, b| {
             b.hostname.as_deref() == Some("box")

@@ -17,6 +17,7 @@ use crate::cluster::store::SqliteStore;
 mod auth;
 mod bad_input;
 mod fidelity;
+mod envview;
 mod health;
 mod launch;
 mod lifecycle;
