@@ -190,6 +190,10 @@ pub struct AgentOpts {
     /// Per-container usage report interval in seconds.
     #[arg(long, env = "ROS_AGENT_USAGE_INTERVAL", default_value = "10")]
     pub(crate) usage_interval: f64,
+    /// UDP port of the managed network's VXLAN tunnels (every host of an
+    /// environment must use the same; 4789 is IANA's VXLAN port).
+    #[arg(long, env = "ROS_VXLAN_PORT", default_value = "4789")]
+    pub(crate) vxlan_port: u16,
 }
 
 /// `ros cluster agent` flags.
@@ -403,6 +407,7 @@ pub(crate) fn agent_run(paths: &Paths, url: String, o: AgentOpts) -> Result<i32>
         labels,
         interval: secs(o.interval, "--interval")?,
         usage_interval: secs(o.usage_interval, "--usage-interval")?,
+        vxlan_port: o.vxlan_port,
     };
     agent::parse_registration_url(&cfg.url)?;
     runtime()?.block_on(agent::run(cfg))?;

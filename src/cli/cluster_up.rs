@@ -35,6 +35,7 @@ fn agent_opts(c: &ClusterConfig) -> AgentOpts {
         docker_socket: None,
         interval: 2.0,
         usage_interval: 10.0,
+        vxlan_port: 4789,
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::{docker, health};
-use crate::cluster::protocol::{DesiredInstance, Report};
+use crate::cluster::protocol::{DesiredInstance, OverlayView, Report};
 
 /// What this host was told to run, as last converged.
 #[derive(Clone, Debug, Default)]
@@ -23,6 +23,8 @@ pub(crate) struct Assigned {
     pub host_id: String,
     /// Its instances, with the states last reported.
     pub instances: Vec<DesiredInstance>,
+    /// The managed network of its environment, as the server last said.
+    pub overlay: Option<OverlayView>,
 }
 
 /// What a feature is given when it starts.
@@ -44,12 +46,13 @@ pub(crate) trait HostFeature: Send {
 }
 
 /// The features every agent runs, in start order.
-pub(crate) fn features(usage_interval: Duration) -> Vec<Box<dyn HostFeature>> {
+pub(crate) fn features(usage_interval: Duration, vxlan_port: u16) -> Vec<Box<dyn HostFeature>> {
     vec![
         Box::new(HealthChecks),
         Box::new(UsageSampling {
             every: usage_interval,
         }),
+        Box::new(super::overlay::Overlay { vxlan_port }),
     ]
 }
 
@@ -114,7 +117,9 @@ async fn sample_usage(ctx: FeatureContext, every: Duration) {
     let mut cpu = docker::CpuSamples::new();
     loop {
         tokio::time::sleep(every).await;
-        let Assigned { host_id, instances } = ctx.assigned.borrow().clone();
+        let Assigned {
+            host_id, instances, ..
+        } = ctx.assigned.borrow().clone();
         if host_id.is_empty() || instances.is_empty() {
             continue;
         }

@@ -36,6 +36,7 @@ mod features;
 pub(crate) mod health;
 mod heartbeat;
 mod identity;
+pub mod overlay;
 mod relay;
 mod runtime;
 mod sync;
@@ -93,6 +94,8 @@ pub struct AgentConfig {
     pub interval: Duration,
     /// How often per-container usage is reported.
     pub usage_interval: Duration,
+    /// UDP port of the overlay's VXLAN tunnels.
+    pub vxlan_port: u16,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -113,7 +116,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let converge_now = events::watch(docker.clone());
     let (assigned, assigned_rx) = tokio::sync::watch::channel(features::Assigned::default());
     let (reports, feature_reports) = tokio::sync::mpsc::unbounded_channel();
-    for f in features::features(cfg.usage_interval) {
+    for f in features::features(cfg.usage_interval, cfg.vxlan_port) {
         tracing::debug!(feature = f.name(), "starting host feature");
         f.start(features::FeatureContext {
             docker: docker.clone(),

@@ -15,10 +15,11 @@ use super::{render, ApiError, Principal};
 use crate::cluster::auth;
 use crate::cluster::model::{self, format_id, now_ms, parse_id, Kind, Resource};
 use crate::cluster::protocol::{
-    DesiredInstance, HostFacts, RegisterRequest, RegisterResponse, Report, SyncRequest,
-    SyncResponse,
+    DesiredInstance, HostFacts, ManagedNetwork, OverlayPeer, OverlayView, RegisterRequest,
+    RegisterResponse, Report, SyncRequest, SyncResponse,
 };
-use crate::cluster::store::Scope;
+use crate::cluster::plan::reconcile::PRIMARY_IP;
+use crate::cluster::store::{Scope, Store};
 
 fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
@@ -241,6 +242,21 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
         let mut rows = Vec::new();
         let mut bump = false;
         for r in &req.reports {
+            // A host feature's word on the host itself (the overlay could
+            // not be set up): the host's transitioningMessage.
+            if parse_id(Kind::Host, &r.instance_id) == Some(host_id) {
+                match r.message.as_deref().filter(|m| !m.is_empty()) {
+                    Some(m) => {
+                        host.set("transitioning", "error");
+                        host.set("transitioningMessage", m);
+                    }
+                    None => {
+                        host.data.remove("transitioning");
+                        host.data.remove("transitioningMessage");
+                    }
+                }
+                continue;
+            }
             let Some(n) = parse_id(Kind::Container, &r.instance_id) else {
                 continue;
             };
@@ -274,11 +290,13 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
     }
     let wait = Duration::from_millis(req.wait_ms).min(cx.app.config.max_wait);
     let generation = cx.app.wake.wait(host_id, req.generation, wait).await;
+    let overlay = overlay_view(store.as_ref(), host_id)?;
+    let net = overlay.as_ref().map(|o| &o.network);
     let instances = store
         .list(Kind::Container, Scope::Host(host_id))?
         .into_iter()
         .filter(|c| c.state != "removed")
-        .map(|c| desired(&c))
+        .map(|c| desired(&c, net))
         .collect();
     // Requests ride only on long-polls: the agent's short transition
     // reports (`waitMs` 0) drop the answer.
@@ -291,6 +309,7 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
         generation,
         instances,
         requests,
+        overlay,
     })
     .into_response())
 }
@@ -305,7 +324,63 @@ fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn desired(c: &Resource) -> DesiredInstance {
+/// The managed network of `host_id`'s environment and where the other
+/// hosts' containers on it live (level-triggered like the instances: the
+/// whole view on every answer). `None` for a host without an environment
+/// or one whose subnet does not parse.
+fn overlay_view(store: &dyn Store, host_id: u64) -> Result<Option<OverlayView>, ApiError> {
+    let Some(host) = store.get(Kind::Host, host_id)? else {
+        return Ok(None);
+    };
+    let project = store.get(Kind::Project, host.project)?;
+    let Ok(subnet) = crate::cluster::plan::reconcile::project_subnet(project.as_ref()) else {
+        return Ok(None);
+    };
+    let mtu = project
+        .as_ref()
+        .and_then(|p| p.data.get("networkMtu"))
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0);
+    let network = ManagedNetwork {
+        project_id: format_id(Kind::Project, host.project),
+        subnet: subnet.to_string(),
+        vni: crate::cluster::plan::allocate::vni(host.project),
+        mtu,
+    };
+    let hosts: BTreeMap<u64, Resource> = store
+        .list(Kind::Host, Scope::Project(host.project))?
+        .into_iter()
+        .filter(|h| !h.is_removed() && h.id != host_id)
+        .map(|h| (h.id, h))
+        .collect();
+    let mut by_host: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for c in store.list(Kind::Container, Scope::Project(host.project))? {
+        if c.is_removed() || c.str("desiredState") != Some("running") {
+            continue;
+        }
+        if let (Some(ip), true) = (c.str(PRIMARY_IP), hosts.contains_key(&c.host)) {
+            by_host.entry(c.host).or_default().push(ip.to_string());
+        }
+    }
+    let peers = hosts
+        .values()
+        .filter_map(|h| {
+            Some(OverlayPeer {
+                host_id: h.api_id(),
+                agent_ip: h.str("agentIpAddress").filter(|s| !s.is_empty())?.to_string(),
+                addresses: by_host.remove(&h.id).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Ok(Some(OverlayView {
+        network,
+        local_ip: host.str("agentIpAddress").unwrap_or_default().to_string(),
+        peers,
+    }))
+}
+
+fn desired(c: &Resource, net: Option<&ManagedNetwork>) -> DesiredInstance {
     let mut labels = str_map(c.data.get("labels"));
     labels.insert(model::LABEL_INSTANCE.into(), c.api_id());
     labels.insert(
@@ -360,5 +435,7 @@ fn desired(c: &Resource) -> DesiredInstance {
             .get("drainTimeoutMs")
             .and_then(Value::as_u64)
             .unwrap_or(0),
+        primary_ip_address: c.str(PRIMARY_IP).map(str::to_string),
+        network: net.filter(|_| c.str(PRIMARY_IP).is_some()).cloned(),
     }
 }
