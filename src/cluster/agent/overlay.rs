@@ -165,7 +165,10 @@ pub(crate) async fn ensure_network(
                 ("com.docker.network.bridge.name", bridge_name(n.vni)),
                 ("com.docker.network.driver.mtu", mtu.to_string()),
                 ("com.docker.network.bridge.enable_icc", "true".into()),
-                ("com.docker.network.bridge.enable_ip_masquerade", "true".into()),
+                (
+                    "com.docker.network.bridge.enable_ip_masquerade",
+                    "true".into(),
+                ),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
@@ -205,9 +208,16 @@ impl HostFeature for Overlay {
 
 async fn run(mut ctx: FeatureContext, port: u16) {
     let mut last_problem: Option<Option<String>> = None;
+    let mut applied: Option<(OverlayView, std::time::Instant)> = None;
     loop {
         let a = ctx.assigned.borrow_and_update().clone();
-        if let (false, Some(view)) = (a.host_id.is_empty(), a.overlay.as_ref()) {
+        // The watch fires on every converge pass; the kernel is looked at
+        // when the overlay view changed, and every TICK regardless.
+        let fresh = applied
+            .as_ref()
+            .is_some_and(|(v, at)| Some(v) == a.overlay.as_ref() && at.elapsed() < TICK);
+        if let (false, false, Some(view)) = (fresh, a.host_id.is_empty(), a.overlay.as_ref()) {
+            applied = Some((view.clone(), std::time::Instant::now()));
             let problem = match program(&ctx.docker, view, port).await {
                 Ok(()) => None,
                 Err(e) => {
@@ -263,10 +273,14 @@ pub(crate) async fn program(docker: &Docker, view: &OverlayView, port: u16) -> R
     let n = &view.network;
     ensure_network(docker, n, local).await?;
     let h = netlink()?;
+    forget_other_environments(docker, &h, n).await;
     let br_name = bridge_name(n.vni);
-    let br = link_by_name(&h, &br_name)
-        .await?
-        .ok_or_else(|| format!("bridge {br_name} of docker network {} is missing", network_name(n)))?;
+    let br = link_by_name(&h, &br_name).await?.ok_or_else(|| {
+        format!(
+            "bridge {br_name} of docker network {} is missing",
+            network_name(n)
+        )
+    })?;
     let mtu = match n.mtu {
         0 => underlay_mtu(&h, local).await.saturating_sub(VXLAN_OVERHEAD),
         m => m,
@@ -316,6 +330,44 @@ pub(crate) async fn program(docker: &Docker, view: &OverlayView, port: u16) -> R
     Ok(())
 }
 
+/// Remove the networks of environments this host no longer belongs to
+/// (it was removed and registered again elsewhere): their docker network
+/// (once no container uses it) and their VXLAN device, which would still
+/// carry traffic of the old environment's VNI.
+async fn forget_other_environments(docker: &Docker, h: &Handle, keep: &ManagedNetwork) {
+    let opts = bollard::query_parameters::ListNetworksOptions {
+        filters: Some([("label".to_string(), vec!["io.ros.network".to_string()])].into()),
+    };
+    let Ok(nets) = docker.list_networks(Some(opts)).await else {
+        return;
+    };
+    for net in nets {
+        let Some(name) = net.name else { continue };
+        if name == network_name(keep) {
+            continue;
+        }
+        let vni = net
+            .options
+            .as_ref()
+            .and_then(|o| o.get("com.docker.network.bridge.name"))
+            .and_then(|b| b.strip_prefix("rosbr"))
+            .and_then(|v| v.parse::<u32>().ok());
+        if let Some(vni) = vni {
+            if let Ok(Some(l)) = link_by_name(h, &vxlan_name(vni)).await {
+                match h.link().del(l.header.index).execute().await {
+                    Ok(()) => {
+                        tracing::info!(network = %name, "removed VXLAN of a former environment")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "remove VXLAN of a former environment"),
+                }
+            }
+        }
+        if let Err(e) = docker.remove_network(&name).await {
+            tracing::debug!(error = %e, network = %name, "former environment network still in use");
+        }
+    }
+}
+
 /// Make the device's FDB (MAC → remote) and neighbour (IP → MAC) entries
 /// exactly `want`: add or replace the missing/changed, delete the rest.
 async fn sync_entries(
@@ -343,6 +395,11 @@ async fn sync_entries(
                     mac = <[u8; 6]>::try_from(l.as_slice()).ok()
                 }
                 NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => dst = Some(*ip),
+                // FDB entries come as family AF_BRIDGE: their remote is
+                // left undecoded.
+                NeighbourAttribute::Destination(NeighbourAddress::Other(b)) if b.len() == 4 => {
+                    dst = Some(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+                }
                 _ => {}
             }
         }
@@ -404,14 +461,14 @@ async fn sync_entries(
     for (mac, (_, m)) in fdb {
         if !want_macs.contains(&mac) {
             if let Err(e) = h.neighbours().del(m).execute().await {
-                tracing::debug!(error = %e, "delete stale fdb entry");
+                tracing::warn!(error = %e, "delete stale fdb entry");
             }
         }
     }
     for (ip, (_, m)) in neigh {
         if !want.contains_key(&ip) {
             if let Err(e) = h.neighbours().del(m).execute().await {
-                tracing::debug!(error = %e, "delete stale neighbour");
+                tracing::warn!(error = %e, "delete stale neighbour");
             }
         }
     }
@@ -432,8 +489,18 @@ fn firewall(subnet: &str, bridge: &str) {
             "filter",
             "FORWARD",
             vec![
-                "-o", bridge, "!", "-i", bridge, "-m", "conntrack", "!", "--ctstate",
-                "RELATED,ESTABLISHED,DNAT", "-j", "DROP",
+                "-o",
+                bridge,
+                "!",
+                "-i",
+                bridge,
+                "-m",
+                "conntrack",
+                "!",
+                "--ctstate",
+                "RELATED,ESTABLISHED,DNAT",
+                "-j",
+                "DROP",
             ],
         ),
     ];
@@ -488,6 +555,9 @@ mod tests {
         };
         let w = wanted_entries(&view);
         assert_eq!(w.len(), 2);
-        assert_eq!(w[&"10.42.0.4".parse().unwrap()], "192.168.1.3".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(
+            w[&"10.42.0.4".parse().unwrap()],
+            "192.168.1.3".parse::<Ipv4Addr>().unwrap()
+        );
     }
 }

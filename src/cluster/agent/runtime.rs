@@ -65,7 +65,11 @@ impl Runtime for DockerRuntime {
     }
 
     async fn create(&self, d: &DesiredInstance) -> Result<String, DockerError> {
-        if let Some(net) = d.network.as_ref().filter(|_| d.primary_ip_address.is_some()) {
+        if let Some(net) = d
+            .network
+            .as_ref()
+            .filter(|_| d.primary_ip_address.is_some())
+        {
             // The overlay feature makes it too; the first container may
             // come before it has.
             super::overlay::ensure_network(&self.docker, net, self.local_ip)

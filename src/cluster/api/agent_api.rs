@@ -14,11 +14,11 @@ use super::ctx::Ctx;
 use super::{render, ApiError, Principal};
 use crate::cluster::auth;
 use crate::cluster::model::{self, format_id, now_ms, parse_id, Kind, Resource};
+use crate::cluster::plan::reconcile::PRIMARY_IP;
 use crate::cluster::protocol::{
     DesiredInstance, HostFacts, ManagedNetwork, OverlayPeer, OverlayView, RegisterRequest,
     RegisterResponse, Report, SyncRequest, SyncResponse,
 };
-use crate::cluster::plan::reconcile::PRIMARY_IP;
 use crate::cluster::store::{Scope, Store};
 
 fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -368,7 +368,10 @@ fn overlay_view(store: &dyn Store, host_id: u64) -> Result<Option<OverlayView>, 
         .filter_map(|h| {
             Some(OverlayPeer {
                 host_id: h.api_id(),
-                agent_ip: h.str("agentIpAddress").filter(|s| !s.is_empty())?.to_string(),
+                agent_ip: h
+                    .str("agentIpAddress")
+                    .filter(|s| !s.is_empty())?
+                    .to_string(),
                 addresses: by_host.remove(&h.id).unwrap_or_default(),
             })
         })

@@ -447,9 +447,11 @@ pub fn check_project_subnet(
         return Ok(());
     };
     let bad = |m: String| ApiError::field("InvalidOption", "subnet", m);
-    let text = v
-        .as_str()
-        .ok_or_else(|| bad(format!("subnet must be a string like \"10.42.0.0/16\", got {v}")))?;
+    let text = v.as_str().ok_or_else(|| {
+        bad(format!(
+            "subnet must be a string like \"10.42.0.0/16\", got {v}"
+        ))
+    })?;
     let net = Subnet::parse(text).map_err(bad)?;
     for p in store.list(Kind::Project, Scope::All)? {
         if p.id == id || p.is_removed() {

@@ -68,7 +68,8 @@ impl Subnet {
     /// Parse `A.B.C.D/N`; the network must be 8 ≤ N ≤ 28 with no host
     /// bits set. The message says what is wrong.
     pub fn parse(text: &str) -> Result<Subnet, String> {
-        let bad = |why: &str| format!("{text:?} is not a subnet: {why} (expected e.g. 10.42.0.0/16)");
+        let bad =
+            |why: &str| format!("{text:?} is not a subnet: {why} (expected e.g. 10.42.0.0/16)");
         let (ip, len) = text.split_once('/').ok_or_else(|| bad("no /prefix"))?;
         let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| bad("bad IPv4 address"))?;
         let prefix: u8 = len.parse().map_err(|_| bad("bad prefix length"))?;
@@ -229,7 +230,10 @@ mod tests {
             used.insert(s.base + n);
         }
         let e = address(&s, &used, None).unwrap_err();
-        assert!(e.contains("no free address") && e.contains("10.42.0.0/28"), "{e}");
+        assert!(
+            e.contains("no free address") && e.contains("10.42.0.0/28"),
+            "{e}"
+        );
         // Network, gateway and broadcast are never handed out.
         let e = address(&s, &used, Some(s.broadcast())).unwrap_err();
         assert!(e.contains("13 in use"), "{e}");
