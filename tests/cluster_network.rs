@@ -125,6 +125,19 @@ fn reach(c: &Cluster, client: &str, ip: &str, secs: u64) -> String {
     }
 }
 
+/// A UDP socket bound to `port` in network namespace `ns` (setns on a
+/// throw-away thread; the socket stays in that namespace).
+fn udp_squat(ns: &str, port: u16) -> std::net::UdpSocket {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(path).unwrap();
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
 fn ip_of(c: &Value) -> String {
     c["primaryIpAddress"]
         .as_str()
@@ -251,15 +264,36 @@ fn overlay_reaches_every_host_retains_isolates_and_heals() {
         stop(a, std::time::Duration::from_secs(5));
     }
     ns_cmd(&c.hosts[1], &["link", "del", "rosvx5"]);
+    // And the VXLAN port taken by something else at first: the device
+    // cannot come up; the host says so and its containers keep running.
+    let squatter = udp_squat(&c.hosts[1].ns, 4789);
     let a = start_agent(&c, 1, &reg);
     c.hosts[1].agent = Some(a);
+    let h2_id = host_by_name(&url, "node2").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let msg = wait_for("host 2 reports its overlay", 60, || {
+        let h = get(&format!("{url}/v1/projects/1a5/hosts/{h2_id}"));
+        h["transitioningMessage"].as_str().map(str::to_string)
+    });
+    assert!(
+        msg.contains("overlay network") && msg.contains("rosvx5"),
+        "{msg}"
+    );
     let on2 = containers(&url, "1a5", "app-web-")
         .into_iter()
         .find(|w| host_index(&url, w["hostId"].as_str().unwrap()) == 1)
         .unwrap();
+    assert_eq!(on2["state"], "running", "{on2}");
+    drop(squatter);
     let ip2 = ip_of(&on2);
     wait_for("host 2 reachable after agent restart", 60, || {
         fetch(&c.hosts[0], client, &ip2).ok()
+    });
+    wait_for("host 2's message cleared", 30, || {
+        let h = get(&format!("{url}/v1/projects/1a5/hosts/{h2_id}"));
+        h["transitioningMessage"].is_null().then_some(())
     });
     let f2 = fdb(&c.hosts[1], 5);
     let dsts: Vec<&str> = f2.lines().filter(|l| l.contains(" dst ")).collect();
