@@ -5,8 +5,9 @@
 #   build/deps.sh image      also the packages for building and booting the ISO
 set -euo pipefail
 
-# busybox-static: the local test image of the cluster tests; wrk: build/bench-cluster.sh.
-pkgs=(ca-certificates curl gcc pkg-config iproute2 docker.io busybox-static wrk)
+# busybox-static: the local test image of the cluster tests; wrk: build/bench-cluster.sh;
+# iptables: the overlay's NAT/isolation rules (tests/cluster_network.rs).
+pkgs=(ca-certificates curl gcc pkg-config iproute2 iptables docker.io busybox-static wrk)
 if [ "${1:-}" = image ]; then
   pkgs+=(qemu-system-x86 xorriso isolinux syslinux grub-pc-bin grub-efi-amd64-bin
          mtools cpio kmod squashfs-tools busybox-static ovmf xz-utils zstd
