@@ -453,3 +453,118 @@ fn overlay_reaches_every_host_retains_isolates_and_heals() {
     assert!(fetch(&c.hosts[2], xname, &ip1).is_err());
     eprintln!("cluster_network took {:.1} s", t0.elapsed().as_secs_f64());
 }
+
+/// Throughput between containers on two hosts over the overlay vs the two
+/// hosts' underlay addresses, single TCP stream each, same run (iperf3 from
+/// Debian's package in the test's own image). Not part of CI:
+/// `cargo test --test cluster_network -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_overlay_vs_underlay_iperf3() {
+    let mut c = setup();
+    join_agents(&mut c);
+    let dir = c.dir.path().to_path_buf();
+    let debs = dir.join("iperf-debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let st = std::process::Command::new("apt-get")
+        .args(["download", "iperf3", "libiperf0", "libsctp1"])
+        .current_dir(&debs)
+        .status()
+        .unwrap();
+    assert!(st.success(), "apt-get download iperf3");
+    let root = dir.join("rootfs");
+    for e in std::fs::read_dir(&debs).unwrap() {
+        let p = e.unwrap().path();
+        sh("dpkg", &["-x", p.to_str().unwrap(), root.to_str().unwrap()]).unwrap();
+    }
+    let libdir = root.join("usr/lib/x86_64-linux-gnu");
+    let ldd = std::process::Command::new("ldd")
+        .arg(root.join("usr/bin/iperf3"))
+        .env("LD_LIBRARY_PATH", &libdir)
+        .output()
+        .unwrap();
+    for lib in String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        let dest = root.join(lib.trim_start_matches('/'));
+        if !dest.exists() {
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(lib, &dest).unwrap();
+        }
+    }
+    let tar = dir.join("iperf.tar");
+    sh(
+        "tar",
+        &["-C", root.to_str().unwrap(), "-cf", tar.to_str().unwrap(), "."],
+    )
+    .unwrap();
+    for h in &c.hosts[..2] {
+        h.docker(&["import", tar.to_str().unwrap(), "ros-test/iperf3:latest"])
+            .unwrap();
+    }
+    let app = dir.join("bench");
+    std::fs::create_dir_all(&app).unwrap();
+    let ld = "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu";
+    std::fs::write(
+        app.join("docker-compose.yml"),
+        format!(
+            r#"version: '2'
+services:
+  srv:
+    image: ros-test/iperf3:latest
+    command: [/usr/bin/iperf3, -s]
+    environment: ["{ld}"]
+    labels:
+      io.rancher.scheduler.affinity:host_label: node=n2
+  cli:
+    image: ros-test/iperf3:latest
+    command: [sleep, "3600"]
+    environment: ["{ld}"]
+    labels:
+      io.rancher.scheduler.affinity:host_label: node=n1
+"#
+        ),
+    )
+    .unwrap();
+    let out = ros_compose(&c, &app, &["-p", "bench", "up", "-d"]);
+    assert!(out.status.success());
+    let url = c.url.clone();
+    let srv = wait_for("srv running", 90, || running(&url, "1a5", "bench-srv-", 1));
+    wait_for("cli running", 90, || running(&url, "1a5", "bench-cli-", 1));
+    let srv_ip = ip_of(&srv[0]);
+    let gbps = |json: &str| -> f64 {
+        let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap() / 1e9
+    };
+    // Underlay: the same binary in host-network containers.
+    c.hosts[1]
+        .docker(&[
+            "run", "-d", "--net", "host", "--name", "iperf-underlay", "-e", ld,
+            "ros-test/iperf3:latest", "/usr/bin/iperf3", "-s", "-p", "5202",
+        ])
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let mut rows = Vec::new();
+    for round in 0..2 {
+        let overlay = c.hosts[0]
+            .docker(&[
+                "exec", "r-bench-cli-1", "/usr/bin/iperf3", "-c", &srv_ip, "-t", "5", "-J",
+            ])
+            .unwrap();
+        let h2 = c.hosts[1].ip.clone();
+        let underlay = c.hosts[0]
+            .docker(&[
+                "run", "--rm", "--net", "host", "-e", ld, "ros-test/iperf3:latest",
+                "/usr/bin/iperf3", "-c", &h2, "-p", "5202", "-t", "5", "-J",
+            ])
+            .unwrap();
+        let (o, u) = (gbps(&overlay), gbps(&underlay));
+        eprintln!(
+            "round {round}: overlay {o:.2} Gbit/s, underlay {u:.2} Gbit/s, ratio {:.2}",
+            o / u
+        );
+        rows.push((o, u));
+    }
+    let _ = c.hosts[1].docker(&["rm", "-f", "iperf-underlay"]);
+}
