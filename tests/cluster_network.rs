@@ -197,6 +197,18 @@ fn overlay_reaches_every_host_retains_isolates_and_heals() {
     for ip in &ips {
         assert!(ip.starts_with("10.42."), "{ip}");
     }
+    let ps = compose(&c, &dir, &["ps"]);
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    for w in &web {
+        let line = ps
+            .lines()
+            .find(|l| l.starts_with(w["name"].as_str().unwrap()))
+            .unwrap_or_else(|| panic!("{ps}"));
+        assert!(
+            line.contains(&ip_of(w)),
+            "ros compose ps shows the address: {ps}"
+        );
+    }
     let hosts: BTreeSet<&str> = web.iter().map(|w| w["hostId"].as_str().unwrap()).collect();
     assert_eq!(hosts.len(), 3, "spread: {web:?}");
 
@@ -496,7 +508,13 @@ fn bench_overlay_vs_underlay_iperf3() {
     let tar = dir.join("iperf.tar");
     sh(
         "tar",
-        &["-C", root.to_str().unwrap(), "-cf", tar.to_str().unwrap(), "."],
+        &[
+            "-C",
+            root.to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            ".",
+        ],
     )
     .unwrap();
     for h in &c.hosts[..2] {
@@ -535,13 +553,27 @@ services:
     let srv_ip = ip_of(&srv[0]);
     let gbps = |json: &str| -> f64 {
         let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
-        v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap() / 1e9
+        v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .unwrap()
+            / 1e9
     };
     // Underlay: the same binary in host-network containers.
     c.hosts[1]
         .docker(&[
-            "run", "-d", "--net", "host", "--name", "iperf-underlay", "-e", ld,
-            "ros-test/iperf3:latest", "/usr/bin/iperf3", "-s", "-p", "5202",
+            "run",
+            "-d",
+            "--net",
+            "host",
+            "--name",
+            "iperf-underlay",
+            "-e",
+            ld,
+            "ros-test/iperf3:latest",
+            "/usr/bin/iperf3",
+            "-s",
+            "-p",
+            "5202",
         ])
         .unwrap();
     std::thread::sleep(std::time::Duration::from_secs(1));
@@ -549,14 +581,34 @@ services:
     for round in 0..2 {
         let overlay = c.hosts[0]
             .docker(&[
-                "exec", "r-bench-cli-1", "/usr/bin/iperf3", "-c", &srv_ip, "-t", "5", "-J",
+                "exec",
+                "r-bench-cli-1",
+                "/usr/bin/iperf3",
+                "-c",
+                &srv_ip,
+                "-t",
+                "5",
+                "-J",
             ])
             .unwrap();
         let h2 = c.hosts[1].ip.clone();
         let underlay = c.hosts[0]
             .docker(&[
-                "run", "--rm", "--net", "host", "-e", ld, "ros-test/iperf3:latest",
-                "/usr/bin/iperf3", "-c", &h2, "-p", "5202", "-t", "5", "-J",
+                "run",
+                "--rm",
+                "--net",
+                "host",
+                "-e",
+                ld,
+                "ros-test/iperf3:latest",
+                "/usr/bin/iperf3",
+                "-c",
+                &h2,
+                "-p",
+                "5202",
+                "-t",
+                "5",
+                "-J",
             ])
             .unwrap();
         let (o, u) = (gbps(&overlay), gbps(&underlay));
