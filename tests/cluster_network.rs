@@ -313,6 +313,33 @@ fn overlay_reaches_every_host_retains_isolates_and_heals() {
     assert_eq!(dsts.len(), uniq.len(), "duplicate entries:\n{f2}");
     assert!(!dsts.is_empty(), "host 2 rebuilt no entries:\n{f2}");
 
+    // A plain `docker run` with io.rancher.container.network=true on host
+    // 3 gets an address too, reachable from host 1; removing it frees it.
+    c.hosts[2]
+        .docker(&[
+            "run", "-d", "--name", "plain", "--label", "io.rancher.container.network=true",
+            IMAGE, "/bin/busybox", "sh", "-c",
+            "mkdir -p /www && /bin/busybox hostname > /www/index.html && exec /bin/busybox httpd -f -p 80 -h /www",
+        ])
+        .unwrap();
+    let plain = wait_for("plain container attached", 30, || {
+        containers(&url, "1a5", "plain")
+            .into_iter()
+            .find(|p| p["primaryIpAddress"].is_string())
+    });
+    let plain_ip = ip_of(&plain);
+    assert!(plain_ip.starts_with("10.42."), "{plain}");
+    let want = c.hosts[2]
+        .docker(&["exec", "plain", "/bin/busybox", "hostname"])
+        .unwrap();
+    let got = reach(&c, client, &plain_ip, 30);
+    assert_eq!(got, want.trim());
+    c.hosts[2].docker(&["rm", "-f", "plain"]).unwrap();
+    let pid = plain["id"].as_str().unwrap().to_string();
+    wait_for("plain container's row removed", 30, || {
+        (container_state(&url, &pid) == "removed").then_some(())
+    });
+
     // Subnets: overlapping another environment or the hosts is a 422
     // naming the field; a new environment gets the next free /16.
     for bad in ["10.42.128.0/17", "10.0.0.0/8", "not-a-subnet"] {

@@ -91,7 +91,9 @@ pub struct Usage {
 pub struct Report {
     /// Instance id (`1i7`); the host's own id (`1h3`) for a host
     /// feature's word on the host (state `overlay`: `message` becomes the
-    /// host's `transitioningMessage`, none clears it).
+    /// host's `transitioningMessage`, none clears it); empty with state
+    /// `attach` for a plain docker container (`externalId`, its name in
+    /// `message`) that asks for a managed-network address.
     pub instance_id: String,
     /// New state (`creating`, `running`, `stopped`, `removed`, `error` …);
     /// empty for a usage-only sample.
@@ -203,6 +205,22 @@ pub struct OverlayView {
     pub local_ip: String,
     /// The other hosts of the environment with their addresses.
     pub peers: Vec<OverlayPeer>,
+    /// Plain `docker run` containers of this host labelled
+    /// `io.rancher.container.network=true` and the addresses they got.
+    pub attached: Vec<AttachedContainer>,
+}
+
+/// A plain docker container on the managed network (not created by ros):
+/// its row and address.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AttachedContainer {
+    /// Its container row (`1i9`).
+    pub instance_id: String,
+    /// Docker id.
+    pub docker_id: String,
+    /// Its address.
+    pub address: String,
 }
 
 /// One port published on the host: `[IP:]PUBLIC:PRIVATE/PROTO`, resolved.

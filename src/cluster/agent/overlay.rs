@@ -209,6 +209,7 @@ impl HostFeature for Overlay {
 async fn run(mut ctx: FeatureContext, port: u16) {
     let mut last_problem: Option<Option<String>> = None;
     let mut applied: Option<(OverlayView, std::time::Instant)> = None;
+    let plain_started = watch_plain(ctx.docker.clone());
     loop {
         let a = ctx.assigned.borrow_and_update().clone();
         // The watch fires on every converge pass; the kernel is looked at
@@ -219,7 +220,13 @@ async fn run(mut ctx: FeatureContext, port: u16) {
         if let (false, false, Some(view)) = (fresh, a.host_id.is_empty(), a.overlay.as_ref()) {
             applied = Some((view.clone(), std::time::Instant::now()));
             let problem = match program(&ctx.docker, view, port).await {
-                Ok(()) => None,
+                Ok(()) => {
+                    let r = attach_plain(&ctx.docker, view).await;
+                    if !r.is_empty() && ctx.reports.send(r).is_err() {
+                        return;
+                    }
+                    None
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "overlay network");
                     Some(format!("overlay network: {e}"))
@@ -241,9 +248,107 @@ async fn run(mut ctx: FeatureContext, port: u16) {
         }
         tokio::select! {
             changed = ctx.assigned.changed() => if changed.is_err() { return },
+            _ = plain_started.notified() => applied = None,
             _ = tokio::time::sleep(TICK) => {}
         }
     }
+}
+
+/// The label that puts a plain `docker run` container on the managed
+/// network (Rancher's).
+pub const NETWORK_LABEL: &str = "io.rancher.container.network";
+
+/// Fires when a plain container with [`NETWORK_LABEL`] starts or goes.
+fn watch_plain(docker: Docker) -> std::sync::Arc<tokio::sync::Notify> {
+    use futures_util::StreamExt;
+    let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+    let n = notify.clone();
+    tokio::spawn(async move {
+        loop {
+            let opts = bollard::query_parameters::EventsOptions {
+                filters: Some(
+                    [
+                        ("type".to_string(), vec!["container".to_string()]),
+                        ("label".to_string(), vec![format!("{NETWORK_LABEL}=true")]),
+                    ]
+                    .into(),
+                ),
+                ..Default::default()
+            };
+            let mut events = docker.events(Some(opts));
+            while let Some(Ok(e)) = events.next().await {
+                if matches!(e.action.as_deref(), Some("start" | "die" | "destroy")) {
+                    n.notify_one();
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    notify
+}
+
+/// Plain containers of this host labelled [`NETWORK_LABEL`]`=true`:
+/// those without an address ask the server for one (`attach` reports);
+/// those with one are connected to the network with it; rows of ones that
+/// no longer run are reported removed.
+async fn attach_plain(docker: &Docker, view: &OverlayView) -> Vec<Report> {
+    let opts = bollard::query_parameters::ListContainersOptions {
+        filters: Some([("label".to_string(), vec![format!("{NETWORK_LABEL}=true")])].into()),
+        ..Default::default()
+    };
+    let Ok(list) = docker.list_containers(Some(opts)).await else {
+        return Vec::new();
+    };
+    let net = network_name(&view.network);
+    let mut out = Vec::new();
+    let mut running = BTreeSet::new();
+    for c in list {
+        let labels = c.labels.clone().unwrap_or_default();
+        let Some(id) = c.id.clone() else { continue };
+        if labels.contains_key(crate::cluster::model::LABEL_INSTANCE) {
+            continue;
+        }
+        running.insert(id.clone());
+        match view.attached.iter().find(|a| a.docker_id == id) {
+            None => out.push(Report {
+                state: "attach".into(),
+                external_id: Some(id),
+                message: c.names.and_then(|n| n.into_iter().next()),
+                ..Report::default()
+            }),
+            Some(a) => {
+                let on = c
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .is_some_and(|n| n.contains_key(&net));
+                if !on {
+                    let req = bollard::models::NetworkConnectRequest {
+                        container: id.clone(),
+                        endpoint_config: Some(bollard::models::EndpointSettings {
+                            ipam_config: Some(bollard::models::EndpointIpamConfig {
+                                ipv4_address: Some(a.address.clone()),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
+                    };
+                    if let Err(e) = docker.connect_network(&net, req).await {
+                        tracing::warn!(error = %e, container = %id, "attach to the managed network");
+                    }
+                }
+            }
+        }
+    }
+    for a in &view.attached {
+        if !running.contains(&a.docker_id) {
+            out.push(Report {
+                instance_id: a.instance_id.clone(),
+                state: "removed".into(),
+                ..Report::default()
+            });
+        }
+    }
+    out
 }
 
 /// What the VXLAN device of a network should hold: remote address → the

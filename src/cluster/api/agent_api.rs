@@ -16,8 +16,8 @@ use crate::cluster::auth;
 use crate::cluster::model::{self, format_id, now_ms, parse_id, Kind, Resource};
 use crate::cluster::plan::reconcile::PRIMARY_IP;
 use crate::cluster::protocol::{
-    DesiredInstance, HostFacts, ManagedNetwork, OverlayPeer, OverlayView, RegisterRequest,
-    RegisterResponse, Report, SyncRequest, SyncResponse,
+    AttachedContainer, DesiredInstance, HostFacts, ManagedNetwork, OverlayPeer, OverlayView,
+    RegisterRequest, RegisterResponse, Report, SyncRequest, SyncResponse,
 };
 use crate::cluster::store::{Scope, Store};
 
@@ -241,7 +241,15 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
         }
         let mut rows = Vec::new();
         let mut bump = false;
-        for r in &req.reports {
+        let mut attached = false;
+        let project_id = host.project;
+        for r in req.reports.iter().filter(|r| r.state == "attach") {
+            if let Some(row) = attach(store.as_ref(), &host, r, &rows)? {
+                rows.push(row);
+                attached = true;
+            }
+        }
+        for r in req.reports.iter().filter(|r| r.state != "attach") {
             // A host feature's word on the host itself (the overlay could
             // not be set up): the host's transitioningMessage.
             if parse_id(Kind::Host, &r.instance_id) == Some(host_id) {
@@ -287,6 +295,16 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
         if bump {
             cx.app.wake.hosts([host_id]);
         }
+        if attached {
+            // A new address: every host's overlay entries change.
+            let all: Vec<u64> = store
+                .list(Kind::Host, Scope::Project(project_id))?
+                .iter()
+                .filter(|h| !h.is_removed())
+                .map(|h| h.id)
+                .collect();
+            cx.app.wake.hosts(all);
+        }
     }
     let wait = Duration::from_millis(req.wait_ms).min(cx.app.config.max_wait);
     let generation = cx.app.wake.wait(host_id, req.generation, wait).await;
@@ -295,7 +313,7 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
     let instances = store
         .list(Kind::Container, Scope::Host(host_id))?
         .into_iter()
-        .filter(|c| c.state != "removed")
+        .filter(|c| c.state != "removed" && !is_attached(c))
         .map(|c| desired(&c, net))
         .collect();
     // Requests ride only on long-polls: the agent's short transition
@@ -363,6 +381,18 @@ fn overlay_view(store: &dyn Store, host_id: u64) -> Result<Option<OverlayView>, 
             by_host.entry(c.host).or_default().push(ip.to_string());
         }
     }
+    let attached = store
+        .list(Kind::Container, Scope::Host(host_id))?
+        .into_iter()
+        .filter(|c| !c.is_removed() && is_attached(c))
+        .filter_map(|c| {
+            Some(AttachedContainer {
+                instance_id: c.api_id(),
+                docker_id: c.str("externalId")?.to_string(),
+                address: c.str(PRIMARY_IP)?.to_string(),
+            })
+        })
+        .collect();
     let peers = hosts
         .values()
         .filter_map(|h| {
@@ -380,7 +410,92 @@ fn overlay_view(store: &dyn Store, host_id: u64) -> Result<Option<OverlayView>, 
         network,
         local_ip: host.str("agentIpAddress").unwrap_or_default().to_string(),
         peers,
+        attached,
     }))
+}
+
+/// Row field marking a plain docker container the agent attached to the
+/// managed network (not created by ros: never in the desired instances).
+const ATTACHED: &str = "_attached";
+
+fn is_attached(c: &Resource) -> bool {
+    c.data.get(ATTACHED) == Some(&Value::Bool(true))
+}
+
+/// A plain container labelled `io.rancher.container.network=true` asks
+/// for an address: its row (once per docker id), with the lowest free
+/// address of the environment's subnet; `None` when it has one already or
+/// the subnet is full (logged: the container keeps running unattached).
+fn attach(
+    store: &dyn Store,
+    host: &Resource,
+    r: &Report,
+    pending: &[Resource],
+) -> Result<Option<Resource>, ApiError> {
+    let Some(docker_id) = r.external_id.as_deref().filter(|d| !d.is_empty()) else {
+        return Ok(None);
+    };
+    let project_rows = store.list(Kind::Container, Scope::Project(host.project))?;
+    let live = || {
+        project_rows
+            .iter()
+            .chain(pending.iter())
+            .filter(|c| !c.is_removed())
+    };
+    if live().any(|c| c.host == host.id && c.str("externalId") == Some(docker_id)) {
+        return Ok(None);
+    }
+    let project = store.get(Kind::Project, host.project)?;
+    let subnet = match crate::cluster::plan::reconcile::project_subnet(project.as_ref()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot attach a plain container");
+            return Ok(None);
+        }
+    };
+    let mut used: std::collections::BTreeSet<u32> = live()
+        .filter_map(|c| c.str(PRIMARY_IP)?.parse::<std::net::Ipv4Addr>().ok())
+        .map(u32::from)
+        .collect();
+    for s in store.list(Kind::Service, Scope::Project(host.project))? {
+        if let Some(m) = s.data.get("_retainedIps").and_then(Value::as_object) {
+            used.extend(
+                m.values()
+                    .filter_map(|v| v.as_str()?.parse::<std::net::Ipv4Addr>().ok())
+                    .map(u32::from),
+            );
+        }
+    }
+    let ip = match crate::cluster::plan::allocate::address(&subnet, &used, None) {
+        Ok(ip) => std::net::Ipv4Addr::from(ip),
+        Err(e) => {
+            tracing::warn!(error = %e, container = docker_id, "cannot attach a plain container");
+            return Ok(None);
+        }
+    };
+    let name = r
+        .message
+        .as_deref()
+        .unwrap_or(docker_id)
+        .trim_start_matches('/')
+        .to_string();
+    let mut c = Resource::new(
+        Kind::Container,
+        store.allocate(Kind::Container)?,
+        host.project,
+        "running",
+    );
+    c.host = host.id;
+    c.set("kind", "container");
+    c.set("name", name);
+    c.set("hostId", host.api_id());
+    c.set("accountId", format_id(Kind::Project, host.project));
+    c.set("externalId", docker_id);
+    c.set("desiredState", "running");
+    c.set("networkMode", "managed");
+    c.set(PRIMARY_IP, ip.to_string());
+    c.set(ATTACHED, true);
+    Ok(Some(c))
 }
 
 fn desired(c: &Resource, net: Option<&ManagedNetwork>) -> DesiredInstance {
