@@ -657,6 +657,7 @@ mod tests {
                     addresses: vec!["10.42.0.4".into()],
                 },
             ],
+            attached: Vec::new(),
         };
         let w = wanted_entries(&view);
         assert_eq!(w.len(), 2);
