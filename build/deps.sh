@@ -8,8 +8,9 @@ set -euo pipefail
 # busybox-static: the local test image of the cluster tests; wrk: build/bench-cluster.sh;
 # python3-venv: tests/cluster_gdapi.rs installs Rancher's gdapi-python client
 # from PyPI into a venv of its own. dnsutils: dig, the real client of the DNS
-# server tests.
-pkgs=(ca-certificates curl gcc pkg-config iproute2 docker.io busybox-static wrk
+# server tests. iptables: the overlay's NAT/isolation rules
+# (tests/cluster_network.rs).
+pkgs=(ca-certificates curl gcc pkg-config iproute2 iptables docker.io busybox-static wrk
       python3 python3-venv dnsutils)
 if [ "${1:-}" = image ]; then
   pkgs+=(qemu-system-x86 xorriso isolinux syslinux grub-pc-bin grub-efi-amd64-bin

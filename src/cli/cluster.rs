@@ -212,6 +212,10 @@ pub struct AgentOpts {
         default_value = "169.254.169.250:80"
     )]
     pub(crate) metadata_listen: String,
+    /// UDP port of the managed network's VXLAN tunnels (every host of an
+    /// environment must use the same; 4789 is IANA's VXLAN port).
+    #[arg(long, env = "ROS_VXLAN_PORT", default_value = "4789")]
+    pub(crate) vxlan_port: u16,
 }
 
 /// `ros cluster agent` flags.
@@ -452,6 +456,7 @@ pub(crate) fn agent_run(paths: &Paths, url: String, o: AgentOpts) -> Result<i32>
             .map(|s| upstream_addr(s))
             .collect::<Result<_>>()?,
         metadata_listen: listen_addr(&o.metadata_listen, "--metadata-listen")?,
+        vxlan_port: o.vxlan_port,
     };
     agent::parse_registration_url(&cfg.url)?;
     runtime()?.block_on(agent::run(cfg))?;

@@ -38,6 +38,7 @@ fn agent_opts(c: &ClusterConfig) -> AgentOpts {
         dns_listen: "169.254.169.250:53".into(),
         dns_upstreams: Vec::new(),
         metadata_listen: "169.254.169.250:80".into(),
+        vxlan_port: 4789,
     }
 }
 

@@ -643,16 +643,20 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
             let v = cx
                 .client
                 .get(&cx.path(&format!("containers?stackId={sid}&limit=1000")))?;
-            println!("{:<32} {:<10} {:<8} IMAGE", "NAME", "STATE", "HOST");
+            println!(
+                "{:<32} {:<10} {:<8} {:<15} IMAGE",
+                "NAME", "STATE", "HOST", "IP"
+            );
             for c in v["data"].as_array().into_iter().flatten() {
                 if c["state"] == "removed" {
                     continue;
                 }
                 println!(
-                    "{:<32} {:<10} {:<8} {}",
+                    "{:<32} {:<10} {:<8} {:<15} {}",
                     c["name"].as_str().unwrap_or_default(),
                     c["state"].as_str().unwrap_or_default(),
                     c["hostId"].as_str().unwrap_or_default(),
+                    c["primaryIpAddress"].as_str().unwrap_or("-"),
                     c["imageUuid"]
                         .as_str()
                         .unwrap_or_default()

@@ -97,7 +97,11 @@ pub struct Usage {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Report {
-    /// Instance id (`1i7`).
+    /// Instance id (`1i7`); the host's own id (`1h3`) for a host
+    /// feature's word on the host (state `overlay`: `message` becomes the
+    /// host's `transitioningMessage`, none clears it); empty with state
+    /// `attach` for a plain docker container (`externalId`, its name in
+    /// `message`) that asks for a managed-network address.
     pub instance_id: String,
     /// New state (`creating`, `running`, `stopped`, `removed`, `error` …);
     /// empty for a usage-only sample.
@@ -170,6 +174,67 @@ pub struct DesiredInstance {
     /// Milliseconds a running container keeps serving after it is told to
     /// stop or go (Rancher 1.6 `drainTimeoutMs`); 0 = at once.
     pub drain_timeout_ms: u64,
+    /// Its address on the environment's managed network (the container
+    /// row's `primaryIpAddress`); `None` when it is not on it.
+    pub primary_ip_address: Option<String>,
+    /// The managed network it is attached to (with `primary_ip_address`).
+    pub network: Option<ManagedNetwork>,
+}
+
+/// An environment's managed network (the overlay) as an agent needs it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ManagedNetwork {
+    /// The environment (`1a5`).
+    pub project_id: String,
+    /// Its subnet (`10.42.0.0/16`).
+    pub subnet: String,
+    /// VXLAN network identifier (one per environment: isolation).
+    pub vni: u32,
+    /// MTU of container interfaces; 0 = the underlay's MTU − 50.
+    pub mtu: u32,
+}
+
+/// The addresses on a managed network that live on one other host: the
+/// overlay's forwarding entries towards that host.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OverlayPeer {
+    /// The host (`1h2`).
+    pub host_id: String,
+    /// Its agent address: the VXLAN tunnel endpoint.
+    pub agent_ip: String,
+    /// Container addresses on that host.
+    pub addresses: Vec<String>,
+}
+
+/// What the overlay of this host needs beyond its own instances.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OverlayView {
+    /// This host's environment network.
+    pub network: ManagedNetwork,
+    /// This host's agent address as the server knows it (the local
+    /// tunnel endpoint).
+    pub local_ip: String,
+    /// The other hosts of the environment with their addresses.
+    pub peers: Vec<OverlayPeer>,
+    /// Plain `docker run` containers of this host labelled
+    /// `io.rancher.container.network=true` and the addresses they got.
+    pub attached: Vec<AttachedContainer>,
+}
+
+/// A plain docker container on the managed network (not created by ros):
+/// its row and address.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AttachedContainer {
+    /// Its container row (`1i9`).
+    pub instance_id: String,
+    /// Docker id.
+    pub docker_id: String,
+    /// Its address.
+    pub address: String,
 }
 
 /// One port published on the host: `[IP:]PUBLIC:PRIVATE/PROTO`, resolved.
@@ -277,6 +342,9 @@ pub struct SyncResponse {
     /// What changed in the environment view since the agent's
     /// `viewRevision` (only on long-polls; `None` when nothing did).
     pub view: Option<EnvDelta>,
+    /// The managed network of the host's environment and its peers
+    /// (absent from old servers).
+    pub overlay: Option<OverlayView>,
 }
 
 /// The environment as the agents' DNS and metadata see it, sent as

@@ -40,6 +40,10 @@ pub const BASE_MODULES: &[&str] = &[
     "ip_tables",
     "iptable_nat",
     "iptable_filter",
+    // The managed network's overlay: vxlan and what it needs (loaded
+    // first; the agent reports on the host when the device cannot be made).
+    "udp_tunnel",
+    "ip6_udp_tunnel",
     "vxlan",
 ];
 

@@ -321,7 +321,7 @@ async fn pulls_run_in_the_background_and_report_failure() {
     let not_a_socket = tempfile::NamedTempFile::new().unwrap();
     let docker =
         crate::cluster::agent::docker::connect(not_a_socket.path().to_str().unwrap()).unwrap();
-    let rt = DockerRuntime::new(docker);
+    let rt = DockerRuntime::new(docker, None);
     let mut local = Local::default();
     let mut d = inst("1i1", "running", "requested", None);
     d.labels = BTreeMap::from([(LABEL_PULL_IMAGE.to_string(), "always".to_string())]);

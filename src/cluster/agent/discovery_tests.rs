@@ -227,6 +227,7 @@ async fn start_meta() -> SocketAddr {
     let (_at, assigned) = watch::channel(Assigned {
         host_id: "1h1".into(),
         instances: Vec::new(),
+        overlay: None,
     });
     // The senders may go: the receivers keep the last value.
     std::mem::forget((_vt, _at));

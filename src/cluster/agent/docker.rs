@@ -26,6 +26,9 @@ pub enum DockerError {
     /// The engine refused or could not be reached.
     #[error("docker: {}", engine_message(.0))]
     Engine(#[from] bollard::errors::Error),
+    /// Something around the engine failed (the managed network).
+    #[error("{0}")]
+    Other(String),
 }
 
 /// API version spoken: Debian 12's docker.io 20.10 tops out at 1.41.
@@ -159,7 +162,10 @@ pub(crate) fn create_body(d: &DesiredInstance) -> ContainerCreateBody {
         .collect();
     let (dns, dns_search) = discovery_dns(d);
     let host_config = HostConfig {
-        network_mode: d.network_mode.clone().filter(|m| m != "managed"),
+        network_mode: match (&d.network, &d.primary_ip_address) {
+            (Some(n), Some(_)) => Some(super::overlay::network_name(n)),
+            _ => d.network_mode.clone().filter(|m| m != "managed"),
+        },
         binds: some_vec(&d.volumes),
         volumes_from: some_vec(&f.data_volumes_from),
         port_bindings: (!bindings.is_empty()).then_some(bindings),
@@ -218,6 +224,21 @@ pub(crate) fn create_body(d: &DesiredInstance) -> ContainerCreateBody {
         open_stdin: r.stdin_open.then_some(true),
         stop_signal: r.stop_signal.clone(),
         host_config: Some(host_config),
+        networking_config: match (&d.network, &d.primary_ip_address) {
+            (Some(n), Some(ip)) => Some(bollard::models::NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    super::overlay::network_name(n),
+                    bollard::models::EndpointSettings {
+                        ipam_config: Some(bollard::models::EndpointIpamConfig {
+                            ipv4_address: Some(ip.clone()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            _ => None,
+        },
         ..Default::default()
     }
 }

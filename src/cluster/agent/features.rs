@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::envview::View;
 use super::names::Index;
 use super::{dns, docker, health, metadata};
-use crate::cluster::protocol::{DesiredInstance, Report};
+use crate::cluster::protocol::{DesiredInstance, OverlayView, Report};
 
 /// What this host was told to run, as last converged.
 #[derive(Clone, Debug, Default)]
@@ -27,6 +27,8 @@ pub(crate) struct Assigned {
     pub host_id: String,
     /// Its instances, with the states last reported.
     pub instances: Vec<DesiredInstance>,
+    /// The managed network of its environment, as the server last said.
+    pub overlay: Option<OverlayView>,
 }
 
 /// What a feature is given when it starts.
@@ -52,6 +54,7 @@ pub(crate) trait HostFeature: Send {
 /// The features every agent runs, in start order.
 pub(crate) fn features(
     usage_interval: Duration,
+    vxlan_port: u16,
     discovery: Discovery,
 ) -> Vec<Box<dyn HostFeature>> {
     vec![
@@ -60,6 +63,7 @@ pub(crate) fn features(
             every: usage_interval,
         }),
         Box::new(discovery),
+        Box::new(super::overlay::Overlay { vxlan_port }),
     ]
 }
 
@@ -196,7 +200,9 @@ async fn sample_usage(ctx: FeatureContext, every: Duration) {
     let mut cpu = docker::CpuSamples::new();
     loop {
         tokio::time::sleep(every).await;
-        let Assigned { host_id, instances } = ctx.assigned.borrow().clone();
+        let Assigned {
+            host_id, instances, ..
+        } = ctx.assigned.borrow().clone();
         if host_id.is_empty() || instances.is_empty() {
             continue;
         }

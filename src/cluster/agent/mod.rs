@@ -43,6 +43,7 @@ mod identity;
 mod linkaddr;
 pub(crate) mod metadata;
 pub mod names;
+pub mod overlay;
 mod relay;
 mod runtime;
 mod sync;
@@ -109,6 +110,8 @@ pub struct AgentConfig {
     /// Where the metadata service listens (`None` = off;
     /// `169.254.169.250:80`).
     pub metadata_listen: Option<std::net::SocketAddr>,
+    /// UDP port of the overlay's VXLAN tunnels.
+    pub vxlan_port: u16,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -131,7 +134,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let (reports, feature_reports) = tokio::sync::mpsc::unbounded_channel();
     let (view, view_rx) =
         tokio::sync::watch::channel(std::sync::Arc::new(envview::View::default()));
-    for f in features::features(cfg.usage_interval, discovery(&cfg)) {
+    for f in features::features(cfg.usage_interval, cfg.vxlan_port, discovery(&cfg)) {
         tracing::debug!(feature = f.name(), "starting host feature");
         f.start(features::FeatureContext {
             docker: docker.clone(),

@@ -47,12 +47,15 @@ pub(crate) trait Runtime: Clone + Send + Sync + 'static {
 #[derive(Clone, Debug)]
 pub(crate) struct DockerRuntime {
     docker: Docker,
+    /// This host's underlay address (the managed network's MTU follows
+    /// its interface).
+    local_ip: Option<std::net::Ipv4Addr>,
 }
 
 impl DockerRuntime {
     /// Converge through `docker`.
-    pub(crate) fn new(docker: Docker) -> DockerRuntime {
-        DockerRuntime { docker }
+    pub(crate) fn new(docker: Docker, local_ip: Option<std::net::Ipv4Addr>) -> DockerRuntime {
+        DockerRuntime { docker, local_ip }
     }
 }
 
@@ -62,6 +65,17 @@ impl Runtime for DockerRuntime {
     }
 
     async fn create(&self, d: &DesiredInstance) -> Result<String, DockerError> {
+        if let Some(net) = d
+            .network
+            .as_ref()
+            .filter(|_| d.primary_ip_address.is_some())
+        {
+            // The overlay feature makes it too; the first container may
+            // come before it has.
+            super::overlay::ensure_network(&self.docker, net, self.local_ip)
+                .await
+                .map_err(DockerError::Other)?;
+        }
         let opts = CreateContainerOptions {
             name: Some(d.docker_name.clone()),
             ..Default::default()

@@ -63,7 +63,7 @@ struct Rounds {
 impl SyncLoop {
     /// Sync until the process ends (or registration cannot be saved).
     pub(crate) async fn run(mut self) -> Result<(), AgentError> {
-        let runtime = DockerRuntime::new(self.docker.clone());
+        let runtime = DockerRuntime::new(self.docker.clone(), self.facts.agent_ip.parse().ok());
         let mut rounds = Rounds {
             send_facts: true,
             ..Rounds::default()
@@ -142,6 +142,12 @@ impl SyncLoop {
                 }
                 r.generation = resp.generation;
                 r.desired = resp.instances;
+                let overlay = resp.overlay;
+                self.assigned.send_if_modified(|a| {
+                    let changed = a.overlay != overlay;
+                    a.overlay = overlay;
+                    changed
+                });
                 for req in resp.requests {
                     relay::spawn(
                         self.docker.clone(),

@@ -14,11 +14,12 @@ use super::ctx::Ctx;
 use super::{render, ApiError, Principal};
 use crate::cluster::auth;
 use crate::cluster::model::{self, format_id, now_ms, parse_id, Kind, Resource};
+use crate::cluster::plan::reconcile::PRIMARY_IP;
 use crate::cluster::protocol::{
-    DesiredInstance, HostFacts, RegisterRequest, RegisterResponse, Report, SyncRequest,
-    SyncResponse,
+    AttachedContainer, DesiredInstance, HostFacts, ManagedNetwork, OverlayPeer, OverlayView,
+    RegisterRequest, RegisterResponse, Report, SyncRequest, SyncResponse,
 };
-use crate::cluster::store::Scope;
+use crate::cluster::store::{Scope, Store};
 
 fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
@@ -287,7 +288,30 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
         }
         let mut rows = Vec::new();
         let mut bump = false;
-        for r in &req.reports {
+        let mut attached = false;
+        let project_id = host.project;
+        for r in req.reports.iter().filter(|r| r.state == "attach") {
+            if let Some(row) = attach(store.as_ref(), &host, r, &rows)? {
+                rows.push(row);
+                attached = true;
+            }
+        }
+        for r in req.reports.iter().filter(|r| r.state != "attach") {
+            // A host feature's word on the host itself (the overlay could
+            // not be set up): the host's transitioningMessage.
+            if parse_id(Kind::Host, &r.instance_id) == Some(host_id) {
+                match r.message.as_deref().filter(|m| !m.is_empty()) {
+                    Some(m) => {
+                        host.set("transitioning", "error");
+                        host.set("transitioningMessage", m);
+                    }
+                    None => {
+                        host.data.remove("transitioning");
+                        host.data.remove("transitioningMessage");
+                    }
+                }
+                continue;
+            }
             let Some(n) = parse_id(Kind::Container, &r.instance_id) else {
                 continue;
             };
@@ -330,6 +354,16 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
         if bump {
             cx.app.wake.hosts([host_id]);
         }
+        if attached {
+            // A new address: every host's overlay entries change.
+            let all: Vec<u64> = store
+                .list(Kind::Host, Scope::Project(project_id))?
+                .iter()
+                .filter(|h| !h.is_removed())
+                .map(|h| h.id)
+                .collect();
+            cx.app.wake.hosts(all);
+        }
     }
     let wait = Duration::from_millis(req.wait_ms).min(cx.app.config.max_wait);
     // A long-poll also answers when the environment view moved past the
@@ -352,11 +386,13 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
     } else {
         None
     };
+    let overlay = overlay_view(store.as_ref(), host_id)?;
+    let net = overlay.as_ref().map(|o| &o.network);
     let instances = store
         .list(Kind::Container, Scope::Host(host_id))?
         .into_iter()
-        .filter(|c| !c.is_removed())
-        .map(|c| desired(&c))
+        .filter(|c| !c.is_removed() && !is_attached(c))
+        .map(|c| desired(&c, net))
         .collect();
     // Requests ride only on long-polls: the agent's short transition
     // reports (`waitMs` 0) drop the answer.
@@ -370,6 +406,7 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
         instances,
         requests,
         view,
+        overlay,
     })
     .into_response())
 }
@@ -384,7 +421,163 @@ fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn desired(c: &Resource) -> DesiredInstance {
+/// The managed network of `host_id`'s environment and where the other
+/// hosts' containers on it live (level-triggered like the instances: the
+/// whole view on every answer). `None` for a host without an environment
+/// or one whose subnet does not parse.
+fn overlay_view(store: &dyn Store, host_id: u64) -> Result<Option<OverlayView>, ApiError> {
+    let Some(host) = store.get(Kind::Host, host_id)? else {
+        return Ok(None);
+    };
+    let project = store.get(Kind::Project, host.project)?;
+    let Ok(subnet) = crate::cluster::plan::reconcile::project_subnet(project.as_ref()) else {
+        return Ok(None);
+    };
+    let mtu = project
+        .as_ref()
+        .and_then(|p| p.data.get("networkMtu"))
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0);
+    let network = ManagedNetwork {
+        project_id: format_id(Kind::Project, host.project),
+        subnet: subnet.to_string(),
+        vni: crate::cluster::plan::allocate::vni(host.project),
+        mtu,
+    };
+    let hosts: BTreeMap<u64, Resource> = store
+        .list(Kind::Host, Scope::Project(host.project))?
+        .into_iter()
+        .filter(|h| !h.is_removed() && h.id != host_id)
+        .map(|h| (h.id, h))
+        .collect();
+    let mut by_host: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for c in store.list(Kind::Container, Scope::Project(host.project))? {
+        if c.is_removed() || c.str("desiredState") != Some("running") {
+            continue;
+        }
+        if let (Some(ip), true) = (c.str(PRIMARY_IP), hosts.contains_key(&c.host)) {
+            by_host.entry(c.host).or_default().push(ip.to_string());
+        }
+    }
+    let attached = store
+        .list(Kind::Container, Scope::Host(host_id))?
+        .into_iter()
+        .filter(|c| !c.is_removed() && is_attached(c))
+        .filter_map(|c| {
+            Some(AttachedContainer {
+                instance_id: c.api_id(),
+                docker_id: c.str("externalId")?.to_string(),
+                address: c.str(PRIMARY_IP)?.to_string(),
+            })
+        })
+        .collect();
+    let peers = hosts
+        .values()
+        .filter_map(|h| {
+            Some(OverlayPeer {
+                host_id: h.api_id(),
+                agent_ip: h
+                    .str("agentIpAddress")
+                    .filter(|s| !s.is_empty())?
+                    .to_string(),
+                addresses: by_host.remove(&h.id).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Ok(Some(OverlayView {
+        network,
+        local_ip: host.str("agentIpAddress").unwrap_or_default().to_string(),
+        peers,
+        attached,
+    }))
+}
+
+/// Row field marking a plain docker container the agent attached to the
+/// managed network (not created by ros: never in the desired instances).
+const ATTACHED: &str = "_attached";
+
+fn is_attached(c: &Resource) -> bool {
+    c.data.get(ATTACHED) == Some(&Value::Bool(true))
+}
+
+/// A plain container labelled `io.rancher.container.network=true` asks
+/// for an address: its row (once per docker id), with the lowest free
+/// address of the environment's subnet; `None` when it has one already or
+/// the subnet is full (logged: the container keeps running unattached).
+fn attach(
+    store: &dyn Store,
+    host: &Resource,
+    r: &Report,
+    pending: &[Resource],
+) -> Result<Option<Resource>, ApiError> {
+    let Some(docker_id) = r.external_id.as_deref().filter(|d| !d.is_empty()) else {
+        return Ok(None);
+    };
+    let project_rows = store.list(Kind::Container, Scope::Project(host.project))?;
+    let live = || {
+        project_rows
+            .iter()
+            .chain(pending.iter())
+            .filter(|c| !c.is_removed())
+    };
+    if live().any(|c| c.host == host.id && c.str("externalId") == Some(docker_id)) {
+        return Ok(None);
+    }
+    let project = store.get(Kind::Project, host.project)?;
+    let subnet = match crate::cluster::plan::reconcile::project_subnet(project.as_ref()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot attach a plain container");
+            return Ok(None);
+        }
+    };
+    let mut used: std::collections::BTreeSet<u32> = live()
+        .filter_map(|c| c.str(PRIMARY_IP)?.parse::<std::net::Ipv4Addr>().ok())
+        .map(u32::from)
+        .collect();
+    for s in store.list(Kind::Service, Scope::Project(host.project))? {
+        if let Some(m) = s.data.get("_retainedIps").and_then(Value::as_object) {
+            used.extend(
+                m.values()
+                    .filter_map(|v| v.as_str()?.parse::<std::net::Ipv4Addr>().ok())
+                    .map(u32::from),
+            );
+        }
+    }
+    let ip = match crate::cluster::plan::allocate::address(&subnet, &used, None) {
+        Ok(ip) => std::net::Ipv4Addr::from(ip),
+        Err(e) => {
+            tracing::warn!(error = %e, container = docker_id, "cannot attach a plain container");
+            return Ok(None);
+        }
+    };
+    let name = r
+        .message
+        .as_deref()
+        .unwrap_or(docker_id)
+        .trim_start_matches('/')
+        .to_string();
+    let mut c = Resource::new(
+        Kind::Container,
+        store.allocate(Kind::Container)?,
+        host.project,
+        "running",
+    );
+    c.host = host.id;
+    c.set("kind", "container");
+    c.set("name", name);
+    c.set("hostId", host.api_id());
+    c.set("accountId", format_id(Kind::Project, host.project));
+    c.set("externalId", docker_id);
+    c.set("desiredState", "running");
+    c.set("networkMode", "managed");
+    c.set(PRIMARY_IP, ip.to_string());
+    c.set(ATTACHED, true);
+    Ok(Some(c))
+}
+
+fn desired(c: &Resource, net: Option<&ManagedNetwork>) -> DesiredInstance {
     let mut labels = str_map(c.data.get("labels"));
     labels.insert(model::LABEL_INSTANCE.into(), c.api_id());
     labels.insert(
@@ -439,5 +632,7 @@ fn desired(c: &Resource) -> DesiredInstance {
             .get("drainTimeoutMs")
             .and_then(Value::as_u64)
             .unwrap_or(0),
+        primary_ip_address: c.str(PRIMARY_IP).map(str::to_string),
+        network: net.filter(|_| c.str(PRIMARY_IP).is_some()).cloned(),
     }
 }

@@ -26,6 +26,7 @@ pub fn create(cx: &Ctx<'_>, p: Principal, kind: Kind, sc: Option<u64>) -> Result
                 return Err(ApiError::forbidden());
             }
             super::services::check_project_fields(&f)?;
+            super::services::check_project_subnet(store.as_ref(), 0, &f)?;
             let name = str_field(&f, "name").unwrap_or_default();
             if name_taken(cx, kind, None, name, 0)? {
                 return Err(ApiError::field(
@@ -36,6 +37,9 @@ pub fn create(cx: &Ctx<'_>, p: Principal, kind: Kind, sc: Option<u64>) -> Result
             }
             let mut r = Resource::new(kind, store.allocate(kind)?, 0, "active");
             r.data = f;
+            if kind == Kind::Project && !r.data.contains_key("subnet") {
+                r.set("subnet", super::services::free_subnet(store.as_ref())?);
+            }
             if kind == Kind::Project && !r.data.contains_key("servicesPortRange") {
                 r.set(
                     "servicesPortRange",

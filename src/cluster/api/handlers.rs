@@ -620,6 +620,7 @@ fn update(cx: &Ctx<'_>, mut r: Resource) -> Result<Value, ApiError> {
     let f = schema::decode(schema::fields(r.kind), Op::Update, &cx.body)?;
     if r.kind == Kind::Project {
         super::services::check_project_fields(&f)?;
+        super::services::check_project_subnet(cx.app.store.as_ref(), r.id, &f)?;
     }
     if let Some(name) = f.get("name").and_then(Value::as_str) {
         let project = r.kind.project_scoped().then_some(r.project);

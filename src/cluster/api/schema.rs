@@ -85,6 +85,8 @@ const PROJECT: &[Field] = &[
     f("name", FieldType::Name, true, true, true),
     f("description", FieldType::Str, true, true, false),
     f("servicesPortRange", FieldType::Object, true, true, false),
+    f("subnet", FieldType::Str, true, true, false),
+    f("networkMtu", FieldType::Int, true, true, false),
 ];
 const ACCOUNT: &[Field] = &[
     f("name", FieldType::Name, true, true, true),

@@ -537,6 +537,93 @@ fn new_version() -> String {
     )
 }
 
+/// Check a project body's managed-network `subnet` against the others:
+/// it must parse, must not overlap another live environment's subnet nor
+/// contain a host's agent address (the underlay), and cannot change while
+/// containers of the environment hold addresses. `id` is the project being
+/// updated (0 when creating). Every refusal is a 422 naming `subnet`.
+pub fn check_project_subnet(
+    store: &dyn crate::cluster::store::Store,
+    id: u64,
+    f: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    use crate::cluster::plan::allocate::Subnet;
+    use crate::cluster::plan::reconcile::{project_subnet, PRIMARY_IP};
+    use crate::cluster::store::Scope;
+    let Some(v) = f.get("subnet") else {
+        return Ok(());
+    };
+    let bad = |m: String| ApiError::field("InvalidOption", "subnet", m);
+    let text = v.as_str().ok_or_else(|| {
+        bad(format!(
+            "subnet must be a string like \"10.42.0.0/16\", got {v}"
+        ))
+    })?;
+    let net = Subnet::parse(text).map_err(bad)?;
+    for p in store.list(Kind::Project, Scope::All)? {
+        if p.id == id || p.is_removed() {
+            continue;
+        }
+        if let Ok(other) = project_subnet(Some(&p)) {
+            if other.overlaps(&net) {
+                return Err(bad(format!(
+                    "subnet {net} overlaps environment {} ({})'s subnet {other}",
+                    p.api_id(),
+                    p.str("name").unwrap_or_default()
+                )));
+            }
+        }
+    }
+    for h in store.list(Kind::Host, Scope::All)? {
+        let ip = h
+            .str("agentIpAddress")
+            .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok());
+        if let (false, Some(ip)) = (h.is_removed(), ip) {
+            if net.contains(u32::from(ip)) {
+                return Err(bad(format!(
+                    "subnet {net} overlaps the hosts' network: host {} has address {ip}",
+                    h.api_id()
+                )));
+            }
+        }
+    }
+    if id != 0 {
+        let cur = store.get(Kind::Project, id)?;
+        if project_subnet(cur.as_ref()).ok() != Some(net) {
+            let holding = store
+                .list(Kind::Container, Scope::Project(id))?
+                .iter()
+                .filter(|c| !c.is_removed() && c.str(PRIMARY_IP).is_some())
+                .count();
+            if holding > 0 {
+                return Err(bad(format!(
+                    "subnet cannot change to {net} while {holding} containers of the environment hold addresses"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The subnet a new environment gets when its body names none: the first
+/// 10.N.0.0/16 from 10.42 on that overlaps no other environment and holds
+/// no host address.
+pub fn free_subnet(store: &dyn crate::cluster::store::Store) -> Result<String, ApiError> {
+    for n in 42..=254u32 {
+        let text = format!("10.{n}.0.0/16");
+        let mut f = Map::new();
+        f.insert("subnet".into(), Value::String(text.clone()));
+        if check_project_subnet(store, 0, &f).is_ok() {
+            return Ok(text);
+        }
+    }
+    Err(ApiError::field(
+        "InvalidOption",
+        "subnet",
+        "no free 10.N.0.0/16 subnet left: set one",
+    ))
+}
+
 /// Check the launch-related fields of a project body (`servicesPortRange`).
 pub fn check_project_fields(f: &Map<String, Value>) -> Result<(), ApiError> {
     match f.get("servicesPortRange") {

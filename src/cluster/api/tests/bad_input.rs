@@ -243,3 +243,68 @@ fn random_requests_never_5xx() {
         );
     }
 }
+
+/// Environment subnets: a body that does not parse, overlaps another
+/// environment or holds a host's address is a 422 naming `subnet`; a new
+/// environment without one gets the next free /16; a subnet cannot change
+/// under containers holding addresses.
+#[test]
+fn environment_subnets_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&dir.path().join("db"), fast());
+    let u = &s.url;
+    // A host at 10.0.0.9 (register's facts).
+    register(u, "1a5", &"1".repeat(32), "n1");
+    let p = format!("{u}/v1/projects");
+    for (i, (subnet, says)) in [
+        (json!("10.42.0.0/17"), "overlaps environment 1a5"),
+        (json!("10.40.0.0/14"), "overlaps environment 1a5"),
+        (json!("10.0.0.0/16"), "host 1h1 has address 10.0.0.9"),
+        (json!("10.44.0.1/16"), "host bits set"),
+        (json!("10.44.0.0"), "no /prefix"),
+        (json!("10.44.0.0/31"), "8..=28"),
+        (json!(42), "must be of type string"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = post(&p, json!({"name": format!("e{i}"), "subnet": subnet}));
+        assert_eq!(
+            (r.status, r.body["fieldName"].as_str()),
+            (422, Some("subnet")),
+            "{subnet}: {:?}",
+            r.body
+        );
+        let m = r.body["message"].as_str().unwrap();
+        assert!(m.contains(says), "{subnet}: {m}");
+    }
+    let a = post(&p, json!({"name": "auto"}));
+    assert_eq!(
+        (a.status, a.body["subnet"].as_str()),
+        (201, Some("10.43.0.0/16"))
+    );
+    let b = post(&p, json!({"name": "set", "subnet": "192.168.64.0/20"}));
+    assert_eq!(b.status, 201, "{:?}", b.body);
+    // Updating to an overlap is refused the same way; to a free one works.
+    let aid = a.body["id"].as_str().unwrap();
+    let r = call(
+        "PUT",
+        &format!("{p}/{aid}"),
+        None,
+        Some(json!({"subnet": "192.168.70.0/24"}).to_string().as_bytes()),
+    );
+    assert_eq!(
+        (r.status, r.body["fieldName"].as_str()),
+        (422, Some("subnet"))
+    );
+    let r = call(
+        "PUT",
+        &format!("{p}/{aid}"),
+        None,
+        Some(json!({"subnet": "10.99.0.0/16"}).to_string().as_bytes()),
+    );
+    assert_eq!(
+        (r.status, r.body["subnet"].as_str()),
+        (200, Some("10.99.0.0/16"))
+    );
+}

@@ -16,8 +16,8 @@ use crate::cluster::store::SqliteStore;
 
 mod auth;
 mod bad_input;
-mod fidelity;
 mod envview;
+mod fidelity;
 mod health;
 mod launch;
 mod lifecycle;

@@ -45,7 +45,7 @@ use crate::cluster::plan::health::{self, ContainerHealth, MemberHealth};
 use crate::cluster::plan::lifecycle::{ContainerState, State};
 use crate::cluster::plan::scheduler::index::Index;
 use crate::cluster::plan::scheduler::{self, HostPort, HostView, InstanceView};
-use crate::cluster::plan::{scale, upgrade};
+use crate::cluster::plan::{allocate, scale, upgrade};
 
 pub mod kinds;
 mod snapshot;
@@ -76,12 +76,26 @@ impl Changes {
 pub fn reconcile(snap: &Snapshot, now: i64) -> Changes {
     let mut w = World::new(snap, now);
     pass(&mut w, &snap.stacks);
-    let hosts = w
+    let mut hosts: BTreeSet<u64> = w
         .out
         .iter()
         .filter(|r| r.kind == Kind::Container && r.host != 0)
         .map(|r| r.host)
         .collect();
+    // A container on the managed network that came, moved or goes changes
+    // every host's overlay entries (its peers): wake the whole project.
+    let projects: BTreeSet<u64> = w
+        .out
+        .iter()
+        .filter(|r| r.kind == Kind::Container && r.str(PRIMARY_IP).is_some())
+        .map(|r| r.project)
+        .collect();
+    hosts.extend(
+        snap.hosts
+            .iter()
+            .filter(|h| !h.is_removed() && projects.contains(&h.project))
+            .map(|h| h.id),
+    );
     Changes { rows: w.out, hosts }
 }
 
@@ -154,6 +168,11 @@ struct World<'a> {
     dockers: Vec<Option<Cow<'a, str>>>,
     /// Placement index, built at the first placement of the pass.
     sched: Option<Index>,
+    /// Managed-network addresses held per project (live containers and
+    /// services' retained ones), built at the first allocation.
+    ips: Option<HashMap<u64, BTreeSet<u32>>>,
+    /// Services whose retained addresses (`_retainedIps`) changed.
+    retained: HashMap<String, serde_json::Map<String, Value>>,
     out: Vec<Resource>,
     /// (kind, id) → position in `out`.
     out_at: HashMap<(Kind, u64), usize>,
@@ -225,6 +244,8 @@ impl<'a> World<'a> {
             docker_names: None,
             dockers: Vec::with_capacity(snap.containers().len()),
             sched: None,
+            ips: None,
+            retained: HashMap::new(),
             out: Vec::new(),
             out_at: HashMap::new(),
         };
@@ -345,6 +366,28 @@ impl<'a> World<'a> {
             self.sched = Some(Index::new(self.host_views.clone(), inst));
         }
         self.sched.as_mut().expect("built above")
+    }
+
+    /// The managed-network addresses taken in `project`, built on first
+    /// use: those of live containers and the ones services retain.
+    fn ips(&mut self, project: u64) -> &mut BTreeSet<u32> {
+        let all = self.ips.get_or_insert_with(|| {
+            let mut m: HashMap<u64, BTreeSet<u32>> = HashMap::new();
+            for c in self.containers.iter().filter(|c| !c.is_removed()) {
+                if let Some(ip) = c.str(PRIMARY_IP).and_then(parse_ip) {
+                    m.entry(c.project).or_default().insert(ip);
+                }
+            }
+            for s in &self.services {
+                for ip in retained_of(s).values().filter_map(|v| v.as_str()) {
+                    if let Some(ip) = parse_ip(ip) {
+                        m.entry(s.project).or_default().insert(ip);
+                    }
+                }
+            }
+            m
+        });
+        all.entry(project).or_default()
     }
 
     /// True when a container not yet removed holds this docker name on
@@ -468,8 +511,18 @@ fn pass(w: &mut World, stacks: &[Resource]) {
         let before: Row = w.services[i].clone();
         let mut s2 = before.clone().into_owned();
         service(w, &mut s2);
+        if let Some(m) = w.retained.remove(&id) {
+            s2.set(RETAINED_IPS, Value::Object(m));
+        }
         if s2 != *before {
             w.put_service(s2);
+        }
+    }
+    // Addresses retained for services changed by another's pass.
+    for (id, m) in std::mem::take(&mut w.retained) {
+        if let Some(mut s) = w.service(&id) {
+            s.set(RETAINED_IPS, Value::Object(m));
+            w.put_service(s);
         }
     }
     stacks_health(w, stacks);
@@ -1055,6 +1108,10 @@ fn create(
     c.set("stackId", s.str("stackId").unwrap_or_default());
     c.set("serviceIndex", idx);
     c.set("_gen", gen);
+    if c.str("networkMode") == Some("managed") {
+        let ip = network_address(w, s, spec, idx)?;
+        c.set(PRIMARY_IP, ip);
+    }
     let view = InstanceView {
         name,
         uuid: c.api_id(),
@@ -1067,6 +1124,89 @@ fn create(
     w.record(c.clone());
     w.insert_with(Cow::Owned(c), Some(view));
     Ok(())
+}
+
+/// The container row field holding its managed-network address.
+pub const PRIMARY_IP: &str = "primaryIpAddress";
+
+/// The service row field holding the addresses its containers keep across
+/// replacement (`retainIp`): service index → address.
+const RETAINED_IPS: &str = "_retainedIps";
+
+fn parse_ip(s: &str) -> Option<u32> {
+    s.parse::<std::net::Ipv4Addr>().ok().map(u32::from)
+}
+
+fn retained_of(s: &Resource) -> serde_json::Map<String, Value> {
+    s.data
+        .get(RETAINED_IPS)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The environment's managed subnet (the project's `subnet`, Rancher's
+/// 10.42.0.0/16 by default).
+pub fn project_subnet(project: Option<&Resource>) -> Result<allocate::Subnet, String> {
+    let text = project
+        .and_then(|p| p.str("subnet"))
+        .unwrap_or(allocate::DEFAULT_SUBNET);
+    allocate::Subnet::parse(text).map_err(|e| format!("environment subnet: {e}"))
+}
+
+/// The allocation stage's address for a new container of `s` at `idx`:
+/// with `retainIp`, the one its index had (once no other live container
+/// holds it), else the lowest free one of the environment's subnet; an
+/// error when the subnet is full.
+fn network_address(
+    w: &mut World,
+    s: &Resource,
+    spec: &ServiceSpec,
+    idx: u32,
+) -> Result<String, String> {
+    let subnet = project_subnet(w.around(s).project)?;
+    let sid = s.api_id();
+    let key = idx.to_string();
+    let mut kept = match w.retained.get(&sid) {
+        Some(m) => m.clone(),
+        None => retained_of(s),
+    };
+    let retained = if spec.retain_ip {
+        kept.get(&key).and_then(Value::as_str).and_then(parse_ip)
+    } else {
+        None
+    };
+    if let Some(r) = retained.filter(|r| subnet.contains(*r)) {
+        let text = std::net::Ipv4Addr::from(r).to_string();
+        // Its predecessor may still run with it: wait until it stops (a
+        // stopped one of the same index, kept for a rollback, hands it on).
+        let holder = w.containers.iter().find(|c| {
+            !c.is_removed()
+                && c.str(PRIMARY_IP) == Some(text.as_str())
+                && !(c.str("serviceId") == Some(sid.as_str())
+                    && matches!(c.state.as_str(), "stopped" | "error")
+                    && c.str("desiredState") != Some("running"))
+        });
+        if let Some(h) = holder {
+            return Err(format!(
+                "{}address {text} is retained for {} and still held by {}",
+                launch::WAITING,
+                scale::container_name(s.str("_stack").unwrap_or_default(), &spec.name, idx),
+                h.str("name").unwrap_or_default()
+            ));
+        }
+        w.ips(s.project).insert(r);
+        return Ok(text);
+    }
+    let used = w.ips(s.project);
+    let ip = allocate::address(&subnet, used, None)?;
+    used.insert(ip);
+    let text = std::net::Ipv4Addr::from(ip).to_string();
+    if spec.retain_ip {
+        kept.insert(key, Value::String(text.clone()));
+        w.retained.insert(sid, kept);
+    }
+    Ok(text)
 }
 
 /// The docker name of a new container: `r-<name>`, `-g<gen>` after an

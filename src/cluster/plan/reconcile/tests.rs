@@ -835,3 +835,133 @@ fn kinds_without_containers_keep_their_members_on_the_row() {
     assert_eq!(row(13).data["externalIpAddresses"], json!(["192.0.2.7"]));
     assert_eq!(did(&s, &ch).removed, vec![1]);
 }
+
+fn ip_of(s: &Snapshot, name: &str) -> Option<String> {
+    s.containers()
+        .iter()
+        .find(|c| c.str("name") == Some(name) && !c.is_removed())
+        .and_then(|c| c.str("primaryIpAddress"))
+        .map(str::to_string)
+}
+
+#[test]
+fn managed_containers_get_distinct_addresses_and_wake_every_host() {
+    let web = service(10, "active", &spec("web", 3));
+    let mut s = snap(vec![host(1), host(2)], vec![web], vec![]);
+    let ch = reconcile(&s, NOW);
+    apply(&mut s, &ch);
+    let ips: Vec<String> = (1..=3)
+        .map(|i| ip_of(&s, &format!("app-web-{i}")).unwrap())
+        .collect();
+    assert_eq!(ips, ["10.42.0.2", "10.42.0.3", "10.42.0.4"]);
+    // Every host of the project learns of them (their overlay entries).
+    assert_eq!(ch.hosts, [1, 2].into());
+    // Not on the managed network: no address.
+    let mut host_net = spec("hn", 1);
+    host_net.launch_config.network_mode = crate::cluster::plan::compose::fields::NetworkMode::Host;
+    s.services.push(service(11, "active", &host_net));
+    let ch = reconcile(&s, NOW + 1);
+    apply(&mut s, &ch);
+    assert_eq!(ip_of(&s, "app-hn-1"), None);
+    // A released address is handed out again; the others are not.
+    let gone = s
+        .containers()
+        .iter()
+        .find(|c| c.str("name") == Some("app-web-2"))
+        .unwrap()
+        .id;
+    edit(&mut s, gone, |c| c.state = "removed".into());
+    let ch = reconcile(&s, NOW + 2);
+    apply(&mut s, &ch);
+    assert_eq!(ip_of(&s, "app-web-2").as_deref(), Some("10.42.0.3"));
+}
+
+#[test]
+fn retain_ip_keeps_the_address_across_replacement_and_move() {
+    let mut sp = spec("db", 2);
+    sp.retain_ip = true;
+    let db = service(10, "active", &sp);
+    let mut s = snap(vec![host(1), host(2)], vec![db], vec![]);
+    let ch = reconcile(&s, NOW);
+    apply(&mut s, &ch);
+    let first = ip_of(&s, "app-db-2").unwrap();
+    let svc = s.services.iter().find(|x| x.id == 10).unwrap();
+    assert_eq!(svc.data["_retainedIps"]["2"], first.as_str());
+    // Another service takes the lowest free address meanwhile.
+    s.services.push(service(11, "active", &spec("web", 1)));
+    // db-2 is deleted: while its predecessor still holds the address the
+    // replacement waits; then it gets the same address (on any host).
+    let old = s
+        .containers()
+        .iter()
+        .find(|c| c.str("name") == Some("app-db-2"))
+        .unwrap();
+    let (old_id, old_host) = (old.id, old.host);
+    edit(&mut s, old_id, |c| {
+        c.set("desiredState", "removed");
+        c.state = "removing".into();
+    });
+    let ch = reconcile(&s, NOW + 1);
+    apply(&mut s, &ch);
+    let svc = s.services.iter().find(|x| x.id == 10).unwrap();
+    assert_eq!(svc.str("transitioning"), Some("yes"), "{svc:?}");
+    let web_ip = ip_of(&s, "app-web-1").unwrap();
+    assert_ne!(web_ip, first, "a retained address is not handed to another");
+    edit(&mut s, old_id, |c| c.state = "removed".into());
+    // Its host is gone too: the replacement lands elsewhere, same address.
+    s.hosts.retain(|h| h.id != old_host);
+    let ch = reconcile(&s, NOW + 2);
+    apply(&mut s, &ch);
+    let new = s
+        .containers()
+        .iter()
+        .find(|c| c.str("name") == Some("app-db-2") && c.id != old_id)
+        .unwrap();
+    assert_ne!(new.host, old_host);
+    assert_eq!(new.str("primaryIpAddress"), Some(first.as_str()));
+}
+
+#[test]
+fn a_full_subnet_makes_an_error_row_never_a_duplicate() {
+    let web = service(10, "active", &spec("web", 15));
+    let mut s = snap(vec![host(1)], vec![web], vec![]);
+    // A /28: 13 usable addresses (network, gateway, broadcast excluded).
+    s.projects[0].set("subnet", "10.50.0.0/28");
+    let ch = reconcile(&s, NOW);
+    apply(&mut s, &ch);
+    let ips: std::collections::BTreeSet<String> = s
+        .containers()
+        .iter()
+        .filter_map(|c| c.str("primaryIpAddress").map(str::to_string))
+        .collect();
+    assert_eq!(ips.len(), 13, "{ips:?}");
+    let errors: Vec<&Resource> = s
+        .containers()
+        .iter()
+        .filter(|c| c.state == "error")
+        .collect();
+    assert_eq!(errors.len(), 2);
+    for e in errors {
+        let m = e.str("transitioningMessage").unwrap();
+        assert!(
+            m.contains("no free address") && m.contains("10.50.0.0/28"),
+            "{m}"
+        );
+        assert_eq!(e.str("primaryIpAddress"), None);
+    }
+    // A bad stored subnet says so, and creates nothing.
+    let mut s2 = snap(
+        vec![host(1)],
+        vec![service(10, "active", &spec("web", 1))],
+        vec![],
+    );
+    s2.projects[0].set("subnet", "10.50.0.1/16");
+    let ch = reconcile(&s2, NOW);
+    apply(&mut s2, &ch);
+    let e = &s2.containers()[0];
+    assert_eq!(e.state, "error");
+    assert!(e
+        .str("transitioningMessage")
+        .unwrap()
+        .contains("environment subnet"));
+}
