@@ -63,6 +63,10 @@ pub struct Resolver {
     upstreams: Vec<SocketAddr>,
     timeout: Duration,
     forwards: Semaphore,
+    /// Where the next answer's address list starts: each query gets the
+    /// list rotated by one, so clients that take the first address (most
+    /// do) spread over a service's containers, as Rancher's DNS did.
+    turn: std::sync::atomic::AtomicUsize,
 }
 
 /// What to do with one query.
@@ -85,6 +89,7 @@ impl Resolver {
             upstreams,
             timeout,
             forwards: Semaphore::new(MAX_FORWARDS),
+            turn: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -135,8 +140,10 @@ impl Resolver {
                 resp.set_response_code(ResponseCode::NXDomain);
             }
             Lookup::Found(Answer::A(ips)) => {
-                if matches!(q.query_type(), RecordType::A | RecordType::ANY) {
-                    for ip in ips {
+                if matches!(q.query_type(), RecordType::A | RecordType::ANY) && !ips.is_empty() {
+                    let first =
+                        self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % ips.len();
+                    for ip in ips[first..].iter().chain(&ips[..first]) {
                         resp.add_answer(Record::from_rdata(
                             q.name().clone(),
                             TTL,
