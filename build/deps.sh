@@ -6,11 +6,12 @@
 set -euo pipefail
 
 # busybox-static: the local test image of the cluster tests; wrk: build/bench-cluster.sh.
+# python3 (image): qemu-tests/console.py drives the serial console.
 pkgs=(ca-certificates curl gcc pkg-config iproute2 docker.io busybox-static wrk)
 if [ "${1:-}" = image ]; then
   pkgs+=(qemu-system-x86 xorriso isolinux syslinux grub-pc-bin grub-efi-amd64-bin
          mtools cpio kmod squashfs-tools busybox-static ovmf xz-utils zstd
-         openssh-client e2fsprogs)
+         openssh-client e2fsprogs python3)
 fi
 
 missing=()

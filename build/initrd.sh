@@ -55,8 +55,10 @@ log "initrd: ${#want[@]} kernel modules for $kver"
 
 cp "$ROS_TOP/os-config/os-config.yml" "$r/usr/share/ros/os-config.yml"
 cp "$ROS_WORK"/images/*.tar "$r/usr/share/ros/images/"
+mkdir -p "$r/usr/share/ros/user-images"
+cp "$ROS_WORK"/user-images/*.tar "$r/usr/share/ros/user-images/"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$r/etc/passwd"
-printf 'root:x:0:\ndocker:x:998:\n' > "$r/etc/group"
+printf 'root:x:0:\ntty:x:5:\ndisk:x:6:\nlp:x:7:\nkmem:x:15:\ndialout:x:20:\ncdrom:x:24:\ntape:x:26:\naudio:x:29:\nvideo:x:44:\ninput:x:104:\nkvm:x:105:\nrender:x:106:\nsgx:x:107:\ndocker:x:998:\n' > "$r/etc/group"
 printf 'NAME="ros"\nID=ros\nVERSION_ID=%s\n' "$ROS_VERSION" > "$r/etc/os-release"
 printf 'passwd: files\ngroup: files\nhosts: files dns\n' > "$r/etc/nsswitch.conf"
 
