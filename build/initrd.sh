@@ -54,6 +54,8 @@ depmod -b "$r" "$kver"
 log "initrd: ${#want[@]} kernel modules for $kver"
 
 cp "$ROS_TOP/os-config/os-config.yml" "$r/usr/share/ros/os-config.yml"
+mkdir -p "$r/usr/share/ros/services"
+cp "$ROS_TOP"/os-config/services/*.yml "$r/usr/share/ros/services/"
 cp "$ROS_WORK"/images/*.tar "$r/usr/share/ros/images/"
 mkdir -p "$r/usr/share/ros/user-images"
 cp "$ROS_WORK"/user-images/*.tar "$r/usr/share/ros/user-images/"

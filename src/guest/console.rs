@@ -80,8 +80,20 @@ pub fn install_keys(home: &Path, keys: &[String]) -> Result<(), GuestError> {
 }
 
 fn spawn(argv: &[String]) -> Option<Child> {
+    use std::os::unix::process::CommandExt;
     let (p, a) = argv.split_first()?;
-    match Command::new(p).args(a).spawn() {
+    let mut cmd = Command::new(p);
+    cmd.args(a);
+    // A session of its own, so agetty can make its tty the controlling
+    // terminal (job control and Ctrl-C in the login shell).
+    // SAFETY: setsid is async-signal-safe; nothing else runs after fork.
+    unsafe {
+        cmd.pre_exec(|| {
+            let _ = nix::unistd::setsid();
+            Ok(())
+        });
+    }
+    match cmd.spawn() {
         Ok(c) => Some(c),
         Err(e) => {
             eprintln!("console: {p}: {e}");
