@@ -117,19 +117,30 @@ pub fn set_shadow(shadow: &str, user: &str, hash: &str) -> String {
 }
 
 /// Set `rancher`'s password from `ros.password` (a crypt hash, or plain
-/// text hashed with busybox `cryptpw`).
+/// text hashed with busybox `mkpasswd`; Debian's busybox has no `cryptpw`).
 fn set_password(pw: &str) -> Result<(), GuestError> {
     let hash = if pw.starts_with('$') {
         pw.to_string()
     } else {
-        let out = Command::new("cryptpw")
+        let out = Command::new("mkpasswd")
             .args(["-m", "sha512", pw])
             .output()
             .map_err(|e| GuestError::Command {
-                cmd: "cryptpw".into(),
+                cmd: "mkpasswd -m sha512".into(),
                 why: e.to_string(),
             })?;
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || !hash.starts_with('$') {
+            return Err(GuestError::Command {
+                cmd: "mkpasswd -m sha512".into(),
+                why: format!(
+                    "{}: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            });
+        }
+        hash
     };
     let path = Path::new("/etc/shadow");
     let old = std::fs::read_to_string(path).unwrap_or_default();
@@ -264,7 +275,11 @@ pub fn console_init(cfg: &CloudConfig, paths: &crate::paths::Paths) -> Result<()
     install_keys(&home, &cfg.ssh_authorized_keys)?;
     if let Some(pw) = cfg.ros.password.as_deref() {
         if !cfg.ros.disable.iter().any(|d| d == "password") {
-            set_password(pw)?;
+            // The consoles come up even when the password cannot be set
+            // (the login then says password login is off).
+            if let Err(e) = set_password(pw) {
+                eprintln!("console: ros.password not set: {e}");
+            }
         }
     }
     let mut argvs: Vec<Vec<String>> = Vec::new();
