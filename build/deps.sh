@@ -9,13 +9,14 @@ set -euo pipefail
 # python3-venv: tests/cluster_gdapi.rs installs Rancher's gdapi-python client
 # from PyPI into a venv of its own. dnsutils: dig, the real client of the DNS
 # server tests. iptables: the overlay's NAT/isolation rules
-# (tests/cluster_network.rs).
+# (tests/cluster_network.rs). python3 (image): qemu-tests/console.py drives
+# the serial console.
 pkgs=(ca-certificates curl gcc pkg-config iproute2 iptables docker.io busybox-static wrk
       python3 python3-venv dnsutils)
 if [ "${1:-}" = image ]; then
   pkgs+=(qemu-system-x86 xorriso isolinux syslinux grub-pc-bin grub-efi-amd64-bin
          mtools cpio kmod squashfs-tools busybox-static ovmf xz-utils zstd
-         openssh-client e2fsprogs)
+         openssh-client e2fsprogs python3)
 fi
 
 missing=()

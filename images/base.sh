@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ros/base: busybox (static) with its applets, glibc's loader and libc (for
 # the dynamic tools of the images above it), users and groups. Every other
-# image is this layer plus its own.
+# image is this layer plus its own. The groups include every one udev's
+# stock rules name (video, audio, kvm, …), so udevd does not complain.
 recipe_base() {
   local d=$1
   mkdir -p "$d"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,root,home,var/log,var/lib,var/run,run,proc,sys,dev,lib64,lib/x86_64-linux-gnu}
@@ -28,8 +29,19 @@ P
 root:x:0:
 tty:x:5:rancher
 disk:x:6:
+lp:x:7:
 wheel:x:10:rancher
+kmem:x:15:
+dialout:x:20:
+cdrom:x:24:
+tape:x:26:
+audio:x:29:
+video:x:44:
 _chrony:x:101:
+input:x:104:
+kvm:x:105:
+render:x:106:
+sgx:x:107:
 docker:x:998:rancher
 rancher:x:1100:
 nogroup:x:65534:

@@ -12,7 +12,7 @@ ALL=(base udev network ntp syslog console docker)
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
 out=$ROS_WORK/images
 mkdir -p "$out"
-unpack_debs busybox-static udev iproute2 chrony util-linux dropbear-bin iptables docker.io runc
+unpack_debs busybox-static udev iproute2 chrony util-linux dropbear-bin iptables docker.io runc sudo libpam-modules
 
 layers=$ROS_WORK/layers
 rm -rf "$layers"; mkdir -p "$layers/base"
@@ -33,3 +33,18 @@ for n in "${names[@]}"; do
   fi
   log "image ros/$n:$ROS_VERSION $(du -h "$out/$n.tar" | cut -f1)"
 done
+
+# busybox:latest for the user engine (preloaded by `ros user-docker`, so
+# `docker run --rm busybox echo hi` works without a registry): the
+# image's own static busybox and its applets, nothing else.
+uout=$ROS_WORK/user-images
+rm -rf "$uout" "$layers/busybox"; mkdir -p "$uout" "$layers/busybox"/{bin,etc,tmp,root}
+chmod 1777 "$layers/busybox/tmp"
+cp "$SYSROOT/bin/busybox" "$layers/busybox/bin/busybox"
+for a in $("$SYSROOT/bin/busybox" --list-full); do
+  [ -e "$layers/busybox/$a" ] || { mkdir -p "$layers/busybox/$(dirname "$a")"; ln -s /bin/busybox "$layers/busybox/$a"; }
+done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$layers/busybox/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' > "$layers/busybox/etc/group"
+save_archive "$uout/busybox.tar" "busybox:latest" '["sh"]' "$layers/busybox"
+log "user image busybox:latest $(du -h "$uout/busybox.tar" | cut -f1)"

@@ -5,6 +5,10 @@
 # and check.sh (the guest checks itself and prints CHECK lines).
 #   qemu-tests/run.sh [CASE...]          (default: all)
 # Needs dist/vmlinuz, dist/initrd, dist/ros.iso (build/build.sh).
+# A case may also drive the serial console like a person: a `dialog` file
+# (or `dialog.N` for boot N; see console.py) is played over the serial port,
+# and `SEED=none` boots without any user-data drive (a live boot). A case.sh
+# may define `post_check LOG` (run after each boot; non-zero fails the case).
 # Prints PASS/FAIL per case; console logs stay in qemu-tests/out/CASE/.
 # Milestone times (seconds from QEMU start) go to qemu-tests/out/figures.txt.
 set -uo pipefail
@@ -52,10 +56,15 @@ seed() {
 boot_once() {
   local c=$1 n=$2 log=$3 dir=$here/cases/$1
   local port=$((20000 + RANDOM % 20000))
+  local dialog="" sock=$out/$c/serial-$n.sock
+  if [ -e "$dir/dialog.$n" ]; then dialog=$dir/dialog.$n
+  elif [ "$n" = 1 ] && [ -e "$dir/dialog" ]; then dialog=$dir/dialog; fi
+  local serial=(-serial "file:$log")
+  [ -n "$dialog" ] && serial=(-serial "unix:$sock,server=on,wait=on")
   local args=("${accel[@]}" -m 2048 -smp 2 -display none -no-reboot -monitor none
-    -serial "file:$log" -nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$port-:22")
+    "${serial[@]}" -nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$port-:22")
   [ -n "${DISK:-}" ] && args+=(-drive "file=$out/$c/state.img,if=virtio,format=raw")
-  args+=(-drive "file=$out/$c/cidata-$n.iso,if=virtio,format=raw,readonly=on")
+  [ "${SEED:-}" = none ] || args+=(-drive "file=$out/$c/cidata-$n.iso,if=virtio,format=raw,readonly=on")
   if [ "${BOOT:-kernel}" = iso ]; then
     args+=(-cdrom "$top/dist/ros.iso" -boot d)
   elif [ "$BOOT" = uefi ]; then
@@ -66,8 +75,10 @@ boot_once() {
   fi
   : > "$log"
   local t0; t0=$(date +%s.%N)
+  rm -f "$sock"
   qemu-system-x86_64 "${args[@]}" &
   local qpid=$! ssh_done=""
+  [ -n "$dialog" ] && python3 "$here/console.py" "$sock" "$log" "$dialog" &
   local -A seen=()
   local milestones=("ros init: ros" "system-docker answering" "login:" "MILESTONE user-docker-ready")
   local deadline=$((SECONDS + ${TIMEOUT:-600}))
@@ -95,7 +106,7 @@ boot_once() {
       kill "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null
       echo "guest CPU stall (emulator starvation) in boot $n" >> "$out/$c/host.log"; return 2
     fi
-    for r in "${REJECT[@]}"; do
+    for r in "${REJECT[@]}" "HOST-DIALOG FAIL"; do
       if grep -aq -- "$r" "$log"; then
         sleep 2; kill "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null
         echo "rejected marker: $r" >> "$out/$c/host.log"; return 1
@@ -113,6 +124,7 @@ boot_once() {
     sleep 0.5
   done
   wait "$qpid" 2>/dev/null
+  wait 2>/dev/null  # the console driver ends with the serial port
   printf '%s boot%s %-28s %6.1f s\n' "$c" "$n" "qemu exited" "$(echo "$(date +%s.%N) $t0" | awk '{print $1-$2}')" >> "$figs"
   grep -a "FIGURE" "$log" | sed "s/^/$c boot$n /" | tr -d '\r' >> "$figs"
   return 0
@@ -122,6 +134,7 @@ run_case() {
   local c=$1 dir=$here/cases/$1
   (
     unset BOOT BOOTS DISK APPEND TIMEOUT EXPECT EXPECT_1 EXPECT_2 REJECT SSH_AFTER STOP_WHEN_SEEN SEED
+    unset -f post_check
     source "$dir/case.sh"
     rm -rf "${out:?}/$c"; mkdir -p "$out/$c"
     [ -n "${DISK:-}" ] && truncate -s "$DISK" "$out/$c/state.img"
@@ -129,7 +142,7 @@ run_case() {
     for n in $(seq 1 "${BOOTS:-1}"); do
       local ud=$dir/user-data
       [ "$n" -gt 1 ] && [ -e "$dir/user-data.$n" ] && ud=$dir/user-data.$n
-      seed "$dir" "$ud" "$out/$c/cidata-$n.iso"
+      [ "${SEED:-}" = none ] || seed "$dir" "$ud" "$out/$c/cidata-$n.iso"
       local log=$out/$c/console-$n.log
       local rc=0
       boot_once "$c" "$n" "$log" || rc=$?
@@ -150,6 +163,9 @@ run_case() {
         grep -aq -- "$m" "$log" || { echo "missing marker in boot $n: $m" >> "$out/$c/host.log"; ok=0; }
       done
       grep -a "CHECK " "$log" | tr -d '\r' | sed "s/^/  boot$n: /"
+      if [ "$ok" = 1 ] && declare -F post_check >/dev/null && ! post_check "$log" >> "$out/$c/host.log" 2>&1; then
+        echo "post_check failed for boot $n" >> "$out/$c/host.log"; ok=0
+      fi
       [ "$ok" = 1 ] || break
     done
     if [ -n "${SSH_AFTER:-}" ] && ! grep -q "ssh login ok" "$out/$c/host.log" 2>/dev/null; then

@@ -64,6 +64,11 @@ impl Paths {
         self.at("/usr/share/ros/images")
     }
 
+    /// Image archives the user engine loads when it starts (`busybox`).
+    pub fn user_images_dir(&self) -> PathBuf {
+        self.at("/usr/share/ros/user-images")
+    }
+
     /// The config directory.
     pub fn conf_dir(&self) -> PathBuf {
         self.at("/var/lib/ros/conf")
@@ -148,6 +153,19 @@ impl Paths {
     /// Runtime state of `ros` (cleared at boot): markers and status files.
     pub fn run_dir(&self) -> PathBuf {
         self.at("/var/run/ros")
+    }
+
+    /// Marker written by PID 1 on a live boot (no state partition, no
+    /// user-data): the consoles log `rancher` in unless `ros.autologin` says
+    /// otherwise. Its text says why the boot is live.
+    pub fn live_marker(&self) -> PathBuf {
+        self.run_dir().join("live")
+    }
+
+    /// World-readable facts for the login message (`ros motd`), written by
+    /// `ros console-init` (the config itself is readable by root only).
+    pub fn motd_facts(&self) -> PathBuf {
+        self.run_dir().join("motd-facts")
     }
 
     /// Marker: the operator stopped this service; do not respawn it.

@@ -18,7 +18,7 @@ use std::os::unix::process::CommandExt;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use bollard::query_parameters::EventsOptions;
 use clap::Args;
 use futures_util::{Stream, StreamExt};
@@ -265,12 +265,69 @@ pub fn user_docker(paths: &Paths) -> Result<i32> {
         warn!("config: {p}");
     }
     let args = dockerd_args(&cfg.ros.docker, paths);
+    // The preloaded user images go in once dockerd answers: a background
+    // `ros user-docker --preload` (through `sh -c '… &'`, so it is not
+    // dockerd's child once dockerd replaces this process).
+    if let (Ok(exe), true) = (std::env::current_exe(), paths.user_images_dir().is_dir()) {
+        let root = paths.root().display().to_string();
+        let _ = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg("\"$0\" --root \"$1\" user-docker --preload &")
+            .arg(exe)
+            .arg(root)
+            .status();
+    }
     info!(args = ?args, "starting the user dockerd");
     let err = std::process::Command::new(DOCKERD)
         .args(&args)
         .envs(dockerd_env(&cfg.ros.docker))
         .exec();
     Err(err).with_context(|| format!("cannot run {DOCKERD}"))
+}
+
+/// `ros user-docker --preload`: wait (up to 5 minutes) for the user engine,
+/// then `docker load` every archive in the user-images directory.
+pub fn preload_user_images(paths: &Paths) -> Result<i32> {
+    let dir = paths.user_images_dir();
+    let mut archives: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tar"))
+        .collect();
+    archives.sort();
+    let sock = paths.docker_sock();
+    let t = std::time::Instant::now();
+    while !crate::init::stages::docker_answers(&sock) {
+        if t.elapsed() > std::time::Duration::from_secs(300) {
+            bail!(
+                "the user engine did not answer on {} within 300s",
+                sock.display()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let host = format!("unix://{}", sock.display());
+    let mut failed = 0;
+    for a in &archives {
+        let out = std::process::Command::new("docker")
+            .args(["-H", &host, "load", "-q", "-i"])
+            .arg(a)
+            .output()
+            .context("cannot run docker")?;
+        let text = String::from_utf8_lossy(if out.status.success() {
+            &out.stdout
+        } else {
+            &out.stderr
+        });
+        if out.status.success() {
+            info!("preloaded {}: {}", a.display(), text.trim());
+        } else {
+            warn!("cannot preload {}: {}", a.display(), text.trim());
+            failed += 1;
+        }
+    }
+    Ok(i32::from(failed > 0))
 }
 
 /// Run `ros system-docker ARGS`: exec the docker CLI on system-docker's

@@ -48,6 +48,8 @@ pub struct Boot {
     pub children: Vec<Child>,
     /// When PID 1 started.
     pub start: Instant,
+    /// Whether a state partition is mounted (else: running from memory).
+    pub state_mounted: bool,
 }
 
 /// One boot stage.
@@ -140,6 +142,7 @@ pub fn boot(start: Instant) {
         cfg: CloudConfig::default(),
         children: Vec::new(),
         start,
+        state_mounted: false,
     };
     // The kernel starts PID 1 without a PATH.
     std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
@@ -335,6 +338,7 @@ fn state_partition(b: &mut Boot) -> Result<(), StageError> {
             None,
         ))?;
     }
+    b.state_mounted = true;
     say(&format!(
         "state: {devs} ({fstype}) mounted; persistent: {}",
         state::PERSISTENT.join(" ")
@@ -365,6 +369,7 @@ fn load_config(b: &mut Boot) -> Result<(), StageError> {
     let layers = disk::load(&b.paths);
     let (merged, cfg, problems) = layers.resolve();
     b.cfg = cfg;
+    mark_live(b);
     let errs = userdata::errors(&problems);
     for p in &problems {
         let kind = if p.unknown_key {
@@ -382,6 +387,39 @@ fn load_config(b: &mut Boot) -> Result<(), StageError> {
             "{} config errors; valid parts applied",
             errs.len()
         )))
+    }
+}
+
+/// Why this boot is live (no state partition and no saved user-data),
+/// or None when it is not: a live node logs its consoles in.
+pub fn live_reason(state_mounted: bool, user_layers: &[PathBuf]) -> Option<String> {
+    if state_mounted || !user_layers.is_empty() {
+        return None;
+    }
+    Some("live boot: no state partition, no user-data\n".into())
+}
+
+/// The saved user layers: `cloud-config.d/*.yml` and `cloud-config.yml`.
+fn user_layers(paths: &Paths) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(paths.cloud_config_d())
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    if paths.cloud_config().exists() {
+        v.push(paths.cloud_config());
+    }
+    v
+}
+
+fn mark_live(b: &Boot) {
+    let marker = b.paths.live_marker();
+    match live_reason(b.state_mounted, &user_layers(&b.paths)) {
+        Some(why) => {
+            let _ = std::fs::create_dir_all(b.paths.run_dir());
+            let _ = std::fs::write(&marker, why);
+        }
+        None => {
+            let _ = std::fs::remove_file(&marker);
+        }
     }
 }
 

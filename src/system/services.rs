@@ -110,7 +110,20 @@ pub fn read_service_file(path: &PathBuf) -> Result<BTreeMap<String, ServiceConfi
     Ok(parsed)
 }
 
+/// The service that runs `ros cluster up`, shipped as a service file.
+pub const CLUSTER_SERVICE: &str = "cluster";
+
+/// Whether the `cluster` service file is wanted: `ros.cluster.role` is set
+/// and neither `ros.services` defines it nor `ros.services_include` turns
+/// it off.
+pub fn cluster_wanted(cfg: &CloudConfig) -> bool {
+    cfg.ros.cluster.role.is_some()
+        && !cfg.ros.services.contains_key(CLUSTER_SERVICE)
+        && !cfg.ros.services_include.contains_key(CLUSTER_SERVICE)
+}
+
 /// Every enabled service, and the problems with includes that were left out.
+/// A set `ros.cluster.role` includes the `cluster` service file.
 pub fn enabled(
     paths: &Paths,
     cfg: &CloudConfig,
@@ -122,6 +135,12 @@ pub fn enabled(
             continue;
         }
         match include_path(paths, key).and_then(|p| read_service_file(&p)) {
+            Ok(more) => services.extend(more),
+            Err(e) => problems.push(e),
+        }
+    }
+    if cluster_wanted(cfg) {
+        match include_path(paths, CLUSTER_SERVICE).and_then(|p| read_service_file(&p)) {
             Ok(more) => services.extend(more),
             Err(e) => problems.push(e),
         }
@@ -165,5 +184,29 @@ mod tests {
         }
         let missing = include_path(&paths, "ghost").unwrap_err().to_string();
         assert!(missing.contains("ghost.yml"), "{missing}");
+    }
+
+    #[test]
+    fn cluster_role_includes_the_shipped_cluster_service() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        std::fs::create_dir_all(paths.services_dir()).unwrap();
+        let shipped = include_str!("../../os-config/services/cluster.yml");
+        std::fs::write(paths.services_dir().join("cluster.yml"), shipped).unwrap();
+        let cfg =
+            |doc: &str| crate::config::validate(&parse_document("t", doc.as_bytes()).unwrap()).0;
+        let (s, p) = enabled(&paths, &cfg("ros: {cluster: {role: both}}"));
+        assert!(p.is_empty(), "{p:?}");
+        let c = &s["cluster"];
+        assert_eq!(c.image, "ros/base:0.1.0");
+        assert_eq!(
+            c.labels.0.get("io.rancher.os.after").map(String::as_str),
+            Some("docker")
+        );
+        let (s, _) = enabled(&paths, &cfg("{}"));
+        assert!(!s.contains_key("cluster"));
+        let off = "ros: {cluster: {role: server}, services_include: {cluster: false}}";
+        let (s, _) = enabled(&paths, &cfg(off));
+        assert!(!s.contains_key("cluster"));
     }
 }
