@@ -30,10 +30,12 @@
 //!   cloud-init-execute, udev-settle.
 //! - [`cluster`] — the orchestrator: [`cluster::plan`], its pure parts
 //!   (compose, the reconciler `snapshot + now → changes` with a room per
-//!   service kind, scheduling, state machines, upgrade/scale/health plans);
-//!   [`cluster::server`] (state, the write path and its wake-ups, the
-//!   reconcile driver); [`cluster::api`] (HTTP only); [`cluster::agent`]
-//!   (a pure converge decision over an engine seam, host features).
+//!   service kind, scheduling, address allocation, state machines,
+//!   upgrade/scale/health plans); [`cluster::server`] (state, the write path
+//!   and its wake-ups, the reconcile driver over a snapshot kept between
+//!   passes, the agents' environment view); [`cluster::api`] (HTTP only);
+//!   [`cluster::agent`] (a pure converge decision over an engine seam, host
+//!   features: health checks, the overlay network, DNS and metadata).
 //! - [`system`] — the service manager: system-dockerd, preload, services.
 //! - [`cli`] — the `ros` command line (thin wrappers over the modules above).
 

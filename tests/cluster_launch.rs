@@ -251,11 +251,22 @@ fn launch_config_ports_logs_pull_drain() {
             hc["Devices"].clone(),
             json!([{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull", "CgroupPermissions": "rwm"}]),
         ),
-        ("dns", hc["Dns"].clone(), json!(["10.0.0.53"])),
+        // The user's servers and domains first, then the discovery DNS
+        // and Rancher's search domains (issue 12).
+        (
+            "dns",
+            hc["Dns"].clone(),
+            json!(["10.0.0.53", "169.254.169.250"]),
+        ),
         (
             "dns_search",
             hc["DnsSearch"].clone(),
-            json!(["example.org"]),
+            json!([
+                "example.org",
+                "app.rancher.internal",
+                "web.app.rancher.internal",
+                "rancher.internal"
+            ]),
         ),
         (
             "extra_hosts",

@@ -330,18 +330,24 @@ fn upgrade_under_load_and_across_a_server_restart() {
     assert!(old.iter().all(|c| c["state"] == "stopped"), "{old:?}");
     ok(&c, &dir, &["up", "-d", "--confirm-upgrade"]);
     wait_healthy(&url, "v3", 3);
-    // Every engine holds exactly the three v3 containers.
-    let total: usize = c
-        .hosts
-        .iter()
-        .map(|h| {
-            h.docker(&["ps", "-aq", "--filter", "name=up-web-"])
-                .unwrap()
-                .split_whitespace()
-                .count()
-        })
-        .sum();
-    assert_eq!(total, 3, "engines hold only the new containers");
+    // Every engine holds exactly the three v3 containers once the agents
+    // have removed the v2 ones the finish let go (they do so on their next
+    // converge, which may come just after the v3 ones turn healthy).
+    let engines = || -> usize {
+        c.hosts
+            .iter()
+            .map(|h| {
+                h.docker(&["ps", "-aq", "--filter", "name=up-web-"])
+                    .unwrap()
+                    .split_whitespace()
+                    .count()
+            })
+            .sum()
+    };
+    wait_for("the old containers gone from the engines", 30, || {
+        (engines() <= 3).then_some(())
+    });
+    assert_eq!(engines(), 3, "engines hold only the new containers");
     ok(&c, &dir, &["rm", "-f"]);
     eprintln!("cluster_upgrade took {:?}", t0.elapsed());
 }

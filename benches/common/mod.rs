@@ -19,6 +19,9 @@ pub fn empty_cluster(hosts: usize, services: usize, per: u32) -> Snapshot {
         "servicesPortRange",
         json!({"startPort": 49153, "endPort": 65535}),
     );
+    // Every container gets a managed-network address: 100,000 of them need
+    // more than Rancher's /16 (65,533), so the environment has a /10.
+    p.set("subnet", "10.64.0.0/10");
     let hs = (1..=hosts as u64)
         .map(|i| {
             let mut h = Resource::new(Kind::Host, i, 5, "active");

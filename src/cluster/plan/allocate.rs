@@ -136,8 +136,23 @@ pub fn address(
     if let Some(ip) = retained.filter(|ip| usable(*ip)) {
         return Ok(ip);
     }
+    address_from(subnet, used, subnet.gateway() + 1)
+}
+
+/// The lowest free address of `subnet` not below `from`: a caller that
+/// hands out many in a row passes the one after the last (every address
+/// below it is taken), so each costs the used ones above it, not all of
+/// them — placing 65,000 containers in a /16 stays linear.
+pub fn address_from(subnet: &Subnet, used: &BTreeSet<u32>, from: u32) -> Result<u32, String> {
+    let usable = |ip: u32| {
+        subnet.contains(ip)
+            && ip != subnet.base
+            && ip != subnet.gateway()
+            && ip != subnet.broadcast()
+            && !used.contains(&ip)
+    };
     // Lowest free: walk the used ones in order (O(used), not O(subnet)).
-    let mut next = subnet.gateway() + 1;
+    let mut next = from.max(subnet.gateway() + 1);
     for &u in used.range(next..) {
         if u > next {
             break;

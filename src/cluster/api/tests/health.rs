@@ -134,11 +134,14 @@ fn lost_host_checked_containers_follow_their_strategy() {
             r
         })
         .collect();
+    // n1's last contact is this sync: the clock starts before it, so the
+    // time measured is never less than the server's (registering n2 in
+    // between takes long on a loaded machine).
+    let lost = std::time::Instant::now();
     sync(&u, (&a1, &s1), json!({"reports": reports}));
     let (h2, a2, s2) = register(&u, "1a5", &"2".repeat(32), "n2");
 
     // n1 goes silent, n2 keeps syncing.
-    let lost = std::time::Instant::now();
     let moved = wait("web replaced on n2", || {
         sync(&u, (&a2, &s2), json!({"waitMs": 0}));
         let l = live(&s);

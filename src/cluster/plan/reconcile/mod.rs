@@ -171,6 +171,9 @@ struct World<'a> {
     /// Managed-network addresses held per project (live containers and
     /// services' retained ones), built at the first allocation.
     ips: Option<HashMap<u64, BTreeSet<u32>>>,
+    /// Per project, where the next lowest-free search starts (every
+    /// address below was taken when this pass last handed one out).
+    ip_from: HashMap<u64, u32>,
     /// Services whose retained addresses (`_retainedIps`) changed.
     retained: HashMap<String, serde_json::Map<String, Value>>,
     out: Vec<Resource>,
@@ -245,6 +248,7 @@ impl<'a> World<'a> {
             dockers: Vec::with_capacity(snap.containers().len()),
             sched: None,
             ips: None,
+            ip_from: HashMap::new(),
             retained: HashMap::new(),
             out: Vec::new(),
             out_at: HashMap::new(),
@@ -1198,9 +1202,11 @@ fn network_address(
         w.ips(s.project).insert(r);
         return Ok(text);
     }
+    let from = w.ip_from.get(&s.project).copied().unwrap_or(0);
     let used = w.ips(s.project);
-    let ip = allocate::address(&subnet, used, None)?;
+    let ip = allocate::address_from(&subnet, used, from)?;
     used.insert(ip);
+    w.ip_from.insert(s.project, ip + 1);
     let text = std::net::Ipv4Addr::from(ip).to_string();
     if spec.retain_ip {
         kept.insert(key, Value::String(text.clone()));
