@@ -73,7 +73,7 @@ fn cluster_cli_round_trip() {
     let t = out(ros()
         .args(["cluster", "tokens", "create"])
         .env("ROS_URL", &url));
-    assert!(t.contains("sudo ros cluster join http://"), "{t}");
+    assert!(t.contains("curl -fsSL http://"), "{t}");
     let tj = out(ros()
         .args(["cluster", "tokens", "-o", "json"])
         .env("RANCHER_URL", &url));

@@ -7,8 +7,6 @@
 
 mod harness;
 
-use std::time::Duration;
-
 use harness::*;
 use serde_json::json;
 
@@ -28,11 +26,22 @@ fn three_hosts_register_run_and_reconnect() {
     assert!(reg.starts_with("https://"), "{reg}");
     let tok = token["token"].as_str().unwrap();
     assert!(ros::cluster::agent::token_pin(tok).is_some(), "{tok}");
-    assert!(token["command"].as_str().unwrap().ends_with(&reg));
-    for i in 0..3 {
+    let command = token["command"].as_str().unwrap().to_string();
+    assert_eq!(command, format!("curl -fsSLk {reg} | sudo sh"));
+    for i in 0..2 {
         let a = start_agent(&c, i, &reg);
         c.hosts[i].agent = Some(a);
     }
+    // node3 joins as any Docker machine would: the token's one line, which
+    // fetches `ros` from the server itself and starts the agent.
+    join_by_script(&c, 2, &command);
+    let fetched = c.hosts[2].root.join("usr/local/bin/ros");
+    assert_eq!(
+        std::fs::metadata(&fetched).unwrap().len(),
+        std::fs::metadata(ros()).unwrap().len(),
+        "{} is not the server's binary",
+        fetched.display()
+    );
     let hosts = wait_for("3 active hosts", 90, || {
         let v = get(&format!("{url}/v1/projects/1a5/hosts?agentState=active"));
         let d = v["data"].as_array()?.clone();
@@ -116,16 +125,17 @@ fn three_hosts_register_run_and_reconnect() {
             .unwrap_or("")
             .to_string()
     };
-    if let Some(a) = c.hosts[2].agent.as_mut() {
-        stop(a, Duration::from_secs(5));
-    }
+    // (node3's agent was started by the Add Host script: its pid file.)
+    stop_script_agent(&c.hosts[2]);
     wait_for("reconnecting", 30, || {
         (agent_state(&node3_id) == "reconnecting").then_some(())
     });
     wait_for("disconnected", 30, || {
         (agent_state(&node3_id) == "disconnected").then_some(())
     });
-    // Restart it: the same host comes back, no duplicate.
+    // Restart it (now as a plain `ros cluster agent` on the identity the
+    // script's agent left in the host's root): the same host comes back,
+    // no duplicate.
     let a = start_agent(&c, 2, &reg);
     c.hosts[2].agent = Some(a);
     wait_for("node3 active again", 60, || {

@@ -98,6 +98,7 @@ impl Drop for Cluster {
             if let Some(a) = h.agent.as_mut() {
                 stop(a, Duration::from_secs(5));
             }
+            stop_script_agent(h);
         }
         for h in &mut self.hosts {
             if h.dockerd.is_some() {
@@ -289,6 +290,67 @@ pub fn start_agent(c: &Cluster, i: usize, token_url: &str) -> Child {
         .stderr(log_file(c.dir.path(), &format!("agent{}.log", i + 1)))
         .spawn()
         .unwrap()
+}
+
+/// Join host `i` the way Rancher's Add Host did: run the registration
+/// token's `command` (`curl … | sudo sh`) in the host's network namespace,
+/// with the agent options after `--` and the host's own root. The script
+/// fetches the `ros` binary from the server and starts the agent detached,
+/// writing its pid to `ROOT/var/run/ros-agent.pid` (stopped on drop).
+pub fn join_by_script(c: &Cluster, i: usize, command: &str) {
+    let h = &c.hosts[i];
+    let (fetch, _) = command
+        .split_once(" | sudo sh")
+        .unwrap_or_else(|| panic!("not a `curl … | sudo sh` command: {command}"));
+    let line = format!(
+        "{fetch} | ROS_BIN={bin} ROS_ROOT={root} ROS_LOG={log} sh -s -- \\
+         --hostname node{n} --interval 0.5 --usage-interval 1 --labels node=n{n},zone=z",
+        bin = h.root.join("usr/local/bin/ros").display(),
+        root = h.root.display(),
+        log = c.dir.path().join(format!("agent{}.log", i + 1)).display(),
+        n = i + 1,
+    );
+    let out = Command::new("nsenter")
+        .arg(format!("--net=/var/run/netns/{}", h.ns))
+        .args(["sh", "-c", &line])
+        .env("RUST_LOG", "ros=debug")
+        .output()
+        .unwrap();
+    eprintln!(
+        "add host script on node{}: {}\n{}{}",
+        i + 1,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the Add Host script failed");
+}
+
+/// Stop an agent started by the Add Host script on `h` (its pid file), if
+/// it is still the agent of this host.
+pub fn stop_script_agent(h: &Host) {
+    let pidf = h.root.join("var/run/ros-agent.pid");
+    let Ok(pid) = std::fs::read_to_string(&pidf) else {
+        return;
+    };
+    let _ = std::fs::remove_file(&pidf);
+    let Ok(pid) = pid.trim().parse::<i32>() else {
+        return;
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let root = h.root.display().to_string();
+    if !String::from_utf8_lossy(&cmdline).contains(&root) {
+        return;
+    }
+    let pid = nix::unistd::Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    for _ in 0..50 {
+        if nix::sys::signal::kill(pid, None).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
 }
 
 pub fn setup() -> Cluster {

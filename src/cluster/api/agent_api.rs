@@ -54,18 +54,195 @@ fn token(cx: &Ctx<'_>, value: &str) -> Result<Resource, ApiError> {
     Ok(t)
 }
 
-/// `GET /v1/scripts/<token>`: a shell script that starts the agent.
+/// `GET /v1/scripts/<token>`: the Add Host script. Run as root on any Linux
+/// machine with Docker (`curl -fsSL URL | sudo sh`), it fetches this server's
+/// own `ros` binary (`…/scripts/<token>/ros`, checked against the SHA-256
+/// written into the script), installs it and starts the agent in the
+/// background — as a systemd service where systemd runs, otherwise as a
+/// detached process with a pid file — so the machine needs nothing but
+/// Docker: no registry, no internet.
 pub fn script(cx: &Ctx<'_>, value: &str) -> Result<Response, ApiError> {
     let t = token(cx, value)?;
-    let url = t.str("registrationUrl").unwrap_or_default();
+    let url = t.str("registrationUrl").unwrap_or_default().to_string();
     let server = url.split("/v1/scripts/").next().unwrap_or_default();
-    let body = format!(
-        "#!/bin/sh\n# Registers this machine as a host of project {p} of the ros cluster at {server}.\n\
-         set -e\nexport CATTLE_URL='{server}/v1' ROS_URL='{server}'\n\
-         exec ros cluster agent --url '{url}' \"$@\"\n",
-        p = format_id(Kind::Project, t.project)
+    let sum = own_binary()
+        .map(|b| b.sha256.clone())
+        .map_err(|e| ApiError::new(500, "ServerError", e))?;
+    let body = add_host_script(
+        &url,
+        server,
+        &format_id(Kind::Project, t.project),
+        &sum,
+        url.starts_with("https://"),
     );
     Ok(([(header::CONTENT_TYPE, "text/x-shellscript")], body).into_response())
+}
+
+/// The text of the Add Host script (see [`script`]).
+fn add_host_script(url: &str, server: &str, project: &str, sum: &str, tls: bool) -> String {
+    // Behind TLS the server's certificate is signed by the cluster CA,
+    // which curl does not know: the binary is checked by its SHA-256 and
+    // the agent itself checks the server against the CA pin in the token.
+    let (curl_k, wget_k) = if tls {
+        (" -k", " --no-check-certificate")
+    } else {
+        ("", "")
+    };
+    format!(
+        r#"#!/bin/sh
+# Adds this machine to the ros cluster at {server} as a host of project {project}.
+#   curl -fsSL{curl_k} '{url}' | sudo sh
+#   curl -fsSL{curl_k} '{url}' | sudo sh -s -- --labels zone=a --ip 192.0.2.7
+# Options after `--` go to `ros cluster agent` (see `ros cluster agent --help`).
+# Environment: ROS_BIN (default /usr/local/bin/ros), ROS_ROOT (state root,
+# default /), ROS_LOG (default /var/log/ros-agent.log).
+set -eu
+url='{url}'
+sum='{sum}'
+bin="${{ROS_BIN:-/usr/local/bin/ros}}"
+root="${{ROS_ROOT:-/}}"
+log="${{ROS_LOG:-/var/log/ros-agent.log}}"
+pidf="${{root%/}}/var/run/ros-agent.pid"
+say() {{ echo "ros: $*" >&2; }}
+if [ ! -S "${{root%/}}/var/run/docker.sock" ]; then
+    say "no Docker here: ${{root%/}}/var/run/docker.sock is not a socket (install and start Docker first)"
+    exit 1
+fi
+mkdir -p "$(dirname "$bin")"
+tmp="$bin.new.$$"
+trap 'rm -f "$tmp"' EXIT
+if command -v curl >/dev/null 2>&1; then
+    curl -fsSL{curl_k} -o "$tmp" "$url/ros"
+elif command -v wget >/dev/null 2>&1; then
+    wget -q{wget_k} -O "$tmp" "$url/ros"
+else
+    say "needs curl or wget to fetch the ros binary"
+    exit 1
+fi
+if command -v sha256sum >/dev/null 2>&1; then
+    if ! echo "$sum  $tmp" | sha256sum -c - >/dev/null 2>&1; then
+        say "the binary fetched from $url/ros is not the one the server announced (sha256 $sum)"
+        exit 1
+    fi
+else
+    say "no sha256sum here: the binary is not checked"
+fi
+chmod 0755 "$tmp"
+mv -f "$tmp" "$bin"
+if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then
+    say "stopping the agent started before (pid $(cat "$pidf"))"
+    kill "$(cat "$pidf")" || true
+fi
+if [ "$root" = / ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    args=""
+    for a in "$@"; do args="$args "$a""; done
+    cat >/etc/systemd/system/ros-agent.service <<UNIT
+[Unit]
+Description=ros cluster agent ({server})
+After=docker.service
+Wants=docker.service
+
+[Service]
+ExecStart=$bin cluster agent --url $url$args
+Restart=always
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+    systemctl daemon-reload
+    systemctl enable ros-agent.service >/dev/null 2>&1 || true
+    systemctl restart ros-agent.service
+    say "the agent runs as the systemd service ros-agent (journalctl -u ros-agent)"
+else
+    mkdir -p "$(dirname "$pidf")" "$(dirname "$log")"
+    detach=""
+    if command -v setsid >/dev/null 2>&1; then detach=setsid; fi
+    nohup $detach "$bin" --root "$root" cluster agent --url "$url" "$@" >>"$log" 2>&1 </dev/null &
+    echo $! >"$pidf"
+    say "the agent runs as pid $! (log $log, pid file $pidf)"
+fi
+"#
+    )
+}
+
+/// This server's own executable, for the Add Host script.
+struct OwnBinary {
+    path: std::path::PathBuf,
+    sha256: String,
+}
+
+/// The running executable and its SHA-256, hashed once per process (the
+/// file does not change under a running server; an upgrade restarts it).
+fn own_binary() -> Result<&'static OwnBinary, String> {
+    static BIN: std::sync::OnceLock<Result<OwnBinary, String>> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let path = std::fs::read_link("/proc/self/exe")
+            .or_else(|_| std::env::current_exe())
+            .map_err(|e| format!("cannot find the server's own binary: {e}"))?;
+        let mut f = std::fs::File::open(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            use std::io::Read;
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            ctx.update(&buf[..n]);
+        }
+        Ok(OwnBinary {
+            path,
+            sha256: hex::encode(ctx.finish().as_ref()),
+        })
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// `GET /v1/scripts/<token>/ros`: the server's own `ros` binary (the token
+/// must be a live registration token), streamed from disk.
+pub async fn binary(cx: &Ctx<'_>, value: &str) -> Result<Response, ApiError> {
+    token(cx, value)?;
+    let bin = tokio::task::spawn_blocking(own_binary)
+        .await
+        .map_err(|e| ApiError::new(500, "ServerError", e.to_string()))?
+        .map_err(|e| ApiError::new(500, "ServerError", e))?;
+    let file = tokio::fs::File::open(&bin.path).await.map_err(|e| {
+        ApiError::new(
+            500,
+            "ServerError",
+            format!("cannot read {}: {e}", bin.path.display()),
+        )
+    })?;
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let stream = futures_util::stream::unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (
+                header::HeaderName::from_static("x-ros-sha256"),
+                bin.sha256.clone(),
+            ),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 fn apply_facts(h: &mut Resource, f: &HostFacts) {

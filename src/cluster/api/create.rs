@@ -78,7 +78,11 @@ pub fn create(cx: &Ctx<'_>, p: Principal, kind: Kind, sc: Option<u64>) -> Result
             r.data.extend(f);
             r.set("token", token);
             r.set("registrationUrl", url.clone());
-            r.set("command", format!("sudo ros cluster join {url}"));
+            // Rancher's Add Host line, for any Linux machine with Docker
+            // (the script fetches `ros` from this server); a ros node joins
+            // with `ros.cluster` in its cloud-config instead.
+            let k = if url.starts_with("https://") { "k" } else { "" };
+            r.set("command", format!("curl -fsSL{k} {url} | sudo sh"));
             r.set("image", format!("ros:{}", crate::paths::VERSION));
             store.commit(std::slice::from_ref(&r))?;
             Ok(render::resource(cx.base, &r))

@@ -28,6 +28,9 @@ pub enum Route {
     LocalAuth,
     /// `/v1/scripts/<token>`.
     Script(String),
+    /// `/v1/scripts/<token>/ros`: this server's own `ros` binary, for the
+    /// registration script.
+    ScriptBinary(String),
     /// `/v1/agent/register`.
     AgentRegister,
     /// `/v1/agent/sync`.
@@ -74,6 +77,9 @@ pub fn route(segs: &[&str]) -> Result<Route, ApiError> {
         ["schemas", name] => Ok(Route::Schemas(Some((*name).to_string()))),
         ["localauthconfigs"] | ["localauthconfig"] => Ok(Route::LocalAuth),
         ["scripts", t] | ["projects", _, "scripts", t] => Ok(Route::Script((*t).to_string())),
+        ["scripts", t, "ros"] | ["projects", _, "scripts", t, "ros"] => {
+            Ok(Route::ScriptBinary((*t).to_string()))
+        }
         ["projects", p, "schemas", rest @ ..] if rest.len() <= 1 => {
             let pid = parse_id(Kind::Project, p).ok_or_else(ApiError::not_found)?;
             Ok(Route::ProjectSchemas(
@@ -216,6 +222,7 @@ async fn handle(app: &App, base: &str, prefix: &str, req: Request) -> Result<Res
     let auth = auth.as_deref();
     match (route, method) {
         (Route::Script(token), Method::GET) => agent_api::script(&cx, &token),
+        (Route::ScriptBinary(token), Method::GET) => agent_api::binary(&cx, &token).await,
         (Route::AgentRegister, Method::POST) => agent_api::register(&cx).await,
         (Route::AgentSync, Method::POST) => {
             let p = access::resolve(app, auth, true)?;
@@ -236,6 +243,7 @@ async fn handle(app: &App, base: &str, prefix: &str, req: Request) -> Result<Res
         },
         (
             Route::Script(_)
+            | Route::ScriptBinary(_)
             | Route::AgentRegister
             | Route::AgentSync
             | Route::AgentReply
@@ -698,6 +706,10 @@ mod tests {
             Ok(Route::Item(Some(5), Kind::Host, 2))
         );
         assert_eq!(route(&["scripts", "abc"]), Ok(Route::Script("abc".into())));
+        assert_eq!(
+            route(&["scripts", "abc", "ros"]),
+            Ok(Route::ScriptBinary("abc".into()))
+        );
         assert!(route(&["projects", "1h5", "hosts"]).is_err());
         assert!(route(&["hosts", "1a1"]).is_err());
         assert!(route(&["nope"]).is_err());

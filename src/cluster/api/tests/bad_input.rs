@@ -100,7 +100,13 @@ fn registration_tokens_bad_expired_replayed() {
         .body
         .as_str()
         .unwrap()
-        .contains("ros cluster agent --url"));
+        .contains("cluster agent --url \"$url\""));
+    // The binary it fetches needs the same live token.
+    let bin = ureq::get(&format!("{u}/v1/scripts/{tok}/ros"))
+        .call()
+        .unwrap();
+    assert_eq!(bin.header("x-ros-sha256").map(str::len), Some(64));
+    assert_eq!(get(&format!("{u}/v1/scripts/nope/ros")).status, 401);
     assert_eq!(reg(&tok, "short").code(), "InvalidCharacters");
     assert_eq!(reg(&tok, &"a".repeat(20)).status, 201);
     // Replaying the same registration yields the same host, not a second one.
