@@ -48,3 +48,22 @@ printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$layers/busybox/etc/group"
 save_archive "$uout/busybox.tar" "busybox:latest" '["sh"]' "$layers/busybox"
 log "user image busybox:latest $(du -h "$uout/busybox.tar" | cut -f1)"
+
+# Operator images baked into the ISO (air-gapped clusters): ROS_PRELOAD is a
+# space-separated list of `docker save` archives (.tar, .tar.gz, .tgz), or
+# @FILE naming a file with one archive path per line. The user engine loads
+# each once per content at boot, beside the archives a node keeps in
+# /var/lib/ros/preload/docker/ on its state disk.
+preload_list=${ROS_PRELOAD:-}
+case $preload_list in
+  @*) preload_list=$(grep -v '^[[:space:]]*#' "${preload_list#@}" || true) ;;
+esac
+for a in $preload_list; do
+  case $a in
+    *.tar|*.tar.gz|*.tgz) ;;
+    *) echo "ROS_PRELOAD: $a: not a docker save archive (.tar, .tar.gz, .tgz)" >&2; exit 1 ;;
+  esac
+  [ -f "$a" ] || { echo "ROS_PRELOAD: $a: no such file" >&2; exit 1; }
+  cp "$a" "$uout/"
+  log "user image $(basename "$a") $(du -h "$a" | cut -f1) (ROS_PRELOAD)"
+done

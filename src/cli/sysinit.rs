@@ -285,17 +285,27 @@ pub fn user_docker(paths: &Paths) -> Result<i32> {
     Err(err).with_context(|| format!("cannot run {DOCKERD}"))
 }
 
+/// Where a node keeps its own preloaded user images (RancherOS's
+/// `/var/lib/rancher/preload/docker`): `docker save` archives put on the
+/// state disk (or a data drive mounted there) by the operator.
+pub fn user_preload_dirs(paths: &Paths) -> Vec<std::path::PathBuf> {
+    vec![
+        paths.user_images_dir(),
+        paths.state_dir().join("preload").join("docker"),
+    ]
+}
+
 /// `ros user-docker --preload`: wait (up to 5 minutes) for the user engine,
-/// then `docker load` every archive in the user-images directory.
+/// then `docker load` every archive of [`user_preload_dirs`] whose content
+/// was not loaded before (a stamp per content hash under
+/// `/var/lib/ros/preload/user/`), so a second boot on a state disk loads
+/// nothing and a changed archive is loaded again.
 pub fn preload_user_images(paths: &Paths) -> Result<i32> {
-    let dir = paths.user_images_dir();
-    let mut archives: Vec<_> = std::fs::read_dir(&dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "tar"))
-        .collect();
-    archives.sort();
+    let mut archives = Vec::new();
+    for dir in user_preload_dirs(paths) {
+        archives.extend(crate::system::preload::archives(&dir));
+    }
+    let stamps = paths.state_dir().join("preload").join("user");
     let sock = paths.docker_sock();
     let t = std::time::Instant::now();
     while !crate::init::stages::docker_answers(&sock) {
@@ -310,6 +320,19 @@ pub fn preload_user_images(paths: &Paths) -> Result<i32> {
     let host = format!("unix://{}", sock.display());
     let mut failed = 0;
     for a in &archives {
+        let hash = match crate::system::preload::file_hash(a) {
+            Ok(h) => h,
+            Err(e) => {
+                warn!("cannot preload {}: cannot read it: {e}", a.display());
+                failed += 1;
+                continue;
+            }
+        };
+        let done = stamps.join(format!("{hash}.done"));
+        if done.exists() {
+            info!("preload {}: already loaded", a.display());
+            continue;
+        }
         let out = std::process::Command::new("docker")
             .args(["-H", &host, "load", "-q", "-i"])
             .arg(a)
@@ -322,6 +345,10 @@ pub fn preload_user_images(paths: &Paths) -> Result<i32> {
         });
         if out.status.success() {
             info!("preloaded {}: {}", a.display(), text.trim());
+            let _ = std::fs::create_dir_all(&stamps);
+            if let Err(e) = std::fs::write(&done, a.display().to_string()) {
+                warn!("cannot write {}: {e}", done.display());
+            }
         } else {
             warn!("cannot preload {}: {}", a.display(), text.trim());
             failed += 1;
