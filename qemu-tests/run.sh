@@ -8,7 +8,8 @@
 # A case may also drive the serial console like a person: a `dialog` file
 # (or `dialog.N` for boot N; see console.py) is played over the serial port,
 # and `SEED=none` boots without any user-data drive (a live boot). A case.sh
-# may define `post_check LOG` (run after each boot; non-zero fails the case).
+# may define `post_check LOG` (run after each boot; non-zero fails the case),
+# or `run_multi OUTDIR` to boot and drive several machines itself (050).
 # Prints PASS/FAIL per case; console logs stay in qemu-tests/out/CASE/.
 # Milestone times (seconds from QEMU start) go to qemu-tests/out/figures.txt.
 set -uo pipefail
@@ -134,9 +135,15 @@ run_case() {
   local c=$1 dir=$here/cases/$1
   (
     unset BOOT BOOTS DISK APPEND TIMEOUT EXPECT EXPECT_1 EXPECT_2 REJECT SSH_AFTER STOP_WHEN_SEEN SEED
-    unset -f post_check
+    unset -f post_check run_multi
     source "$dir/case.sh"
     rm -rf "${out:?}/$c"; mkdir -p "$out/$c"
+    # A case that boots several machines at once drives them itself.
+    if declare -F run_multi >/dev/null; then
+      if run_multi "$out/$c"; then echo "PASS $c"; exit 0; fi
+      echo "FAIL $c (console logs: $out/$c/)"; sed 's/^/  host: /' "$out/$c/host.log" 2>/dev/null
+      exit 1
+    fi
     [ -n "${DISK:-}" ] && truncate -s "$DISK" "$out/$c/state.img"
     local n ok=1
     for n in $(seq 1 "${BOOTS:-1}"); do

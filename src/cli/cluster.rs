@@ -117,6 +117,9 @@ pub enum ClusterCmd {
     /// the agent (server_url + token), or both (the agent then joins the
     /// local server). How a booted node starts its cluster role.
     Up,
+    /// This node in the cluster: role, server URL, host id, and whether
+    /// the agent is connected (or why not); exit 1 when something is down.
+    Status,
     /// List projects (environments).
     Projects {
         #[command(flatten)]
@@ -267,6 +270,7 @@ pub fn run(paths: &Paths, cmd: ClusterCmd) -> Result<i32> {
         ClusterCmd::Agent(a) => agent_run(paths, a.url, a.opts),
         ClusterCmd::Join { url, agent } => agent_run(paths, url, agent),
         ClusterCmd::Up => super::cluster_up::up(paths),
+        ClusterCmd::Status => super::cluster_status::run(paths),
         ClusterCmd::Hosts { conn } => {
             let v = conn
                 .client()

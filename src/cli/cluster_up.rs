@@ -48,8 +48,8 @@ fn server_args(c: &ClusterConfig) -> ServerArgs {
         advertise_url: c.server_url.clone(),
         tls_listen: None,
         tls_sans: Vec::new(),
-        reconnecting_after: 30.0,
-        disconnected_after: 180.0,
+        reconnecting_after: c.reconnecting_after.unwrap_or(30.0),
+        disconnected_after: c.disconnected_after.unwrap_or(180.0),
     }
 }
 

@@ -322,6 +322,12 @@ pub struct ClusterConfig {
     pub listen: Option<String>,
     /// The agent's IP as other hosts reach it.
     pub agent_ip: Option<String>,
+    /// Seconds without a sync before the server marks a host
+    /// `reconnecting` (default 30).
+    pub reconnecting_after: Option<f64>,
+    /// Seconds without a sync before a host is `disconnected` and its
+    /// health-checked containers are replaced elsewhere (default 180).
+    pub disconnected_after: Option<f64>,
     /// Host labels (`a=b`).
     pub labels: KeyValues,
 }

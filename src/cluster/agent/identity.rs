@@ -150,6 +150,7 @@ pub(crate) async fn register(
     server: &Server,
     identity: &mut Identity,
     facts: &HostFacts,
+    status: &mut super::status::StatusFile,
 ) -> Result<(RegisterResponse, bool), AgentError> {
     loop {
         if let Some(r) = &identity.registration {
@@ -174,6 +175,7 @@ pub(crate) async fn register(
             }
             Err(e) => {
                 tracing::warn!(error = ?e, "registration failed; retrying");
+                status.record(Err(format!("cannot register: {e}")));
                 tokio::time::sleep(cfg.interval).await;
             }
         }

@@ -46,6 +46,7 @@ pub mod names;
 pub mod overlay;
 mod relay;
 mod runtime;
+pub mod status;
 mod sync;
 
 use identity::load_identity;
@@ -144,6 +145,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
         });
     }
     let heartbeat = heartbeat::Heartbeat::start(cfg.interval);
+    let status = status::StatusFile::new(&cfg.state_dir, &server.root);
     sync::SyncLoop {
         cfg,
         server,
@@ -155,6 +157,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
         feature_reports,
         view,
         heartbeat,
+        status,
     }
     .run()
     .await

@@ -43,6 +43,8 @@ pub(crate) struct SyncLoop {
     pub view: watch::Sender<Arc<View>>,
     /// The heartbeat task.
     pub heartbeat: Heartbeat,
+    /// What `ros cluster status` reads.
+    pub status: super::status::StatusFile,
 }
 
 /// The state of the rounds.
@@ -69,8 +71,14 @@ impl SyncLoop {
             ..Rounds::default()
         };
         loop {
-            let (reg, new) =
-                register(&self.cfg, &self.server, &mut self.identity, &self.facts).await?;
+            let (reg, new) = register(
+                &self.cfg,
+                &self.server,
+                &mut self.identity,
+                &self.facts,
+                &mut self.status,
+            )
+            .await?;
             if new {
                 rounds.send_facts = true;
             }
@@ -129,6 +137,7 @@ impl SyncLoop {
         };
         match res {
             Ok(resp) => {
+                self.status.record(Ok(&reg.host_id));
                 r.send_facts = false;
                 // An answer only for the environment view (same
                 // generation) needs no converge pass unless one is due.
@@ -162,12 +171,15 @@ impl SyncLoop {
             }
             Err(AgentError::Client(e)) if e.status() == Some(401) => {
                 tracing::warn!("server rejected our credentials; registering again");
+                self.status
+                    .record(Err("the server rejected this host's credentials".into()));
                 self.identity.registration = None;
                 r.pending.clear();
                 self.heartbeat.stop();
             }
             Err(e) => {
                 tracing::warn!(error = ?e, "sync failed; retrying");
+                self.status.record(Err(format!("sync failed: {e}")));
                 let mut back = sent;
                 back.append(&mut r.pending);
                 r.pending = back;

@@ -1,0 +1,151 @@
+# Three machines booted from the same dist/ros.iso form a cluster with no
+# manual step: each gets only its own cloud-config (user-data.in: address,
+# role, the same pre-shared token), a pre-formatted state disk (label
+# ROS_STATE) and a NIC on a bridge inside a network namespace this case
+# creates (nothing leaves the machine). From the build host, through that
+# namespace, the case waits for 3 active hosts, deploys a stack (web scale
+# 3 with an HTTP health check behind a global load balancer on port 80),
+# sends 30 requests through node2's port 80 (round robin over all three),
+# kills node3 (lost: disconnected, its web container replaced on node1 or
+# node2, requests still answered), boots node3 again (the same host id
+# comes back active, its stale container removed). Figures go to
+# figures.txt; console logs of every VM stay in qemu-tests/out/050_cluster_3vm/.
+TIMEOUT=720
+TOKEN=ros3vm-preshared-join-token-2f9c41d7e0
+NET=192.168.77
+
+run_multi() {
+  local o=$1 ns="ros3vm$$" t0=$SECONDS
+  local log=$o/host.log
+  local rosbin=""
+  for b in "${CARGO_TARGET_DIR:-$top/target}/x86_64-unknown-linux-gnu/release/ros" "$top/target/x86_64-unknown-linux-gnu/release/ros" "$top/target/release/ros" "$top/target/debug/ros"; do
+    [ -x "$b" ] && { rosbin=$b; break; }
+  done
+  [ -n "$rosbin" ] || { echo "no ros binary for the host side (build/build.sh builds one)" >> "$log"; return 1; }
+  local -A pid=()
+  local -A boots=()
+  say() { echo "HOST $(printf '%5ds' $((SECONDS - t0))) $*" | tee -a "$log"; }
+  fig() { printf '050_cluster_3vm %-44s %6d s\n' "$1" "$((SECONDS - t0))" | tee -a "$figs"; }
+  multi_cleanup() {
+    local i
+    for i in "${!pid[@]}"; do kill "${pid[$i]}" 2>/dev/null; done
+    for i in "${!pid[@]}"; do wait "${pid[$i]}" 2>/dev/null; done
+    ip netns del "$ns" 2>/dev/null
+  }
+  trap multi_cleanup EXIT
+  inns() { ip netns exec "$ns" "$@"; }
+  api() { inns curl -fsS --max-time 10 "http://$NET.11:8080$1"; }
+  json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+  # wait_until SECONDS WHAT CMD...: poll CMD every 2 s
+  wait_until() {
+    local limit=$1 what=$2; shift 2
+    local end=$((SECONDS + limit))
+    until "$@" >/dev/null 2>&1; do
+      if [ "$SECONDS" -ge "$end" ]; then say "TIMEOUT waiting ${limit}s for $what"; return 1; fi
+      local i; for i in "${!pid[@]}"; do
+        if [ -n "${pid[$i]}" ] && ! kill -0 "${pid[$i]}" 2>/dev/null; then say "node$i's QEMU exited"; return 1; fi
+      done
+      sleep 2
+    done
+    say "$what"
+  }
+
+  ip netns add "$ns" || return 1
+  inns ip link set lo up
+  inns ip link add br0 type bridge
+  inns ip addr add "$NET.1/24" dev br0
+  inns ip link set br0 up
+  local i
+  for i in 1 2 3; do
+    inns ip tuntap add dev "tap$i" mode tap
+    inns ip link set "tap$i" master br0 up
+    local role=agent; [ "$i" = 1 ] && role=both
+    local d; d=$(mktemp -d)
+    sed -e "s/@N@/$i/g" -e "s/@ROLE@/$role/" -e "s/@TOKEN@/$TOKEN/" "$here/cases/050_cluster_3vm/user-data.in" > "$d/user-data"
+    printf 'instance-id: node%s\nlocal-hostname: node%s\n' "$i" "$i" > "$d/meta-data"
+    xorriso -as mkisofs -quiet -V cidata -J -r -o "$o/cidata$i.iso" "$d" 2>/dev/null
+    rm -rf "$d"
+    truncate -s 1G "$o/state$i.img"
+    mkfs.ext4 -q -F -L ROS_STATE "$o/state$i.img"
+  done
+  boot() { # boot I MEM: one vCPU each (TCG on 2 cores)
+    local i=$1 mem=$2
+    boots[$i]=$(( ${boots[$i]:-0} + 1 ))
+    inns qemu-system-x86_64 "${accel[@]}" -m "$mem" -smp 1 -display none -no-reboot \
+      -monitor none -serial "file:$o/console-node$i.${boots[$i]}.log" \
+      -netdev "tap,id=n0,ifname=tap$i,script=no,downscript=no" \
+      -device "virtio-net-pci,netdev=n0,mac=52:54:00:77:00:0$i" \
+      -drive "file=$o/state$i.img,if=virtio,format=raw" \
+      -drive "file=$o/cidata$i.iso,if=virtio,format=raw,readonly=on" \
+      -cdrom "$top/dist/ros.iso" -boot d &
+    pid[$i]=$!
+  }
+  boot 1 1024; boot 2 768; boot 3 768
+  say "3 VMs started (TCG 1 vCPU each)"
+
+  active_hosts() { [ "$(api '/v1/projects/1a5/hosts?agentState=active' | json 'len(d["data"])')" = 3 ]; }
+  wait_until 480 "3 hosts active" active_hosts || return 1
+  fig "QEMU start -> 3 hosts active"
+  local node3_id
+  node3_id=$(api '/v1/projects/1a5/hosts?name=node3' | json 'd["data"][0]["id"]')
+
+  mkdir -p "$o/stack"
+  cp "$here/cases/050_cluster_3vm/docker-compose.yml" "$here/cases/050_cluster_3vm/rancher-compose.yml" "$o/stack/"
+  (cd "$o/stack" && inns "$rosbin" compose --url "http://$NET.11:8080" -p demo up -d) >> "$log" 2>&1 \
+    || { say "ros compose up failed"; return 1; }
+  # web: 3 running and healthy containers on 3 different hosts
+  web_spread() {
+    api '/v1/projects/1a5/containers?state=running&healthState=healthy' | python3 -c '
+import json,sys
+d=[c for c in json.load(sys.stdin)["data"] if c["name"].startswith("demo-web-") or c["name"].startswith("demo_web_")]
+hosts={c.get("hostId") for c in d}
+sys.exit(0 if len(d)==3 and len(hosts)==int(sys.argv[1]) else 1)' "$1"
+  }
+  wait_until 300 "web: 3 healthy containers on 3 hosts" web_spread 3 || return 1
+  fig "QEMU start -> stack healthy"
+
+  # 30 requests through node2's port 80: every web container answers
+  rotation() {
+    local n names
+    names=$(for n in $(seq 1 30); do inns curl -fsS --max-time 5 "http://$NET.12/" || echo FAILED; done)
+    echo "$names" > "$o/rotation.txt"
+    ! grep -q FAILED "$o/rotation.txt" && [ "$(sort -u "$o/rotation.txt" | wc -l)" = 3 ] \
+      && [ "$(sort "$o/rotation.txt" | uniq -c | awk '{print $1}' | sort -u | tr '\n' ' ')" = "10 " ]
+  }
+  wait_until 120 "30 requests through node2:80 answered 10 times by each of 3 containers" rotation \
+    || { say "answers: $(sort "$o/rotation.txt" | uniq -c | tr '\n' ' ')"; return 1; }
+  fig "QEMU start -> LB answering round robin"
+
+  # node3 lost: kill its QEMU
+  local lost=$SECONDS
+  kill "${pid[3]}"; wait "${pid[3]}" 2>/dev/null; pid[3]=""
+  say "node3 killed"
+  host_state() { [ "$(api "/v1/projects/1a5/hosts/$node3_id" | json 'd["agentState"]')" = "$1" ]; }
+  wait_until 90 "node3 disconnected" host_state disconnected || return 1
+  on_two() {
+    api '/v1/projects/1a5/containers?state=running&healthState=healthy' | python3 -c '
+import json,sys
+d=[c for c in json.load(sys.stdin)["data"] if c["name"].startswith("demo-web-") and c.get("hostId")!=sys.argv[1]]
+sys.exit(0 if len(d)==3 else 1)' "$node3_id"
+  }
+  wait_until 180 "3 healthy web containers on node1/node2" on_two || return 1
+  printf '050_cluster_3vm %-44s %6d s\n' "node lost -> replacement healthy" "$((SECONDS - lost))" | tee -a "$figs"
+  still_answers() { local n; for n in $(seq 1 6); do inns curl -fsS --max-time 5 "http://$NET.12/" >/dev/null || return 1; done; }
+  wait_until 60 "requests still answered through node2:80" still_answers || return 1
+
+  # node3 back on its state disk: the same host, its stale container gone
+  boot 3 768
+  wait_until 480 "node3 ($node3_id) active again" host_state active || return 1
+  fig "QEMU start -> node3 back"
+  stale_gone() {
+    api "/v1/projects/1a5/containers?hostId=$node3_id" | python3 -c '
+import json,sys
+d=[c for c in json.load(sys.stdin)["data"] if c["name"].startswith("demo-web-") and c["state"] not in ("removed","purged")]
+sys.exit(0 if not d else 1)'
+  }
+  wait_until 120 "node3's stale web container removed" stale_gone || return 1
+  [ "$(api '/v1/projects/1a5/hosts' | json 'len(d["data"])')" = 3 ] || { say "a host was duplicated"; return 1; }
+  say "3 hosts, no duplicate"
+  fig "case total"
+  return 0
+}
