@@ -28,10 +28,11 @@ fn three_hosts_register_run_and_reconnect() {
     assert!(ros::cluster::agent::token_pin(tok).is_some(), "{tok}");
     let command = token["command"].as_str().unwrap().to_string();
     assert_eq!(command, format!("curl -fsSLk {reg} | sudo sh"));
-    for i in 0..2 {
-        let a = start_agent(&c, i, &reg);
-        c.hosts[i].agent = Some(a);
-    }
+    c.hosts[0].agent = Some(start_agent(&c, 0, &reg));
+    // node2 is given two servers (`server_url` may list several): the
+    // first does not answer, so it registers and syncs with the second.
+    let dead = reg.replacen(&url_host_port(&reg), "127.0.0.1:9", 1);
+    c.hosts[1].agent = Some(start_agent(&c, 1, &format!("{dead},{reg}")));
     // node3 joins as any Docker machine would: the token's one line, which
     // fetches `ros` from the server itself and starts the agent.
     join_by_script(&c, 2, &command);
@@ -151,4 +152,13 @@ fn three_hosts_register_run_and_reconnect() {
         3,
         "no duplicate host"
     );
+}
+
+/// `host:port` of a URL.
+fn url_host_port(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_default()
+        .to_string()
 }

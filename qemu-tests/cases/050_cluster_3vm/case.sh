@@ -61,7 +61,7 @@ run_multi() {
     inns ip link set "tap$i" master br0 up
     local role=agent; [ "$i" = 1 ] && role=both
     local d; d=$(mktemp -d)
-    sed -e "s/@N@/$i/g" -e "s/@ROLE@/$role/" -e "s/@TOKEN@/$TOKEN/" "$here/cases/050_cluster_3vm/user-data.in" > "$d/user-data"
+    sed -e "s/@N@/$i/g" -e "s/@ROLE@/$role/" -e "s/@TOKEN@/$TOKEN/" -e "s|@SSH_KEY@|$(cat "$key.pub")|" "$here/cases/050_cluster_3vm/user-data.in" > "$d/user-data"
     printf 'instance-id: node%s\nlocal-hostname: node%s\n' "$i" "$i" > "$d/meta-data"
     xorriso -as mkisofs -quiet -V cidata -J -r -o "$o/cidata$i.iso" "$d" 2>/dev/null
     rm -rf "$d"
@@ -88,6 +88,11 @@ run_multi() {
   fig "QEMU start -> 3 hosts active"
   local node3_id
   node3_id=$(api '/v1/projects/1a5/hosts?name=node3' | json 'd["data"][0]["id"]')
+  # On the node itself: `ros cluster status` says it is connected.
+  inns ssh -i "$key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=20 \
+    -o BatchMode=yes "rancher@$NET.12" sudo ros cluster status > "$o/node2-status.txt" 2>&1
+  say "node2: $(tr '\n' ';' < "$o/node2-status.txt")"
+  grep -q "agent:      connected" "$o/node2-status.txt" || { say "node2's ros cluster status is not connected"; return 1; }
 
   mkdir -p "$o/stack"
   cp "$here/cases/050_cluster_3vm/docker-compose.yml" "$here/cases/050_cluster_3vm/rancher-compose.yml" "$o/stack/"

@@ -63,28 +63,66 @@ pub(crate) struct Server {
     pub token: String,
     /// The CA pin the token carries, if any.
     pub pin: Option<String>,
+    /// Every server root the agent may use, in the order given; `root` is
+    /// the one in use.
+    pub roots: Vec<String>,
 }
 
 impl Server {
-    /// The server of registration URL `url`.
+    /// The server of registration URL `url`, or of several separated by
+    /// commas or spaces (servers sharing one store, tried in order: the
+    /// agent moves to the next when one stops answering). The token and CA
+    /// pin are those of the first.
     pub(crate) fn from_url(url: &str) -> Result<Server, AgentError> {
-        let (root, token) = parse_registration_url(url)?;
+        let mut urls = url
+            .split([',', ' ', '\n', '\t'])
+            .map(str::trim)
+            .filter(|u| !u.is_empty());
+        let first = urls.next().unwrap_or_default();
+        let (root, token) = parse_registration_url(first)?;
+        let mut roots = vec![root.clone()];
+        for u in urls {
+            let (r, _) = parse_registration_url(u)?;
+            if !roots.contains(&r) {
+                roots.push(r);
+            }
+        }
         let pin = token_pin(&token).map(str::to_string);
         if root.starts_with("https://") && pin.is_none() {
             tracing::warn!("https registration URL without a CA pin: trusting the system roots");
         }
-        Ok(Server { root, token, pin })
+        Ok(Server {
+            root,
+            token,
+            pin,
+            roots,
+        })
     }
 
-    /// `host[:port]` of the root URL.
-    pub(crate) fn host_part(&self) -> &str {
-        self.root
-            .split("://")
-            .nth(1)
-            .unwrap_or("")
-            .split('/')
-            .next()
-            .unwrap_or("")
+    /// Move to the next server of the list (after the last, the first);
+    /// false when there is only one.
+    pub(crate) fn failover(&mut self) -> bool {
+        if self.roots.len() < 2 {
+            return false;
+        }
+        let at = self.roots.iter().position(|r| *r == self.root).unwrap_or(0);
+        self.root = self.roots[(at + 1) % self.roots.len()].clone();
+        tracing::warn!(server = %self.root, "trying the next server");
+        true
+    }
+
+    /// `host[:port]` of each root URL, the one in use first.
+    pub(crate) fn host_parts(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(&self.root)
+            .chain(self.roots.iter().filter(|r| **r != self.root))
+            .map(|r| {
+                r.split("://")
+                    .nth(1)
+                    .unwrap_or("")
+                    .split('/')
+                    .next()
+                    .unwrap_or("")
+            })
     }
 
     /// A client of the server, pinned to the CA when the token carries a
@@ -129,14 +167,15 @@ pub(crate) fn save(cfg: &AgentConfig, id: &Identity) -> Result<(), AgentError> {
     std::fs::rename(&tmp, &path).map_err(err)
 }
 
-/// The saved identity, or a new one for `server`.
-pub(crate) fn load_identity(cfg: &AgentConfig, server: &str) -> Identity {
+/// The saved identity, or a new one for `server` (an identity saved with
+/// any server of the list is the same cluster: servers share one store).
+pub(crate) fn load_identity(cfg: &AgentConfig, server: &Server) -> Identity {
     std::fs::read_to_string(identity_path(cfg))
         .ok()
         .and_then(|s| serde_json::from_str::<Identity>(&s).ok())
-        .filter(|i| i.server == server)
+        .filter(|i| server.roots.contains(&i.server))
         .unwrap_or_else(|| Identity {
-            server: server.to_string(),
+            server: server.root.clone(),
             key: crate::cluster::auth::random_token(64),
             registration: None,
         })
@@ -147,7 +186,7 @@ pub(crate) fn load_identity(cfg: &AgentConfig, server: &str) -> Identity {
 /// True in the second element when it is new.
 pub(crate) async fn register(
     cfg: &AgentConfig,
-    server: &Server,
+    server: &mut Server,
     identity: &mut Identity,
     facts: &HostFacts,
     status: &mut super::status::StatusFile,
@@ -175,7 +214,8 @@ pub(crate) async fn register(
             }
             Err(e) => {
                 tracing::warn!(error = ?e, "registration failed; retrying");
-                status.record(Err(format!("cannot register: {e}")));
+                status.record(Err(format!("cannot register with {}: {e}", server.root)));
+                server.failover();
                 tokio::time::sleep(cfg.interval).await;
             }
         }
@@ -198,6 +238,19 @@ mod tests {
         );
         assert!(parse_registration_url("http://s:8080/v1/hosts").is_err());
         assert!(parse_registration_url("s:8080/v1/scripts/x").is_err());
+        let mut s = Server::from_url(
+            "http://a:8080/v1/scripts/T, http://b:8080/v1/scripts/T http://a:8080/v1/scripts/T",
+        )
+        .unwrap();
+        assert_eq!(s.roots, ["http://a:8080", "http://b:8080"]);
+        assert_eq!((s.root.as_str(), s.token.as_str()), ("http://a:8080", "T"));
+        assert!(s.failover());
+        assert_eq!(s.root, "http://b:8080");
+        assert!(s.failover());
+        assert_eq!(s.root, "http://a:8080");
+        assert!(Server::from_url("http://a:8080/v1/scripts/T,nope").is_err());
+        let mut one = Server::from_url("http://a:8080/v1/scripts/T").unwrap();
+        assert!(!one.failover());
         let pin = "ab".repeat(32);
         assert_eq!(token_pin(&format!("secret.{pin}")), Some(pin.as_str()));
         assert_eq!(token_pin("secret"), None);
@@ -209,9 +262,12 @@ mod tests {
         let pin = "ab".repeat(32);
         let s = Server::from_url(&format!("https://10.0.0.1:8443/v1/scripts/t.{pin}")).unwrap();
         assert_eq!(s.root, "https://10.0.0.1:8443");
-        assert_eq!(s.host_part(), "10.0.0.1:8443");
+        assert_eq!(s.host_parts().next().unwrap(), "10.0.0.1:8443");
         assert_eq!(s.pin.as_deref(), Some(pin.as_str()));
         let s = Server::from_url("http://server/v1/scripts/t").unwrap();
-        assert_eq!((s.host_part(), s.pin.as_deref()), ("server", None));
+        assert_eq!(
+            (s.host_parts().next().unwrap(), s.pin.as_deref()),
+            ("server", None)
+        );
     }
 }

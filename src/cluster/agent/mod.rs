@@ -129,7 +129,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let server = identity::Server::from_url(&cfg.url)?;
     let docker = docker::connect(&cfg.docker_socket)?;
     let facts = host_facts(&cfg, &server, &docker).await;
-    let identity = load_identity(&cfg, &server.root);
+    let identity = load_identity(&cfg, &server);
     let converge_now = events::watch(docker.clone());
     let (assigned, assigned_rx) = tokio::sync::watch::channel(features::Assigned::default());
     let (reports, feature_reports) = tokio::sync::mpsc::unbounded_channel();
@@ -196,7 +196,18 @@ async fn host_facts(
     let ip = cfg
         .ip
         .clone()
-        .or_else(|| facts::local_ip_towards(server.host_part()))
+        .or_else(|| {
+            // The source address towards the servers, the first that is
+            // not loopback (a server of the list on this machine says
+            // nothing about how other hosts reach this one).
+            let mut ips = server.host_parts().filter_map(facts::local_ip_towards);
+            let first = ips.next();
+            first
+                .clone()
+                .filter(|ip| !ip.starts_with("127."))
+                .or_else(|| ips.find(|ip| !ip.starts_with("127.")))
+                .or(first)
+        })
         .unwrap_or_default();
     let mut host_facts = facts::collect(
         &cfg.root,

@@ -73,7 +73,7 @@ impl SyncLoop {
         loop {
             let (reg, new) = register(
                 &self.cfg,
-                &self.server,
+                &mut self.server,
                 &mut self.identity,
                 &self.facts,
                 &mut self.status,
@@ -179,7 +179,9 @@ impl SyncLoop {
             }
             Err(e) => {
                 tracing::warn!(error = ?e, "sync failed; retrying");
-                self.status.record(Err(format!("sync failed: {e}")));
+                self.status
+                    .record(Err(format!("sync with {} failed: {e}", self.server.root)));
+                self.server.failover();
                 let mut back = sent;
                 back.append(&mut r.pending);
                 r.pending = back;
