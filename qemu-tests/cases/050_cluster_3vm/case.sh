@@ -15,21 +15,23 @@ TOKEN=ros3vm-preshared-join-token-2f9c41d7e0
 NET=192.168.77
 
 run_multi() {
-  local o=$1 ns="ros3vm$$" t0=$SECONDS
+  local o=$1 t0=$SECONDS
+  # globals: the EXIT trap runs after this function's locals are gone
+  ns="ros3vm$$"
+  pid=()
   local log=$o/host.log
   local rosbin=""
   for b in "${CARGO_TARGET_DIR:-$top/target}/x86_64-unknown-linux-gnu/release/ros" "$top/target/x86_64-unknown-linux-gnu/release/ros" "$top/target/release/ros" "$top/target/debug/ros"; do
     [ -x "$b" ] && { rosbin=$b; break; }
   done
   [ -n "$rosbin" ] || { echo "no ros binary for the host side (build/build.sh builds one)" >> "$log"; return 1; }
-  local -A pid=()
   local -A boots=()
   say() { echo "HOST $(printf '%5ds' $((SECONDS - t0))) $*" | tee -a "$log"; }
   fig() { printf '050_cluster_3vm %-44s %6d s\n' "$1" "$((SECONDS - t0))" | tee -a "$figs"; }
   multi_cleanup() {
     local i
-    for i in "${!pid[@]}"; do kill "${pid[$i]}" 2>/dev/null; done
-    for i in "${!pid[@]}"; do wait "${pid[$i]}" 2>/dev/null; done
+    for i in "${!pid[@]}"; do [ -n "${pid[$i]}" ] && kill "${pid[$i]}" 2>/dev/null; done
+    for i in "${!pid[@]}"; do [ -n "${pid[$i]}" ] && wait "${pid[$i]}" 2>/dev/null; done
     ip netns del "$ns" 2>/dev/null
   }
   trap multi_cleanup EXIT
