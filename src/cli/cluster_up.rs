@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use super::cluster::{agent_run, server, AgentOpts, ServerArgs};
-use crate::cluster::client::Client;
 use crate::config::types::{ClusterConfig, ClusterRole};
 use crate::paths::Paths;
 
@@ -50,6 +49,13 @@ fn server_args(c: &ClusterConfig) -> ServerArgs {
         tls_sans: Vec::new(),
         reconnecting_after: 30.0,
         disconnected_after: 180.0,
+        token: c.token.clone(),
+        admin_password_file: None,
+        insecure_open_api: false,
+        insecure_http: true,
+        // Read from the cloud-config here, so the plain password is never
+        // in argv or the environment of the server.
+        admin_password: c.admin_password.clone(),
     }
 }
 
@@ -70,7 +76,10 @@ pub fn up(paths: &Paths) -> Result<i32> {
             agent_run(paths, url, agent_opts(&c))
         }
         Some(ClusterRole::Both) => {
-            let args = server_args(&c);
+            // The node's own agent joins with the server's join token.
+            let token = super::cluster_secrets::join_token(paths, c.token.as_deref())?;
+            let mut args = server_args(&c);
+            args.token = Some(token.clone());
             let port = args.listen.rsplit(':').next().unwrap_or("8080").to_string();
             let local = format!("http://127.0.0.1:{port}");
             let p = paths.clone();
@@ -80,36 +89,21 @@ pub fn up(paths: &Paths) -> Result<i32> {
                     std::process::exit(1);
                 }
             });
-            let url = match registration_url(&c) {
-                Some(u) => u,
-                None => local_token(&local)?,
-            };
+            wait_for_local(&port);
+            let url = format!("{local}/v1/scripts/{token}");
             agent_run(paths, url, agent_opts(&c))
         }
     }
 }
 
-/// A registration URL from the local server (open until auth is enabled).
-fn local_token(local: &str) -> Result<String> {
-    let client = Client::new(local, None);
+/// Wait (up to 10 s) until the local server accepts connections.
+fn wait_for_local(port: &str) {
     for _ in 0..100 {
-        if client.get("/v1").is_ok() {
+        if std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok() {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let tokens = client.get("/v1/projects/1a5/registrationtokens?state=active")?;
-    let t = match tokens["data"].as_array().and_then(|d| d.first()) {
-        Some(t) => t.clone(),
-        None => client.post(
-            "/v1/projects/1a5/registrationtokens",
-            &serde_json::json!({}),
-        )?,
-    };
-    let token = t["token"]
-        .as_str()
-        .context("registration token without token")?;
-    Ok(format!("{local}/v1/scripts/{token}"))
 }
 
 #[cfg(test)]

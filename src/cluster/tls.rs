@@ -266,6 +266,19 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+/// The client address of a TLS connection (axum's `ConnectInfo` for
+/// [`TlsListener`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TlsPeer(pub std::net::SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for TlsPeer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        TlsPeer(*stream.remote_addr())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,7 +148,16 @@ pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
         .headers()
         .get("X-API-No-Challenge")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
-    let mut resp = match handle(&app, &base, prefix, req).await {
+    let ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .or_else(|| {
+            req.extensions()
+                .get::<axum::extract::ConnectInfo<crate::cluster::tls::TlsPeer>>()
+                .map(|c| c.0 .0.ip())
+        });
+    let mut resp = match handle(&app, &base, prefix, req, ip).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -172,7 +181,13 @@ pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
     resp
 }
 
-async fn handle(app: &App, base: &str, prefix: &str, req: Request) -> Result<Response, ApiError> {
+async fn handle(
+    app: &App,
+    base: &str,
+    prefix: &str,
+    req: Request,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Response, ApiError> {
     let method = req.method().clone();
     let auth = req
         .headers()
@@ -218,14 +233,17 @@ async fn handle(app: &App, base: &str, prefix: &str, req: Request) -> Result<Res
         (Route::Script(token), Method::GET) => agent_api::script(&cx, &token),
         (Route::AgentRegister, Method::POST) => agent_api::register(&cx).await,
         (Route::AgentSync, Method::POST) => {
-            let p = access::resolve(app, auth, true)?;
+            let p = access::resolve_from(app, auth, true, ip).await?;
             agent_api::sync(&cx, p).await
         }
         (Route::AgentReply, Method::POST) => {
-            let p = access::resolve(app, auth, true)?;
+            let p = access::resolve_from(app, auth, true, ip).await?;
             super::relay::reply(&cx, p)
         }
-        (Route::Login, Method::POST) => ok(StatusCode::CREATED, access::login(app, &cx.body)?),
+        (Route::Login, Method::POST) => ok(
+            StatusCode::CREATED,
+            access::login_from(app, &cx.body, ip).await?,
+        ),
         (Route::CaCert, Method::GET) => match &app.config.tls_ca {
             Some((pem, _)) => Ok((
                 [(header::CONTENT_TYPE, "application/x-pem-file")],
@@ -243,9 +261,12 @@ async fn handle(app: &App, base: &str, prefix: &str, req: Request) -> Result<Res
             | Route::Login,
             _,
         ) => Err(ApiError::method()),
-        (Route::LocalAuth, m) => local_auth(&cx, auth, m).await,
+        (Route::LocalAuth, m) => {
+            let p = access::resolve_from(app, auth, false, ip).await?;
+            local_auth(&cx, p, m).await
+        }
         (route, m) => {
-            let p = access::resolve(app, auth, false)?;
+            let p = access::resolve_from(app, auth, false, ip).await?;
             if matches!(p, Principal::Agent { .. }) {
                 return Err(ApiError::forbidden());
             }
@@ -258,8 +279,7 @@ fn ok(status: StatusCode, v: Value) -> Result<Response, ApiError> {
     Ok((status, axum::Json(v)).into_response())
 }
 
-async fn local_auth(cx: &Ctx<'_>, auth: Option<&str>, m: Method) -> Result<Response, ApiError> {
-    let p = access::resolve(cx.app, auth, false)?;
+async fn local_auth(cx: &Ctx<'_>, p: Principal, m: Method) -> Result<Response, ApiError> {
     if p != Principal::Admin {
         return Err(ApiError::forbidden());
     }
@@ -290,8 +310,17 @@ async fn local_auth(cx: &Ctx<'_>, auth: Option<&str>, m: Method) -> Result<Respo
                     "password is too short",
                 ));
             }
+            let enabled = f.get("enabled").and_then(Value::as_bool).unwrap_or(true);
+            if !enabled && !cx.app.config.open_api {
+                return Err(ApiError::field(
+                    "InvalidOption",
+                    "enabled",
+                    "access control cannot be turned off on this server \
+                     (only a server started with --insecure-open-api runs open)",
+                ));
+            }
             let c = access::LocalAuth {
-                enabled: f.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+                enabled,
                 username: f
                     .get("username")
                     .and_then(Value::as_str)
