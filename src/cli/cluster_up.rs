@@ -52,6 +52,8 @@ fn server_args(c: &ClusterConfig) -> ServerArgs {
         token: c.token.clone(),
         admin_password_file: None,
         insecure_open_api: false,
+        // Booted nodes still serve plain HTTP on ros.cluster.listen: TLS by
+        // default there (the pre-shared token without a pin) is not done yet.
         insecure_http: true,
         // Read from the cloud-config here, so the plain password is never
         // in argv or the environment of the server.

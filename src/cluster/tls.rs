@@ -140,9 +140,19 @@ impl ServerCertVerifier for PinnedCa {
         let ca = intermediates
             .iter()
             .find(|c| sha256_hex(c.as_ref()) == self.pin)
-            .ok_or(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer,
-            ))?;
+            .ok_or_else(|| {
+                // Say why: the agent's log is where an operator looks.
+                let got: Vec<String> = intermediates
+                    .iter()
+                    .map(|c| sha256_hex(c.as_ref()))
+                    .collect();
+                rustls::Error::General(format!(
+                    "the server's certificate is not from the pinned cluster CA {} (it presents CA {}): \
+                     another server or a man in the middle; check the token's pin",
+                    self.pin,
+                    if got.is_empty() { "none".to_string() } else { got.join(", ") }
+                ))
+            })?;
         let mut roots = RootCertStore::empty();
         roots.add(ca.clone().into_owned())?;
         let verifier =

@@ -38,6 +38,8 @@ pub enum Route {
     CaCert,
     /// `/v1/token`: local-auth login.
     Login,
+    /// `/v1/auditlogs`: who changed what (admin only).
+    AuditLogs,
     /// A collection, optionally below a project.
     Collection(Option<u64>, Kind),
     /// One resource, optionally below a project.
@@ -84,6 +86,7 @@ pub fn route(segs: &[&str]) -> Result<Route, ApiError> {
         ["agent", "register"] => Ok(Route::AgentRegister),
         ["cacert"] => Ok(Route::CaCert),
         ["token"] => Ok(Route::Login),
+        ["auditlogs"] => Ok(Route::AuditLogs),
         ["agent", "sync"] => Ok(Route::AgentSync),
         ["agent", "reply"] => Ok(Route::AgentReply),
         ["projects", p, rest @ ..] if !rest.is_empty() => {
@@ -157,10 +160,24 @@ pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
                 .get::<axum::extract::ConnectInfo<crate::cluster::tls::TlsPeer>>()
                 .map(|c| c.0 .0.ip())
         });
+    let method = req.method().clone();
+    let audited = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
+        && !path.contains("/agent/");
+    let who = audited.then(|| {
+        super::audit::who(
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|h| h.to_str().ok()),
+        )
+    });
     let mut resp = match handle(&app, &base, prefix, req, ip).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    if let Some(who) = who {
+        app.audit
+            .record(who, method.as_str(), &path, resp.status().as_u16(), ip);
+    }
     if no_challenge {
         // Rancher's UI asks for no Basic challenge (no browser popup).
         resp.headers_mut().remove(header::WWW_AUTHENTICATE);
@@ -261,6 +278,14 @@ async fn handle(
             | Route::Login,
             _,
         ) => Err(ApiError::method()),
+        (Route::AuditLogs, Method::GET) => {
+            let p = access::resolve_from(app, auth, false, ip).await?;
+            if p != Principal::Admin {
+                return Err(ApiError::forbidden());
+            }
+            ok(StatusCode::OK, app.audit.collection(base))
+        }
+        (Route::AuditLogs, _) => Err(ApiError::method()),
         (Route::LocalAuth, m) => {
             let p = access::resolve_from(app, auth, false, ip).await?;
             local_auth(&cx, p, m).await
@@ -269,6 +294,11 @@ async fn handle(
             let p = access::resolve_from(app, auth, false, ip).await?;
             if matches!(p, Principal::Agent { .. }) {
                 return Err(ApiError::forbidden());
+            }
+            if let Some(field) = super::privilege::needed(&route, &m, &cx.query, &cx.body) {
+                if !super::privilege::may_escalate(app, p, auth)? {
+                    return Err(super::privilege::refused(field));
+                }
             }
             resource_route(&cx, p, route, m).await
         }

@@ -18,10 +18,12 @@ pub use crate::cluster::server::{App, Principal, ServerConfig};
 
 pub mod access;
 mod agent_api;
+pub mod audit;
 mod create;
 pub mod ctx;
 pub mod error;
 pub mod handlers;
+pub mod privilege;
 pub mod query;
 pub mod relay;
 pub mod render;

@@ -100,6 +100,8 @@ pub struct App {
     pub views: envview::EnvViews,
     /// Failed logins per client address (brute-force brake).
     pub throttle: crate::cluster::api::access::Throttle,
+    /// Mutating requests: who, what, when, from where.
+    pub audit: crate::cluster::api::audit::AuditLog,
 }
 
 impl App {
@@ -120,6 +122,7 @@ impl App {
             snapshot: Mutex::new(None),
             views: envview::EnvViews::new(),
             throttle: Default::default(),
+            audit: Default::default(),
         }))
     }
 

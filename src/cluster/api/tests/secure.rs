@@ -486,4 +486,146 @@ fn api_keys_expire_and_revoke_at_once() {
     );
     assert_eq!(del.status, 200, "{:?}", del.body);
     assert_eq!(call("GET", &hosts, Some((&ra, &rs)), None).status, 401);
+
+    // Every mutating request is in the audit log: who, what, when, where.
+    let (aa, asec) = (ea.clone(), es.clone());
+    let refused = call(
+        "POST",
+        &format!("{u}/v1/projects/1a5/stacks"),
+        Some((&aa, &asec)),
+        Some(b"{}"),
+    );
+    assert_eq!(refused.status, 401);
+    let log = admin("GET", &format!("{u}/v1/auditlogs"), None);
+    assert_eq!(log.status, 200);
+    let data = log.body["data"].as_array().unwrap();
+    let newest = &data[0];
+    assert_eq!(newest["authenticatedAs"], ea.as_str());
+    assert_eq!(newest["method"], "POST");
+    assert_eq!(newest["path"], "/v1/projects/1a5/stacks");
+    assert_eq!(newest["responseCode"], 401);
+    assert_eq!(newest["clientIp"], "127.0.0.1");
+    assert!(newest["created"].as_str().unwrap().ends_with('Z'));
+    assert!(data.iter().any(|e| e["method"] == "DELETE"
+        && e["authenticatedAs"] == "admin"
+        && e["path"] == format!("/v1/projects/1a5/apikeys/{kid}")));
+    assert!(data.iter().all(|e| e["method"] != "GET"));
+    let (_, ka, ks) = mk(json!({}));
+    assert_eq!(
+        call("GET", &format!("{u}/v1/auditlogs"), Some((&ka, &ks)), None).status,
+        403
+    );
+}
+
+#[test]
+fn privileged_launch_options_need_the_admin_or_a_marked_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = secure(&dir.path().join("db"));
+    let u = &s.url;
+    let key = |body: Value| {
+        let k = admin("POST", &format!("{u}/v1/projects/1a5/apikeys"), Some(body));
+        assert_eq!(k.status, 201, "{:?}", k.body);
+        (
+            k.body["publicValue"].as_str().unwrap().to_string(),
+            k.body["secretValue"].as_str().unwrap().to_string(),
+        )
+    };
+    let (pa, ps) = key(json!({}));
+    let (ma, ms) = key(json!({"privileged": true}));
+    // A plain key cannot mint a privileged one.
+    let mint = call(
+        "POST",
+        &format!("{u}/v1/projects/1a5/apikeys"),
+        Some((&pa, &ps)),
+        Some(br#"{"privileged":true}"#),
+    );
+    assert_eq!(
+        (mint.status, mint.body["fieldName"].as_str()),
+        (403, Some("privileged"))
+    );
+    let st = admin(
+        "POST",
+        &format!("{u}/v1/projects/1a5/stacks"),
+        Some(json!({"name": "base"})),
+    );
+    let sid = st.body["id"].as_str().unwrap().to_string();
+    let cases: Vec<(&str, &str)> = vec![
+        ("privileged", "    privileged: true\n"),
+        ("capAdd", "    cap_add: [NET_ADMIN]\n"),
+        ("pidMode", "    pid: host\n"),
+        ("ipcMode", "    ipc: host\n"),
+        ("networkMode", "    network_mode: host\n"),
+        ("dataVolumes", "    volumes: [\"/etc:/host-etc\"]\n"),
+        ("devices", "    devices: [\"/dev/fuse\"]\n"),
+    ];
+    for (i, (field, extra)) in cases.iter().enumerate() {
+        let dc = format!(
+            "web:\n  image: busybox\n{}",
+            extra.replacen("    ", "  ", 1)
+        );
+        let body = |n: &str| json!({"name": n, "dockerCompose": dc}).to_string();
+        let plain = call(
+            "POST",
+            &format!("{u}/v1/projects/1a5/stacks"),
+            Some((&pa, &ps)),
+            Some(body(&format!("p{i}")).as_bytes()),
+        );
+        assert_eq!(
+            (plain.status, plain.body["fieldName"].as_str()),
+            (403, Some(*field)),
+            "{dc}: {:?}",
+            plain.body
+        );
+        let marked = call(
+            "POST",
+            &format!("{u}/v1/projects/1a5/stacks"),
+            Some((&ma, &ms)),
+            Some(body(&format!("m{i}")).as_bytes()),
+        );
+        assert_eq!(marked.status, 201, "{dc}: {:?}", marked.body);
+        let by_admin = admin(
+            "POST",
+            &format!("{u}/v1/projects/1a5/stacks"),
+            Some(json!({"name": format!("a{i}"), "dockerCompose": dc})),
+        );
+        assert_eq!(by_admin.status, 201, "{dc}: {:?}", by_admin.body);
+    }
+    // The same through POST /services and a direct container.
+    let svc = call(
+        "POST",
+        &format!("{u}/v1/projects/1a5/services"),
+        Some((&pa, &ps)),
+        Some(
+            json!({"name": "s", "stackId": sid, "launchConfig": {"imageUuid": "docker:busybox", "privileged": true}})
+                .to_string()
+                .as_bytes(),
+        ),
+    );
+    assert_eq!(
+        (svc.status, svc.body["fieldName"].as_str()),
+        (403, Some("privileged")),
+        "{:?}",
+        svc.body
+    );
+    let plain_ok = call(
+        "POST",
+        &format!("{u}/v1/projects/1a5/services"),
+        Some((&pa, &ps)),
+        Some(
+            json!({"name": "s", "stackId": sid, "launchConfig": {"imageUuid": "docker:busybox"}})
+                .to_string()
+                .as_bytes(),
+        ),
+    );
+    assert_eq!(plain_ok.status, 201, "{:?}", plain_ok.body);
+    let ct = call(
+        "POST",
+        &format!("{u}/v1/projects/1a5/containers"),
+        Some((&pa, &ps)),
+        Some(br#"{"name":"c","imageUuid":"docker:busybox","networkMode":"host"}"#),
+    );
+    assert_eq!(
+        (ct.status, ct.body["fieldName"].as_str()),
+        (403, Some("networkMode"))
+    );
 }
