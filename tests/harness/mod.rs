@@ -267,19 +267,25 @@ pub fn admin_header() -> String {
     )
 }
 
+/// Adds the admin credentials unless the request has its own.
+#[allow(clippy::result_large_err)] // ureq's `Middleware` signature
+fn with_admin(
+    req: ureq::Request,
+    next: ureq::MiddlewareNext,
+) -> Result<ureq::Response, ureq::Error> {
+    if req.header("Authorization").is_some() {
+        next.handle(req)
+    } else {
+        next.handle(req.set("Authorization", &admin_header()))
+    }
+}
+
 /// An HTTP client that sends the admin credentials with every request that
 /// has no `Authorization` of its own.
 pub fn api() -> ureq::Agent {
-    let auth = admin_header();
     ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(10))
-        .middleware(move |req: ureq::Request, next: ureq::MiddlewareNext| {
-            if req.header("Authorization").is_some() {
-                next.handle(req)
-            } else {
-                next.handle(req.set("Authorization", &auth))
-            }
-        })
+        .middleware(with_admin)
         .build()
 }
 
