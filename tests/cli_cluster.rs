@@ -48,6 +48,10 @@ fn cluster_cli_round_trip() {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}");
+    // Secure from the first start: the admin password from a file (as
+    // ros.cluster.admin_password on a node).
+    let pwf = dir.path().join("admin-pw");
+    std::fs::write(&pwf, "pw-pw-pw\n").unwrap();
     let _s = Server(
         ros()
             .args([
@@ -57,6 +61,8 @@ fn cluster_cli_round_trip() {
                 "server",
                 "--listen",
                 &format!("127.0.0.1:{port}"),
+                "--admin-password-file",
+                pwf.to_str().unwrap(),
             ])
             .stderr(Stdio::null())
             .spawn()
@@ -67,35 +73,63 @@ fn cluster_cli_round_trip() {
         assert!(Instant::now() < deadline, "server did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let p = out(ros().args(["cluster", "projects", "--url", &url]));
+    let anon = ros()
+        .args(["cluster", "hosts", "--url", &url])
+        .output()
+        .unwrap();
+    assert!(!anon.status.success());
+    assert!(String::from_utf8_lossy(&anon.stderr).contains("401"));
+    let admin = |c: &mut Command| {
+        c.env("ROS_ACCESS_KEY", "admin")
+            .env("RANCHER_SECRET_KEY", "pw-pw-pw");
+    };
+    let mut c = ros();
+    c.args(["cluster", "projects", "--url", &url]);
+    admin(&mut c);
+    let p = out(&mut c);
     assert!(p.lines().next().unwrap().starts_with("ID"), "{p}");
     assert!(p.contains("1a5") && p.contains("Default"), "{p}");
-    let t = out(ros()
-        .args(["cluster", "tokens", "create"])
-        .env("ROS_URL", &url));
+    let mut c = ros();
+    c.args(["cluster", "tokens", "create"]).env("ROS_URL", &url);
+    admin(&mut c);
+    let t = out(&mut c);
     assert!(t.contains("curl -fsSL http://"), "{t}");
-    let tj = out(ros()
-        .args(["cluster", "tokens", "-o", "json"])
-        .env("RANCHER_URL", &url));
+    let mut c = ros();
+    c.args(["cluster", "tokens", "-o", "json"])
+        .env("RANCHER_URL", &url);
+    admin(&mut c);
+    let tj = out(&mut c);
     let v: serde_json::Value = serde_json::from_str(&tj).unwrap();
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
-    let k = out(ros().args([
+    let mut c = ros();
+    c.args([
         "cluster", "keys", "create", "--name", "ci", "-o", "json", "--url", &url,
-    ]));
+    ]);
+    admin(&mut c);
+    let k = out(&mut c);
     let k: serde_json::Value = serde_json::from_str(&k).unwrap();
     let (ak, sk) = (
         k["data"][0]["publicValue"].as_str().unwrap(),
         k["data"][0]["secretValue"].as_str().unwrap(),
     );
-    ureq::post(&format!("{url}/v1/localauthconfigs"))
-        .send_string(r#"{"enabled":true,"username":"admin","password":"pw-pw-pw"}"#)
-        .unwrap();
+    // Plain HTTP on an address other machines reach is refused.
     let o = ros()
-        .args(["cluster", "hosts", "--url", &url])
+        .args([
+            "--root",
+            dir.path().to_str().unwrap(),
+            "cluster",
+            "server",
+            "--listen",
+            "0.0.0.0:1",
+        ])
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("401"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--insecure-http"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let h = out(ros()
         .args(["cluster", "hosts"])
         .env("RANCHER_URL", &url)

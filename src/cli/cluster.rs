@@ -120,6 +120,9 @@ pub enum ClusterCmd {
     /// This node in the cluster: role, server URL, host id, and whether
     /// the agent is connected (or why not); exit 1 when something is down.
     Status,
+    /// Print the generated first admin password of the server on this node
+    /// (root only).
+    AdminPassword,
     /// List projects (environments).
     Projects {
         #[command(flatten)]
@@ -170,6 +173,28 @@ pub struct ServerArgs {
     /// Seconds without a heartbeat before a host is `disconnected`.
     #[arg(long, env = "ROS_CLUSTER_DISCONNECTED_AFTER", default_value = "180")]
     pub(crate) disconnected_after: f64,
+    /// The pre-shared join token agents register with (Default
+    /// environment); generated and kept under the state dir when unset.
+    #[arg(long)]
+    pub(crate) token: Option<String>,
+    /// A file holding the first admin password (read at first start only;
+    /// a random one is generated and logged when neither this nor
+    /// ros.cluster.admin_password is given).
+    #[arg(long)]
+    pub(crate) admin_password_file: Option<std::path::PathBuf>,
+    /// FOR TESTS ONLY: no access control until local auth is enabled;
+    /// every response carries `X-Ros-Insecure: open-api`.
+    #[arg(long)]
+    pub(crate) insecure_open_api: bool,
+    /// Allow `--listen` (plain HTTP) on an address other machines reach;
+    /// without it plain HTTP is served on loopback only (use
+    /// `--tls-listen` for the network).
+    #[arg(long)]
+    pub(crate) insecure_http: bool,
+    /// The first admin password from the cloud-config (never a flag, so it
+    /// does not show in the process list).
+    #[arg(skip)]
+    pub(crate) admin_password: Option<String>,
 }
 
 /// Agent flags shared by `agent` and `join`.
@@ -271,6 +296,7 @@ pub fn run(paths: &Paths, cmd: ClusterCmd) -> Result<i32> {
         ClusterCmd::Join { url, agent } => agent_run(paths, url, agent),
         ClusterCmd::Up => super::cluster_up::up(paths),
         ClusterCmd::Status => super::cluster_status::run(paths),
+        ClusterCmd::AdminPassword => super::cluster_secrets::show_admin_password(paths),
         ClusterCmd::Hosts { conn } => {
             let v = conn
                 .client()
@@ -384,7 +410,23 @@ fn host_of(url: &str) -> String {
         .to_string()
 }
 
+/// Plain HTTP only on loopback, unless `--insecure-http`.
+fn check_plain_listen(listen: &str, insecure_http: bool) -> Result<()> {
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .with_context(|| format!("--listen {listen:?}: expected ip:port"))?;
+    if !addr.ip().is_loopback() && !insecure_http {
+        bail!(
+            "refusing plain HTTP on {listen}: other machines could read credentials; \
+             serve them with --tls-listen {listen} and keep --listen on 127.0.0.1, \
+             or pass --insecure-http (development only)"
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn server(paths: &Paths, a: ServerArgs) -> Result<i32> {
+    check_plain_listen(&a.listen, a.insecure_http)?;
     let db = paths.state_dir().join("cluster").join("server.db");
     let store = Arc::new(
         SqliteStore::open(&db)
@@ -402,8 +444,28 @@ pub(crate) fn server(paths: &Paths, a: ServerArgs) -> Result<i32> {
         }
         None => None,
     };
+    let join_token = super::cluster_secrets::join_token(paths, a.token.as_deref())?;
+    if a.insecure_open_api {
+        tracing::warn!(
+            "--insecure-open-api: the API is open to anyone who reaches it (tests only)"
+        );
+    } else {
+        let from_file = match &a.admin_password_file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("--admin-password-file {}", f.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let given = a.admin_password.clone().or(from_file);
+        super::cluster_secrets::first_admin(paths, store.as_ref(), given.as_deref())?;
+    }
     let config = ServerConfig {
         tls_ca: tls.as_ref().map(|t| (t.ca_pem.clone(), t.ca_hash.clone())),
+        open_api: a.insecure_open_api,
+        join_token: Some(join_token),
         reconnecting_after: secs(a.reconnecting_after, "--reconnecting-after")?,
         disconnected_after: secs(a.disconnected_after, "--disconnected-after")?,
         advertise_url: a.advertise_url,

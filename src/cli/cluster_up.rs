@@ -3,22 +3,31 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use super::cluster::{agent_run, server, AgentOpts, ServerArgs};
-use crate::cluster::client::Client;
 use crate::config::types::{ClusterConfig, ClusterRole};
 use crate::paths::Paths;
 
 /// The registration URL from `server_url` and `token` (a full
-/// `…/scripts/<token>` URL in `server_url` is taken as is).
+/// `…/scripts/<token>` URL in `server_url` is taken as is). `server_url`
+/// may name several servers separated by commas: the agent gets them all,
+/// in order (see `ros cluster agent --url`).
 pub fn registration_url(c: &ClusterConfig) -> Option<String> {
-    let server = c.server_url.as_deref()?.trim_end_matches('/');
-    if server.contains("/scripts/") {
-        return Some(server.to_string());
+    let mut urls = Vec::new();
+    for server in c.server_url.as_deref()?.split(',') {
+        let server = server.trim().trim_end_matches('/');
+        if server.is_empty() {
+            continue;
+        }
+        if server.contains("/scripts/") {
+            urls.push(server.to_string());
+            continue;
+        }
+        let base = server.trim_end_matches("/v1").trim_end_matches("/v2-beta");
+        urls.push(format!("{base}/v1/scripts/{}", c.token.as_deref()?));
     }
-    let base = server.trim_end_matches("/v1").trim_end_matches("/v2-beta");
-    Some(format!("{base}/v1/scripts/{}", c.token.as_deref()?))
+    (!urls.is_empty()).then(|| urls.join(","))
 }
 
 fn agent_opts(c: &ClusterConfig) -> AgentOpts {
@@ -45,11 +54,25 @@ fn agent_opts(c: &ClusterConfig) -> AgentOpts {
 fn server_args(c: &ClusterConfig) -> ServerArgs {
     ServerArgs {
         listen: c.listen.clone().unwrap_or_else(|| "0.0.0.0:8080".into()),
-        advertise_url: c.server_url.clone(),
+        // This server's own URL: the first of the list.
+        advertise_url: c
+            .server_url
+            .as_deref()
+            .and_then(|u| u.split(',').next())
+            .map(|u| u.trim().to_string()),
         tls_listen: None,
         tls_sans: Vec::new(),
         reconnecting_after: c.reconnecting_after.unwrap_or(30.0),
         disconnected_after: c.disconnected_after.unwrap_or(180.0),
+        token: c.token.clone(),
+        admin_password_file: None,
+        insecure_open_api: false,
+        // Booted nodes still serve plain HTTP on ros.cluster.listen: TLS by
+        // default there (the pre-shared token without a pin) is not done yet.
+        insecure_http: true,
+        // Read from the cloud-config here, so the plain password is never
+        // in argv or the environment of the server.
+        admin_password: c.admin_password.clone(),
     }
 }
 
@@ -70,7 +93,10 @@ pub fn up(paths: &Paths) -> Result<i32> {
             agent_run(paths, url, agent_opts(&c))
         }
         Some(ClusterRole::Both) => {
-            let args = server_args(&c);
+            // The node's own agent joins with the server's join token.
+            let token = super::cluster_secrets::join_token(paths, c.token.as_deref())?;
+            let mut args = server_args(&c);
+            args.token = Some(token.clone());
             let port = args.listen.rsplit(':').next().unwrap_or("8080").to_string();
             let local = format!("http://127.0.0.1:{port}");
             let p = paths.clone();
@@ -80,36 +106,21 @@ pub fn up(paths: &Paths) -> Result<i32> {
                     std::process::exit(1);
                 }
             });
-            let url = match registration_url(&c) {
-                Some(u) => u,
-                None => local_token(&local)?,
-            };
+            wait_for_local(&port);
+            let url = format!("{local}/v1/scripts/{token}");
             agent_run(paths, url, agent_opts(&c))
         }
     }
 }
 
-/// A registration URL from the local server (open until auth is enabled).
-fn local_token(local: &str) -> Result<String> {
-    let client = Client::new(local, None);
+/// Wait (up to 10 s) until the local server accepts connections.
+fn wait_for_local(port: &str) {
     for _ in 0..100 {
-        if client.get("/v1").is_ok() {
+        if std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok() {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let tokens = client.get("/v1/projects/1a5/registrationtokens?state=active")?;
-    let t = match tokens["data"].as_array().and_then(|d| d.first()) {
-        Some(t) => t.clone(),
-        None => client.post(
-            "/v1/projects/1a5/registrationtokens",
-            &serde_json::json!({}),
-        )?,
-    };
-    let token = t["token"]
-        .as_str()
-        .context("registration token without token")?;
-    Ok(format!("{local}/v1/scripts/{token}"))
 }
 
 #[cfg(test)]
@@ -126,6 +137,11 @@ mod tests {
         assert_eq!(
             registration_url(&c).as_deref(),
             Some("http://10.0.0.1:8080/v1/scripts/T")
+        );
+        c.server_url = Some("http://a:8080, http://b:8080/".into());
+        assert_eq!(
+            registration_url(&c).as_deref(),
+            Some("http://a:8080/v1/scripts/T,http://b:8080/v1/scripts/T")
         );
         c.server_url = Some("http://s:8080/v1/scripts/X".into());
         assert_eq!(

@@ -12,6 +12,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::paths::{Paths, ENV_ROOT};
 
 pub mod cluster;
+mod cluster_secrets;
 mod cluster_status;
 mod cluster_up;
 pub mod compose;

@@ -67,6 +67,16 @@ pub fn verify(secret: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// True when two secrets are equal, in time independent of where they
+/// differ (the length may show).
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 /// `(user, password)` from an `Authorization: Basic …` value.
 pub fn parse_basic(header: &str) -> Option<(String, String)> {
     let b64 = header

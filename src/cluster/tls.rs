@@ -140,9 +140,19 @@ impl ServerCertVerifier for PinnedCa {
         let ca = intermediates
             .iter()
             .find(|c| sha256_hex(c.as_ref()) == self.pin)
-            .ok_or(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer,
-            ))?;
+            .ok_or_else(|| {
+                // Say why: the agent's log is where an operator looks.
+                let got: Vec<String> = intermediates
+                    .iter()
+                    .map(|c| sha256_hex(c.as_ref()))
+                    .collect();
+                rustls::Error::General(format!(
+                    "the server's certificate is not from the pinned cluster CA {} (it presents CA {}): \
+                     another server or a man in the middle; check the token's pin",
+                    self.pin,
+                    if got.is_empty() { "none".to_string() } else { got.join(", ") }
+                ))
+            })?;
         let mut roots = RootCertStore::empty();
         roots.add(ca.clone().into_owned())?;
         let verifier =
@@ -263,6 +273,19 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(self.addr)
+    }
+}
+
+/// The client address of a TLS connection (axum's `ConnectInfo` for
+/// [`TlsListener`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TlsPeer(pub std::net::SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for TlsPeer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        TlsPeer(*stream.remote_addr())
     }
 }
 

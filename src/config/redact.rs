@@ -9,7 +9,7 @@ use super::node::{Node, Value};
 use super::path::split_key;
 
 /// Always removed.
-const ALWAYS: &[&str] = &["ros.password"];
+const ALWAYS: &[&str] = &["ros.password", "ros.cluster.admin_password"];
 
 /// Removed unless `--private`; `*` matches any one map key.
 const PRIVATE: &[&str] = &[

@@ -316,8 +316,12 @@ pub struct ClusterConfig {
     pub role: Option<ClusterRole>,
     /// The server's URL (for agents).
     pub server_url: Option<String>,
-    /// The registration token (hidden on export).
+    /// The registration token (hidden on export); on a server node, the
+    /// pre-shared join token it accepts.
     pub token: Option<String>,
+    /// The first admin password of a server node (never exported; hashed
+    /// by the server at first start).
+    pub admin_password: Option<String>,
     /// Server listen address.
     pub listen: Option<String>,
     /// The agent's IP as other hosts reach it.

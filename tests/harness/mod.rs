@@ -230,7 +230,68 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     tar
 }
 
+/// The admin credentials of every rig server this test process starts
+/// (`user`, `password`): the servers run secure by default, and the rig
+/// uses the real admin account (`--admin-password-file`) so the tests go
+/// through the product's access control.
+pub fn admin() -> &'static (String, String) {
+    static ADMIN: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    ADMIN.get_or_init(|| {
+        let pw: String = format!(
+            "rig-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        // `ros compose`, `ros cluster …` and gdapi children inherit these.
+        for (k, v) in [
+            ("ROS_ACCESS_KEY", "admin"),
+            ("RANCHER_ACCESS_KEY", "admin"),
+            ("ROS_SECRET_KEY", pw.as_str()),
+            ("RANCHER_SECRET_KEY", pw.as_str()),
+        ] {
+            std::env::set_var(k, v);
+        }
+        ("admin".to_string(), pw)
+    })
+}
+
+/// `Authorization: Basic …` of [`admin`].
+pub fn admin_header() -> String {
+    use base64::Engine;
+    let (u, p) = admin();
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+    )
+}
+
+/// Adds the admin credentials unless the request has its own.
+#[allow(clippy::result_large_err)] // ureq's `Middleware` signature
+fn with_admin(
+    req: ureq::Request,
+    next: ureq::MiddlewareNext,
+) -> Result<ureq::Response, ureq::Error> {
+    if req.header("Authorization").is_some() {
+        next.handle(req)
+    } else {
+        next.handle(req.set("Authorization", &admin_header()))
+    }
+}
+
+/// An HTTP client that sends the admin credentials with every request that
+/// has no `Authorization` of its own.
 pub fn api() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .middleware(with_admin)
+        .build()
+}
+
+/// An HTTP client without credentials.
+pub fn anonymous() -> ureq::Agent {
     ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(10))
         .build()
@@ -440,6 +501,8 @@ pub fn setup() -> Cluster {
         .unwrap()
         .port();
     c.url = format!("http://{gw}:{port}");
+    let pw_file = c.dir.path().join("admin-password");
+    std::fs::write(&pw_file, &admin().1).unwrap();
     // Agents register and sync over HTTPS, pinning the generated CA from
     // the token; the test itself uses the plain listener.
     let server = Command::new(ros())
@@ -448,6 +511,9 @@ pub fn setup() -> Cluster {
         .args(["--tls-listen", &format!("{gw}:{tls_port}")])
         .args(["--advertise-url", &format!("https://{gw}:{tls_port}")])
         .args(["--reconnecting-after", "2", "--disconnected-after", "5"])
+        .args(["--admin-password-file", pw_file.to_str().unwrap()])
+        // The test talks plain HTTP on the bridge address.
+        .arg("--insecure-http")
         .stdout(Stdio::null())
         .stderr(log_file(c.dir.path(), "server.log"))
         .spawn()

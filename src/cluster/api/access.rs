@@ -1,9 +1,21 @@
 //! Who is calling: access control state (`localauthconfigs`) and the
 //! resolution of HTTP Basic credentials to a [`Principal`].
 //!
-//! A fresh install is open, as Rancher was: every request acts as admin.
-//! Once local auth is enabled, a request needs the admin user/password or
-//! a project API key; agents always need their own agent key.
+//! Secure by default: the server creates the admin account at first start
+//! ([`ensure_admin`]), and every request needs the admin's user/password
+//! (or a login JWT) or a project API key; agents always need their own
+//! agent key, which reaches only the agent endpoints. Only
+//! `--insecure-open-api` ([`crate::cluster::server::ServerConfig::open_api`])
+//! runs open as Rancher did — every request acts as admin until local auth
+//! is enabled.
+//!
+//! Failed logins are slowed per client address ([`Throttle`]); every
+//! failure answers the same 401, whether or not the user name exists.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +39,17 @@ pub struct LocalAuth {
     pub password_hash: String,
 }
 
+impl LocalAuth {
+    /// The stored config, if one was ever set.
+    pub fn from_store(store: &dyn crate::cluster::store::Store) -> Option<LocalAuth> {
+        store
+            .setting(LOCAL_AUTH_KEY)
+            .ok()
+            .flatten()
+            .and_then(|s| serde_json::from_str(&s).ok())
+    }
+}
+
 /// The local auth config, if one was ever set.
 pub fn local_auth(app: &App) -> Result<Option<LocalAuth>, ApiError> {
     Ok(app
@@ -35,32 +58,182 @@ pub fn local_auth(app: &App) -> Result<Option<LocalAuth>, ApiError> {
         .and_then(|s| serde_json::from_str(&s).ok()))
 }
 
-fn cached(app: &App, key: &str, secret: &str) -> Option<Principal> {
-    let c = app.creds.lock().ok()?;
-    c.get(key).filter(|(s, _)| s == secret).map(|(_, p)| *p)
+/// The admin's user name at first start.
+pub const ADMIN_USER: &str = "admin";
+
+/// Create the admin account unless local auth was ever configured: its
+/// password is `given` (hashed here; the plain value is not kept) or a
+/// random one, returned so the caller shows it once. `None` when an admin
+/// already existed or the given password was used.
+pub fn ensure_admin(
+    store: &dyn crate::cluster::store::Store,
+    given: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    if store.setting(LOCAL_AUTH_KEY)?.is_some() {
+        return Ok(None);
+    }
+    let (password, generated) = match given.filter(|p| !p.is_empty()) {
+        Some(p) => (p.to_string(), false),
+        None => (auth::random_token(24), true),
+    };
+    let c = LocalAuth {
+        enabled: true,
+        username: ADMIN_USER.to_string(),
+        password_hash: auth::hash(&password)
+            .map_err(|_| ApiError::new(503, "HashFailed", "cannot hash password"))?,
+    };
+    let s = serde_json::to_string(&c)
+        .map_err(|_| ApiError::new(503, "HashFailed", "cannot encode the admin account"))?;
+    store.set_setting(LOCAL_AUTH_KEY, &s)?;
+    Ok(generated.then_some(password))
 }
 
-fn remember(app: &App, key: String, secret: String, p: Principal) {
+/// Failed logins per client address: after [`Throttle::FREE`] failures
+/// within [`Throttle::WINDOW`], each further attempt waits twice as long
+/// as the one before (up to [`Throttle::MAX_DELAY`]), so guessing a
+/// password from one address costs minutes per hundred tries.
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl Throttle {
+    /// Failures allowed before slowing down.
+    pub const FREE: u32 = 5;
+    /// Failures older than this are forgotten.
+    pub const WINDOW: Duration = Duration::from_secs(300);
+    /// Longest delay.
+    pub const MAX_DELAY: Duration = Duration::from_secs(10);
+
+    /// How long a login attempt from `ip` waits before it is checked.
+    pub fn delay(&self, ip: Option<IpAddr>) -> Duration {
+        let Some(ip) = ip else {
+            return Duration::ZERO;
+        };
+        let Ok(f) = self.failures.lock() else {
+            return Duration::ZERO;
+        };
+        match f.get(&ip) {
+            Some((n, at)) if *n >= Self::FREE && at.elapsed() < Self::WINDOW => {
+                let steps = (n - Self::FREE).min(16);
+                (Duration::from_millis(250) * 2u32.pow(steps)).min(Self::MAX_DELAY)
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Forget every failure (tests that fail on purpose from one address).
+    pub fn clear(&self) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.clear();
+        }
+    }
+
+    /// Count a failed login from `ip`.
+    pub fn failed(&self, ip: Option<IpAddr>) {
+        let (Some(ip), Ok(mut f)) = (ip, self.failures.lock()) else {
+            return;
+        };
+        if f.len() > 10_000 {
+            f.retain(|_, (_, at)| at.elapsed() < Self::WINDOW);
+        }
+        let e = f.entry(ip).or_insert((0, Instant::now()));
+        if e.1.elapsed() >= Self::WINDOW {
+            e.0 = 0;
+        }
+        e.0 = e.0.saturating_add(1);
+        e.1 = Instant::now();
+    }
+}
+
+/// True when `header` is a Basic credential already verified (no argon2
+/// needed, so no delay either).
+fn is_cached(app: &App, header: &str, agent: bool) -> bool {
+    auth::parse_basic(header).is_some_and(|(user, secret)| {
+        let ck = if agent {
+            format!("agent:{user}")
+        } else {
+            format!("user:{user}")
+        };
+        cached(app, &ck, &secret).is_some()
+    })
+}
+
+/// [`resolve`] with the brute-force brake: a client address with recent
+/// failures waits before an unverified credential is checked, and a
+/// refused credential counts as a failure.
+pub async fn resolve_from(
+    app: &App,
+    header: Option<&str>,
+    agent: bool,
+    ip: Option<IpAddr>,
+) -> Result<Principal, ApiError> {
+    if let Some(h) = header {
+        let d = app.throttle.delay(ip);
+        if !d.is_zero() && !is_cached(app, h, agent) {
+            tokio::time::sleep(d).await;
+        }
+    }
+    let r = resolve(app, header, agent);
+    if header.is_some() && matches!(&r, Err(e) if e.status == 401) {
+        app.throttle.failed(ip);
+    }
+    r
+}
+
+/// [`login`] with the brute-force brake.
+pub async fn login_from(
+    app: &App,
+    body: &[u8],
+    ip: Option<IpAddr>,
+) -> Result<serde_json::Value, ApiError> {
+    let d = app.throttle.delay(ip);
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+    let r = login(app, body);
+    if matches!(&r, Err(e) if e.status == 401) {
+        app.throttle.failed(ip);
+    }
+    r
+}
+
+fn cached(app: &App, key: &str, secret: &str) -> Option<Principal> {
+    let c = app.creds.lock().ok()?;
+    let now = crate::cluster::model::now_ms();
+    c.get(key)
+        .filter(|(s, _, exp)| auth::same_secret(s, secret) && *exp > now)
+        .map(|(_, p, _)| *p)
+}
+
+fn remember(app: &App, key: String, secret: String, p: Principal, expires: i64) {
     if let Ok(mut c) = app.creds.lock() {
         if c.len() > 10_000 {
             c.clear();
         }
-        c.insert(key, (secret, p));
+        c.insert(key, (secret, p, expires));
     }
 }
 
+/// `(project, host, expiry ms)` of the active, unexpired key `user` whose
+/// secret is `secret`.
 fn find_key(
     app: &App,
     kind: Kind,
     user: &str,
     secret: &str,
-) -> Result<Option<(u64, u64)>, ApiError> {
+) -> Result<Option<(u64, u64, i64)>, ApiError> {
     for k in app.store.list(kind, Scope::All)? {
         if k.state == "active" && k.str("publicValue") == Some(user) {
-            let ok = k
-                .str("_secretHash")
-                .is_some_and(|h| auth::verify(secret, h));
-            return Ok(ok.then_some((k.project, k.host)));
+            let expires = k
+                .data
+                .get("expiresAt")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(i64::MAX);
+            let ok = expires > crate::cluster::model::now_ms()
+                && k.str("_secretHash")
+                    .is_some_and(|h| auth::verify(secret, h));
+            return Ok(ok.then_some((k.project, k.host, expires)));
         }
     }
     Ok(None)
@@ -104,46 +277,87 @@ pub fn login(app: &App, body: &[u8]) -> Result<serde_json::Value, ApiError> {
         .filter(|c| c.enabled)
         .ok_or_else(|| ApiError::new(422, "InvalidState", "access control is not enabled"))?;
     let (user, pass) = l.code.split_once(':').unwrap_or((&l.code, ""));
-    if user != cfg.username || !auth::verify(pass, &cfg.password_hash) {
+    // The hash is checked whatever the user name, so a wrong name and a
+    // wrong password take as long and answer the same.
+    let pass_ok = auth::verify(pass, &cfg.password_hash);
+    if user != cfg.username || !pass_ok {
         return Err(ApiError::unauthorized());
     }
     let exp = crate::cluster::model::now_ms() + JWT_TTL_MS;
-    let head = b64url(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let claims = b64url(
-        serde_json::json!({"sub": user, "exp": exp / 1000})
-            .to_string()
-            .as_bytes(),
-    );
-    let signing = format!("{head}.{claims}");
-    let sig = ring::hmac::sign(&jwt_key(app)?, signing.as_bytes());
-    let jwt = format!("{signing}.{}", b64url(sig.as_ref()));
+    let jwt = sign_jwt(&jwt_key(app)?, user, exp / 1000);
     Ok(
         serde_json::json!({"type": "token", "jwt": jwt, "user": user,
         "userIdentity": {"login": user, "externalIdType": "rancher_id"}}),
     )
 }
 
-fn verify_jwt(app: &App, jwt: &str) -> Result<bool, ApiError> {
+/// A login JWT (HS256) for `user` expiring at `exp` (seconds).
+pub fn sign_jwt(key: &ring::hmac::Key, user: &str, exp: i64) -> String {
+    let head = b64url(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = b64url(
+        serde_json::json!({"sub": user, "exp": exp})
+            .to_string()
+            .as_bytes(),
+    );
+    let signing = format!("{head}.{claims}");
+    let sig = ring::hmac::sign(key, signing.as_bytes());
+    format!("{signing}.{}", b64url(sig.as_ref()))
+}
+
+/// True when `jwt` is signed with `key` and unexpired at `now_ms`.
+/// Anything else — wrong shape, bad base64, a signature over other bytes,
+/// claims that are not JSON, no or a past `exp` — is false.
+pub fn jwt_valid(key: &ring::hmac::Key, jwt: &str, now_ms: i64) -> bool {
     use base64::Engine;
-    let Some((signing, sig)) = jwt.rsplit_once('.') else {
-        return Ok(false);
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = jwt.split('.');
+    let (Some(head), Some(claims), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
     };
-    let Ok(sig) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig) else {
-        return Ok(false);
+    let Ok(sig) = b64.decode(sig) else {
+        return false;
     };
-    if ring::hmac::verify(&jwt_key(app)?, signing.as_bytes(), &sig).is_err() {
-        return Ok(false);
+    let signing = &jwt[..head.len() + 1 + claims.len()];
+    if ring::hmac::verify(key, signing.as_bytes(), &sig).is_err() {
+        return false;
     }
-    let claims = signing
-        .split_once('.')
-        .and_then(|(_, c)| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-        })
+    let claims = b64
+        .decode(claims)
+        .ok()
         .and_then(|c| serde_json::from_slice::<serde_json::Value>(&c).ok());
     let exp = claims.as_ref().and_then(|c| c["exp"].as_i64()).unwrap_or(0);
-    Ok(exp * 1000 > crate::cluster::model::now_ms())
+    exp.saturating_mul(1000) > now_ms
+}
+
+fn verify_jwt(app: &App, jwt: &str) -> Result<bool, ApiError> {
+    Ok(jwt_valid(
+        &jwt_key(app)?,
+        jwt,
+        crate::cluster::model::now_ms(),
+    ))
+}
+
+/// Fuzz entry (`fuzz/fuzz_targets/credentials.rs`, and a property test):
+/// every credential parser over arbitrary bytes — no panic, and no JWT
+/// accepted unless it is the one really signed.
+pub fn fuzz_credentials(data: &[u8]) {
+    let s = String::from_utf8_lossy(data);
+    let _ = auth::parse_basic(&s);
+    let _ = crate::cluster::agent::token_pin(&s);
+    let _ = crate::cluster::agent::parse_registration_url(&s);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"fuzz-key");
+    let good = sign_jwt(&key, "admin", 4_000_000_000);
+    let jwt = s.strip_prefix("Bearer ").unwrap_or(&s);
+    assert!(
+        !jwt_valid(&key, jwt, 0) || jwt == good,
+        "a JWT that was never signed was accepted: {jwt:?}"
+    );
+    assert!(
+        !jwt_valid(&key, jwt, i64::MAX),
+        "an expired JWT was accepted"
+    );
 }
 
 /// Resolve the `Authorization` header. `agent` selects the agent endpoints,
@@ -156,14 +370,19 @@ pub fn resolve(app: &App, header: Option<&str>, agent: bool) -> Result<Principal
         if let Some(p) = cached(app, &ck, &secret) {
             return Ok(p);
         }
-        let (project, host) =
+        let (project, host, expires) =
             find_key(app, Kind::AgentKey, &user, &secret)?.ok_or_else(ApiError::unauthorized)?;
         let p = Principal::Agent { host, project };
-        remember(app, ck, secret, p);
+        remember(app, ck, secret, p, expires);
         return Ok(p);
     }
     let Some(cfg) = local_auth(app)?.filter(|c| c.enabled) else {
-        return Ok(Principal::Admin);
+        // No admin yet: open only when the server was told so.
+        return if app.config.open_api {
+            Ok(Principal::Admin)
+        } else {
+            Err(ApiError::unauthorized())
+        };
     };
     if let Some(jwt) = header.and_then(|h| h.strip_prefix("Bearer ")) {
         return if verify_jwt(app, jwt.trim())? {
@@ -177,13 +396,16 @@ pub fn resolve(app: &App, header: Option<&str>, agent: bool) -> Result<Principal
     if let Some(p) = cached(app, &ck, &secret) {
         return Ok(p);
     }
-    let p = if user == cfg.username && auth::verify(&secret, &cfg.password_hash) {
-        Principal::Admin
+    let (p, expires) = if user == cfg.username {
+        if !auth::verify(&secret, &cfg.password_hash) {
+            return Err(ApiError::unauthorized());
+        }
+        (Principal::Admin, i64::MAX)
     } else {
-        let (project, _) =
+        let (project, _, expires) =
             find_key(app, Kind::ApiKey, &user, &secret)?.ok_or_else(ApiError::unauthorized)?;
-        Principal::Project(project)
+        (Principal::Project(project), expires)
     };
-    remember(app, ck, secret, p);
+    remember(app, ck, secret, p, expires);
     Ok(p)
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::ctx::Ctx;
 use super::{render, ApiError, Principal};
 use crate::cluster::auth;
-use crate::cluster::model::{self, format_id, now_ms, parse_id, Kind, Resource};
+use crate::cluster::model::{self, format_id, now_ms, parse_id, Kind, Resource, DEFAULT_PROJECT};
 use crate::cluster::plan::reconcile::PRIMARY_IP;
 use crate::cluster::protocol::{
     AttachedContainer, DesiredInstance, HostFacts, ManagedNetwork, OverlayPeer, OverlayView,
@@ -26,11 +26,50 @@ fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::new(422, "InvalidBodyContent", format!("invalid body: {e}")))
 }
 
+/// The pre-shared join token (`ros.cluster.token`), as a registration
+/// token of the Default environment. It is written `<secret>` or, with
+/// TLS, `<secret>.<ca-sha256>` as the tokens the API makes: the pin part
+/// must then be this server's CA (the agent checked the certificate
+/// against it already; a token pinned to another CA is refused).
+fn preshared(cx: &Ctx<'_>, value: &str) -> Option<Resource> {
+    let want = cx.app.config.join_token.as_deref()?;
+    let secret = match (
+        crate::cluster::agent::token_pin(value),
+        &cx.app.config.tls_ca,
+    ) {
+        (Some(pin), Some((_, hash))) if pin.eq_ignore_ascii_case(hash) => {
+            &value[..value.len() - pin.len() - 1]
+        }
+        (Some(_), _) => return None,
+        (None, _) => value,
+    };
+    let want = crate::cluster::agent::token_pin(want)
+        .map_or(want, |pin| &want[..want.len() - pin.len() - 1]);
+    if want.is_empty() || !auth::same_secret(secret, want) {
+        return None;
+    }
+    let mut t = Resource::new(Kind::RegistrationToken, 0, DEFAULT_PROJECT, "active");
+    let public = cx.app.config.advertise_url.clone().unwrap_or_else(|| {
+        cx.base
+            .trim_end_matches("/v1")
+            .trim_end_matches("/v2-beta")
+            .to_string()
+    });
+    t.set(
+        "registrationUrl",
+        format!("{}/v1/scripts/{value}", public.trim_end_matches('/')),
+    );
+    Some(t)
+}
+
 /// A live, unexpired registration token.
 fn token(cx: &Ctx<'_>, value: &str) -> Result<Resource, ApiError> {
     let bad = || ApiError::new(401, "Unauthorized", "registration token is not valid");
     if value.is_empty() || value.len() > 128 {
         return Err(bad());
+    }
+    if let Some(t) = preshared(cx, value) {
+        return Ok(t);
     }
     let t = cx
         .app

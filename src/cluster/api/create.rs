@@ -113,6 +113,13 @@ pub fn create(cx: &Ctx<'_>, p: Principal, kind: Kind, sc: Option<u64>) -> Result
             }
             let mut r = Resource::new(kind, store.allocate(kind)?, project, "active");
             let secret = auth::random_token(40);
+            if let Some(ttl) = f.get("expiresInSeconds").and_then(Value::as_i64) {
+                // An expired key is refused like a revoked one.
+                r.set(
+                    "expiresAt",
+                    now_ms().saturating_add(ttl.saturating_mul(1000)),
+                );
+            }
             r.data.extend(f);
             r.data.remove("accountId");
             r.set("publicValue", auth::access_key());

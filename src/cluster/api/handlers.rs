@@ -41,6 +41,8 @@ pub enum Route {
     CaCert,
     /// `/v1/token`: local-auth login.
     Login,
+    /// `/v1/auditlogs`: who changed what (admin only).
+    AuditLogs,
     /// A collection, optionally below a project.
     Collection(Option<u64>, Kind),
     /// One resource, optionally below a project.
@@ -90,6 +92,7 @@ pub fn route(segs: &[&str]) -> Result<Route, ApiError> {
         ["agent", "register"] => Ok(Route::AgentRegister),
         ["cacert"] => Ok(Route::CaCert),
         ["token"] => Ok(Route::Login),
+        ["auditlogs"] => Ok(Route::AuditLogs),
         ["agent", "sync"] => Ok(Route::AgentSync),
         ["agent", "reply"] => Ok(Route::AgentReply),
         ["projects", p, rest @ ..] if !rest.is_empty() => {
@@ -154,10 +157,33 @@ pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
         .headers()
         .get("X-API-No-Challenge")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
-    let mut resp = match handle(&app, &base, prefix, req).await {
+    let ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .or_else(|| {
+            req.extensions()
+                .get::<axum::extract::ConnectInfo<crate::cluster::tls::TlsPeer>>()
+                .map(|c| c.0 .0.ip())
+        });
+    let method = req.method().clone();
+    let audited = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
+        && !path.contains("/agent/");
+    let who = audited.then(|| {
+        super::audit::who(
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|h| h.to_str().ok()),
+        )
+    });
+    let mut resp = match handle(&app, &base, prefix, req, ip).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    if let Some(who) = who {
+        app.audit
+            .record(who, method.as_str(), &path, resp.status().as_u16(), ip);
+    }
     if no_challenge {
         // Rancher's UI asks for no Basic challenge (no browser popup).
         resp.headers_mut().remove(header::WWW_AUTHENTICATE);
@@ -178,7 +204,13 @@ pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
     resp
 }
 
-async fn handle(app: &App, base: &str, prefix: &str, req: Request) -> Result<Response, ApiError> {
+async fn handle(
+    app: &App,
+    base: &str,
+    prefix: &str,
+    req: Request,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Response, ApiError> {
     let method = req.method().clone();
     let auth = req
         .headers()
@@ -225,14 +257,17 @@ async fn handle(app: &App, base: &str, prefix: &str, req: Request) -> Result<Res
         (Route::ScriptBinary(token), Method::GET) => agent_api::binary(&cx, &token).await,
         (Route::AgentRegister, Method::POST) => agent_api::register(&cx).await,
         (Route::AgentSync, Method::POST) => {
-            let p = access::resolve(app, auth, true)?;
+            let p = access::resolve_from(app, auth, true, ip).await?;
             agent_api::sync(&cx, p).await
         }
         (Route::AgentReply, Method::POST) => {
-            let p = access::resolve(app, auth, true)?;
+            let p = access::resolve_from(app, auth, true, ip).await?;
             super::relay::reply(&cx, p)
         }
-        (Route::Login, Method::POST) => ok(StatusCode::CREATED, access::login(app, &cx.body)?),
+        (Route::Login, Method::POST) => ok(
+            StatusCode::CREATED,
+            access::login_from(app, &cx.body, ip).await?,
+        ),
         (Route::CaCert, Method::GET) => match &app.config.tls_ca {
             Some((pem, _)) => Ok((
                 [(header::CONTENT_TYPE, "application/x-pem-file")],
@@ -251,11 +286,27 @@ async fn handle(app: &App, base: &str, prefix: &str, req: Request) -> Result<Res
             | Route::Login,
             _,
         ) => Err(ApiError::method()),
-        (Route::LocalAuth, m) => local_auth(&cx, auth, m).await,
+        (Route::AuditLogs, Method::GET) => {
+            let p = access::resolve_from(app, auth, false, ip).await?;
+            if p != Principal::Admin {
+                return Err(ApiError::forbidden());
+            }
+            ok(StatusCode::OK, app.audit.collection(base))
+        }
+        (Route::AuditLogs, _) => Err(ApiError::method()),
+        (Route::LocalAuth, m) => {
+            let p = access::resolve_from(app, auth, false, ip).await?;
+            local_auth(&cx, p, m).await
+        }
         (route, m) => {
-            let p = access::resolve(app, auth, false)?;
+            let p = access::resolve_from(app, auth, false, ip).await?;
             if matches!(p, Principal::Agent { .. }) {
                 return Err(ApiError::forbidden());
+            }
+            if let Some(field) = super::privilege::needed(&route, &m, &cx.query, &cx.body) {
+                if !super::privilege::may_escalate(app, p, auth)? {
+                    return Err(super::privilege::refused(field));
+                }
             }
             resource_route(&cx, p, route, m).await
         }
@@ -266,8 +317,7 @@ fn ok(status: StatusCode, v: Value) -> Result<Response, ApiError> {
     Ok((status, axum::Json(v)).into_response())
 }
 
-async fn local_auth(cx: &Ctx<'_>, auth: Option<&str>, m: Method) -> Result<Response, ApiError> {
-    let p = access::resolve(cx.app, auth, false)?;
+async fn local_auth(cx: &Ctx<'_>, p: Principal, m: Method) -> Result<Response, ApiError> {
     if p != Principal::Admin {
         return Err(ApiError::forbidden());
     }
@@ -298,8 +348,17 @@ async fn local_auth(cx: &Ctx<'_>, auth: Option<&str>, m: Method) -> Result<Respo
                     "password is too short",
                 ));
             }
+            let enabled = f.get("enabled").and_then(Value::as_bool).unwrap_or(true);
+            if !enabled && !cx.app.config.open_api {
+                return Err(ApiError::field(
+                    "InvalidOption",
+                    "enabled",
+                    "access control cannot be turned off on this server \
+                     (only a server started with --insecure-open-api runs open)",
+                ));
+            }
             let c = access::LocalAuth {
-                enabled: f.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+                enabled,
                 username: f
                     .get("username")
                     .and_then(Value::as_str)

@@ -18,10 +18,12 @@ pub use crate::cluster::server::{App, Principal, ServerConfig};
 
 pub mod access;
 mod agent_api;
+pub mod audit;
 mod create;
 pub mod ctx;
 pub mod error;
 pub mod handlers;
+pub mod privilege;
 pub mod query;
 pub mod relay;
 pub mod render;
@@ -34,7 +36,8 @@ pub use error::ApiError;
 
 /// The router: `/v1/…` and `/v2-beta/…` to the dispatcher, `/ping`.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let open = app.config.open_api;
+    let r = Router::new()
         .route("/ping", any(|| async { "pong" }))
         .route("/v1", any(handlers::dispatch))
         .route("/v1/", any(handlers::dispatch))
@@ -43,8 +46,25 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v2-beta/", any(handlers::dispatch))
         .route("/v2-beta/{*rest}", any(handlers::dispatch))
         .fallback(|| async { ApiError::not_found() })
-        .with_state(app)
+        .with_state(app);
+    if open {
+        // Every response of an open server says so.
+        r.layer(axum::middleware::map_response(
+            |mut resp: axum::response::Response| async move {
+                resp.headers_mut().insert(
+                    INSECURE_HEADER,
+                    axum::http::HeaderValue::from_static("open-api"),
+                );
+                resp
+            },
+        ))
+    } else {
+        r
+    }
 }
+
+/// The header every response of an `--insecure-open-api` server carries.
+pub const INSECURE_HEADER: &str = "X-Ros-Insecure";
 
 /// Marks requests that arrived over TLS (links then say `https://`).
 #[derive(Clone, Copy, Debug)]
@@ -56,5 +76,8 @@ pub async fn serve_tls(
     app: Arc<App>,
     listener: crate::cluster::tls::TlsListener,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app).layer(axum::Extension(Https))).await
+    let svc = router(app)
+        .layer(axum::Extension(Https))
+        .into_make_service_with_connect_info::<crate::cluster::tls::TlsPeer>();
+    axum::serve(listener, svc).await
 }

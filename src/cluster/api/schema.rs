@@ -105,6 +105,8 @@ const TOKEN: &[Field] = &[
 const APIKEY: &[Field] = &[
     f("name", FieldType::Name, true, true, false),
     f("description", FieldType::Str, true, true, false),
+    f("expiresInSeconds", FieldType::Int, true, false, false),
+    f("privileged", FieldType::Bool, true, false, false),
     f(
         "accountId",
         FieldType::Ref(Kind::Project),

@@ -32,6 +32,14 @@ pub struct ServerConfig {
     pub advertise_url: Option<String>,
     /// `(CA PEM, CA SHA-256 hex)` when TLS is on: tokens then carry the pin.
     pub tls_ca: Option<(String, String)>,
+    /// `--insecure-open-api` (tests only): every request acts as the admin
+    /// until local auth is enabled, and every response says so
+    /// (`X-Ros-Insecure: open-api`). Off, a request without credentials
+    /// is refused even before an admin exists.
+    pub open_api: bool,
+    /// The pre-shared join token (`ros.cluster.token`, `--token`): accepted
+    /// as a registration token of the Default environment, k3s-style.
+    pub join_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +50,8 @@ impl Default for ServerConfig {
             max_wait: Duration::from_secs(5),
             advertise_url: None,
             tls_ca: None,
+            open_api: false,
+            join_token: None,
         }
     }
 }
@@ -74,8 +84,9 @@ pub struct App {
     pub seen: Mutex<HashMap<u64, Instant>>,
     /// Per-host generations that answer agents' long-polls.
     pub wake: wake::Wakeups,
-    /// Verified credentials: key → (secret, principal).
-    pub creds: Mutex<HashMap<String, (String, Principal)>>,
+    /// Verified credentials: key → (secret, principal, expiry in ms since
+    /// the epoch, `i64::MAX` for none).
+    pub creds: Mutex<HashMap<String, (String, Principal, i64)>>,
     /// When this server started (heartbeat grace after a restart).
     pub started: Instant,
     /// Wakes the service reconciler.
@@ -87,6 +98,10 @@ pub struct App {
     pub(crate) snapshot: Mutex<Option<(u64, crate::cluster::plan::reconcile::Snapshot)>>,
     /// The environment views agents keep for DNS and metadata.
     pub views: envview::EnvViews,
+    /// Failed logins per client address (brute-force brake).
+    pub throttle: crate::cluster::api::access::Throttle,
+    /// Mutating requests: who, what, when, from where.
+    pub audit: crate::cluster::api::audit::AuditLog,
 }
 
 impl App {
@@ -106,6 +121,8 @@ impl App {
             relay: crate::cluster::api::relay::Relay::default(),
             snapshot: Mutex::new(None),
             views: envview::EnvViews::new(),
+            throttle: Default::default(),
+            audit: Default::default(),
         }))
     }
 
@@ -224,5 +241,7 @@ pub fn spawn_monitor(app: Arc<App>) {
 pub async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     spawn_monitor(app.clone());
     driver::spawn(app.clone(), Duration::from_millis(500));
-    axum::serve(listener, crate::cluster::api::router(app)).await
+    let svc = crate::cluster::api::router(app)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, svc).await
 }

@@ -86,7 +86,7 @@ fn lost_host_checked_containers_follow_their_strategy() {
             disconnected_after: Duration::from_millis(1500),
             max_wait: Duration::from_millis(100),
             advertise_url: None,
-            tls_ca: None,
+            ..fast()
         },
     );
     let u = s.url.clone();

@@ -23,6 +23,7 @@ mod launch;
 mod lifecycle;
 mod relay;
 mod resources;
+mod secure;
 mod services;
 mod tls;
 
@@ -134,6 +135,10 @@ pub fn fast() -> ServerConfig {
         max_wait: Duration::from_millis(200),
         advertise_url: None,
         tls_ca: None,
+        // These tests are about the API, not access control (tests/auth.rs
+        // starts secure servers with `secure()`).
+        open_api: true,
+        join_token: None,
     }
 }
 
