@@ -22,6 +22,7 @@ mod create;
 pub mod ctx;
 pub mod error;
 pub mod handlers;
+pub mod lb;
 pub mod query;
 pub mod relay;
 pub mod render;

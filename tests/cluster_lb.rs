@@ -1,0 +1,378 @@
+//! The load balancer service on the 3-host rig (issue 13): server + 3
+//! agents in network namespaces with their own dockerd, the HAProxy image
+//! from `images/haproxy.sh` loaded into each. `web` (busybox httpd
+//! answering its version and hostname, health-checked, one per host) and
+//! `api` behind an LB on host 1's port 80:
+//! - 30 requests through host1:80 answer from each web container exactly
+//!   10 times, in strict rotation;
+//! - hostname and path rules route to `api`;
+//! - web scaled to 4: the new container answers through the LB within 2 s
+//!   of being healthy;
+//! - a broken health check takes its container out of rotation;
+//! - a start-first in-service upgrade (batch 1) under continuous load: 0
+//!   failed requests, every answer from v2 after the finish;
+//! - a port rule added under load (a reload): no request lost, the new
+//!   port answers;
+//! - refusals (udp, port 42, http and tcp on one port, unknown target) as
+//!   422s naming the rule.
+//! Needs root, docker.io, busybox-static and the image build's tools
+//! (build/deps.sh). The image is built once into build/work/user-images
+//! (~2 min the first time; `ROS_LB_IMAGE=path.tar` to use another).
+
+mod harness;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::*;
+use serde_json::{json, Value};
+
+const WEB: &str = "mkdir -p /www/api; echo $$VERSION $$(hostname) > /www/index.html; cp /www/index.html /www/health; trap 'exit 0' TERM; httpd -f -p 80 -h /www & wait";
+
+fn dc(version: &str) -> String {
+    format!(
+        r#"version: '2'
+services:
+  web:
+    image: ros-test/busybox:latest
+    environment:
+      VERSION: {version}
+    command: [sh, -c, "{WEB}"]
+    labels:
+      io.rancher.scheduler.affinity:container_label_soft_ne: io.rancher.stack_service.name=app/web
+  api:
+    image: ros-test/busybox:latest
+    command: [sh, -c, "mkdir -p /www/v1; echo api > /www/index.html; echo api > /www/v1/index.html; exec httpd -f -p 8080 -h /www"]
+  lb:
+    image: rancher/lb-service-haproxy:v0.7.15
+    ports: ["80:80", "8080:8080"]
+    labels:
+      io.rancher.scheduler.affinity:host_label: node=n1
+"#
+    )
+}
+
+const RC: &str = r#"version: '2'
+services:
+  web:
+    scale: 3
+    drain_timeout_ms: 1000
+    upgrade_strategy:
+      start_first: true
+      batch_size: 1
+      interval_millis: 500
+    health_check:
+      port: 80
+      request_line: GET /health HTTP/1.0
+      interval: 500
+      response_timeout: 500
+      healthy_threshold: 1
+      unhealthy_threshold: 2
+      initializing_timeout: 20000
+  api:
+    scale: 1
+  lb:
+    scale: 1
+    lb_config:
+      port_rules:
+        - {source_port: 80, target_port: 80, service: web}
+        - {source_port: 80, target_port: 8080, service: api, hostname: api.example.com}
+        - {source_port: 80, target_port: 8080, service: api, path: /v1, priority: 1}
+"#;
+
+fn compose(c: &Cluster, dir: &Path, args: &[&str]) -> Output {
+    ros_compose(c, dir, &[&["-p", "app"], args].concat())
+}
+
+fn ok(c: &Cluster, dir: &Path, args: &[&str]) {
+    assert!(compose(c, dir, args).status.success(), "ros compose {args:?}");
+}
+
+/// The HAProxy image archive: built by images/haproxy.sh when missing.
+fn lb_image() -> PathBuf {
+    if let Ok(p) = std::env::var("ROS_LB_IMAGE") {
+        return PathBuf::from(p);
+    }
+    let top = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let work = std::env::var("ROS_WORK").map_or_else(|_| top.join("build/work"), PathBuf::from);
+    let tar = work.join("user-images/lb-haproxy.tar");
+    if !tar.exists() {
+        let t = Instant::now();
+        let st = std::process::Command::new("bash")
+            .arg(top.join("images/haproxy.sh"))
+            .env("ROS_WORK", &work)
+            .status()
+            .unwrap();
+        assert!(st.success(), "images/haproxy.sh failed");
+        eprintln!("images/haproxy.sh took {:?}", t.elapsed());
+    }
+    tar
+}
+
+/// One HTTP/1.0 request; `(status, body)`.
+fn http(addr: &str, path: &str, host: &str) -> Result<(u16, String), String> {
+    let mut s = std::net::TcpStream::connect_timeout(
+        &addr.parse().map_err(|e| format!("{addr}: {e}"))?,
+        Duration::from_secs(2),
+    )
+    .map_err(|e| format!("{addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| format!("{addr}: {e}"))?;
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("{addr}: answered {out:?}"))?;
+    let body = out.split_once("\r\n\r\n").map_or("", |x| x.1).trim().to_string();
+    Ok((status, body))
+}
+
+fn get_ok(addr: &str, path: &str, host: &str) -> Result<String, String> {
+    match http(addr, path, host)? {
+        (200, b) => Ok(b),
+        (s, b) => Err(format!("{addr}{path}: {s} {b}")),
+    }
+}
+
+/// Live containers named `app-<svc>-…`.
+fn containers(url: &str, svc: &str) -> Vec<Value> {
+    get(&format!("{url}/v1/projects/1a5/containers?limit=1000"))["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["name"].as_str().unwrap_or("").starts_with(&format!("app-{svc}-"))
+                && !matches!(c["state"].as_str(), Some("removed" | "removing"))
+                && c["desiredState"] != "removed"
+        })
+        .cloned()
+        .collect()
+}
+
+fn wait_healthy(url: &str, version: &str, n: usize) {
+    wait_for(&format!("{n} web {version} healthy"), 120, || {
+        let all = containers(url, "web");
+        (all.len() == n
+            && all.iter().all(|c| {
+                c["state"] == "running"
+                    && c["healthState"] == "healthy"
+                    && c["environment"]["VERSION"] == version
+            }))
+        .then_some(())
+    });
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: usize,
+    failed: Vec<String>,
+    bodies: BTreeMap<String, usize>,
+    last: String,
+}
+
+/// Requests through the LB without pause until `stop`.
+fn client(addr: String, stop: Arc<AtomicBool>, t: Arc<Mutex<Tally>>) {
+    while !stop.load(Ordering::Relaxed) {
+        let r = get_ok(&addr, "/", "web");
+        let mut t = t.lock().unwrap();
+        match r {
+            Ok(body) => {
+                t.ok += 1;
+                let v = body.split_whitespace().next().unwrap_or("").to_string();
+                *t.bodies.entry(v).or_default() += 1;
+                t.last = body;
+            }
+            Err(e) => t.failed.push(e),
+        }
+    }
+}
+
+fn post_status(url: &str, body: Value) -> (u16, Value) {
+    let r = api()
+        .post(url)
+        .set("Content-Type", "application/json")
+        .send_string(&body.to_string());
+    let (code, text) = match r {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("POST {url}: {e}"),
+    };
+    (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("!!! SKIPPED cluster_lb: needs root (network namespaces and dockerd); CI runs as root");
+        return;
+    }
+    let t0 = Instant::now();
+    let image = lb_image();
+    let mut c = setup();
+    let url = c.url.clone();
+    for h in &c.hosts {
+        h.docker(&["load", "-i", image.to_str().unwrap()]).unwrap();
+    }
+    join_agents(&mut c);
+    let lb_addr = format!("{}:80", c.hosts[0].ip);
+    let dir = c.dir.path().join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // Refusals first (nothing is created by them).
+    let refused = [
+        ("{source_port: 53, target_port: 53, service: web, protocol: udp}", "HAProxy cannot balance UDP"),
+        ("{source_port: 42, target_port: 80, service: web}", "port 42 is reserved"),
+        ("{source_port: 80, target_port: 80, service: ghost}", "target ghost: no such service"),
+        (
+            "{source_port: 80, target_port: 80, service: web}\n        - {source_port: 80, target_port: 81, service: web, protocol: tcp}",
+            "port_rules[0] (http) and port_rules[1] (tcp) both listen on source_port 80",
+        ),
+    ];
+    for (rule, want) in refused {
+        let rc = format!("version: '2'\nservices:\n  lb:\n    lb_config:\n      port_rules:\n        - {rule}\n");
+        let (code, body) = post_status(
+            &format!("{url}/v2-beta/projects/1a5/stacks"),
+            json!({"name": "bad", "dockerCompose": dc("v1"), "rancherCompose": rc}),
+        );
+        assert_eq!(code, 422, "{rule}: {body}");
+        assert!(body["message"].as_str().unwrap_or("").contains(want), "{rule}: {body}");
+    }
+
+    std::fs::write(dir.join("docker-compose.yml"), dc("v1")).unwrap();
+    std::fs::write(dir.join("rancher-compose.yml"), RC).unwrap();
+    ok(&c, &dir, &["up", "-d"]);
+    wait_healthy(&url, "v1", 3);
+    let lbsvc = get(&format!("{url}/v2-beta/projects/1a5/loadbalancerservices?name=lb"))["data"][0].clone();
+    assert_eq!(lbsvc["type"], "loadBalancerService", "{lbsvc}");
+    assert_eq!(lbsvc["lbConfig"]["portRules"][1]["hostname"], "api.example.com", "{lbsvc}");
+    assert!(lbsvc["lbConfig"]["portRules"][0]["serviceId"].as_str().is_some_and(|s| s.starts_with("1s")), "{lbsvc}");
+    let ps = compose(&c, &dir, &["ps"]);
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(ps.contains(&format!("{}:80/tcp", c.hosts[0].ip)), "ps shows the LB's endpoint:\n{ps}");
+
+    // Rotation: 30 requests, each of 3 containers 10 times, strictly in turn.
+    wait_for("all 3 web containers through the LB", 60, || {
+        let seen: std::collections::BTreeSet<String> =
+            (0..6).filter_map(|_| get_ok(&lb_addr, "/", "web").ok()).collect();
+        (seen.len() == 3).then_some(())
+    });
+    let answers: Vec<String> = (0..30).map(|_| get_ok(&lb_addr, "/", "web").unwrap()).collect();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in &answers {
+        *counts.entry(a).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 3, "{answers:?}");
+    assert!(counts.values().all(|n| *n == 10), "{counts:?}");
+    for (i, a) in answers.iter().enumerate().skip(3) {
+        assert_eq!(a, &answers[i - 3], "not in strict rotation: {answers:?}");
+    }
+
+    // Hostname and path rules.
+    assert_eq!(get_ok(&lb_addr, "/", "api.example.com:80").unwrap(), "api");
+    assert_eq!(get_ok(&lb_addr, "/v1/", "web").unwrap(), "api");
+    assert!(get_ok(&lb_addr, "/", "web").unwrap().starts_with("v1 "));
+
+    // Scale to 4: the new container answers within 2 s of being healthy.
+    ok(&c, &dir, &["scale", "web=4"]);
+    let old: std::collections::BTreeSet<String> = answers.iter().cloned().collect();
+    wait_healthy(&url, "v1", 4);
+    let healthy_at = Instant::now();
+    let new_name = wait_for("the fourth container through the LB", 10, || {
+        (0..4)
+            .filter_map(|_| get_ok(&lb_addr, "/", "web").ok())
+            .find(|a| !old.contains(a))
+    });
+    let join = healthy_at.elapsed();
+    eprintln!("healthy → in rotation: {join:?} ({new_name})");
+    assert!(join <= Duration::from_secs(2), "{join:?}");
+
+    // A broken health check takes its container out of rotation.
+    let victim = containers(&url, "web")
+        .into_iter()
+        .find(|c| c["hostId"] == host_by_name(&url, "node2").unwrap()["id"])
+        .unwrap();
+    let vname = format!("r-{}", victim["name"].as_str().unwrap());
+    let vanswer = c.hosts[1]
+        .docker(&["exec", &vname, "cat", "/www/index.html"])
+        .unwrap()
+        .trim()
+        .to_string();
+    c.hosts[1].docker(&["exec", &vname, "rm", "/www/health"]).unwrap();
+    let vid = victim["id"].as_str().unwrap().to_string();
+    wait_for("the broken container unhealthy", 30, || {
+        let v = get(&format!("{url}/v1/projects/1a5/containers/{vid}"));
+        (v["healthState"] == "unhealthy" || v["desiredState"] == "removed").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..20 {
+        let a = get_ok(&lb_addr, "/", "web").unwrap();
+        assert_ne!(a, vanswer, "an unhealthy container is still in rotation");
+    }
+    // Back to 3 healthy (the unhealthy one is recreated by its strategy).
+    ok(&c, &dir, &["scale", "web=3"]);
+    wait_healthy(&url, "v1", 3);
+
+    // Start-first upgrade under continuous load: nothing fails.
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let th = {
+        let (a, s, t) = (lb_addr.clone(), stop.clone(), tally.clone());
+        std::thread::spawn(move || client(a, s, t))
+    };
+    wait_for("the client's first answers", 30, || (tally.lock().unwrap().ok >= 20).then_some(()));
+    std::fs::write(dir.join("docker-compose.yml"), dc("v2")).unwrap();
+    ok(&c, &dir, &["up", "-d", "--upgrade", "--batch-size", "1", "--interval", "1000"]);
+    ok(&c, &dir, &["up", "-d", "--confirm-upgrade"]);
+    wait_healthy(&url, "v2", 3);
+    std::thread::sleep(Duration::from_millis(1500));
+    tally.lock().unwrap().bodies.clear();
+    let before = tally.lock().unwrap().ok;
+    wait_for("answers after the finish", 30, || (tally.lock().unwrap().ok >= before + 30).then_some(()));
+    {
+        let t = tally.lock().unwrap();
+        eprintln!("upgrade under load: {} answers, {} failed, after finish {:?}", t.ok, t.failed.len(), t.bodies);
+        assert!(t.failed.is_empty(), "failed requests: {:?}", &t.failed[..t.failed.len().min(5)]);
+        assert_eq!(t.bodies.keys().collect::<Vec<_>>(), ["v2"], "every answer from v2 after finish");
+    }
+
+    // A port rule added under the same load: a reload that loses nothing.
+    let before = tally.lock().unwrap().ok;
+    let id = lbsvc["id"].as_str().unwrap();
+    let mut rules = lbsvc["lbConfig"]["portRules"].as_array().unwrap().clone();
+    rules.push(json!({"sourcePort": 8080, "targetPort": 80, "serviceId": lbsvc["lbConfig"]["portRules"][0]["serviceId"], "protocol": "tcp"}));
+    let put = api()
+        .put(&format!("{url}/v2-beta/projects/1a5/loadbalancerservices/{id}"))
+        .set("Content-Type", "application/json")
+        .send_string(&json!({"lbConfig": {"portRules": rules}}).to_string());
+    assert!(put.is_ok(), "PUT lbConfig: {put:?}");
+    wait_for("the new port rule", 20, || {
+        get_ok(&format!("{}:8080", c.hosts[0].ip), "/", "web").ok()
+    });
+    wait_for("more answers after the reload", 30, || (tally.lock().unwrap().ok >= before + 50).then_some(()));
+    stop.store(true, Ordering::Relaxed);
+    th.join().unwrap();
+    let t = tally.lock().unwrap();
+    eprintln!("rule change under load: {} answers, {} failed", t.ok, t.failed.len());
+    assert!(t.failed.is_empty(), "failed requests: {:?}", &t.failed[..t.failed.len().min(5)]);
+    drop(t);
+
+    // The API refuses UDP on a loadBalancerService too, naming the rule.
+    let stack = lbsvc["stackId"].as_str().unwrap();
+    let (code, body) = post_status(
+        &format!("{url}/v2-beta/projects/1a5/loadbalancerservices"),
+        json!({"name": "lb2", "stackId": stack, "launchConfig": {"imageUuid": "docker:rancher/lb-service-haproxy"},
+               "lbConfig": {"portRules": [{"sourcePort": 81, "targetPort": 80, "serviceId": lbsvc["lbConfig"]["portRules"][0]["serviceId"]},
+                                           {"sourcePort": 53, "protocol": "udp", "serviceId": lbsvc["lbConfig"]["portRules"][0]["serviceId"]}]}}),
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("lbConfig.portRules[1].protocol: protocol udp"), "{body}");
+    eprintln!("cluster_lb took {:?}", t0.elapsed());
+}
