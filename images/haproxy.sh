@@ -19,7 +19,6 @@ chmod 1777 "$d/tmp"
 cp "$SYSROOT/bin/busybox" "$d/bin/busybox"
 for a in sh sleep cat ls; do ln -s busybox "$d/bin/$a"; done
 install_bins "$d" /usr/sbin/haproxy
-ln -sf /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$d/lib64/ld-linux-x86-64.so.2"
 printf 'root:x:0:0:root:/root:/bin/sh\nhaproxy:x:100:101::/var/lib/haproxy:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$d/etc/passwd"
 printf 'root:x:0:\nhaproxy:x:101:\nnogroup:x:65534:\n' > "$d/etc/group"
 cat > "$d/bin/lb-entrypoint" <<'S'

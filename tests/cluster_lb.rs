@@ -2,8 +2,9 @@
 //! agents in network namespaces with their own dockerd, the HAProxy image
 //! from `images/haproxy.sh` loaded into each. `web` (busybox httpd
 //! answering its version and hostname, health-checked, one per host) and
-//! `api` behind an LB on host 1's port 80:
-//! - 30 requests through host1:80 answer from each web container exactly
+//! `api` behind an LB on host 1's port 81 (80 is taken by the agent's
+//! metadata service on 169.254.169.250):
+//! - 30 requests through host1:81 answer from each web container exactly
 //!   10 times, in strict rotation;
 //! - hostname and path rules route to `api`;
 //! - web scaled to 4: the new container answers through the LB within 2 s
@@ -50,7 +51,7 @@ services:
     command: [sh, -c, "mkdir -p /www/v1; echo api > /www/index.html; echo api > /www/v1/index.html; exec httpd -f -p 8080 -h /www"]
   lb:
     image: rancher/lb-service-haproxy:v0.7.15
-    ports: ["80:80", "8080:8080"]
+    ports: ["81:81", "8080:8080"]
     labels:
       io.rancher.scheduler.affinity:host_label: node=n1
 "#
@@ -80,9 +81,9 @@ services:
     scale: 1
     lb_config:
       port_rules:
-        - {source_port: 80, target_port: 80, service: web}
-        - {source_port: 80, target_port: 8080, service: api, hostname: api.example.com}
-        - {source_port: 80, target_port: 8080, service: api, path: /v1, priority: 1}
+        - {source_port: 81, target_port: 80, service: web}
+        - {source_port: 81, target_port: 8080, service: api, hostname: api.example.com}
+        - {source_port: 81, target_port: 8080, service: api, path: /v1, priority: 1}
 "#;
 
 fn compose(c: &Cluster, dir: &Path, args: &[&str]) -> Output {
@@ -90,7 +91,10 @@ fn compose(c: &Cluster, dir: &Path, args: &[&str]) -> Output {
 }
 
 fn ok(c: &Cluster, dir: &Path, args: &[&str]) {
-    assert!(compose(c, dir, args).status.success(), "ros compose {args:?}");
+    assert!(
+        compose(c, dir, args).status.success(),
+        "ros compose {args:?}"
+    );
 }
 
 /// The HAProxy image archive: built by images/haproxy.sh when missing.
@@ -125,13 +129,18 @@ fn http(addr: &str, path: &str, host: &str) -> Result<(u16, String), String> {
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
         .map_err(|e| format!("{addr}: {e}"))?;
     let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| format!("{addr}: {e}"))?;
+    s.read_to_string(&mut out)
+        .map_err(|e| format!("{addr}: {e}"))?;
     let status = out
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| format!("{addr}: answered {out:?}"))?;
-    let body = out.split_once("\r\n\r\n").map_or("", |x| x.1).trim().to_string();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map_or("", |x| x.1)
+        .trim()
+        .to_string();
     Ok((status, body))
 }
 
@@ -149,7 +158,10 @@ fn containers(url: &str, svc: &str) -> Vec<Value> {
         .unwrap()
         .iter()
         .filter(|c| {
-            c["name"].as_str().unwrap_or("").starts_with(&format!("app-{svc}-"))
+            c["name"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(&format!("app-{svc}-"))
                 && !matches!(c["state"].as_str(), Some("removed" | "removing"))
                 && c["desiredState"] != "removed"
         })
@@ -208,10 +220,38 @@ fn post_status(url: &str, body: Value) -> (u16, Value) {
     (code, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// The LB container's log and config (on a failure).
+fn lb_debug(c: &Cluster) {
+    let h = &c.hosts[0];
+    eprintln!("--- lb logs ---\n{:?}", h.docker(&["logs", "r-app-lb-1"]));
+    eprintln!("--- lb ps ---\n{:?}", h.docker(&["ps", "-a"]));
+    eprintln!(
+        "--- haproxy.cfg ---\n{}",
+        h.docker(&["exec", "r-app-lb-1", "cat", "/run/lb/haproxy.cfg"])
+            .unwrap_or_else(|e| e)
+    );
+    let vols = h.root.join("var/lib/docker/volumes");
+    for e in std::fs::read_dir(&vols).into_iter().flatten().flatten() {
+        let sock = e.path().join("_data/admin.sock");
+        if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
+            let _ = s.write_all(b"show servers state\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            eprintln!("--- {} ---\n{out}", sock.display());
+        }
+    }
+    let text = std::fs::read_to_string(c.dir.path().join("agent1.log")).unwrap_or_default();
+    for l in text.lines().filter(|l| l.contains("load balancer")) {
+        eprintln!("{l}");
+    }
+}
+
 #[test]
 fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("!!! SKIPPED cluster_lb: needs root (network namespaces and dockerd); CI runs as root");
+        eprintln!(
+            "!!! SKIPPED cluster_lb: needs root (network namespaces and dockerd); CI runs as root"
+        );
         return;
     }
     let t0 = Instant::now();
@@ -222,7 +262,10 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
         h.docker(&["load", "-i", image.to_str().unwrap()]).unwrap();
     }
     join_agents(&mut c);
-    let lb_addr = format!("{}:80", c.hosts[0].ip);
+    // Port 81, not 80: the agent's metadata service holds
+    // 169.254.169.250:80 on every host, and docker cannot publish
+    // 0.0.0.0:80 beside it (reported with issue 13).
+    let lb_addr = format!("{}:81", c.hosts[0].ip);
     let dir = c.dir.path().join("app");
     std::fs::create_dir_all(&dir).unwrap();
 
@@ -237,34 +280,65 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
         ),
     ];
     for (rule, want) in refused {
-        let rc = format!("version: '2'\nservices:\n  lb:\n    lb_config:\n      port_rules:\n        - {rule}\n");
+        let rc = format!(
+            "version: '2'\nservices:\n  lb:\n    lb_config:\n      port_rules:\n        - {rule}\n"
+        );
         let (code, body) = post_status(
             &format!("{url}/v2-beta/projects/1a5/stacks"),
             json!({"name": "bad", "dockerCompose": dc("v1"), "rancherCompose": rc}),
         );
         assert_eq!(code, 422, "{rule}: {body}");
-        assert!(body["message"].as_str().unwrap_or("").contains(want), "{rule}: {body}");
+        assert!(
+            body["message"].as_str().unwrap_or("").contains(want),
+            "{rule}: {body}"
+        );
     }
 
     std::fs::write(dir.join("docker-compose.yml"), dc("v1")).unwrap();
     std::fs::write(dir.join("rancher-compose.yml"), RC).unwrap();
     ok(&c, &dir, &["up", "-d"]);
     wait_healthy(&url, "v1", 3);
-    let lbsvc = get(&format!("{url}/v2-beta/projects/1a5/loadbalancerservices?name=lb"))["data"][0].clone();
+    let lbsvc = get(&format!(
+        "{url}/v2-beta/projects/1a5/loadbalancerservices?name=lb"
+    ))["data"][0]
+        .clone();
     assert_eq!(lbsvc["type"], "loadBalancerService", "{lbsvc}");
-    assert_eq!(lbsvc["lbConfig"]["portRules"][1]["hostname"], "api.example.com", "{lbsvc}");
-    assert!(lbsvc["lbConfig"]["portRules"][0]["serviceId"].as_str().is_some_and(|s| s.starts_with("1s")), "{lbsvc}");
+    assert_eq!(
+        lbsvc["lbConfig"]["portRules"][1]["hostname"], "api.example.com",
+        "{lbsvc}"
+    );
+    assert!(
+        lbsvc["lbConfig"]["portRules"][0]["serviceId"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("1s")),
+        "{lbsvc}"
+    );
     let ps = compose(&c, &dir, &["ps"]);
     let ps = String::from_utf8_lossy(&ps.stdout);
-    assert!(ps.contains(&format!("{}:80/tcp", c.hosts[0].ip)), "ps shows the LB's endpoint:\n{ps}");
+    assert!(
+        ps.contains(&format!("{}:81/tcp", c.hosts[0].ip)),
+        "ps shows the LB's endpoint:\n{ps}"
+    );
 
     // Rotation: 30 requests, each of 3 containers 10 times, strictly in turn.
-    wait_for("all 3 web containers through the LB", 60, || {
-        let seen: std::collections::BTreeSet<String> =
-            (0..6).filter_map(|_| get_ok(&lb_addr, "/", "web").ok()).collect();
-        (seen.len() == 3).then_some(())
-    });
-    let answers: Vec<String> = (0..30).map(|_| get_ok(&lb_addr, "/", "web").unwrap()).collect();
+    let t = Instant::now();
+    loop {
+        let got: Vec<Result<String, String>> =
+            (0..6).map(|_| get_ok(&lb_addr, "/", "web")).collect();
+        let seen: std::collections::BTreeSet<&String> =
+            got.iter().filter_map(|r| r.as_ref().ok()).collect();
+        if seen.len() == 3 {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            lb_debug(&c);
+            panic!("not all 3 web containers through the LB: {got:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let answers: Vec<String> = (0..30)
+        .map(|_| get_ok(&lb_addr, "/", "web").unwrap())
+        .collect();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for a in &answers {
         *counts.entry(a).or_default() += 1;
@@ -276,8 +350,14 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
     }
 
     // Hostname and path rules.
-    assert_eq!(get_ok(&lb_addr, "/", "api.example.com:80").unwrap(), "api");
-    assert_eq!(get_ok(&lb_addr, "/v1/", "web").unwrap(), "api");
+    let or_debug = |r: Result<String, String>| {
+        r.unwrap_or_else(|e| {
+            lb_debug(&c);
+            panic!("{e}")
+        })
+    };
+    assert_eq!(or_debug(get_ok(&lb_addr, "/", "api.example.com:81")), "api");
+    assert_eq!(or_debug(get_ok(&lb_addr, "/v1/", "web")), "api");
     assert!(get_ok(&lb_addr, "/", "web").unwrap().starts_with("v1 "));
 
     // Scale to 4: the new container answers within 2 s of being healthy.
@@ -305,7 +385,9 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
         .unwrap()
         .trim()
         .to_string();
-    c.hosts[1].docker(&["exec", &vname, "rm", "/www/health"]).unwrap();
+    c.hosts[1]
+        .docker(&["exec", &vname, "/bin/busybox", "rm", "/www/health"])
+        .unwrap();
     let vid = victim["id"].as_str().unwrap().to_string();
     wait_for("the broken container unhealthy", 30, || {
         let v = get(&format!("{url}/v1/projects/1a5/containers/{vid}"));
@@ -327,20 +409,49 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
         let (a, s, t) = (lb_addr.clone(), stop.clone(), tally.clone());
         std::thread::spawn(move || client(a, s, t))
     };
-    wait_for("the client's first answers", 30, || (tally.lock().unwrap().ok >= 20).then_some(()));
+    wait_for("the client's first answers", 30, || {
+        (tally.lock().unwrap().ok >= 20).then_some(())
+    });
     std::fs::write(dir.join("docker-compose.yml"), dc("v2")).unwrap();
-    ok(&c, &dir, &["up", "-d", "--upgrade", "--batch-size", "1", "--interval", "1000"]);
+    ok(
+        &c,
+        &dir,
+        &[
+            "up",
+            "-d",
+            "--upgrade",
+            "--batch-size",
+            "1",
+            "--interval",
+            "1000",
+        ],
+    );
     ok(&c, &dir, &["up", "-d", "--confirm-upgrade"]);
     wait_healthy(&url, "v2", 3);
     std::thread::sleep(Duration::from_millis(1500));
     tally.lock().unwrap().bodies.clear();
     let before = tally.lock().unwrap().ok;
-    wait_for("answers after the finish", 30, || (tally.lock().unwrap().ok >= before + 30).then_some(()));
+    wait_for("answers after the finish", 30, || {
+        (tally.lock().unwrap().ok >= before + 30).then_some(())
+    });
     {
         let t = tally.lock().unwrap();
-        eprintln!("upgrade under load: {} answers, {} failed, after finish {:?}", t.ok, t.failed.len(), t.bodies);
-        assert!(t.failed.is_empty(), "failed requests: {:?}", &t.failed[..t.failed.len().min(5)]);
-        assert_eq!(t.bodies.keys().collect::<Vec<_>>(), ["v2"], "every answer from v2 after finish");
+        eprintln!(
+            "upgrade under load: {} answers, {} failed, after finish {:?}",
+            t.ok,
+            t.failed.len(),
+            t.bodies
+        );
+        assert!(
+            t.failed.is_empty(),
+            "failed requests: {:?}",
+            &t.failed[..t.failed.len().min(5)]
+        );
+        assert_eq!(
+            t.bodies.keys().collect::<Vec<_>>(),
+            ["v2"],
+            "every answer from v2 after finish"
+        );
     }
 
     // A port rule added under the same load: a reload that loses nothing.
@@ -349,19 +460,31 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
     let mut rules = lbsvc["lbConfig"]["portRules"].as_array().unwrap().clone();
     rules.push(json!({"sourcePort": 8080, "targetPort": 80, "serviceId": lbsvc["lbConfig"]["portRules"][0]["serviceId"], "protocol": "tcp"}));
     let put = api()
-        .put(&format!("{url}/v2-beta/projects/1a5/loadbalancerservices/{id}"))
+        .put(&format!(
+            "{url}/v2-beta/projects/1a5/loadbalancerservices/{id}"
+        ))
         .set("Content-Type", "application/json")
         .send_string(&json!({"lbConfig": {"portRules": rules}}).to_string());
     assert!(put.is_ok(), "PUT lbConfig: {put:?}");
     wait_for("the new port rule", 20, || {
         get_ok(&format!("{}:8080", c.hosts[0].ip), "/", "web").ok()
     });
-    wait_for("more answers after the reload", 30, || (tally.lock().unwrap().ok >= before + 50).then_some(()));
+    wait_for("more answers after the reload", 30, || {
+        (tally.lock().unwrap().ok >= before + 50).then_some(())
+    });
     stop.store(true, Ordering::Relaxed);
     th.join().unwrap();
     let t = tally.lock().unwrap();
-    eprintln!("rule change under load: {} answers, {} failed", t.ok, t.failed.len());
-    assert!(t.failed.is_empty(), "failed requests: {:?}", &t.failed[..t.failed.len().min(5)]);
+    eprintln!(
+        "rule change under load: {} answers, {} failed",
+        t.ok,
+        t.failed.len()
+    );
+    assert!(
+        t.failed.is_empty(),
+        "failed requests: {:?}",
+        &t.failed[..t.failed.len().min(5)]
+    );
     drop(t);
 
     // The API refuses UDP on a loadBalancerService too, naming the rule.
@@ -373,6 +496,12 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
                                            {"sourcePort": 53, "protocol": "udp", "serviceId": lbsvc["lbConfig"]["portRules"][0]["serviceId"]}]}}),
     );
     assert_eq!(code, 422, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("lbConfig.portRules[1].protocol: protocol udp"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("lbConfig.portRules[1].protocol: protocol udp"),
+        "{body}"
+    );
     eprintln!("cluster_lb took {:?}", t0.elapsed());
 }

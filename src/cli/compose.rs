@@ -675,7 +675,11 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
                         .as_str()
                         .unwrap_or_default()
                         .trim_start_matches("docker:"),
-                    if ports.is_empty() { "-".to_string() } else { ports.join(",") }
+                    if ports.is_empty() {
+                        "-".to_string()
+                    } else {
+                        ports.join(",")
+                    }
                 );
             }
             Ok(0)

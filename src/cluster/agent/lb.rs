@@ -166,7 +166,9 @@ async fn step(
             lb_config::grow(&mut layout, &slots);
         }
         write_config(&dir, &lb_config::render(&layout, &slots)).await?;
-        tracing::info!(instance = %id, "load balancer configured");
+        // HAProxy may run already (this agent restarted): take the config.
+        let running = command(&dir.join("master.sock"), "reload").await.is_ok();
+        tracing::info!(instance = %id, reloaded = running, "load balancer configured");
         lb.layout = Some(layout);
         lb.slots = slots;
         lb.reload_pending = false;
@@ -190,12 +192,18 @@ async fn step(
         if let Ok(states) = command(&dir.join("admin.sock"), "show servers state").await {
             let _ = tokio::fs::write(dir.join("state"), states).await;
         }
+        let old_worker = worker_pid(&dir).await;
         write_config(&dir, &text).await?;
         lb.layout = Some(new_layout);
         lb.slots = slots;
         match command(&dir.join("master.sock"), "reload").await {
             Ok(_) => {
                 lb.reload_pending = false;
+                // Runtime commands must reach the new worker, not the old
+                // one that is about to leave with its state.
+                if let Some(old) = old_worker {
+                    wait_new_worker(&dir, old).await;
+                }
                 tracing::info!(instance = %id, "load balancer reloaded (rules changed)");
             }
             Err(e) => {
@@ -220,6 +228,28 @@ async fn step(
         }
     }
     Ok(lb_config::next_deadline(&lb.slots))
+}
+
+/// The pid of the worker answering the runtime API.
+async fn worker_pid(dir: &Path) -> Option<u32> {
+    let info = command(&dir.join("admin.sock"), "show info").await.ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid: "))
+        .and_then(|p| p.trim().parse().ok())
+}
+
+/// Wait (up to 5 s) until a worker other than `old` answers.
+async fn wait_new_worker(dir: &Path, old: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if worker_pid(dir).await.is_some_and(|p| p != old) {
+            // The old worker stops accepting once the new one is ready.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::warn!(dir = %dir.display(), "no new haproxy worker after reload (config refused?)");
 }
 
 async fn write_config(dir: &Path, text: &str) -> Result<(), String> {

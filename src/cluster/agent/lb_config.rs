@@ -190,7 +190,8 @@ pub fn desired(view: &View, lb: &EnvService) -> Desired {
             let tport = r.target_port.unwrap_or(port);
             let mode = if fe.mode == "http" { "http" } else { "tcp" };
             let name = r.backend_name.as_deref().map(sanitize).unwrap_or_else(|| {
-                format!("{}_{}_{tport}", sanitize(&svc.name), sanitize(&svc.id))
+                let tcp = if mode == "tcp" { "_tcp" } else { "" };
+                format!("{}_{}_{tport}{tcp}", sanitize(&svc.name), sanitize(&svc.id))
             });
             if !d.layout.backends.iter().any(|b| b.name == name) {
                 let eps = endpoints(view, svc);
@@ -639,7 +640,7 @@ mod tests {
         );
         assert!(
             cfg.contains(
-                "frontend port_8080\n    bind :8080\n    mode tcp\n    default_backend web_1s3_80"
+                "frontend port_8080\n    bind :8080\n    mode tcp\n    default_backend web_1s3_80_tcp"
             ),
             "{cfg}"
         );
