@@ -298,6 +298,12 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
     std::fs::write(dir.join("rancher-compose.yml"), RC).unwrap();
     ok(&c, &dir, &["up", "-d"]);
     wait_healthy(&url, "v1", 3);
+    wait_for("api running", 60, || {
+        containers(&url, "api")
+            .iter()
+            .any(|c| c["state"] == "running")
+            .then_some(())
+    });
     let lbsvc = get(&format!(
         "{url}/v2-beta/projects/1a5/loadbalancerservices?name=lb"
     ))["data"][0]

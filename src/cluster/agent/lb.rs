@@ -201,8 +201,13 @@ async fn step(
                 lb.reload_pending = false;
                 // Runtime commands must reach the new worker, not the old
                 // one that is about to leave with its state.
-                if let Some(old) = old_worker {
-                    wait_new_worker(&dir, old).await;
+                wait_new_worker(&dir, old_worker).await;
+                // Then say every slot's state once more: a change that
+                // reached the old worker during the switch is not lost.
+                let layout = lb.layout.clone().unwrap_or_default();
+                let all = lb_config::resync(&layout, &lb.slots);
+                if let Err(e) = command(&dir.join("admin.sock"), &all.join("; ")).await {
+                    tracing::debug!(instance = %id, error = %e, "resync after reload");
                 }
                 tracing::info!(instance = %id, "load balancer reloaded (rules changed)");
             }
@@ -239,10 +244,10 @@ async fn worker_pid(dir: &Path) -> Option<u32> {
 }
 
 /// Wait (up to 5 s) until a worker other than `old` answers.
-async fn wait_new_worker(dir: &Path, old: u32) {
+async fn wait_new_worker(dir: &Path, old: Option<u32>) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if worker_pid(dir).await.is_some_and(|p| p != old) {
+        if worker_pid(dir).await.is_some_and(|p| Some(p) != old) {
             // The old worker stops accepting once the new one is ready.
             tokio::time::sleep(Duration::from_millis(50)).await;
             return;

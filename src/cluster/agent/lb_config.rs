@@ -290,6 +290,26 @@ pub fn assign(
     (cmds, full)
 }
 
+/// Runtime commands that state every slot as `slots` holds it (after a
+/// reload, so a change the old worker took is not lost).
+pub fn resync(layout: &Layout, slots: &Slots) -> Vec<String> {
+    let mut cmds = Vec::new();
+    for b in &layout.backends {
+        for (k, s) in slots.get(&b.name).into_iter().flatten().enumerate() {
+            let srv = format!("{}/s{}", b.name, k + 1);
+            match (&s.addr, s.draining_until) {
+                (Some(a), d) => {
+                    cmds.push(format!("set server {srv} addr {a} port {}", b.port));
+                    let st = if d.is_some() { "drain" } else { "ready" };
+                    cmds.push(format!("set server {srv} state {st}"));
+                }
+                (None, _) => cmds.push(format!("set server {srv} state maint")),
+            }
+        }
+    }
+    cmds
+}
+
 /// The earliest drain deadline still ahead.
 pub fn next_deadline(slots: &Slots) -> Option<Instant> {
     slots
