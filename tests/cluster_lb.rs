@@ -16,6 +16,7 @@
 //!   port answers;
 //! - refusals (udp, port 42, http and tcp on one port, unknown target) as
 //!   422s naming the rule.
+//!
 //! Needs root, docker.io, busybox-static and the image build's tools
 //! (build/deps.sh). The image is built once into build/work/user-images
 //! (~2 min the first time; `ROS_LB_IMAGE=path.tar` to use another).
@@ -510,4 +511,167 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
         "{body}"
     );
     eprintln!("cluster_lb took {:?}", t0.elapsed());
+}
+
+/// `wrk` in host 1's network namespace against `target`: (requests/s, p99).
+fn wrk(c: &Cluster, target: &str) -> (String, String) {
+    let out = sh(
+        "nsenter",
+        &[
+            &format!("--net=/var/run/netns/{}", c.hosts[0].ns),
+            "wrk",
+            "-t2",
+            "-c16",
+            "-d5s",
+            "--latency",
+            target,
+        ],
+    )
+    .unwrap();
+    eprintln!("wrk {target}:\n{out}");
+    let field = |key: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?")
+            .to_string()
+    };
+    (field("Requests/sec:"), field("99%"))
+}
+
+/// Benchmarks (figures in the issue note): the LB's overhead against one
+/// backend with wrk, failed requests over 10 start-first upgrades of a
+/// scale-3 service under load, and the time from a container healthy (as
+/// the API says) to its first answer through the LB.
+/// `cargo test --test cluster_lb -- --ignored --nocapture bench`
+#[test]
+#[ignore]
+fn bench_lb_overhead_upgrades_and_join_latency() {
+    assert!(nix::unistd::geteuid().is_root(), "needs root");
+    let image = lb_image();
+    let mut c = setup();
+    let url = c.url.clone();
+    for h in &c.hosts {
+        h.docker(&["load", "-i", image.to_str().unwrap()]).unwrap();
+    }
+    join_agents(&mut c);
+    let lb_addr = format!("{}:81", c.hosts[0].ip);
+    let dir = c.dir.path().join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("docker-compose.yml"), dc("v1")).unwrap();
+    std::fs::write(dir.join("rancher-compose.yml"), RC).unwrap();
+    ok(&c, &dir, &["up", "-d"]);
+    wait_healthy(&url, "v1", 3);
+    wait_for("the LB answers", 60, || get_ok(&lb_addr, "/", "web").ok());
+
+    // 1. Overhead: through the LB container vs one backend, same netns.
+    let lb_ip = containers(&url, "lb")[0]["primaryIpAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let web_ip = containers(&url, "web")[0]["primaryIpAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (lb_rps, lb_p99) = wrk(&c, &format!("http://{lb_ip}:81/"));
+    let (be_rps, be_p99) = wrk(&c, &format!("http://{web_ip}:80/"));
+    eprintln!("BENCH wrk -t2 -c16 -d5s: through the LB {lb_rps} req/s p99 {lb_p99}; one backend {be_rps} req/s p99 {be_p99}");
+
+    // 2 + 3. Ten upgrades under load; healthy → first answer per container.
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen: Arc<Mutex<BTreeMap<String, Instant>>> = Arc::default();
+    let failed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let answers = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let client = {
+        let (a, s, seen, failed, n) = (
+            lb_addr.clone(),
+            stop.clone(),
+            seen.clone(),
+            failed.clone(),
+            answers.clone(),
+        );
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match get_ok(&a, "/", "web") {
+                    Ok(b) => {
+                        n.fetch_add(1, Ordering::Relaxed);
+                        let host = b.split_whitespace().nth(1).unwrap_or("").to_string();
+                        seen.lock()
+                            .unwrap()
+                            .entry(host)
+                            .or_insert_with(Instant::now);
+                    }
+                    Err(e) => failed.lock().unwrap().push(e),
+                }
+            }
+        })
+    };
+    let healthy: Arc<Mutex<BTreeMap<String, Instant>>> = Arc::default();
+    let poller = {
+        let (u, s, healthy) = (url.clone(), stop.clone(), healthy.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                for ct in containers(&u, "web") {
+                    if ct["state"] == "running" && ct["healthState"] == "healthy" {
+                        if let Some(id) = ct["externalId"].as_str() {
+                            let short: String = id.chars().take(12).collect();
+                            healthy
+                                .lock()
+                                .unwrap()
+                                .entry(short)
+                                .or_insert_with(Instant::now);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let t = Instant::now();
+    for v in 2..=11 {
+        std::fs::write(dir.join("docker-compose.yml"), dc(&format!("v{v}"))).unwrap();
+        ok(
+            &c,
+            &dir,
+            &[
+                "up",
+                "-d",
+                "--upgrade",
+                "--batch-size",
+                "1",
+                "--interval",
+                "500",
+            ],
+        );
+        ok(&c, &dir, &["up", "-d", "--confirm-upgrade"]);
+        wait_healthy(&url, &format!("v{v}"), 3);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    poller.join().unwrap();
+    let (seen, healthy) = (seen.lock().unwrap(), healthy.lock().unwrap());
+    let mut lat: Vec<Duration> = healthy
+        .iter()
+        .filter_map(|(h, at)| seen.get(h).map(|s| s.saturating_duration_since(*at)))
+        .collect();
+    lat.sort();
+    let pct = |p: usize| {
+        lat.get((lat.len() * p / 100).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    eprintln!(
+        "BENCH 10 upgrades (scale 3, start-first, batch 1) in {:?}: {} answers, {} failed",
+        t.elapsed(),
+        answers.load(Ordering::Relaxed),
+        failed.lock().unwrap().len()
+    );
+    eprintln!(
+        "BENCH healthy (API, 50 ms poll) → first answer through the LB, {} containers: p50 {:?} p99 {:?} max {:?}",
+        lat.len(),
+        pct(50),
+        pct(99),
+        lat.last().copied().unwrap_or_default()
+    );
 }

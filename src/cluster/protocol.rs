@@ -474,10 +474,10 @@ pub struct EnvService {
     pub primary_service: Option<String>,
     /// A load balancer's port rules and settings.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lb_config: Option<crate::cluster::plan::compose::LbConfig>,
+    pub lb_config: Option<Box<crate::cluster::plan::compose::LbConfig>>,
     /// Its containers' health check (the load balancer checks the same).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub health_check: Option<crate::cluster::plan::compose::HealthCheck>,
+    pub health_check: Option<Box<crate::cluster::plan::compose::HealthCheck>>,
     /// Milliseconds its containers drain before they stop (0 = at once).
     pub drain_timeout_ms: u64,
 }

@@ -126,7 +126,7 @@ pub fn endpoints(view: &View, svc: &EnvService) -> Vec<String> {
         .values()
         .filter(|c| c.service_id.as_deref() == Some(svc.id.as_str()))
         .filter(|c| c.state == "running")
-        .filter(|c| c.health_state.as_deref().is_none_or(|h| h == "healthy"))
+        .filter(|c| matches!(c.health_state.as_deref(), None | Some("healthy")))
         .filter_map(|c| {
             c.primary_ip
                 .as_ref()
@@ -140,7 +140,7 @@ pub fn endpoints(view: &View, svc: &EnvService) -> Vec<String> {
 /// What the load balancer service `lb` wants, from the environment view.
 pub fn desired(view: &View, lb: &EnvService) -> Desired {
     let empty = LbConfig::default();
-    let cfg = lb.lb_config.as_ref().unwrap_or(&empty);
+    let cfg = lb.lb_config.as_deref().unwrap_or(&empty);
     let mut order: Vec<(usize, &PortRule)> = cfg.port_rules.iter().enumerate().collect();
     order.sort_by_key(|(i, r)| (r.priority.unwrap_or(i64::MAX), class(r), *i));
     let mut d = Desired {
@@ -200,7 +200,7 @@ pub fn desired(view: &View, lb: &EnvService) -> Desired {
                     name: name.clone(),
                     mode: mode.into(),
                     port: tport,
-                    check: svc.health_check.clone(),
+                    check: svc.health_check.as_deref().cloned(),
                     slots,
                     drain_ms: svc.drain_timeout_ms,
                 });
@@ -548,7 +548,7 @@ mod tests {
         v.services.insert("1s2".into(), svc("1s2", "api", "1st1"));
         v.services.insert("1s3".into(), svc("1s3", "web", "1st2"));
         let lbs = EnvService {
-            lb_config: Some(lb),
+            lb_config: Some(Box::new(lb)),
             kind: "loadBalancerService".into(),
             ..svc("1s9", "lb", "1st1")
         };

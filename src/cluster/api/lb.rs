@@ -155,10 +155,10 @@ pub fn lb_config_from(
                 ));
             }
         }
-        if m.get("protocol").is_none_or(Value::is_null) {
+        if m.get("protocol").map_or(true, Value::is_null) {
             m.insert("protocol".into(), json!("http"));
         }
-        if m.get("sourcePort").is_none_or(Value::is_null) {
+        if m.get("sourcePort").map_or(true, Value::is_null) {
             m.insert("sourcePort".into(), json!(0));
         }
         let rule: PortRule =
