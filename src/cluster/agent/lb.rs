@@ -190,7 +190,8 @@ async fn step(
         let text = lb_config::render(&new_layout, &slots);
         // Health and drain states survive the reload.
         if let Ok(states) = command(&dir.join("admin.sock"), "show servers state").await {
-            let _ = tokio::fs::write(dir.join("state"), states).await;
+            let kept = lb_config::keep_states(&states, &slots);
+            let _ = tokio::fs::write(dir.join("state"), kept).await;
         }
         let old_worker = worker_pid(&dir).await;
         write_config(&dir, &text).await?;

@@ -310,6 +310,32 @@ pub fn resync(layout: &Layout, slots: &Slots) -> Vec<String> {
     cmds
 }
 
+/// The lines of `show servers state` worth keeping across a reload: those
+/// of servers whose slot still holds the same address. A slot whose
+/// endpoint changed starts from the new config (its saved "stopped" state
+/// would otherwise keep a server without checks down for good).
+pub fn keep_states(states: &str, slots: &Slots) -> String {
+    let mut out = String::new();
+    for line in states.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let keep = match f.as_slice() {
+            [_version] => true,
+            [first, ..] if first.starts_with('#') => true,
+            [_, be, _, srv, addr, ..] => srv
+                .strip_prefix('s')
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| slots.get(*be)?.get(n.checked_sub(1)?))
+                .is_some_and(|s| s.addr.as_deref() == Some(*addr)),
+            _ => false,
+        };
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// The earliest drain deadline still ahead.
 pub fn next_deadline(slots: &Slots) -> Option<Instant> {
     slots
@@ -720,6 +746,30 @@ mod tests {
         let mut grown = d.layout.clone();
         grow(&mut grown, &slots);
         assert!(grown.backends[0].slots >= 21);
+    }
+
+    #[test]
+    fn saved_states_of_changed_slots_are_dropped() {
+        let states = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state\n\
+                      4 api 1 s1 127.0.0.1 0 5\n4 api 2 s2 10.42.0.7 2 0\n4 gone 1 s1 10.42.0.9 2 0\n";
+        let mut slots = Slots::new();
+        slots.insert(
+            "api".into(),
+            vec![
+                Slot {
+                    addr: Some("10.42.0.2".into()),
+                    draining_until: None,
+                },
+                Slot {
+                    addr: Some("10.42.0.7".into()),
+                    draining_until: None,
+                },
+            ],
+        );
+        assert_eq!(
+            keep_states(states, &slots),
+            "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state\n4 api 2 s2 10.42.0.7 2 0\n"
+        );
     }
 
     #[test]
