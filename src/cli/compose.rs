@@ -644,15 +644,29 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
                 .client
                 .get(&cx.path(&format!("containers?stackId={sid}&limit=1000")))?;
             println!(
-                "{:<32} {:<10} {:<8} {:<15} IMAGE",
-                "NAME", "STATE", "HOST", "IP"
+                "{:<32} {:<10} {:<8} {:<15} {:<40} PORTS",
+                "NAME", "STATE", "HOST", "IP", "IMAGE"
             );
             for c in v["data"].as_array().into_iter().flatten() {
                 if c["state"] == "removed" {
                     continue;
                 }
+                // Public endpoints (a load balancer's listeners among them).
+                let ports: Vec<String> = c["publicEndpoints"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| {
+                        format!(
+                            "{}:{}/{}",
+                            e["ipAddress"].as_str().unwrap_or("?"),
+                            e["port"],
+                            e["protocol"].as_str().unwrap_or("tcp")
+                        )
+                    })
+                    .collect();
                 println!(
-                    "{:<32} {:<10} {:<8} {:<15} {}",
+                    "{:<32} {:<10} {:<8} {:<15} {:<40} {}",
                     c["name"].as_str().unwrap_or_default(),
                     c["state"].as_str().unwrap_or_default(),
                     c["hostId"].as_str().unwrap_or_default(),
@@ -660,7 +674,12 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
                     c["imageUuid"]
                         .as_str()
                         .unwrap_or_default()
-                        .trim_start_matches("docker:")
+                        .trim_start_matches("docker:"),
+                    if ports.is_empty() {
+                        "-".to_string()
+                    } else {
+                        ports.join(",")
+                    }
                 );
             }
             Ok(0)

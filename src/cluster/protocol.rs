@@ -472,6 +472,14 @@ pub struct EnvService {
     pub hostname: Option<String>,
     /// For a sidekick: its primary service's name.
     pub primary_service: Option<String>,
+    /// A load balancer's port rules and settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lb_config: Option<Box<crate::cluster::plan::compose::LbConfig>>,
+    /// Its containers' health check (the load balancer checks the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<Box<crate::cluster::plan::compose::HealthCheck>>,
+    /// Milliseconds its containers drain before they stop (0 = at once).
+    pub drain_timeout_ms: u64,
 }
 
 /// A container.

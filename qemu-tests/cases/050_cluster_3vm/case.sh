@@ -12,6 +12,7 @@
 # figures.txt; console logs of every VM stay in qemu-tests/out/050_cluster_3vm/.
 TIMEOUT=720
 TOKEN=ros3vm-preshared-join-token-2f9c41d7e0
+ADMIN=ros3vm-admin-password-5b1e
 NET=192.168.77
 
 run_multi() {
@@ -36,7 +37,7 @@ run_multi() {
   }
   trap multi_cleanup EXIT
   inns() { ip netns exec "$ns" "$@"; }
-  api() { inns curl -fsS --max-time 10 "http://$NET.11:8080$1"; }
+  api() { inns curl -fsS --max-time 10 -u "admin:$ADMIN" "http://$NET.11:8080$1"; }
   json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
   # wait_until SECONDS WHAT CMD...: poll CMD every 2 s
   wait_until() {
@@ -63,7 +64,7 @@ run_multi() {
     inns ip link set "tap$i" master br0 up
     local role=agent; [ "$i" = 1 ] && role=both
     local d; d=$(mktemp -d)
-    sed -e "s/@N@/$i/g" -e "s/@ROLE@/$role/" -e "s/@TOKEN@/$TOKEN/" -e "s|@SSH_KEY@|$(cat "$key.pub")|" "$here/cases/050_cluster_3vm/user-data.in" > "$d/user-data"
+    sed -e "s/@N@/$i/g" -e "s/@ROLE@/$role/" -e "s/@TOKEN@/$TOKEN/" -e "s/@ADMIN@/$ADMIN/" -e "s|@SSH_KEY@|$(cat "$key.pub")|" "$here/cases/050_cluster_3vm/user-data.in" > "$d/user-data"
     printf 'instance-id: node%s\nlocal-hostname: node%s\n' "$i" "$i" > "$d/meta-data"
     xorriso -as mkisofs -quiet -V cidata -J -r -o "$o/cidata$i.iso" "$d" 2>/dev/null
     rm -rf "$d"
@@ -98,7 +99,7 @@ run_multi() {
 
   mkdir -p "$o/stack"
   cp "$here/cases/050_cluster_3vm/docker-compose.yml" "$here/cases/050_cluster_3vm/rancher-compose.yml" "$o/stack/"
-  (cd "$o/stack" && inns "$rosbin" compose --url "http://$NET.11:8080" -p demo up -d) >> "$log" 2>&1 \
+  (cd "$o/stack" && inns env ROS_ACCESS_KEY=admin ROS_SECRET_KEY="$ADMIN" "$rosbin" compose --url "http://$NET.11:8080" -p demo up -d) >> "$log" 2>&1 \
     || { say "ros compose up failed"; return 1; }
   # web: 3 running and healthy containers on 3 different hosts
   web_spread() {

@@ -64,6 +64,7 @@ pub(crate) fn features(
         }),
         Box::new(discovery),
         Box::new(super::overlay::Overlay { vxlan_port }),
+        Box::new(super::lb::LoadBalancers),
     ]
 }
 

@@ -40,6 +40,8 @@ mod features;
 pub(crate) mod health;
 mod heartbeat;
 mod identity;
+pub mod lb;
+pub mod lb_config;
 mod linkaddr;
 pub(crate) mod metadata;
 pub mod names;

@@ -794,6 +794,14 @@ fn attach(
 }
 
 fn desired(c: &Resource, net: Option<&ManagedNetwork>) -> DesiredInstance {
+    let mut d = desired_as_written(c, net);
+    if c.data.get("_lb").and_then(Value::as_bool) == Some(true) {
+        crate::cluster::agent::lb::as_load_balancer(&mut d);
+    }
+    d
+}
+
+fn desired_as_written(c: &Resource, net: Option<&ManagedNetwork>) -> DesiredInstance {
     let mut labels = str_map(c.data.get("labels"));
     labels.insert(model::LABEL_INSTANCE.into(), c.api_id());
     labels.insert(

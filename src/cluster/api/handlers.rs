@@ -227,7 +227,7 @@ async fn handle(
     let mut query = query;
     if let (Route::Collection(..), Some(k)) = (&route, segs.last().and_then(|s| service_kind(s))) {
         // `loadBalancerServices` & co are the services of that kind.
-        if method != Method::GET {
+        if method != Method::GET && !(method == Method::POST && k == "loadBalancerService") {
             return Err(ApiError::new(
                 405,
                 "MethodNotAllowed",
@@ -684,7 +684,10 @@ fn update(cx: &Ctx<'_>, mut r: Resource) -> Result<Value, ApiError> {
             "a removed resource cannot be updated",
         ));
     }
-    let f = schema::decode(schema::fields(r.kind), Op::Update, &cx.body)?;
+    let mut f = schema::decode(schema::fields(r.kind), Op::Update, &cx.body)?;
+    if let Some(lb) = f.remove("lbConfig") {
+        super::services::update_lb_config(cx, &mut r, &lb)?;
+    }
     if r.kind == Kind::Project {
         super::services::check_project_fields(&f)?;
         super::services::check_project_subnet(cx.app.store.as_ref(), r.id, &f)?;

@@ -23,6 +23,7 @@ mod create;
 pub mod ctx;
 pub mod error;
 pub mod handlers;
+pub mod lb;
 pub mod privilege;
 pub mod query;
 pub mod relay;

@@ -163,6 +163,7 @@ const SERVICE: &[Field] = &[
     f("startOnCreate", FieldType::Bool, true, false, false),
     f("retainIp", FieldType::Bool, true, true, false),
     f("metadata", FieldType::Object, true, true, false),
+    f("lbConfig", FieldType::Object, true, true, false),
 ];
 /// The local auth config (not a stored resource).
 pub const LOCAL_AUTH: &[Field] = &[

@@ -203,8 +203,77 @@ pub fn create_stack(
     for s in spec.iter().flat_map(|s| s.services.iter()) {
         rows.push(service_row(cx, project, &stack, s)?);
     }
+    set_lb_configs(cx, project, &mut rows)?;
     cx.app.commit(&rows)?;
     Ok(render::resource(cx.base, &stack))
+}
+
+/// Write `lbConfig` (with the targets' ids) on the load balancer rows
+/// among `rows`, seen with the project's other services and stacks.
+fn set_lb_configs(cx: &Ctx<'_>, project: u64, rows: &mut [Resource]) -> Result<(), ApiError> {
+    use crate::cluster::store::Scope;
+    if !rows
+        .iter()
+        .any(|r| spec_of(r, "_spec").is_some_and(|s| s.lb_config.is_some()))
+    {
+        return Ok(());
+    }
+    let mut services = cx.app.store.list(Kind::Service, Scope::Project(project))?;
+    let mut stacks = cx.app.store.list(Kind::Stack, Scope::Project(project))?;
+    for r in rows.iter() {
+        match r.kind {
+            Kind::Service => services.push(r.clone()),
+            Kind::Stack => stacks.push(r.clone()),
+            _ => {}
+        }
+    }
+    for r in rows.iter_mut() {
+        if let Some(lb) = spec_of(r, "_spec").and_then(|s| s.lb_config) {
+            let sid = r.str("stackId").unwrap_or_default().to_string();
+            r.set(
+                "lbConfig",
+                super::lb::lb_config_json(&lb, &services, &stacks, &sid),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `PUT` of a service's `lbConfig` (a rule change): checked like a create,
+/// kept in the spec the agents' load balancers read.
+pub fn update_lb_config(cx: &Ctx<'_>, r: &mut Resource, v: &Value) -> Result<(), ApiError> {
+    use crate::cluster::store::Scope;
+    let Some(mut spec) = spec_of(r, "_spec") else {
+        return Err(ApiError::field(
+            "InvalidOption",
+            "lbConfig",
+            "not a load balancer service",
+        ));
+    };
+    if spec.kind != compose::ServiceKind::LoadBalancerService {
+        return Err(ApiError::field(
+            "InvalidOption",
+            "lbConfig",
+            "lbConfig is only for a loadBalancerService",
+        ));
+    }
+    let services = cx
+        .app
+        .store
+        .list(Kind::Service, Scope::Project(r.project))?;
+    let stacks = cx.app.store.list(Kind::Stack, Scope::Project(r.project))?;
+    let sid = r.str("stackId").unwrap_or_default().to_string();
+    let lb = super::lb::lb_config_from(v, &services, &stacks, &sid)?;
+    r.set(
+        "lbConfig",
+        super::lb::lb_config_json(&lb, &services, &stacks, &sid),
+    );
+    spec.lb_config = Some(lb);
+    r.set(
+        "_spec",
+        serde_json::to_value(&spec).map_err(|_| ApiError::new(422, "InvalidFormat", "bad spec"))?,
+    );
+    Ok(())
 }
 
 /// `POST /services`: a service in an existing stack from a `launchConfig`.
@@ -247,8 +316,41 @@ pub fn create_service(
         ));
     }
     let global = crate::cluster::plan::scheduler::is_global(&lc.labels);
+    // `POST /loadbalancerservices` (the collection's kind rides in the query).
+    let is_lb = cx
+        .query
+        .iter()
+        .any(|(k, v)| k == "kind" && v == "loadBalancerService");
+    let lb_config = match (is_lb, f.get("lbConfig")) {
+        (true, v) => {
+            let stacks = cx
+                .app
+                .store
+                .list(Kind::Stack, crate::cluster::store::Scope::Project(project))?;
+            Some(super::lb::lb_config_from(
+                v.unwrap_or(&json!({})),
+                &live,
+                &stacks,
+                stack_id,
+            )?)
+        }
+        (false, Some(v)) if !v.is_null() => {
+            return Err(ApiError::field(
+                "InvalidOption",
+                "lbConfig",
+                "lbConfig is for a loadBalancerService (POST /loadbalancerservices)",
+            ))
+        }
+        (false, _) => None,
+    };
     let spec = ServiceSpec {
         name,
+        kind: if is_lb {
+            compose::ServiceKind::LoadBalancerService
+        } else {
+            compose::ServiceKind::Service
+        },
+        lb_config,
         global,
         launch_config: lc,
         scale: u32::try_from(scale).unwrap_or(1),
@@ -264,7 +366,9 @@ pub fn create_service(
             .unwrap_or_default(),
         ..ServiceSpec::default()
     };
-    let r = service_row(cx, project, &stack, &spec)?;
+    let mut rows = vec![service_row(cx, project, &stack, &spec)?];
+    set_lb_configs(cx, project, &mut rows)?;
+    let r = rows.remove(0);
     cx.app.commit(std::slice::from_ref(&r))?;
     Ok(render::resource(cx.base, &r))
 }

@@ -317,6 +317,11 @@ pub fn entry_of(r: &Resource) -> Option<(u64, String, Option<Entry>)> {
                 external_ips: spec.map(|s| s.external_ips.clone()).unwrap_or_default(),
                 hostname: spec.and_then(|s| s.external_hostname.clone()),
                 primary_service: None,
+                lb_config: spec.and_then(|s| s.lb_config.clone().map(Box::new)),
+                health_check: spec.and_then(|s| s.launch_config.health_check.clone().map(Box::new)),
+                drain_timeout_ms: spec
+                    .and_then(|s| s.launch_config.drain_timeout_ms.or(s.drain_timeout_ms))
+                    .unwrap_or(0),
             })
         }
         Kind::Container => Entry::Container(EnvContainer {

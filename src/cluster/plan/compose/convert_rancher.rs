@@ -219,7 +219,14 @@ fn lb_config<S>(at: &mut At<'_, '_, S>, lb: &raw::LbConfigRaw, names: &BTreeSet<
         }
         let target = port(at, "target_port", r.target_port);
         let protocol = r.protocol.clone().unwrap_or_else(|| "http".into());
-        if !matches!(protocol.as_str(), "http" | "tcp" | "https" | "tls" | "sni") {
+        if protocol == "udp" {
+            at.report(
+                &rel("protocol"),
+                ErrorCode::InvalidOption,
+                "protocol udp: HAProxy cannot balance UDP (use http, tcp, https, tls or sni)"
+                    .into(),
+            );
+        } else if !matches!(protocol.as_str(), "http" | "tcp" | "https" | "tls" | "sni") {
             at.report(
                 &rel("protocol"),
                 ErrorCode::InvalidOption,
@@ -234,6 +241,22 @@ fn lb_config<S>(at: &mut At<'_, '_, S>, lb: &raw::LbConfigRaw, names: &BTreeSet<
                     format!("target {s}: no such service in this stack"),
                 );
             }
+        }
+        if let Some(j) = source.and_then(|sp| {
+            rules_out
+                .iter()
+                .position(|o: &PortRule| o.source_port == sp && o.protocol != protocol)
+        }) {
+            at.report(
+                &rel("protocol"),
+                ErrorCode::InvalidOption,
+                format!(
+                    "port_rules[{j}] ({}) and port_rules[{i}] ({protocol}) both listen on \
+                     source_port {}: one port takes one protocol",
+                    rules_out[j].protocol,
+                    source.unwrap_or_default()
+                ),
+            );
         }
         rules_out.push(PortRule {
             source_port: source.unwrap_or_default(),

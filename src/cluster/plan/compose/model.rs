@@ -18,6 +18,15 @@ pub const DEFAULT_INTERVAL_MILLIS: u64 = 2000;
 pub const MIN_INTERVAL_MILLIS: u64 = 100;
 /// Port reserved for the load balancer's own health check.
 pub const LB_RESERVED_PORT: u16 = 42;
+/// The image every load balancer container runs, whatever tag the compose
+/// file wrote (`rancher/lb-service-haproxy:…` only names the kind); built
+/// by `images/haproxy.sh`.
+pub const LB_IMAGE: &str = concat!("ros/lb-haproxy:", env!("CARGO_PKG_VERSION"));
+/// Where a load balancer container sees its directory (config, sockets):
+/// the docker volume `ros-lb-<instance id>`, written by the agent.
+pub const LB_RUN_DIR: &str = "/run/lb";
+/// The label the agent finds its load balancer containers by.
+pub const LB_LABEL: &str = "io.ros.lb";
 
 /// Which compose format the docker-compose file used.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -258,6 +258,16 @@ fn small_bad_inputs_table() {
             "rancher-compose.yml:5:16: lb.lb_config.port_rules[0].service: target web: no such service in this stack [InvalidReference]",
         ),
         (
+            "lb:\n  image: rancher/lb-service-haproxy\nweb:\n  image: x\n",
+            Some("lb:\n  lb_config:\n    port_rules:\n    - {source_port: 53, target_port: 53, service: web, protocol: udp}\n"),
+            "rancher-compose.yml:4:66: lb.lb_config.port_rules[0].protocol: protocol udp: HAProxy cannot balance UDP (use http, tcp, https, tls or sni) [InvalidOption]",
+        ),
+        (
+            "lb:\n  image: rancher/lb-service-haproxy\nweb:\n  image: x\n",
+            Some("lb:\n  lb_config:\n    port_rules:\n    - {source_port: 80, target_port: 80, service: web}\n    - {source_port: 80, target_port: 81, service: web, protocol: tcp}\n"),
+            "rancher-compose.yml:5:66: lb.lb_config.port_rules[1].protocol: port_rules[0] (http) and port_rules[1] (tcp) both listen on source_port 80: one port takes one protocol [InvalidOption]",
+        ),
+        (
             "web:\n  image: x\nWeb:\n  image: y\n",
             None,
             "docker-compose.yml:1:1: web: service name \"web\" is used twice (names ignore case) [NotUnique]",

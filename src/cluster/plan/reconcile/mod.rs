@@ -1081,6 +1081,10 @@ fn create(
     c.set("externalId", Value::Null);
     c.set("accountId", format_id(Kind::Project, s.project));
     c.set("imageUuid", format!("docker:{}", lc.image));
+    if spec.kind == crate::cluster::plan::compose::ServiceKind::LoadBalancerService {
+        // The agent runs the load balancer image (see `agent::lb`).
+        c.set("_lb", true);
+    }
     c.set("command", json!(lc.command));
     c.set("environment", json!(lc.environment));
     c.set("labels", json!(req.labels));
