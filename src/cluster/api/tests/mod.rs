@@ -44,8 +44,21 @@ impl Drop for Srv {
     }
 }
 
-/// Start a server over the database at `db`.
+/// Start an open server (`--insecure-open-api`) over the database at
+/// `db`: these tests are about the API, not access control; `secure.rs`
+/// starts secure servers with [`start_with`].
 pub fn start(db: &Path, config: ServerConfig) -> Srv {
+    start_with(
+        db,
+        ServerConfig {
+            open_api: true,
+            ..config
+        },
+    )
+}
+
+/// Start a server over the database at `db` with `config` as given.
+pub fn start_with(db: &Path, config: ServerConfig) -> Srv {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

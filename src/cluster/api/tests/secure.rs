@@ -21,7 +21,7 @@ fn secure(db: &Path) -> Srv {
         let store = SqliteStore::open(db).unwrap();
         assert_eq!(access::ensure_admin(&store, Some(PW)).unwrap(), None);
     }
-    start(
+    start_with(
         db,
         ServerConfig {
             open_api: false,
