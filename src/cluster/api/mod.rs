@@ -27,6 +27,7 @@ pub mod relay;
 pub mod render;
 pub mod schema;
 pub mod services;
+pub mod subscribe;
 #[cfg(test)]
 mod tests;
 
@@ -36,6 +37,11 @@ pub use error::ApiError;
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/ping", any(|| async { "pong" }))
+        .route("/v1/projects/{id}/subscribe", any(subscribe::subscribe))
+        .route(
+            "/v2-beta/projects/{id}/subscribe",
+            any(subscribe::subscribe),
+        )
         .route("/v1", any(handlers::dispatch))
         .route("/v1/", any(handlers::dispatch))
         .route("/v1/{*rest}", any(handlers::dispatch))

@@ -87,6 +87,8 @@ pub struct App {
     pub(crate) snapshot: Mutex<Option<(u64, crate::cluster::plan::reconcile::Snapshot)>>,
     /// The environment views agents keep for DNS and metadata.
     pub views: envview::EnvViews,
+    /// The live subscription's change feed (poked on every commit).
+    pub feed: crate::cluster::api::subscribe::Feed,
 }
 
 impl App {
@@ -106,6 +108,7 @@ impl App {
             relay: crate::cluster::api::relay::Relay::default(),
             snapshot: Mutex::new(None),
             views: envview::EnvViews::new(),
+            feed: crate::cluster::api::subscribe::Feed::new(),
         }))
     }
 
@@ -136,6 +139,7 @@ impl App {
     /// changed, every agent's long-poll looks again (those behind answer).
     /// Call after every commit that bypasses [`App::commit`].
     pub fn note_view(&self, rows: &[Resource]) {
+        self.feed.poke();
         if !self.views.note(rows).is_empty() {
             self.wake.poke();
         }

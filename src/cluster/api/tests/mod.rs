@@ -24,6 +24,7 @@ mod lifecycle;
 mod relay;
 mod resources;
 mod services;
+mod subscribe;
 mod tls;
 
 /// A server running on its own runtime; dropping it stops the server.
