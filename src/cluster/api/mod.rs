@@ -37,6 +37,8 @@ pub use error::ApiError;
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/ping", any(|| async { "pong" }))
+        .route("/", axum::routing::get(crate::cluster::ui::index))
+        .route("/ui/{name}", axum::routing::get(crate::cluster::ui::asset))
         .route("/v1/projects/{id}/subscribe", any(subscribe::subscribe))
         .route(
             "/v2-beta/projects/{id}/subscribe",

@@ -230,3 +230,39 @@ fn locked_subscription_needs_credentials() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[test]
+fn the_ui_is_served_from_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&dir.path().join("db"), fast());
+    let page = ureq::get(&format!("{}/", s.url)).call().unwrap();
+    assert_eq!(
+        page.header("Content-Type"),
+        Some("text/html; charset=utf-8")
+    );
+    let html = page.into_string().unwrap();
+    assert!(html.contains("/ui/app.js"), "{html}");
+    for (name, ctype) in [("app.js", "text/javascript"), ("app.css", "text/css")] {
+        let r = ureq::get(&format!("{}/ui/{name}", s.url))
+            .set("Accept-Encoding", "gzip")
+            .call()
+            .unwrap();
+        assert!(r.header("Content-Type").unwrap().starts_with(ctype));
+        assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+        let mut z = Vec::new();
+        r.into_reader().read_to_end(&mut z).unwrap();
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&z[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(
+            text,
+            crate::cluster::ui::ASSETS
+                .iter()
+                .find(|a| a.0 == name)
+                .unwrap()
+                .2
+        );
+    }
+    assert_eq!(get(&format!("{}/ui/nothing.js", s.url)).status, 404);
+}
