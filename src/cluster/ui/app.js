@@ -210,6 +210,7 @@ function render(navigated) {
   const view = VIEWS[page] || VIEWS.hosts;
   const el = view(id);
   main.replaceChildren(el);
+  if (!performance.getEntriesByName('ros-first-render').length) performance.mark('ros-first-render');
   if (focusKey) main.querySelector(`[data-k="${CSS.escape(focusKey)}"]`)?.focus();
   else if (navigated) main.focus();
 }

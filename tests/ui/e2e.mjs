@@ -1,0 +1,177 @@
+// End-to-end test of the web UI in headless Chromium (Debian's), driven by
+// playwright-core, against a real server and real agents. Run by
+// tests/ui_browser.rs, which owns the cluster: when the page shows the
+// registration command, this script prints `RUN_AGENT <url>` and waits
+// for `ok` on stdin (the Rust side starts an agent with that URL).
+//
+// env: ROS_URL (server), SCREENS (directory), PLAYWRIGHT (module path).
+import { createInterface } from 'node:readline';
+import { mkdirSync, writeFileSync } from 'node:fs';
+
+const { chromium } = await import(process.env.PLAYWRIGHT);
+const url = process.env.ROS_URL;
+const screens = process.env.SCREENS;
+mkdirSync(screens, { recursive: true });
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const figures = {};
+setTimeout(() => { console.log('FAIL: the whole run took over 10 minutes'); process.exit(1); }, 600000).unref();
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-dev-shm-usage'],
+});
+let step = 'start';
+const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+const consoleErrors = [];
+page.on('pageerror', (e) => consoleErrors.push(String(e)));
+page.setDefaultTimeout(60000);
+const shot = (name) => page.screenshot({ path: `${screens}/${name}.png`, fullPage: true });
+const log = (m) => console.error(`[ui-e2e] ${m}`);
+const expectNoReload = async () => {
+  if (!(await page.evaluate(() => window.__sameDocument === true))) throw new Error(`${step}: the page reloaded`);
+};
+
+try {
+  step = 'hosts page';
+  await page.goto(`${url}/`);
+  await page.evaluate(() => { window.__sameDocument = true; });
+  await page.locator('article.host').nth(1).waitFor();
+  figures.firstRenderMs = await page.evaluate(() => Math.round(performance.getEntriesByName('ros-first-render')[0].startTime));
+  figures.domContentLoadedMs = await page.evaluate(() => Math.round(performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd));
+  figures.transferBytes = await page.evaluate(() => performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))
+    .filter((e) => !e.name.includes('/v2-beta')).reduce((n, e) => n + e.transferSize, 0));
+  if ((await page.locator('article.host').count()) !== 2) throw new Error('expected 2 host cards');
+  await shot('01-hosts');
+
+  step = 'add host';
+  await page.getByRole('link', { name: 'Add Host' }).click();
+  await page.locator('#ah-cmd', { hasText: 'ros cluster join' }).waitFor();
+  await page.fill('#ah-labels', 'role=e2e');
+  const cmd = await page.locator('#ah-cmd').textContent();
+  if (!cmd.includes('--labels role=e2e')) throw new Error(`labels not folded into the command: ${cmd}`);
+  if (!(await page.locator('#ah-cloud').textContent()).includes('server_url:')) throw new Error('no cloud-config snippet');
+  await shot('02-add-host');
+  const reg = cmd.trim().split(/\s+/).pop();
+  console.log(`RUN_AGENT ${reg}`);
+  const ack = await lines.next();
+  if (ack.value !== 'ok') throw new Error(`agent not started: ${ack.value}`);
+  await page.click('#nav a[href="#/hosts"]');
+  await page.locator('article.host').nth(2).waitFor();
+  await page.locator('article.host[data-host="node3"]').waitFor();
+  await expectNoReload();
+  await shot('03-host-added');
+
+  step = 'deploy broken compose';
+  await page.click('#nav a[href="#/stacks"]');
+  await page.getByRole('link', { name: 'Deploy a stack' }).click();
+  await page.fill('#dp-name', 'broken');
+  await page.fill('#dp-docker', 'version: "2"\nservices:\n  web:\n    image: ros-test/busybox:latest\n    ports:\n      - "notaport"\n');
+  await page.click('#dp-go');
+  const err = page.locator('#dp-errors');
+  await err.waitFor();
+  const errText = await err.textContent();
+  if (!/docker-compose\.yml:\d+:\d+/.test(errText)) throw new Error(`no positioned error: ${errText}`);
+  log(`broken compose: ${errText.trim()}`);
+  await shot('04-deploy-error');
+
+  step = 'deploy';
+  await page.fill('#dp-name', 'web');
+  await page.fill('#dp-docker', [
+    'version: "2"', 'services:', '  app:', '    image: ros-test/busybox:latest',
+    '    command: ["sh", "-c", "while true; do echo hello-$$HOSTNAME; sleep 1; done"]', ''].join('\n'));
+  await page.fill('#dp-rancher', 'version: "2"\nservices:\n  app:\n    scale: 2\n');
+  await page.click('#dp-go');
+  const card = page.locator('article.service[data-service="app"]');
+  await card.waitFor();
+  await card.locator('a.ctr.running').nth(1).waitFor();
+  await expectNoReload();
+  await shot('05-stack');
+
+  step = 'scale +1';
+  await page.getByRole('button', { name: 'Scale app up' }).click();
+  await card.locator('output.scale-n', { hasText: '3' }).waitFor();
+  await card.locator('a.ctr.running').nth(2).waitFor();
+  await expectNoReload();
+
+  const upgrade = async (then) => {
+    await card.getByRole('button', { name: 'Upgrade…' }).click();
+    await page.fill('#up-batch', '3');
+    await page.fill('#up-interval', '0');
+    await page.click('#up-go');
+    const b = card.getByRole('button', { name: then });
+    await b.waitFor({ timeout: 90000 });
+    await shot(`06-upgraded-${then.split(' ')[0].toLowerCase()}`);
+    await b.click();
+    await card.locator('.badge.s-active').first().waitFor({ timeout: 90000 });
+    await card.getByRole('button', { name: 'Upgrade…' }).waitFor({ timeout: 90000 });
+  };
+  step = 'upgrade → finish';
+  await upgrade('Finish upgrade');
+  step = 'upgrade → rollback';
+  await upgrade('Rollback');
+  await card.locator('a.ctr.running').nth(2).waitFor({ timeout: 90000 });
+  await expectNoReload();
+
+  step = 'logs';
+  await card.locator('a.ctr.running').first().click();
+  const logs = page.locator('#logs');
+  await logs.locator('text=/hello-/').first().waitFor();
+  const n1 = await logs.locator('span').count();
+  await page.waitForFunction((n) => document.querySelectorAll('#logs span').length > n, n1, { timeout: 20000 });
+  await shot('07-logs');
+
+  step = 'api key';
+  await page.click('#nav a[href="#/apikeys"]');
+  await page.fill('#key-name', 'e2e');
+  await page.click('#key-add');
+  await page.locator('#new-key', { hasText: 'Secret key:' }).waitFor();
+  await shot('08-apikey');
+
+  step = 'phone width';
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.click('#nav a[href="#/hosts"]');
+  await page.locator('article.host').nth(2).waitFor();
+  const overflow = await page.evaluate(() => document.scrollingElement.scrollWidth - window.innerWidth);
+  if (overflow > 1) throw new Error(`phone width: the page is ${overflow}px too wide`);
+  await shot('09-phone-hosts');
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  step = 'keyboard';
+  await page.keyboard.press('Tab');
+  const focused = await page.evaluate(() => document.activeElement && document.activeElement.tagName);
+  if (!['A', 'BUTTON', 'SELECT', 'INPUT'].includes(focused)) throw new Error(`Tab focused ${focused}`);
+
+  step = 'login';
+  const auth = await page.evaluate(async () => {
+    const r = await fetch('/v2-beta/localauthconfigs', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ enabled: true, username: 'admin', password: 'e2e-secret-pw' }) });
+    return r.status;
+  });
+  if (auth !== 201) throw new Error(`enabling auth: ${auth}`);
+  await page.evaluate(() => localStorage.removeItem('ros.auth'));
+  await page.reload();
+  await page.locator('#login-user').waitFor();
+  await shot('10-login');
+  await page.fill('#login-user', 'admin');
+  await page.fill('#login-pass', 'wrong-password');
+  await page.click('#login-go');
+  await page.locator('.login .errors').waitFor();
+  await page.fill('#login-pass', 'e2e-secret-pw');
+  await page.click('#login-go');
+  await page.locator('article.host').nth(2).waitFor();
+  await page.locator('#live.on').waitFor();
+  await shot('11-after-login');
+
+  if (consoleErrors.length) throw new Error(`page errors: ${consoleErrors.join('; ')}`);
+  writeFileSync(`${screens}/figures.json`, JSON.stringify(figures, null, 2));
+  console.log(`FIGURES ${JSON.stringify(figures)}`);
+  console.log('PASS');
+} catch (e) {
+  await shot('failed').catch(() => {});
+  console.log(`FAIL ${step}: ${e.message}`);
+  if (consoleErrors.length) console.log(`page errors: ${consoleErrors.join('; ')}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  process.exit(process.exitCode || 0); // stdin stays open otherwise
+}
