@@ -109,7 +109,11 @@ try {
   await upgrade('Finish upgrade');
   step = 'upgrade → rollback';
   await upgrade('Rollback');
-  await card.locator('a.ctr.running').nth(2).waitFor({ timeout: 90000 });
+  // The rollback settles: three containers, all running, the old ones gone.
+  await page.waitForFunction(() => {
+    const chips = document.querySelectorAll('article.service[data-service="app"] a.ctr');
+    return chips.length === 3 && [...chips].every((c) => c.classList.contains('running'));
+  }, null, { timeout: 90000 });
   await expectNoReload();
 
   step = 'logs';
