@@ -522,6 +522,16 @@ function logsPanel(c) {
   return panel;
 }
 
+function jumpTo(ta, line, col) {
+  const lines = ta.value.split('\n');
+  let off = 0;
+  for (let i = 0; i < line - 1 && i < lines.length; i++) off += lines[i].length + 1;
+  const end = off + (lines[line - 1] || '').length;
+  ta.focus();
+  ta.setSelectionRange(Math.min(off + col - 1, end), end);
+  ta.scrollTop = Math.max(0, (line - 3) * 18);
+}
+
 VIEWS.deploy = () => {
   const name = h('input', { type: 'text', id: 'dp-name', required: true, autocomplete: 'off' });
   const desc = h('input', { type: 'text', id: 'dp-desc' });
@@ -542,7 +552,16 @@ VIEWS.deploy = () => {
         location.hash = `#/stacks/${st.id}`;
       } catch (err) {
         errs.hidden = false;
-        errs.textContent = err.body && err.body.fieldName ? `${err.body.fieldName}: ${err.message}` : err.message;
+        const msg = err.body && err.body.fieldName ? `${err.body.fieldName}: ${err.message}` : err.message;
+        // Each `file:line:column` is a button that selects that line.
+        errs.replaceChildren(...msg.split('\n').map((line) => {
+          const m = line.match(/(docker|rancher)-compose\.yml:(\d+):(\d+)/);
+          if (!m) return h('div', {}, line);
+          const at = line.indexOf(m[0]);
+          return h('div', {}, line.slice(0, at),
+            h('button', { type: 'button', class: 'pos', onclick: () => jumpTo(m[1] === 'docker' ? dc : rc, +m[2], +m[3]) }, m[0]),
+            line.slice(at + m[0].length));
+        }));
       } finally { go.disabled = false; }
     },
   },
