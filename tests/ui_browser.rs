@@ -29,7 +29,13 @@ fn playwright(target: &Path) -> PathBuf {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("package.json"), "{\"private\":true}\n").unwrap();
         let st = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--no-save", PLAYWRIGHT])
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                PLAYWRIGHT,
+            ])
             .current_dir(&dir)
             .status()
             .expect("npm (build/deps.sh installs nodejs and npm)");
