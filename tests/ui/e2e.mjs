@@ -140,6 +140,23 @@ try {
   await page.locator('#new-key', { hasText: 'Secret key:' }).waitFor();
   await shot('08-apikey');
 
+  step = 'stacks at a glance';
+  await page.click('#nav a[href="#/stacks"]');
+  await page.locator('article.stack[data-stack="web"] .badge.s-healthy').waitFor();
+  await page.locator('article.stack[data-stack="web"]', { hasText: '3/3 containers running' }).waitFor();
+
+  step = 'events';
+  await page.click('#nav a[href="#/events"]');
+  await page.locator('main tr', { hasText: 'web-app-' }).first().waitFor();
+
+  step = 'host deactivate/activate';
+  await page.click('#nav a[href="#/hosts"]');
+  const n3 = page.locator('article.host[data-host="node3"]');
+  await n3.getByRole('button', { name: 'deactivate' }).click();
+  await n3.locator('.badge.s-inactive').waitFor();
+  await n3.getByRole('button', { name: 'activate', exact: true }).click();
+  await n3.locator('header .badge.s-active').waitFor();
+
   step = 'hosts with containers';
   await page.click('#nav a[href="#/hosts"]');
   await page.locator('article.host a.ctr.running').nth(2).waitFor();

@@ -58,11 +58,13 @@ impl Default for Feed {
 }
 
 impl Feed {
-    /// A feed whose hub starts with its first subscriber.
+    /// A feed whose hub starts with its first subscriber. The channel
+    /// keeps the last 32 batches (memory stays bounded however large a
+    /// commit); a subscriber further behind gets `resync` and reloads.
     pub fn new() -> Feed {
         Feed {
             poke: watch::channel(0).0,
-            tx: broadcast::channel(256).0,
+            tx: broadcast::channel(32).0,
             hub: Once::new(),
         }
     }

@@ -678,12 +678,15 @@ $('#logout').addEventListener('click', () => { needLogin(); });
 async function start() {
   $('#logout').hidden = !authHeader;
   try {
-    await loadProjects();
+    // The projects and the subscription (which then lists the current
+    // project) go out together: one round trip less before the first page.
+    const projects = loadProjects();
+    subscribe();
+    await projects;
   } catch (e) {
     if (e.status !== 401) main.replaceChildren(h('p', { class: 'errors' }, `Cannot reach the API: ${e.message}`));
     return;
   }
-  subscribe();
   render(true);
 }
 window.addEventListener('hashchange', () => render(true));
