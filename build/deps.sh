@@ -10,9 +10,12 @@ set -euo pipefail
 # from PyPI into a venv of its own. dnsutils: dig, the real client of the DNS
 # server tests. iptables: the overlay's NAT/isolation rules
 # (tests/cluster_network.rs). python3 (image): qemu-tests/console.py drives
-# the serial console.
+# the serial console. chromium + nodejs: tests/ui_browser.rs drives the web UI
+# in headless Chromium with playwright-core (npm, fetched into the target dir).
 pkgs=(ca-certificates curl gcc pkg-config iproute2 iptables docker.io busybox-static wrk
-      python3 python3-venv dnsutils)
+      python3 python3-venv dnsutils chromium nodejs)
+# npm: Debian packages it apart from nodejs; a nodejs from elsewhere bundles it.
+command -v npm >/dev/null || pkgs+=(npm)
 if [ "${1:-}" = image ]; then
   pkgs+=(qemu-system-x86 xorriso isolinux syslinux grub-pc-bin grub-efi-amd64-bin
          mtools cpio kmod squashfs-tools busybox-static ovmf xz-utils zstd

@@ -49,6 +49,10 @@ printf 'root:x:0:\nnogroup:x:65534:\n' > "$layers/busybox/etc/group"
 save_archive "$uout/busybox.tar" "busybox:latest" '["sh"]' "$layers/busybox"
 log "user image busybox:latest $(du -h "$uout/busybox.tar" | cut -f1)"
 
+# The load balancer service's HAProxy image, preloaded into every node's
+# user engine (no registry: an LB works on an air-gapped cluster).
+bash "$here/haproxy.sh"
+
 # Operator images baked into the ISO (air-gapped clusters): ROS_PRELOAD is a
 # space-separated list of `docker save` archives (.tar, .tar.gz, .tgz), or
 # @FILE naming a file with one archive path per line. The user engine loads

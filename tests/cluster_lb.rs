@@ -2,9 +2,9 @@
 //! agents in network namespaces with their own dockerd, the HAProxy image
 //! from `images/haproxy.sh` loaded into each. `web` (busybox httpd
 //! answering its version and hostname, health-checked, one per host) and
-//! `api` behind an LB on host 1's port 81 (80 is taken by the agent's
-//! metadata service on 169.254.169.250):
-//! - 30 requests through host1:81 answer from each web container exactly
+//! `api` behind an LB on host 1's port 80 (beside the agent's metadata
+//! service, which answers 169.254.169.250:80 through a DNAT, not a socket):
+//! - 30 requests through host1:80 answer from each web container exactly
 //!   10 times, in strict rotation;
 //! - hostname and path rules route to `api`;
 //! - web scaled to 4: the new container answers through the LB within 2 s
@@ -52,7 +52,7 @@ services:
     command: [sh, -c, "mkdir -p /www/v1; echo api > /www/index.html; echo api > /www/v1/index.html; exec httpd -f -p 8080 -h /www"]
   lb:
     image: rancher/lb-service-haproxy:v0.7.15
-    ports: ["81:81", "8080:8080"]
+    ports: ["80:80", "8080:8080"]
     labels:
       io.rancher.scheduler.affinity:host_label: node=n1
 "#
@@ -82,9 +82,9 @@ services:
     scale: 1
     lb_config:
       port_rules:
-        - {source_port: 81, target_port: 80, service: web}
-        - {source_port: 81, target_port: 8080, service: api, hostname: api.example.com}
-        - {source_port: 81, target_port: 8080, service: api, path: /v1, priority: 1}
+        - {source_port: 80, target_port: 80, service: web}
+        - {source_port: 80, target_port: 8080, service: api, hostname: api.example.com}
+        - {source_port: 80, target_port: 8080, service: api, path: /v1, priority: 1}
 "#;
 
 fn compose(c: &Cluster, dir: &Path, args: &[&str]) -> Output {
@@ -263,10 +263,10 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
         h.docker(&["load", "-i", image.to_str().unwrap()]).unwrap();
     }
     join_agents(&mut c);
-    // Port 81, not 80: the agent's metadata service holds
-    // 169.254.169.250:80 on every host, and docker cannot publish
-    // 0.0.0.0:80 beside it (reported with issue 13).
-    let lb_addr = format!("{}:81", c.hosts[0].ip);
+    // Port 80 on a host whose agent serves metadata on
+    // 169.254.169.250:80 (a DNAT to its own port, so docker can publish
+    // 0.0.0.0:80).
+    let lb_addr = format!("{}:80", c.hosts[0].ip);
     let dir = c.dir.path().join("app");
     std::fs::create_dir_all(&dir).unwrap();
 
@@ -323,7 +323,7 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
     let ps = compose(&c, &dir, &["ps"]);
     let ps = String::from_utf8_lossy(&ps.stdout);
     assert!(
-        ps.contains(&format!("{}:81/tcp", c.hosts[0].ip)),
+        ps.contains(&format!("{}:80/tcp", c.hosts[0].ip)),
         "ps shows the LB's endpoint:\n{ps}"
     );
 
@@ -363,7 +363,7 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
             panic!("{e}")
         })
     };
-    assert_eq!(or_debug(get_ok(&lb_addr, "/", "api.example.com:81")), "api");
+    assert_eq!(or_debug(get_ok(&lb_addr, "/", "api.example.com")), "api");
     assert_eq!(or_debug(get_ok(&lb_addr, "/v1/", "web")), "api");
     assert!(get_ok(&lb_addr, "/", "web").unwrap().starts_with("v1 "));
 

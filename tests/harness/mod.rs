@@ -360,12 +360,20 @@ pub fn start_agent(c: &Cluster, i: usize, token_url: &str) -> Child {
 /// writing its pid to `ROOT/var/run/ros-agent.pid` (stopped on drop).
 pub fn join_by_script(c: &Cluster, i: usize, command: &str) {
     let h = &c.hosts[i];
-    let (fetch, _) = command
+    let (fetch, rest) = command
         .split_once(" | sudo sh")
         .unwrap_or_else(|| panic!("not a `curl … | sudo sh` command: {command}"));
+    // Options the command already passes (`sh -s -- --labels …`) come
+    // first; the rig's own follow.
+    let given = rest.trim().strip_prefix("-s --").unwrap_or("").trim();
+    let labels = if given.contains("--labels") {
+        String::new()
+    } else {
+        format!(" --labels node=n{},zone=z", i + 1)
+    };
     let line = format!(
-        "{fetch} | ROS_BIN={bin} ROS_ROOT={root} ROS_LOG={log} sh -s -- \\
-         --hostname node{n} --interval 0.5 --usage-interval 1 --labels node=n{n},zone=z",
+        "{fetch} | ROS_BIN={bin} ROS_ROOT={root} ROS_LOG={log} sh -s -- {given} \\
+         --hostname node{n} --interval 0.5 --usage-interval 1{labels}",
         bin = h.root.join("usr/local/bin/ros").display(),
         root = h.root.display(),
         log = c.dir.path().join(format!("agent{}.log", i + 1)).display(),

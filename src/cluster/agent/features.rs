@@ -68,6 +68,10 @@ pub(crate) fn features(
     ]
 }
 
+/// Where the metadata service listens on the discovery address; its port
+/// 80 is DNAT-ed here.
+pub const METADATA_PORT: u16 = 9250;
+
 /// The well-known address of DNS and metadata (Rancher's).
 pub(crate) const DISCOVERY_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 250);
 
@@ -124,8 +128,39 @@ async fn run_discovery(d: Discovery, ctx: FeatureContext) {
             view: ctx.view.clone(),
             assigned: ctx.assigned.clone(),
         };
-        match metadata::start(listen, m).await {
-            Ok(listen) => tracing::info!(%listen, "metadata serving"),
+        // Port 80 of the discovery address is answered through a DNAT to
+        // METADATA_PORT, not by listening on it: a socket on
+        // 169.254.169.250:80 would make every published `80:80` of this
+        // host fail (docker binds 0.0.0.0:80).
+        let (bind, redirect) = match listen {
+            SocketAddr::V4(a) if a.port() == 80 && !a.ip().is_unspecified() => {
+                (SocketAddr::from((*a.ip(), METADATA_PORT)), Some(*a.ip()))
+            }
+            other => (other, None),
+        };
+        match metadata::start(bind, m).await {
+            Ok(bound) => {
+                if let Some(ip) = redirect {
+                    let to = format!("{ip}:{METADATA_PORT}");
+                    let dst = format!("{ip}/32");
+                    let rule = [
+                        "-d",
+                        &dst,
+                        "-p",
+                        "tcp",
+                        "--dport",
+                        "80",
+                        "-j",
+                        "DNAT",
+                        "--to-destination",
+                        &to,
+                    ];
+                    // Containers (PREROUTING) and the host itself (OUTPUT).
+                    super::overlay::ensure_rule("nat", "PREROUTING", &rule);
+                    super::overlay::ensure_rule("nat", "OUTPUT", &rule);
+                }
+                tracing::info!(%bound, %listen, "metadata serving");
+            }
             Err(e) => tracing::warn!("{e}"),
         }
     }

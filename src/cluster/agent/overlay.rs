@@ -610,24 +610,30 @@ fn firewall(subnet: &str, bridge: &str) {
         ),
     ];
     for (table, chain, rule) in rules {
-        let run = |op: &str| {
-            std::process::Command::new("iptables")
-                .args(["-w", "-t", table, op, chain])
-                .args(&rule)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .map(|s| s.success())
-        };
-        match run("-C") {
-            Ok(true) => {}
-            Ok(false) => {
-                if !matches!(run("-I"), Ok(true)) {
-                    tracing::warn!(table, chain, ?rule, "iptables rule refused");
-                }
+        ensure_rule(table, chain, &rule);
+    }
+}
+
+/// Insert an iptables rule unless it is there (`-C` before `-I`); best
+/// effort, a refusal is logged.
+pub(crate) fn ensure_rule(table: &str, chain: &str, rule: &[&str]) {
+    let run = |op: &str| {
+        std::process::Command::new("iptables")
+            .args(["-w", "-t", table, op, chain])
+            .args(rule)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+    };
+    match run("-C") {
+        Ok(true) => {}
+        Ok(false) => {
+            if !matches!(run("-I"), Ok(true)) {
+                tracing::warn!(table, chain, ?rule, "iptables rule refused");
             }
-            Err(e) => tracing::warn!(error = %e, "iptables not available"),
         }
+        Err(e) => tracing::warn!(error = %e, "iptables not available"),
     }
 }
 

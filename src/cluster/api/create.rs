@@ -48,6 +48,7 @@ pub fn create(cx: &Ctx<'_>, p: Principal, kind: Kind, sc: Option<u64>) -> Result
             }
             r.set("kind", kind.type_name());
             store.commit(std::slice::from_ref(&r))?;
+            cx.app.feed.poke();
             Ok(render::resource(cx.base, &r))
         }
         Kind::Host | Kind::AgentKey => Err(ApiError::new(
@@ -85,6 +86,7 @@ pub fn create(cx: &Ctx<'_>, p: Principal, kind: Kind, sc: Option<u64>) -> Result
             r.set("command", format!("curl -fsSL{k} {url} | sudo sh"));
             r.set("image", format!("ros:{}", crate::paths::VERSION));
             store.commit(std::slice::from_ref(&r))?;
+            cx.app.feed.poke();
             Ok(render::resource(cx.base, &r))
         }
         Kind::ApiKey => {
@@ -130,6 +132,7 @@ pub fn create(cx: &Ctx<'_>, p: Principal, kind: Kind, sc: Option<u64>) -> Result
                     .map_err(|_| ApiError::new(503, "HashFailed", "cannot hash secret"))?,
             );
             store.commit(std::slice::from_ref(&r))?;
+            cx.app.feed.poke();
             let mut out = render::resource(cx.base, &r);
             // The secret is shown once, in this answer only.
             out["secretValue"] = json!(secret);

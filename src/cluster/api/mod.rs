@@ -30,6 +30,7 @@ pub mod relay;
 pub mod render;
 pub mod schema;
 pub mod services;
+pub mod subscribe;
 #[cfg(test)]
 mod tests;
 
@@ -40,6 +41,13 @@ pub fn router(app: Arc<App>) -> Router {
     let open = app.config.open_api;
     let r = Router::new()
         .route("/ping", any(|| async { "pong" }))
+        .route("/", axum::routing::get(crate::cluster::ui::index))
+        .route("/ui/{name}", axum::routing::get(crate::cluster::ui::asset))
+        .route("/v1/projects/{id}/subscribe", any(subscribe::subscribe))
+        .route(
+            "/v2-beta/projects/{id}/subscribe",
+            any(subscribe::subscribe),
+        )
         .route("/v1", any(handlers::dispatch))
         .route("/v1/", any(handlers::dispatch))
         .route("/v1/{*rest}", any(handlers::dispatch))

@@ -102,6 +102,8 @@ pub struct App {
     pub throttle: crate::cluster::api::access::Throttle,
     /// Mutating requests: who, what, when, from where.
     pub audit: crate::cluster::api::audit::AuditLog,
+    /// The live subscription's change feed (poked on every commit).
+    pub feed: crate::cluster::api::subscribe::Feed,
 }
 
 impl App {
@@ -123,6 +125,7 @@ impl App {
             views: envview::EnvViews::new(),
             throttle: Default::default(),
             audit: Default::default(),
+            feed: crate::cluster::api::subscribe::Feed::new(),
         }))
     }
 
@@ -153,6 +156,7 @@ impl App {
     /// changed, every agent's long-poll looks again (those behind answer).
     /// Call after every commit that bypasses [`App::commit`].
     pub fn note_view(&self, rows: &[Resource]) {
+        self.feed.poke();
         if !self.views.note(rows).is_empty() {
             self.wake.poke();
         }

@@ -25,6 +25,7 @@ mod relay;
 mod resources;
 mod secure;
 mod services;
+mod subscribe;
 mod tls;
 
 /// A server running on its own runtime; dropping it stops the server.
