@@ -86,6 +86,9 @@ fn ui_in_a_real_browser_against_a_real_cluster() {
     let mut node = Command::new("node")
         .arg(&script)
         .env("ROS_URL", &url)
+        // Access control is on from the first start: the rig's admin.
+        .env("ROS_UI_USER", &admin().0)
+        .env("ROS_UI_PASSWORD", &admin().1)
         .env("SCREENS", &screens)
         .env("PLAYWRIGHT", &module)
         .env("CHROMIUM", &chromium)
