@@ -569,7 +569,13 @@ fn bench_lb_overhead_upgrades_and_join_latency() {
         .as_str()
         .unwrap()
         .to_string();
-    let web_ip = containers(&url, "web")[0]["primaryIpAddress"]
+    // A backend on host 1 (the host's own namespace reaches its local
+    // containers' addresses; remote ones only from containers).
+    let h1 = host_by_name(&url, "node1").unwrap()["id"].clone();
+    let web_ip = containers(&url, "web")
+        .into_iter()
+        .find(|c| c["hostId"] == h1)
+        .expect("a web container on host 1")["primaryIpAddress"]
         .as_str()
         .unwrap()
         .to_string();
