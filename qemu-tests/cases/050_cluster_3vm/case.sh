@@ -31,6 +31,10 @@ run_multi() {
   fig() { printf '050_cluster_3vm %-44s %6d s\n' "$1" "$((SECONDS - t0))" | tee -a "$figs"; }
   multi_cleanup() {
     local i
+    if [ -n "${ROS_KEEP_VMS:-}" ]; then
+      echo "ROS_KEEP_VMS: kept netns $ns and QEMU pids ${pid[*]} (ssh -i $key rancher@$NET.1N inside it)"
+      return
+    fi
     for i in "${!pid[@]}"; do [ -n "${pid[$i]}" ] && kill "${pid[$i]}" 2>/dev/null; done
     for i in "${!pid[@]}"; do [ -n "${pid[$i]}" ] && wait "${pid[$i]}" 2>/dev/null; done
     ip netns del "$ns" 2>/dev/null
