@@ -134,10 +134,14 @@ boot_once() {
 run_case() {
   local c=$1 dir=$here/cases/$1
   (
-    unset BOOT BOOTS DISK APPEND TIMEOUT EXPECT EXPECT_1 EXPECT_2 REJECT SSH_AFTER STOP_WHEN_SEEN SEED
+    unset SKIP_UNLESS BOOT BOOTS DISK APPEND TIMEOUT EXPECT EXPECT_1 EXPECT_2 REJECT SSH_AFTER STOP_WHEN_SEEN SEED
     unset -f post_check run_multi
     source "$dir/case.sh"
     rm -rf "${out:?}/$c"; mkdir -p "$out/$c"
+    # A case may be opt-in (SKIP_UNLESS=VAR: runs only when VAR is set).
+    if [ -n "${SKIP_UNLESS:-}" ] && [ -z "${!SKIP_UNLESS:-}" ]; then
+      echo "SKIP $c (opt-in: set $SKIP_UNLESS=1)"; exit 0
+    fi
     # A case that boots several machines at once drives them itself.
     if declare -F run_multi >/dev/null; then
       if run_multi "$out/$c"; then echo "PASS $c"; exit 0; fi

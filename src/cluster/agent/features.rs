@@ -138,8 +138,9 @@ async fn run_discovery(d: Discovery, ctx: FeatureContext) {
             }
             other => (other, None),
         };
-        match metadata::start(bind, m).await {
+        match metadata::start(bind, m.clone()).await {
             Ok(bound) => {
+                let mut direct = false;
                 if let Some(ip) = redirect {
                     let to = format!("{ip}:{METADATA_PORT}");
                     let dst = format!("{ip}/32");
@@ -156,8 +157,22 @@ async fn run_discovery(d: Discovery, ctx: FeatureContext) {
                         &to,
                     ];
                     // Containers (PREROUTING) and the host itself (OUTPUT).
-                    super::overlay::ensure_rule("nat", "PREROUTING", &rule);
-                    super::overlay::ensure_rule("nat", "OUTPUT", &rule);
+                    let pre = super::overlay::ensure_rule("nat", "PREROUTING", &rule);
+                    let out = super::overlay::ensure_rule("nat", "OUTPUT", &rule);
+                    // Without the DNAT (no iptables here) port 80 is
+                    // answered by a socket of its own: metadata keeps
+                    // working; a published `80:80` on this host cannot.
+                    direct = !(pre && out);
+                }
+                if direct {
+                    match metadata::start(listen, m).await {
+                        Ok(l) => tracing::warn!(
+                            %l,
+                            "metadata: no DNAT here, listening on port 80 itself \
+                             (docker cannot publish port 80 on this host)"
+                        ),
+                        Err(e) => tracing::warn!("{e}"),
+                    }
                 }
                 tracing::info!(%bound, %listen, "metadata serving");
             }

@@ -610,13 +610,13 @@ fn firewall(subnet: &str, bridge: &str) {
         ),
     ];
     for (table, chain, rule) in rules {
-        ensure_rule(table, chain, &rule);
+        let _ = ensure_rule(table, chain, &rule);
     }
 }
 
 /// Insert an iptables rule unless it is there (`-C` before `-I`); best
-/// effort, a refusal is logged.
-pub(crate) fn ensure_rule(table: &str, chain: &str, rule: &[&str]) {
+/// effort, a refusal is logged. True when the rule is in place.
+pub(crate) fn ensure_rule(table: &str, chain: &str, rule: &[&str]) -> bool {
     let run = |op: &str| {
         std::process::Command::new("iptables")
             .args(["-w", "-t", table, op, chain])
@@ -627,13 +627,18 @@ pub(crate) fn ensure_rule(table: &str, chain: &str, rule: &[&str]) {
             .map(|s| s.success())
     };
     match run("-C") {
-        Ok(true) => {}
+        Ok(true) => true,
         Ok(false) => {
-            if !matches!(run("-I"), Ok(true)) {
+            let ok = matches!(run("-I"), Ok(true));
+            if !ok {
                 tracing::warn!(table, chain, ?rule, "iptables rule refused");
             }
+            ok
         }
-        Err(e) => tracing::warn!(error = %e, "iptables not available"),
+        Err(e) => {
+            tracing::warn!(error = %e, "iptables not available");
+            false
+        }
     }
 }
 
