@@ -15,6 +15,7 @@ chmod 1777 "$r/tmp"
 ln -s ../run "$r/var/run"
 
 install -m 755 "$ros_bin" "$r/usr/bin/ros"
+strip --strip-all "$r/usr/bin/ros" 2>/dev/null || true
 ln -s usr/bin/ros "$r/init"
 for n in reboot poweroff halt; do ln -s /usr/bin/ros "$r/sbin/$n"; done
 
@@ -56,7 +57,9 @@ log "initrd: ${#want[@]} kernel modules for $kver"
 cp "$ROS_TOP/os-config/os-config.yml" "$r/usr/share/ros/os-config.yml"
 mkdir -p "$r/usr/share/ros/services"
 cp "$ROS_TOP"/os-config/services/*.yml "$r/usr/share/ros/services/"
-cp "$ROS_WORK"/images/*.tar "$r/usr/share/ros/images/"
+# one archive for all system images: the shared base layer once, one load
+source "$ROS_TOP/images/lib.sh"
+merge_archives "$r/usr/share/ros/images/system.tar" "$ROS_WORK"/images/*.tar
 mkdir -p "$r/usr/share/ros/user-images"
 cp "$ROS_WORK"/user-images/* "$r/usr/share/ros/user-images/"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$r/etc/passwd"
@@ -64,5 +67,28 @@ printf 'root:x:0:\ntty:x:5:\ndisk:x:6:\nlp:x:7:\nkmem:x:15:\ndialout:x:20:\ncdro
 printf 'NAME="ros"\nID=ros\nVERSION_ID=%s\n' "$ROS_VERSION" > "$r/etc/os-release"
 printf 'passwd: files\ngroup: files\nhosts: files dns\n' > "$r/etc/nsswitch.conf"
 
-(cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | zstd -q -T0 -9 > "$out.tmp"
+# The store: what is big and only read (the engine binaries, the image
+# archives) goes into a squashfs that PID 1 mounts at /usr/lib/ros-store
+# (src/paths.rs STORE_DIR) instead of copying it into the tmpfs root; the
+# old paths become links into it.
+store=$ROS_WORK/store
+rm -rf "$store"; mkdir -p "$store"
+for b in /usr/sbin/dockerd /usr/bin/containerd /usr/bin/containerd-shim-runc-v2 /usr/sbin/runc \
+    /usr/sbin/docker-proxy /usr/bin/docker /usr/bin/docker-init /usr/share/ros/images /usr/share/ros/user-images; do
+  mv "$r$b" "$store/$(basename "$b")"
+  ln -s "/usr/lib/ros-store/$(basename "$b")" "$r$b"
+done
+mksquashfs "$store" "$r/ros-store.sqfs" -comp "${ROS_STORE_COMP:-zstd}" ${ROS_STORE_OPTS:--Xcompression-level 15} \
+  -b "${ROS_STORE_BLOCK:-256K}" -all-root -no-xattrs -noappend -quiet >/dev/null
+log "initrd: store $(du -h "$r/ros-store.sqfs" | cut -f1) squashfs ($(du -sh "$store" | cut -f1) unpacked)"
+
+# The rest (ros, busybox, libraries, modules, config) is what the tmpfs
+# root holds. ROS_INITRD_COMP: the cpio's compressor (the kernel has gzip,
+# xz and zstd); zstd decompresses fastest at boot.
+case "${ROS_INITRD_COMP:-zstd}" in
+  xz) comp=(xz -q -T0 --check=crc32 -9) ;;
+  gzip) comp=(gzip -9) ;;
+  *) comp=(zstd -q -T0 -9) ;;
+esac
+(cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | "${comp[@]}" > "$out.tmp"
 mv "$out.tmp" "$out"

@@ -37,3 +37,22 @@ save_archive() {
 strip_docs() {
   rm -rf "$1"/usr/share/{doc,man,info,locale,lintian,bash-completion} 2>/dev/null || true
 }
+
+# merge_archives OUT ARCHIVE...: one docker-save archive holding every
+# image of the given archives; a layer they share (the base) is stored once,
+# and one `docker load` reads them all.
+merge_archives() {
+  local out=$1; shift
+  local tmp; tmp=$(mktemp -d)
+  local entries=() a
+  for a in "$@"; do
+    tar -xf "$a" -C "$tmp"
+    entries+=("$(sed 's/^\[//; s/\]$//' "$tmp/manifest.json")")
+    rm "$tmp/manifest.json"
+  done
+  local IFS=,
+  printf '[%s]' "${entries[*]}" > "$tmp/manifest.json"
+  unset IFS
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$tmp" -cf "$out" .
+  rm -rf "$tmp"
+}

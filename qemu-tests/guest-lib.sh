@@ -33,3 +33,12 @@ figures() {
   say "FIGURE mem $(free -m | awk '/Mem:/{print "total_mb=" $2 " used_mb=" $3 " free_mb=" $4 " shared_mb=" $5 " buff_cache_mb=" $6}')"
   say "FIGURE rss_kb init=$(awk '/VmRSS/{print $2}' /proc/1/status) sysinit=$(rss_of 'ros sysinit') system_dockerd=$(rss_of 'system-docker.sock') system_containerd=$(rss_of 'system-docker/containerd') user_dockerd=$(rss_of 'dockerd --host=unix:///var/run/docker.sock')"
 }
+# rss_all: idle RSS (kB) of every process above 1 MB, and the tmpfs root
+rss_all() {
+  say "FIGURE tmpfs_root_kb=$(df -k / | awk 'NR==2{print $3}') store_kb=$(df -k /usr/lib/ros-store 2>/dev/null | awk 'NR==2{print $3}')"
+  for p in /proc/[0-9]*; do
+    r=$(awk '/VmRSS/{print $2}' "$p/status" 2>/dev/null)
+    [ -n "$r" ] && [ "$r" -gt 1024 ] || continue
+    say "FIGURE rss_kb $r $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null | cut -c1-70)"
+  done
+}

@@ -62,7 +62,7 @@ boot_once() {
   elif [ "$n" = 1 ] && [ -e "$dir/dialog" ]; then dialog=$dir/dialog; fi
   local serial=(-serial "file:$log")
   [ -n "$dialog" ] && serial=(-serial "unix:$sock,server=on,wait=on")
-  local args=("${accel[@]}" -m 2048 -smp 2 -display none -no-reboot -monitor none
+  local args=("${accel[@]}" -m "${MEM:-2048}" -smp 2 -display none -no-reboot -monitor none
     "${serial[@]}" -nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$port-:22")
   [ -n "${DISK:-}" ] && args+=(-drive "file=$out/$c/state.img,if=virtio,format=raw")
   [ "${SEED:-}" = none ] || args+=(-drive "file=$out/$c/cidata-$n.iso,if=virtio,format=raw,readonly=on")
@@ -81,7 +81,7 @@ boot_once() {
   local qpid=$! ssh_done=""
   [ -n "$dialog" ] && python3 "$here/console.py" "$sock" "$log" "$dialog" &
   local -A seen=()
-  local milestones=("ros init: ros" "system-docker answering" "login:" "MILESTONE user-docker-ready")
+  local milestones=("ros init: ros" "system-docker answering" "login:" "MILESTONE user-docker-ready" "SHUTDOWN-START")
   local deadline=$((SECONDS + ${TIMEOUT:-600}))
   while kill -0 "$qpid" 2>/dev/null; do
     local now; now=$(date +%s.%N)
@@ -134,7 +134,7 @@ boot_once() {
 run_case() {
   local c=$1 dir=$here/cases/$1
   (
-    unset SKIP_UNLESS BOOT BOOTS DISK APPEND TIMEOUT EXPECT EXPECT_1 EXPECT_2 REJECT SSH_AFTER STOP_WHEN_SEEN SEED
+    unset SKIP_UNLESS MEM BOOT BOOTS DISK APPEND TIMEOUT EXPECT EXPECT_1 EXPECT_2 REJECT SSH_AFTER STOP_WHEN_SEEN SEED
     unset -f post_check run_multi
     source "$dir/case.sh"
     rm -rf "${out:?}/$c"; mkdir -p "$out/$c"

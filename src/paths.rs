@@ -18,6 +18,12 @@ pub const CIDATA_LABEL: &str = "cidata";
 pub const SYSTEM_BRIDGE: &str = "docker-sys";
 /// Address of the system-docker bridge.
 pub const SYSTEM_BRIDGE_CIDR: &str = "172.18.42.1/16";
+/// The image's compressed read-only store (squashfs: the engine binaries
+/// and the image archives), at the initramfs root; build/initrd.sh makes it.
+pub const STORE_IMAGE: &str = "/ros-store.sqfs";
+/// Where PID 1 mounts [`STORE_IMAGE`]; the initramfs links the engine
+/// binaries and archive directories into it.
+pub const STORE_DIR: &str = "/usr/lib/ros-store";
 /// Version of this build.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

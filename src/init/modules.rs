@@ -27,6 +27,7 @@ pub const BASE_MODULES: &[&str] = &[
     "nls_ascii",
     "nls_utf8",
     "ext4",
+    "loop",
     "squashfs",
     "nf_tables",
     "nft_compat",

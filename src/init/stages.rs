@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::config::cmdline::{self, Cmdline};
 use crate::config::engine::{dockerd_args, dockerd_env, DOCKERD};
 use crate::config::{disk, node::to_yaml, CloudConfig};
-use crate::paths::{Paths, STATE_LABEL, SYSTEM_BRIDGE, SYSTEM_BRIDGE_CIDR};
+use crate::paths::{Paths, STATE_LABEL, STORE_DIR, STORE_IMAGE, SYSTEM_BRIDGE, SYSTEM_BRIDGE_CIDR};
 use crate::sys::process::{self, Signals};
 use crate::sys::{LinuxSyscall, MountArgs, MsFlags, Syscall};
 
@@ -250,13 +250,25 @@ fn switch_root(b: &mut Boot) -> Result<(), StageError> {
     }
     let new = Path::new(switchroot::NEW_ROOT);
     switchroot::prepare(&b.sys, new)?;
-    let bytes = switchroot::move_tree(
-        Path::new("/"),
-        new,
-        &["proc", "sys", "dev", "run", ".newroot"],
-    )?;
+    // The store stays compressed where the kernel unpacked it: mounted
+    // (squashfs on a loop device) inside the new root, never copied.
+    let store = Path::new(STORE_IMAGE);
+    let mut kept = vec!["proc", "sys", "dev", "run", ".newroot"];
+    let mut store_note = String::new();
+    if store.exists() {
+        let dev = crate::sys::loopdev::attach_read_only(store).map_err(other)?;
+        let at = new.join(STORE_DIR.trim_start_matches('/'));
+        switchroot::mount_store(&b.sys, &dev, &at)?;
+        kept.push(STORE_IMAGE.trim_start_matches('/'));
+        let mb = std::fs::metadata(store).map(|m| m.len()).unwrap_or(0) / 1_000_000;
+        store_note = format!(", store {mb} MB squashfs on {}", dev.display());
+    }
+    let bytes = switchroot::move_tree(Path::new("/"), new, &kept)?;
     switchroot::switch(&b.sys, new)?;
-    say(&format!("root: tmpfs ({} MB moved)", bytes / 1_000_000));
+    say(&format!(
+        "root: tmpfs ({} MB moved{store_note})",
+        bytes / 1_000_000
+    ));
     Ok(())
 }
 

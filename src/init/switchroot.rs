@@ -112,6 +112,19 @@ pub fn switch(sys: &dyn Syscall, new_root: &Path) -> Result<(), SysError> {
     sys.chdir(Path::new("/"))
 }
 
+/// Mount the image's squashfs store from loop device `dev` read-only on
+/// `at` (inside the new root, so it moves with it).
+pub fn mount_store(sys: &dyn Syscall, dev: &Path, at: &Path) -> Result<(), SysError> {
+    sys.mkdir(at, 0o755)?;
+    sys.mount(&MountArgs::new(
+        Some(&dev.display().to_string()),
+        at,
+        Some("squashfs"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+        None,
+    ))
+}
+
 /// Mount the tmpfs that becomes `/`.
 pub fn prepare(sys: &dyn Syscall, new_root: &Path) -> Result<(), SysError> {
     sys.mkdir(new_root, 0o755)?;
@@ -161,6 +174,22 @@ mod tests {
         let n = calls.len();
         assert_eq!(calls[n - 2], Call::Chroot(PathBuf::from(".")));
         assert_eq!(calls[n - 1], Call::Chdir(PathBuf::from("/")));
+    }
+
+    #[test]
+    fn store_mounts_read_only_inside_the_new_root() {
+        let sys = RecordingSyscall::default();
+        mount_store(
+            &sys,
+            Path::new("/dev/loop0"),
+            Path::new("/.newroot/usr/lib/ros-store"),
+        )
+        .unwrap();
+        let m = &sys.mounts()[0];
+        assert_eq!(m.source.as_deref(), Some("/dev/loop0"));
+        assert_eq!(m.target, PathBuf::from("/.newroot/usr/lib/ros-store"));
+        assert_eq!(m.fstype.as_deref(), Some("squashfs"));
+        assert!(m.flags.contains(MsFlags::MS_RDONLY));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
+pub mod loopdev;
 pub mod process;
 
 pub use nix::mount::MsFlags;

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Guest side of 050 (512 MB): system services up, the user engine runs a
+# container, then the memory figures once the node is idle, and poweroff.
+. /media/cidata/guest-lib.sh
+say "CHECK start at uptime $(uptime_s)"
+services="udev network ntp syslog console docker"
+has_services() { names=$(sdocker ps --format '{{.Names}}'); for s in $services; do echo "$names" | grep -qx "$s" || return 1; done; }
+chk system-services wait_for 120 has_services
+if wait_for 180 timeout 10 docker info; then
+  say "MILESTONE user-docker-ready uptime $(uptime_s)"
+  ok user-docker-ready
+else
+  bad user-docker-ready
+  sdocker logs --tail 40 docker 2>&1 | sed 's/^/  docker| /' > /dev/console
+fi
+chk user-container sh -c '. /media/cidata/guest-lib.sh; wait_for 60 docker image inspect busybox && docker run --rm busybox echo hello-from-512 | grep -qx hello-from-512'
+# idle: let the boot's one-shots settle before measuring
+sleep 10
+chk memory-figures sh -c '. /media/cidata/guest-lib.sh; figures; rss_all'
+say "CHECK-DONE at uptime $(uptime_s)"
+say "SHUTDOWN-START"
+ros os poweroff
