@@ -78,6 +78,14 @@ for b in /usr/sbin/dockerd /usr/bin/containerd /usr/bin/containerd-shim-runc-v2 
   mv "$r$b" "$store/$(basename "$b")"
   ln -s "/usr/lib/ros-store/$(basename "$b")" "$r$b"
 done
+# system-docker's image store, built now (build/sysstore.sh): the node
+# links its layers instead of loading the archive at first boot. Without
+# root/dockerd here, the archive stays and is loaded at boot as before.
+if bash "$ROS_TOP/build/sysstore.sh" "$store/images/system.tar" "$store/system-docker"; then
+  rm -f "$store/images/system.tar"
+else
+  log "initrd: no prebuilt system-docker store; system.tar is loaded at first boot"
+fi
 mksquashfs "$store" "$r/ros-store.sqfs" -comp "${ROS_STORE_COMP:-zstd}" ${ROS_STORE_OPTS:--Xcompression-level 15} \
   -b "${ROS_STORE_BLOCK:-256K}" -all-root -no-xattrs -noappend -quiet >/dev/null
 log "initrd: store $(du -h "$r/ros-store.sqfs" | cut -f1) squashfs ($(du -sh "$store" | cut -f1) unpacked)"

@@ -24,6 +24,12 @@ menuentry "ros (autologin on the consoles)" {
   initrd /boot/initrd
 }
 G
-grub-mkrescue -o "$out.tmp" "$d" -- -volid ROS >/dev/null 2>&1 || {
-  grub-mkrescue -o "$out.tmp" "$d" -- -volid ROS; exit 1; }
+# Only the GRUB modules this menu uses (BIOS and UEFI), no locales, fonts or
+# themes: GRUB's share of the ISO drops from ~20 MB to ~4 MB (issue 16).
+mods="linux normal iso9660 part_msdos part_gpt fat search search_label search_fs_uuid
+  search_fs_file serial terminal echo test configfile all_video video video_bochs
+  video_cirrus"
+grub=(grub-mkrescue --install-modules="$(echo $mods)" --locales= --fonts= --themes= --compress=xz)
+"${grub[@]}" -o "$out.tmp" "$d" -- -volid ROS >/dev/null 2>&1 || {
+  "${grub[@]}" -o "$out.tmp" "$d" -- -volid ROS; exit 1; }
 mv "$out.tmp" "$out"

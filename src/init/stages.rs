@@ -505,6 +505,25 @@ fn system_docker(b: &mut Boot) -> Result<(), StageError> {
     for d in [b.paths.log_dir(), b.paths.system_docker_data()] {
         b.sys.mkdir(&d, 0o755)?;
     }
+    // The system images, built into the store at build time: linked into
+    // the data root, never loaded (build/sysstore.sh, system::prebuilt).
+    let store = b.paths.at(crate::paths::STORE_DIR).join("system-docker");
+    if store.join("store-id").exists() {
+        let t = Instant::now();
+        match crate::system::prebuilt::install(&store, &b.paths.system_docker_data()) {
+            Ok(r) if r.already => say("system images: in place (the image's store)"),
+            Ok(r) => say(&format!(
+                "system images: {} layers linked from the image's store, {} files copied in {} ms (no load)",
+                r.layers,
+                r.files,
+                t.elapsed().as_millis()
+            )),
+            Err(e) => say(&format!(
+                "system images: cannot install the image's store: {}",
+                crate::system::chain(&e)
+            )),
+        }
+    }
     let mut c = Child::new("system-dockerd", DOCKERD, dockerd_args(sd, &b.paths));
     c.env = dockerd_env(sd);
     c.env

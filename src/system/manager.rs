@@ -95,6 +95,10 @@ fn engine_restarts(svc: &ServiceConfig) -> bool {
         .is_some_and(|r| !r.0.is_empty() && r.0 != "no")
 }
 
+/// The user engine's service: at shutdown it and what comes after it stop
+/// first.
+pub const USER_ENGINE: &str = "docker";
+
 /// Per-service respawn state: exponential backoff, 1 s doubling to 30 s.
 #[derive(Debug, Default)]
 pub struct Respawner {
@@ -341,19 +345,27 @@ impl<E: Engine> Manager<E> {
             .map_err(Self::engine_err(name))
     }
 
-    /// Stop every service, the most dependent first; services on the same
-    /// level stop in parallel. Errors are logged, never fatal.
+    /// Stop every service at shutdown, in two waves, each wave in
+    /// parallel: first the user engine (`docker`) and every service ordered
+    /// after it (the workloads and what serves them), then the foundation
+    /// (udev, network, ntp, syslog, console, …). `after` orders starts — a
+    /// service needs its dependencies to come up — but at poweroff nothing
+    /// starts again, and stopping one level at a time cost about a second
+    /// of `docker stop` per level (9.6 s over nine levels, issue 16). The
+    /// workloads still stop while the network and logging are up. Errors
+    /// are logged, never fatal.
     pub async fn shutdown(&self) {
-        let max = self.plan.level.values().copied().max().unwrap_or(0);
-        for level in (0..=max).rev() {
-            let names: Vec<&String> = self
-                .plan
-                .level
-                .iter()
-                .filter(|(n, l)| **l == level && !self.services[*n].is_create_only())
-                .map(|(n, _)| n)
-                .collect();
-            let mut stops: FuturesUnordered<_> = names
+        let user = self.plan.level.get(USER_ENGINE).copied();
+        let stoppable = |n: &String| !self.services[n].is_create_only();
+        let mut waves: [Vec<&String>; 2] = [Vec::new(), Vec::new()];
+        for (n, l) in &self.plan.level {
+            if stoppable(n) {
+                let first = user.is_some_and(|u| *l >= u);
+                waves[usize::from(!first)].push(n);
+            }
+        }
+        for wave in waves {
+            let mut stops: FuturesUnordered<_> = wave
                 .into_iter()
                 .map(|n| async move { (n, self.stop(n).await) })
                 .collect();

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!  ros sysinit ─▶ dockerd (connect, or start it under --root)
-//!              ─▶ preload  (docker load each archive once per content hash)
+//!              ─▶ preload  (docker load each archive once per content hash;
+//!                           a node's system images come prebuilt: `prebuilt`)
 //!              ─▶ services (ros.services + services_include, enabled)
 //!              ─▶ order    (labels → checked graph, levels)
 //!              ─▶ manager  (start by level, one-shots waited for, respawn,
@@ -19,6 +20,7 @@ pub mod engine;
 mod fake;
 pub mod manager;
 pub mod order;
+pub mod prebuilt;
 pub mod preload;
 pub mod services;
 pub mod spec;

@@ -198,7 +198,7 @@ mod tests {
         let (s, p) = enabled(&paths, &cfg("ros: {cluster: {role: both}}"));
         assert!(p.is_empty(), "{p:?}");
         let c = &s["cluster"];
-        assert_eq!(c.image, "ros/base:0.1.0");
+        assert_eq!(c.image, "ros/docker:0.1.0");
         assert_eq!(
             c.labels.0.get("io.rancher.os.after").map(String::as_str),
             Some("docker")

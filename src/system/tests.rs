@@ -141,19 +141,58 @@ fn changed_definition_is_recreated_unchanged_is_kept() {
 }
 
 #[test]
-fn shutdown_stops_in_reverse_order() {
+fn shutdown_stops_the_user_engine_and_its_dependents_first_then_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let m = manager(FakeEngine::default(), SET, dir.path());
+    let yaml = format!(
+        "{SET}docker: {{image: b, labels: {{io.rancher.os.after: console}}}}\n\
+         cluster: {{image: b, labels: {{io.rancher.os.after: docker}}}}\n"
+    );
+    let m = manager(FakeEngine::default(), &yaml, dir.path());
     let r = rt();
     r.block_on(m.up(None));
     m.engine().calls.lock().unwrap().clear();
     r.block_on(m.shutdown());
     let calls = m.engine().calls();
     let pos = |c: &str| calls.iter().position(|x| x == c).unwrap();
-    assert!(pos("stop console") < pos("stop ntp"));
-    assert!(pos("stop ntp") < pos("stop net"));
-    assert!(pos("stop udev") < pos("stop cold"));
+    // wave 1: the user engine and what is ordered after it
+    for first in ["stop docker", "stop cluster"] {
+        for later in [
+            "stop console",
+            "stop ntp",
+            "stop net",
+            "stop udev",
+            "stop syslog",
+        ] {
+            assert!(pos(first) < pos(later), "{first} before {later}: {calls:?}");
+        }
+    }
+    // wave 2: everything else, create-only containers never stopped
+    assert!(calls.contains(&"stop cold".to_string()));
     assert!(!calls.contains(&"stop vols".to_string()));
+    assert_eq!(calls.iter().filter(|c| c.starts_with("stop ")).count(), 8);
+}
+
+#[test]
+fn shutdown_without_a_user_engine_stops_everything_in_one_wave() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(FakeEngine::default(), SET, dir.path());
+    let r = rt();
+    r.block_on(m.up(None));
+    m.engine().calls.lock().unwrap().clear();
+    r.block_on(m.shutdown());
+    let mut stopped: Vec<String> = m.engine().calls();
+    stopped.sort();
+    assert_eq!(
+        stopped,
+        [
+            "stop cold",
+            "stop console",
+            "stop net",
+            "stop ntp",
+            "stop syslog",
+            "stop udev"
+        ]
+    );
 }
 
 #[test]

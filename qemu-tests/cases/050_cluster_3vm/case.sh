@@ -79,6 +79,19 @@ run_multi() {
     truncate -s 1G "$o/state$i.img"
     mkfs.ext4 -q -F -L ROS_STATE "$o/state$i.img"
   done
+  # diag: what each node's engines hold, the logs of containers that exited
+  # and of the cluster service (kept as nodeN-diag.txt when a step fails)
+  diag() {
+    local i
+    for i in 1 2 3; do
+      [ -n "${pid[$i]:-}" ] || continue
+      timeout 60 ip netns exec "$ns" ssh -i "$key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        -o ConnectTimeout=10 -o BatchMode=yes "rancher@$NET.1$i" \
+        'sudo docker ps -a; for c in $(sudo docker ps -aq -f status=exited); do echo "== logs of $c"; sudo docker logs --tail 40 $c 2>&1; done; echo "== cluster service"; sudo ros service logs cluster 2>&1 | tail -60; echo "== iptables nat"; sudo system-docker exec cluster iptables -t nat -S 2>&1 | head -40' \
+        > "$o/node$i-diag.txt" 2>&1
+      say "node$i diagnostics: $o/node$i-diag.txt"
+    done
+  }
   boot() { # boot I MEM: one vCPU each (TCG on 2 cores)
     local i=$1 mem=$2
     boots[$i]=$(( ${boots[$i]:-0} + 1 ))
@@ -125,7 +138,7 @@ d=[c for c in json.load(sys.stdin)["data"] if c["name"].startswith("demo-web-") 
 hosts={c.get("hostId") for c in d}
 sys.exit(0 if len(d)==3 and len(hosts)==int(sys.argv[1]) else 1)' "$1"
   }
-  wait_until 300 "web: 3 healthy containers on 3 hosts" web_spread 3 || return 1
+  wait_until 300 "web: 3 healthy containers on 3 hosts" web_spread 3 || { diag; return 1; }
   fig "QEMU start -> stack healthy"
 
   # 30 requests through node2's port 80: every web container answers
@@ -137,7 +150,7 @@ sys.exit(0 if len(d)==3 and len(hosts)==int(sys.argv[1]) else 1)' "$1"
       && [ "$(sort "$o/rotation.txt" | uniq -c | awk '{print $1}' | sort -u | tr '\n' ' ')" = "10 " ]
   }
   wait_until 120 "30 requests through node2:80 answered 10 times by each of 3 containers" rotation \
-    || { say "answers: $(sort "$o/rotation.txt" | uniq -c | tr '\n' ' ')"; return 1; }
+    || { say "answers: $(sort "$o/rotation.txt" | uniq -c | tr '\n' ' ')"; diag; return 1; }
   fig "QEMU start -> LB answering round robin"
 
   # node3 lost: kill its QEMU
