@@ -31,8 +31,10 @@
 //! (MASQUERADE for the subnet leaving by another interface) and isolation
 //! (nothing enters the bridge from outside but replies and published
 //! ports: a host of another environment cannot route into it) as two
-//! iptables rules. A host that cannot create the VXLAN device reports it
-//! on the host (`transitioningMessage`) and keeps its local containers.
+//! iptables rules, and the tunnel's UDP port out of conntrack (raw
+//! NOTRACK; see `firewall`). A host that cannot create the VXLAN device
+//! reports it on the host (`transitioningMessage`) and keeps its local
+//! containers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -431,7 +433,7 @@ pub(crate) async fn program(docker: &Docker, view: &OverlayView, port: u16) -> R
             .map_err(|e| format!("netlink: attach {vx_name} to {br_name}: {e}"))?;
     }
     sync_entries(&h, vx_idx, &wanted_entries(view)).await?;
-    firewall(&n.subnet, &br_name);
+    firewall(&n.subnet, &br_name, port);
     Ok(())
 }
 
@@ -580,11 +582,29 @@ async fn sync_entries(
     Ok(())
 }
 
-/// Outbound NAT and isolation for the network's bridge, idempotent
-/// (`iptables -C` before `-I`). Best effort: a host without iptables
-/// still gets the segment.
-fn firewall(subnet: &str, bridge: &str) {
-    let rules: [(&str, &str, Vec<&str>); 2] = [
+/// Outbound NAT and isolation for the network's bridge, and the tunnel's
+/// UDP packets kept out of conntrack, idempotent (`iptables -C` before
+/// `-I`). Best effort: a host without iptables still gets the segment.
+///
+/// Why NOTRACK on the VXLAN port: the kernel picks each tunnel packet's
+/// UDP source port from a hash of the inner flow, so every inner flow
+/// between two hosts became its own conntrack entry on both (never
+/// replied to: 30 s each), a conntrack lookup per packet and, with enough
+/// flows, a full table that drops new connections of every container.
+/// Nothing NATs or filters on the tunnel's state.
+fn firewall(subnet: &str, bridge: &str, port: u16) {
+    let port = port.to_string();
+    let rules: [(&str, &str, Vec<&str>); 4] = [
+        (
+            "raw",
+            "PREROUTING",
+            vec!["-p", "udp", "--dport", &port, "-j", "NOTRACK"],
+        ),
+        (
+            "raw",
+            "OUTPUT",
+            vec!["-p", "udp", "--dport", &port, "-j", "NOTRACK"],
+        ),
         (
             "nat",
             "POSTROUTING",
