@@ -212,6 +212,7 @@ async fn run(mut ctx: FeatureContext, port: u16) {
     let mut last_problem: Option<Option<String>> = None;
     let mut applied: Option<(OverlayView, std::time::Instant)> = None;
     let plain_started = watch_plain(ctx.docker.clone());
+    let mut walls = FirewallMemo::default();
     loop {
         let a = ctx.assigned.borrow_and_update().clone();
         // The watch fires on every converge pass; the kernel is looked at
@@ -221,7 +222,7 @@ async fn run(mut ctx: FeatureContext, port: u16) {
             .is_some_and(|(v, at)| Some(v) == a.overlay.as_ref() && at.elapsed() < TICK);
         if let (false, false, Some(view)) = (fresh, a.host_id.is_empty(), a.overlay.as_ref()) {
             applied = Some((view.clone(), std::time::Instant::now()));
-            let problem = match program(&ctx.docker, view, port).await {
+            let problem = match program(&ctx.docker, view, port, &mut walls).await {
                 Ok(()) => {
                     let r = attach_plain(&ctx.docker, view).await;
                     if !r.is_empty() && ctx.reports.send(r).is_err() {
@@ -375,7 +376,12 @@ pub fn wanted_entries(view: &OverlayView) -> BTreeMap<Ipv4Addr, Ipv4Addr> {
 
 /// Bring the kernel to `view`: docker network (bridge), VXLAN device in
 /// it, FDB and neighbour entries, NAT and isolation rules.
-pub(crate) async fn program(docker: &Docker, view: &OverlayView, port: u16) -> Result<(), String> {
+pub(crate) async fn program(
+    docker: &Docker,
+    view: &OverlayView,
+    port: u16,
+    walls: &mut FirewallMemo,
+) -> Result<(), String> {
     let local: Option<Ipv4Addr> = view.local_ip.parse().ok();
     let n = &view.network;
     ensure_network(docker, n, local).await?;
@@ -433,8 +439,32 @@ pub(crate) async fn program(docker: &Docker, view: &OverlayView, port: u16) -> R
             .map_err(|e| format!("netlink: attach {vx_name} to {br_name}: {e}"))?;
     }
     sync_entries(&h, vx_idx, &wanted_entries(view)).await?;
-    firewall(&n.subnet, &br_name, port);
+    walls.ensure(&n.subnet, &br_name, port);
     Ok(())
+}
+
+/// When the iptables rules were last checked, and for what: each check
+/// runs `iptables` once per rule, so a pass for a peer change (every
+/// container coming or going anywhere in the environment) skips it; the
+/// rules are checked again when the network changes and on the pass every
+/// [`TICK`] (the memo lasts half of it, so that pass always checks).
+#[derive(Default)]
+pub(crate) struct FirewallMemo {
+    last: Option<((String, String, u16), std::time::Instant)>,
+}
+
+impl FirewallMemo {
+    fn ensure(&mut self, subnet: &str, bridge: &str, port: u16) {
+        let key = (subnet.to_string(), bridge.to_string(), port);
+        let fresh = self
+            .last
+            .as_ref()
+            .is_some_and(|(k, at)| *k == key && at.elapsed() < TICK / 2);
+        if !fresh {
+            firewall(subnet, bridge, port);
+            self.last = Some((key, std::time::Instant::now()));
+        }
+    }
 }
 
 /// Remove the networks of environments this host no longer belongs to
