@@ -208,4 +208,73 @@ fn containers_resolve_services_and_read_metadata() {
     )
     .unwrap();
     assert_eq!(answer.trim(), "42");
+
+    // A container created directly (no service) on another host than the
+    // client's: an address of the environment's subnet, its name resolves
+    // from the client, it answers over the overlay, and it resolves and
+    // reads metadata itself like a service container.
+    let other = (0..3).find(|i| *i != ci).unwrap();
+    let other_id = host_by_name(&url, &format!("node{}", other + 1)).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let solo = post(
+        &format!("{url}/v1/projects/1a5/containers"),
+        serde_json::json!({
+            "name": "solo",
+            "imageUuid": format!("docker:{IMAGE}"),
+            "requestedHostId": other_id,
+            "command": ["/bin/busybox", "sh", "-c", "hostname > /index.html; exec httpd -f -p 80 -h /"],
+        }),
+    );
+    let solo_ip = solo["primaryIpAddress"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a standalone container gets an address: {solo}"))
+        .to_string();
+    assert!(solo_ip.starts_with("10.42."), "{solo}");
+    assert!(
+        !addrs.contains(&solo_ip) && client["primaryIpAddress"] != solo_ip.as_str(),
+        "{solo_ip} is already a service container's"
+    );
+    let solo = wait_for("standalone container running", 60, || {
+        containers(&url, "solo").pop()
+    });
+    let oh = &c.hosts[other];
+    let solo_host = exec(oh, &solo, &["/bin/busybox", "hostname"]).unwrap();
+    let dns = oh
+        .docker(&[
+            "inspect",
+            "-f",
+            "{{json .HostConfig.Dns}} {{json .HostConfig.DnsSearch}}",
+            solo["externalId"].as_str().unwrap(),
+        ])
+        .unwrap();
+    assert_eq!(dns.trim(), r#"["169.254.169.250"] ["rancher.internal"]"#);
+    for name in ["solo", "solo.rancher.internal"] {
+        wait_for(&format!("{name} resolves from the client"), 30, || {
+            let q = format!("nslookup {name} 169.254.169.250; true");
+            let out = exec(ch, &client, &["sh", "-c", &q]).unwrap();
+            out.lines()
+                .skip_while(|l| !l.starts_with("Name:"))
+                .any(|l| l.contains(&solo_ip))
+                .then_some(())
+        });
+    }
+    let body = wait_for("standalone container answers by name", 30, || {
+        fetch(ch, &client, "http://solo/").ok()
+    });
+    assert_eq!(body.trim(), solo_host.trim());
+    // From inside it: service names and its own metadata.
+    let q = "nslookup web.app 169.254.169.250; true";
+    let out = exec(oh, &solo, &["sh", "-c", q]).unwrap();
+    for a in &addrs {
+        assert!(out.contains(a.as_str()), "web.app from solo: {out}");
+    }
+    let me = fetch(
+        oh,
+        &solo,
+        "http://169.254.169.250/latest/self/container/primary_ip",
+    )
+    .unwrap();
+    assert_eq!(me.trim(), solo_ip);
 }

@@ -225,6 +225,21 @@ fn overlay_reaches_every_host_retains_isolates_and_heals() {
         .docker(&["exec", client, "cat", "/sys/class/net/eth0/mtu"])
         .unwrap();
     assert_eq!(mtu.trim(), "1450");
+    // The tunnel's UDP packets stay out of conntrack on every host.
+    for h in &c.hosts {
+        for chain in ["PREROUTING", "OUTPUT"] {
+            let ns = format!("--net=/var/run/netns/{}", h.ns);
+            let args = [
+                &*ns, "iptables", "-w", "-t", "raw", "-C", chain, "-p", "udp", "--dport", "4789",
+                "-j", "NOTRACK",
+            ];
+            assert!(
+                sh("nsenter", &args).is_ok(),
+                "{}: no raw {chain} NOTRACK for the VXLAN port",
+                h.ns
+            );
+        }
+    }
     // Host 1's VXLAN device holds one FDB entry per remote web container.
     let f1 = fdb(&c.hosts[0], 5);
     let remote: Vec<&Value> = web
@@ -605,7 +620,7 @@ services:
         .unwrap();
     std::thread::sleep(std::time::Duration::from_secs(1));
     let mut rows = Vec::new();
-    for round in 0..2 {
+    for round in 0..5 {
         let overlay = c.hosts[0]
             .docker(&[
                 "exec",
@@ -645,5 +660,129 @@ services:
         );
         rows.push((o, u));
     }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (o, u) = (
+        median(rows.iter().map(|r| r.0).collect()),
+        median(rows.iter().map(|r| r.1).collect()),
+    );
+    eprintln!(
+        "median of {}: overlay {o:.2} Gbit/s, underlay {u:.2} Gbit/s, ratio {:.2}",
+        rows.len(),
+        o / u
+    );
     let _ = c.hosts[1].docker(&["rm", "-f", "iperf-underlay"]);
+}
+
+/// Resident memory of process `pid`: (VmRSS, VmHWM) in KiB.
+fn rss_of(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (kib("VmRSS:"), kib("VmHWM:"))
+}
+
+/// Agent memory with the network, DNS and metadata running, at 100 and
+/// 1,000 containers in the environment. The three agents are real (their
+/// own dockerd, overlay, DNS and metadata); the containers are standalone
+/// ones created through the API on ten further hosts registered (and
+/// reporting their containers running) by this bench, so every real
+/// agent holds them all in its environment view, DNS index and metadata,
+/// and programs an FDB and a neighbour entry per container into its
+/// kernel — the state 1,000 real containers give, without running them.
+/// Not part of CI: `cargo test --test cluster_network bench_agent_rss --
+/// --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_agent_rss() {
+    use base64::Engine;
+    let mut c = setup();
+    join_agents(&mut c);
+    let url = c.url.clone();
+    let pids: Vec<u32> = c
+        .hosts
+        .iter()
+        .map(|h| h.agent.as_ref().unwrap().id())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let show = |n: usize| {
+        for (i, pid) in pids.iter().enumerate() {
+            let (rss, hwm) = rss_of(*pid);
+            eprintln!(
+                "agent {} with {n} containers in the environment: RSS {:.1} MiB (peak {:.1} MiB)",
+                i + 1,
+                rss as f64 / 1024.0,
+                hwm as f64 / 1024.0
+            );
+        }
+    };
+    show(0);
+    let token = post(
+        &format!("{url}/v1/projects/1a5/registrationtokens"),
+        json!({}),
+    );
+    let token = token["token"].as_str().unwrap().to_string();
+    let fakes: Vec<(String, String)> = (0..10)
+        .map(|k| {
+            let r = post(
+                &format!("{url}/v1/agent/register"),
+                json!({"token": token, "key": format!("{k:0>32}"),
+                       "facts": {"hostname": format!("synthetic{k}"),
+                                 "agentIp": format!("198.51.100.{}", k + 10)}}),
+            );
+            let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                r["accessKey"].as_str().unwrap(),
+                r["secretKey"].as_str().unwrap()
+            ));
+            (r["hostId"].as_str().unwrap().to_string(), auth)
+        })
+        .collect();
+    let mut made: Vec<Vec<String>> = vec![Vec::new(); fakes.len()];
+    let mut n = 0;
+    for target in [100usize, 1000] {
+        let t0 = std::time::Instant::now();
+        while n < target {
+            let k = n % fakes.len();
+            let r = post(
+                &format!("{url}/v1/projects/1a5/containers"),
+                json!({"name": format!("syn-{n}"), "imageUuid": format!("docker:{IMAGE}"),
+                       "requestedHostId": fakes[k].0}),
+            );
+            assert!(r["primaryIpAddress"].is_string(), "{r}");
+            made[k].push(r["id"].as_str().unwrap().to_string());
+            n += 1;
+        }
+        // Each synthetic host reports its containers running.
+        for (k, (_, auth)) in fakes.iter().enumerate() {
+            let reports: Vec<Value> = made[k]
+                .iter()
+                .map(|id| json!({"instanceId": id, "state": "running", "externalId": format!("x{id}")}))
+                .collect();
+            api()
+                .post(&format!("{url}/v1/agent/sync"))
+                .set("Authorization", &format!("Basic {auth}"))
+                .set("Content-Type", "application/json")
+                .send_string(&json!({"reports": reports, "waitMs": 0}).to_string())
+                .unwrap();
+        }
+        for h in &c.hosts {
+            wait_for(&format!("{target} FDB entries on {}", h.ns), 120, || {
+                let entries = fdb(h, 5).lines().filter(|l| l.contains(" dst ")).count();
+                (entries >= target).then_some(())
+            });
+        }
+        eprintln!(
+            "{target} containers created, reported running and programmed on every host in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        show(target);
+    }
 }

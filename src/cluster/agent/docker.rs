@@ -117,16 +117,21 @@ pub(crate) fn discovery_dns(d: &DesiredInstance) -> (Vec<String>, Vec<String>) {
         .labels
         .get("io.rancher.stack_service.name")
         .and_then(|s| s.split_once('/'));
+    let add = |v: &mut Vec<String>, s: String| {
+        if !v.contains(&s) {
+            v.push(s);
+        }
+    };
     if let (true, Some((stack, service))) = (own_net, service) {
-        let add = |v: &mut Vec<String>, s: String| {
-            if !v.contains(&s) {
-                v.push(s);
-            }
-        };
         add(&mut dns, "169.254.169.250".into());
         let (stack, service) = (stack.to_lowercase(), service.to_lowercase());
         add(&mut search, format!("{stack}.rancher.internal"));
         add(&mut search, format!("{service}.{stack}.rancher.internal"));
+        add(&mut search, "rancher.internal".into());
+    } else if own_net && d.primary_ip_address.is_some() {
+        // A standalone container on the managed network: the discovery
+        // DNS and the environment's zone.
+        add(&mut dns, "169.254.169.250".into());
         add(&mut search, "rancher.internal".into());
     }
     (dns, search)

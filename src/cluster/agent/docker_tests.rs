@@ -407,4 +407,16 @@ fn service_containers_ask_the_discovery_dns_after_the_users() {
     d.labels.clear();
     let h = create_body(&d).host_config.unwrap();
     assert_eq!(h.dns_search, Some(vec!["example.org".to_string()]));
+    // A standalone container on the managed network asks the discovery
+    // DNS, in the environment's zone.
+    d.primary_ip_address = Some("10.42.0.9".into());
+    let h = create_body(&d).host_config.unwrap();
+    assert_eq!(
+        h.dns,
+        Some(vec!["10.0.0.53".to_string(), "169.254.169.250".into()])
+    );
+    assert_eq!(
+        h.dns_search,
+        Some(vec!["example.org".to_string(), "rancher.internal".into()])
+    );
 }

@@ -31,8 +31,10 @@
 //! (MASQUERADE for the subnet leaving by another interface) and isolation
 //! (nothing enters the bridge from outside but replies and published
 //! ports: a host of another environment cannot route into it) as two
-//! iptables rules. A host that cannot create the VXLAN device reports it
-//! on the host (`transitioningMessage`) and keeps its local containers.
+//! iptables rules, and the tunnel's UDP port out of conntrack (raw
+//! NOTRACK; see `firewall`). A host that cannot create the VXLAN device
+//! reports it on the host (`transitioningMessage`) and keeps its local
+//! containers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -210,6 +212,7 @@ async fn run(mut ctx: FeatureContext, port: u16) {
     let mut last_problem: Option<Option<String>> = None;
     let mut applied: Option<(OverlayView, std::time::Instant)> = None;
     let plain_started = watch_plain(ctx.docker.clone());
+    let mut walls = FirewallMemo::default();
     loop {
         let a = ctx.assigned.borrow_and_update().clone();
         // The watch fires on every converge pass; the kernel is looked at
@@ -219,7 +222,7 @@ async fn run(mut ctx: FeatureContext, port: u16) {
             .is_some_and(|(v, at)| Some(v) == a.overlay.as_ref() && at.elapsed() < TICK);
         if let (false, false, Some(view)) = (fresh, a.host_id.is_empty(), a.overlay.as_ref()) {
             applied = Some((view.clone(), std::time::Instant::now()));
-            let problem = match program(&ctx.docker, view, port).await {
+            let problem = match program(&ctx.docker, view, port, &mut walls).await {
                 Ok(()) => {
                     let r = attach_plain(&ctx.docker, view).await;
                     if !r.is_empty() && ctx.reports.send(r).is_err() {
@@ -373,7 +376,12 @@ pub fn wanted_entries(view: &OverlayView) -> BTreeMap<Ipv4Addr, Ipv4Addr> {
 
 /// Bring the kernel to `view`: docker network (bridge), VXLAN device in
 /// it, FDB and neighbour entries, NAT and isolation rules.
-pub(crate) async fn program(docker: &Docker, view: &OverlayView, port: u16) -> Result<(), String> {
+pub(crate) async fn program(
+    docker: &Docker,
+    view: &OverlayView,
+    port: u16,
+    walls: &mut FirewallMemo,
+) -> Result<(), String> {
     let local: Option<Ipv4Addr> = view.local_ip.parse().ok();
     let n = &view.network;
     ensure_network(docker, n, local).await?;
@@ -431,8 +439,32 @@ pub(crate) async fn program(docker: &Docker, view: &OverlayView, port: u16) -> R
             .map_err(|e| format!("netlink: attach {vx_name} to {br_name}: {e}"))?;
     }
     sync_entries(&h, vx_idx, &wanted_entries(view)).await?;
-    firewall(&n.subnet, &br_name);
+    walls.ensure(&n.subnet, &br_name, port);
     Ok(())
+}
+
+/// When the iptables rules were last checked, and for what: each check
+/// runs `iptables` once per rule, so a pass for a peer change (every
+/// container coming or going anywhere in the environment) skips it; the
+/// rules are checked again when the network changes and on the pass every
+/// [`TICK`] (the memo lasts half of it, so that pass always checks).
+#[derive(Default)]
+pub(crate) struct FirewallMemo {
+    last: Option<((String, String, u16), std::time::Instant)>,
+}
+
+impl FirewallMemo {
+    fn ensure(&mut self, subnet: &str, bridge: &str, port: u16) {
+        let key = (subnet.to_string(), bridge.to_string(), port);
+        let fresh = self
+            .last
+            .as_ref()
+            .is_some_and(|(k, at)| *k == key && at.elapsed() < TICK / 2);
+        if !fresh {
+            firewall(subnet, bridge, port);
+            self.last = Some((key, std::time::Instant::now()));
+        }
+    }
 }
 
 /// Remove the networks of environments this host no longer belongs to
@@ -580,11 +612,29 @@ async fn sync_entries(
     Ok(())
 }
 
-/// Outbound NAT and isolation for the network's bridge, idempotent
-/// (`iptables -C` before `-I`). Best effort: a host without iptables
-/// still gets the segment.
-fn firewall(subnet: &str, bridge: &str) {
-    let rules: [(&str, &str, Vec<&str>); 2] = [
+/// Outbound NAT and isolation for the network's bridge, and the tunnel's
+/// UDP packets kept out of conntrack, idempotent (`iptables -C` before
+/// `-I`). Best effort: a host without iptables still gets the segment.
+///
+/// Why NOTRACK on the VXLAN port: the kernel picks each tunnel packet's
+/// UDP source port from a hash of the inner flow, so every inner flow
+/// between two hosts became its own conntrack entry on both (never
+/// replied to: 30 s each), a conntrack lookup per packet and, with enough
+/// flows, a full table that drops new connections of every container.
+/// Nothing NATs or filters on the tunnel's state.
+fn firewall(subnet: &str, bridge: &str, port: u16) {
+    let port = port.to_string();
+    let rules: [(&str, &str, Vec<&str>); 4] = [
+        (
+            "raw",
+            "PREROUTING",
+            vec!["-p", "udp", "--dport", &port, "-j", "NOTRACK"],
+        ),
+        (
+            "raw",
+            "OUTPUT",
+            vec!["-p", "udp", "--dport", &port, "-j", "NOTRACK"],
+        ),
         (
             "nat",
             "POSTROUTING",

@@ -730,39 +730,16 @@ fn attach(
     let Some(docker_id) = r.external_id.as_deref().filter(|d| !d.is_empty()) else {
         return Ok(None);
     };
-    let project_rows = store.list(Kind::Container, Scope::Project(host.project))?;
-    let live = || {
-        project_rows
-            .iter()
-            .chain(pending.iter())
-            .filter(|c| !c.is_removed())
-    };
-    if live().any(|c| c.host == host.id && c.str("externalId") == Some(docker_id)) {
+    let taken = store
+        .list(Kind::Container, Scope::Host(host.id))?
+        .iter()
+        .chain(pending)
+        .any(|c| !c.is_removed() && c.str("externalId") == Some(docker_id));
+    if taken {
         return Ok(None);
     }
-    let project = store.get(Kind::Project, host.project)?;
-    let subnet = match crate::cluster::plan::reconcile::project_subnet(project.as_ref()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot attach a plain container");
-            return Ok(None);
-        }
-    };
-    let mut used: std::collections::BTreeSet<u32> = live()
-        .filter_map(|c| c.str(PRIMARY_IP)?.parse::<std::net::Ipv4Addr>().ok())
-        .map(u32::from)
-        .collect();
-    for s in store.list(Kind::Service, Scope::Project(host.project))? {
-        if let Some(m) = s.data.get("_retainedIps").and_then(Value::as_object) {
-            used.extend(
-                m.values()
-                    .filter_map(|v| v.as_str()?.parse::<std::net::Ipv4Addr>().ok())
-                    .map(u32::from),
-            );
-        }
-    }
-    let ip = match crate::cluster::plan::allocate::address(&subnet, &used, None) {
-        Ok(ip) => std::net::Ipv4Addr::from(ip),
+    let ip = match crate::cluster::server::ipam::free_address(store, host.project, pending)? {
+        Ok(ip) => ip,
         Err(e) => {
             tracing::warn!(error = %e, container = docker_id, "cannot attach a plain container");
             return Ok(None);

@@ -208,11 +208,40 @@ fn create_container(
         .remove("startOnCreate")
         .and_then(|v| v.as_bool())
         .unwrap_or(true);
+    // Rancher's default for a container: the managed network, with an
+    // address of the environment's subnet (as a service's containers).
+    let managed = matches!(str_field(&f, "networkMode"), None | Some("managed"));
+    let address = if managed {
+        Some(crate::cluster::server::ipam::free_address(
+            store.as_ref(),
+            project,
+            &[],
+        )?)
+    } else {
+        None
+    };
     let mut r = Resource::new(Kind::Container, id, project, "requested");
     r.host = host.id;
     r.data.extend(f);
     r.set("name", name.clone());
     r.set("hostId", host.api_id());
+    match address {
+        Some(Ok(ip)) => {
+            r.set("networkMode", "managed");
+            r.set(crate::cluster::plan::reconcile::PRIMARY_IP, ip.to_string());
+        }
+        // A full subnet: an error row saying so, on no host (never a
+        // duplicate address, never a container off the network).
+        Some(Err(why)) => {
+            r.state = "error".into();
+            r.host = 0;
+            r.set("hostId", Value::Null);
+            r.set("networkMode", "managed");
+            r.set("transitioning", "error");
+            r.set("transitioningMessage", why);
+        }
+        None => {}
+    }
     r.set("desiredState", if start { "running" } else { "stopped" });
     r.set("startOnCreate", start);
     r.set("dockerName", model::docker_name(&name));

@@ -115,7 +115,7 @@ const APIKEY: &[Field] = &[
         false,
     ),
 ];
-const NETWORK_MODES: &[&str] = &["bridge", "host", "none"];
+const NETWORK_MODES: &[&str] = &["managed", "bridge", "host", "none"];
 const CONTAINER: &[Field] = &[
     f("name", FieldType::Name, true, false, false),
     f("description", FieldType::Str, true, true, false),

@@ -15,6 +15,7 @@ use super::store::{Scope, Store, StoreError};
 pub mod actions;
 pub mod driver;
 pub mod envview;
+pub mod ipam;
 pub mod wake;
 
 /// Server tunables.

@@ -373,3 +373,104 @@ fn hosts_and_containers_stay_in_their_project() {
         2
     );
 }
+
+/// A container created directly gets an address of its environment's
+/// subnet, like a service's, and the agent is told to put it on the
+/// managed network; `bridge` keeps it off; a full subnet is an error row
+/// saying so (on no host), and a removed container's address is handed
+/// out again.
+#[test]
+fn standalone_containers_get_managed_network_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&dir.path().join("db"), fast());
+    let u = s.url.as_str();
+    let p = post(
+        &format!("{u}/v1/projects"),
+        json!({"name": "small", "subnet": "10.50.0.0/28"}),
+    );
+    assert_eq!(p.status, 201, "{:?}", p.body);
+    let pid = p.body["id"].as_str().unwrap().to_string();
+    let (host, ak, sk) = register(u, &pid, &"s".repeat(32), "node1");
+    let make = |name: &str, extra: Value| {
+        let mut body =
+            json!({"name": name, "imageUuid": "docker:busybox", "requestedHostId": host});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        post(&format!("{u}/v1/projects/{pid}/containers"), body)
+    };
+    let bridged = make("b", json!({"networkMode": "bridge"}));
+    assert_eq!(bridged.status, 201, "{:?}", bridged.body);
+    assert!(
+        bridged.body["primaryIpAddress"].is_null(),
+        "{:?}",
+        bridged.body
+    );
+    // .2 to .14: 13 addresses.
+    let mut ips = std::collections::BTreeSet::new();
+    let mut first = String::new();
+    for i in 0..13 {
+        let c = make(&format!("c{i}"), json!({}));
+        assert_eq!(c.status, 201, "{:?}", c.body);
+        assert_eq!(c.body["networkMode"], "managed");
+        let ip = c.body["primaryIpAddress"].as_str().unwrap().to_string();
+        assert!(ip.starts_with("10.50.0."), "{ip}");
+        if i == 0 {
+            first = c.body["id"].as_str().unwrap().to_string();
+        }
+        ips.insert(ip);
+    }
+    assert_eq!(ips.len(), 13, "distinct: {ips:?}");
+    let full = make("over", json!({}));
+    assert_eq!(full.status, 201, "{:?}", full.body);
+    assert_eq!(full.body["state"], "error");
+    assert!(full.body["primaryIpAddress"].is_null());
+    assert!(full.body["hostId"].is_null());
+    let why = full.body["transitioningMessage"].as_str().unwrap();
+    assert!(
+        why.contains("no free address") && why.contains("10.50.0.0/28"),
+        "{why}"
+    );
+    // The agent gets the addressed ones on the managed network, not the
+    // error row.
+    let r = call(
+        "POST",
+        &format!("{u}/v1/agent/sync"),
+        Some((&ak, &sk)),
+        Some(b"{}"),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let inst = r.body["instances"].as_array().unwrap();
+    assert_eq!(inst.len(), 14, "13 managed + 1 bridged");
+    for i in inst {
+        match i["dockerName"].as_str() {
+            Some("r-b") => {
+                assert!(i["primaryIpAddress"].is_null());
+                assert_eq!(i["networkMode"], "bridge");
+            }
+            _ => {
+                assert!(ips.contains(i["primaryIpAddress"].as_str().unwrap()), "{i}");
+                assert_eq!(i["network"]["subnet"], "10.50.0.0/28", "{i}");
+            }
+        }
+    }
+    // A removed container frees its address.
+    let first_ip =
+        get(&format!("{u}/v1/projects/{pid}/containers/{first}")).body["primaryIpAddress"].clone();
+    let rm = post(
+        &format!("{u}/v1/projects/{pid}/containers/{first}?action=remove"),
+        json!({}),
+    );
+    assert_eq!(rm.status, 200, "{:?}", rm.body);
+    let sync = |body: Value| {
+        call(
+            "POST",
+            &format!("{u}/v1/agent/sync"),
+            Some((&ak, &sk)),
+            Some(body.to_string().as_bytes()),
+        )
+    };
+    sync(json!({"reports": [{"instanceId": first, "state": "removed"}]}));
+    let again = make("again", json!({}));
+    assert_eq!(again.body["primaryIpAddress"], first_ip, "{:?}", again.body);
+}

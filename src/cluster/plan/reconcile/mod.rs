@@ -1139,7 +1139,7 @@ pub const PRIMARY_IP: &str = "primaryIpAddress";
 
 /// The service row field holding the addresses its containers keep across
 /// replacement (`retainIp`): service index → address.
-const RETAINED_IPS: &str = "_retainedIps";
+pub const RETAINED_IPS: &str = "_retainedIps";
 
 fn parse_ip(s: &str) -> Option<u32> {
     s.parse::<std::net::Ipv4Addr>().ok().map(u32::from)
