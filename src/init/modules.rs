@@ -41,6 +41,9 @@ pub const BASE_MODULES: &[&str] = &[
     "ip_tables",
     "iptable_nat",
     "iptable_filter",
+    // the overlay keeps the VXLAN port out of conntrack (raw NOTRACK)
+    "xt_CT",
+    "iptable_raw",
     // The managed network's overlay: vxlan and what it needs (loaded
     // first; the agent reports on the host when the device cannot be made).
     "udp_tunnel",
