@@ -55,6 +55,18 @@ mod tests;
 pub use snapshot::Snapshot;
 use snapshot::{cstate, decode, parse_health, Meta, UNPLACED};
 
+/// How a container's name reads as `<stack>-<service>-<n>`.
+#[derive(Clone, Copy, Debug)]
+enum Split<'a> {
+    /// From the snapshot's facts: the prefix (the snapshot's one shared
+    /// copy of it) and `n`.
+    Shared(&'a str, u32),
+    /// The name has no `-<n>` (or no name): a member of no service by name.
+    Unnamed,
+    /// A row this pass changed or made: read its name.
+    Fresh,
+}
+
 /// What a pass decided.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Changes {
@@ -141,12 +153,16 @@ type IdMap<V> = FastMap<u64, V>;
 struct World<'a> {
     now: i64,
     next_id: u64,
+    snap: &'a Snapshot,
     projects: &'a [Resource],
     hosts: &'a [Resource],
     /// Host row id → position in `hosts`.
-    host_at: HashMap<u64, usize>,
-    /// The hosts as the scheduler sees them.
-    host_views: Vec<HostView>,
+    host_at: IdMap<usize>,
+    /// Position for position in `hosts`: removed, or its agent
+    /// `disconnected` (see [`host_gone`]).
+    host_lost: Vec<bool>,
+    /// The hosts as the scheduler sees them, built on first use.
+    host_views: Option<Vec<HostView>>,
     /// Every live service as last changed in this pass.
     services: Vec<Row<'a>>,
     /// Service API id → position in `services`.
@@ -160,6 +176,8 @@ struct World<'a> {
     by_service: IdMap<Vec<usize>>,
     /// Container names, position for position.
     names: Vec<Option<Cow<'a, str>>>,
+    /// How they split, position for position.
+    splits: Vec<Split<'a>>,
     /// (host, docker name) held by containers not yet removed, with how many.
     /// Built at the first container creation of the pass (a pass that
     /// creates nothing does not need it).
@@ -220,6 +238,7 @@ impl<'a> World<'a> {
         let mut w = World {
             now,
             next_id: snap.next_container_id.max(1),
+            snap,
             projects: &snap.projects,
             hosts: &snap.hosts,
             host_at: snap
@@ -228,7 +247,12 @@ impl<'a> World<'a> {
                 .enumerate()
                 .map(|(i, h)| (h.id, i))
                 .collect(),
-            host_views: snap.hosts.iter().map(host_view).collect(),
+            host_lost: snap
+                .hosts
+                .iter()
+                .map(|h| h.is_removed() || h.str("agentState") == Some("disconnected"))
+                .collect(),
+            host_views: None,
             services: snap.services.iter().map(Cow::Borrowed).collect(),
             service_at: snap
                 .services
@@ -244,6 +268,7 @@ impl<'a> World<'a> {
             ),
             by_service: IdMap::default(),
             names: Vec::with_capacity(snap.containers().len()),
+            splits: Vec::with_capacity(snap.containers().len()),
             docker_names: None,
             dockers: Vec::with_capacity(snap.containers().len()),
             sched: None,
@@ -260,6 +285,9 @@ impl<'a> World<'a> {
                 f.meta,
                 f.docker.as_deref().map(Cow::Borrowed),
                 f.name.as_deref().map(Cow::Borrowed),
+                f.split
+                    .as_ref()
+                    .map_or(Split::Unnamed, |(p, n)| Split::Shared(p, *n)),
                 None,
             );
         }
@@ -285,7 +313,7 @@ impl<'a> World<'a> {
                 (m, d.map(own), n.map(own))
             }
         };
-        self.index(c, meta, docker, name, view);
+        self.index(c, meta, docker, name, Split::Fresh, view);
     }
 
     /// Add a container row with its decoded facts to the view's indexes.
@@ -295,6 +323,7 @@ impl<'a> World<'a> {
         meta: Meta,
         docker: Option<Cow<'a, str>>,
         name: Option<Cow<'a, str>>,
+        split: Split<'a>,
         view: Option<InstanceView>,
     ) {
         let at = self.containers.len();
@@ -315,6 +344,7 @@ impl<'a> World<'a> {
         }
         self.meta.push(meta);
         self.names.push(name);
+        self.splits.push(split);
         self.containers.push(c);
     }
 
@@ -332,6 +362,31 @@ impl<'a> World<'a> {
             Some(&i) => self.meta[i],
             None => meta_of(c),
         }
+    }
+
+    /// The `n` of the container at position `i` when it is named
+    /// `<stack>-<service>-<n>` (as [`scale::index_of`] reads it); `prefix` is
+    /// the snapshot's shared copy of `<stack>-<service>` ([`World::prefix`]).
+    fn index_at(&self, i: usize, stack: &str, service: &str, prefix: Option<&str>) -> Option<u32> {
+        match self.splits[i] {
+            Split::Shared(p, n) => prefix.filter(|q| std::ptr::eq(*q, p)).map(|_| n),
+            Split::Unnamed => None,
+            Split::Fresh => scale::index_of(stack, service, self.names[i].as_deref()?),
+        }
+    }
+
+    /// The snapshot's shared copy of the name prefix `<stack>-<service>`
+    /// (`None`: no container of the snapshot is named from it).
+    fn prefix(&self, stack: &str, service: &str) -> Option<&'a str> {
+        let snap: &'a Snapshot = self.snap;
+        snap.prefix(&format!("{stack}-{service}")).map(|p| &**p)
+    }
+
+    /// The hosts as the scheduler sees them, built on first use.
+    fn host_views(&mut self) -> &[HostView] {
+        let hosts = self.hosts;
+        self.host_views
+            .get_or_insert_with(|| hosts.iter().map(host_view).collect())
     }
 
     /// A fresh container id.
@@ -353,9 +408,14 @@ impl<'a> World<'a> {
         }
     }
 
-    /// The host row of a container's host.
-    fn host_of(&self, c: &Resource) -> Option<&'a Resource> {
-        self.host_at.get(&c.host).map(|&i| &self.hosts[i])
+    /// The positions of the live containers of service number `sid`.
+    fn member_ix(&self, sid: u64) -> impl Iterator<Item = usize> + '_ {
+        self.by_service
+            .get(&sid)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&i| self.meta[i].live)
     }
 
     /// The placement index, built on first use.
@@ -367,7 +427,8 @@ impl<'a> World<'a> {
                 .filter(|c| live(c) && c.host != 0)
                 .map(|c| instance_view(c))
                 .collect();
-            self.sched = Some(Index::new(self.host_views.clone(), inst));
+            let hosts = self.host_views().to_vec();
+            self.sched = Some(Index::new(hosts, inst));
         }
         self.sched.as_mut().expect("built above")
     }
@@ -443,6 +504,7 @@ impl<'a> World<'a> {
                 let old = std::mem::replace(&mut self.containers[i], Cow::Owned(c.clone()));
                 self.meta[i] = meta_of(&c);
                 self.names[i] = c.str("name").map(|n| Cow::Owned(n.to_string()));
+                self.splits[i] = Split::Fresh;
                 self.dockers[i] = c.str("dockerName").map(|n| Cow::Owned(n.to_string()));
                 if let Some(names) = &mut self.docker_names {
                     if let (Some(n), false) = (old.str("dockerName"), old.is_removed()) {
@@ -672,20 +734,20 @@ fn service(w: &mut World, s: &mut Resource) {
         }
         State::Activating | State::Active | State::Restarting | State::Error => {
             // Containers of other generations (after a finish) go.
-            let old: Vec<Row> = members(w, s)
-                .into_iter()
-                .filter(|c| w.m(c).gen != gen)
-                .cloned()
+            let old: Vec<Row> = w
+                .member_ix(s.id)
+                .filter(|&i| w.meta[i].gen != gen)
+                .map(|i| w.containers[i].clone())
                 .collect();
             for c in &old {
                 set_desired(w, c, "removed");
             }
             let wanted = keep_scale(w, s, &spec, &stack, gen);
             let scale = wanted.map_or(spec.scale, |n| u32::try_from(n).unwrap_or(u32::MAX));
-            let hs: Vec<MemberHealth> = members(w, s)
-                .iter()
-                .map(|c| {
-                    let m = w.m(c);
+            let hs: Vec<MemberHealth> = w
+                .member_ix(s.id)
+                .map(|i| {
+                    let m = w.meta[i];
                     MemberHealth {
                         running: m.state == ContainerState::Running,
                         health: m.health,
@@ -818,28 +880,35 @@ fn keep_scale(
     gen: u64,
 ) -> Option<usize> {
     mark_lost(w, s, spec);
-    let (waiting, cur): (Vec<Row>, Vec<Row>) = members(w, s)
-        .into_iter()
-        .filter(|c| w.m(c).gen == gen)
-        .cloned()
+    if !spec.global && steady(w, s, spec, stack, gen) {
+        #[cfg(debug_assertions)]
+        {
+            // The full plan agrees: nothing to do.
+            let cur: Vec<Row> = w
+                .member_ix(s.id)
+                .filter(|&i| w.meta[i].gen == gen)
+                .map(|i| w.containers[i].clone())
+                .collect();
+            let recreate = replace(w, &cur, spec);
+            let ms = scale_members(w, &cur, stack, spec, &recreate);
+            assert_eq!(
+                scale::plan(spec.scale, &ms, start_once(spec)),
+                scale::ScalePlan::default()
+            );
+        }
+        clear_error(s);
+        return Some(spec.scale as usize);
+    }
+    let (waiting, cur): (Vec<Row>, Vec<Row>) = w
+        .member_ix(s.id)
+        .filter(|&i| w.meta[i].gen == gen)
+        .map(|i| w.containers[i].clone())
         .partition(|c| w.m(c).unplaced);
     let recreate = replace(w, &cur, spec);
     if spec.global {
         return keep_global(w, s, spec, stack, gen, &cur, &recreate);
     }
-    let ms: Vec<scale::Member> = cur
-        .iter()
-        .filter_map(|c| {
-            let (m, name) = w.facts(c);
-            let name = name?;
-            Some(scale::Member {
-                index: scale::index_of(stack, &spec.name, name)?,
-                name: name.to_string(),
-                state: m.state,
-                recreate: recreate.contains(name),
-            })
-        })
-        .collect();
+    let ms = scale_members(w, &cur, stack, spec, &recreate);
     let plan = scale::plan(spec.scale, &ms, start_once(spec));
     let by_name = |n: &str| cur.iter().find(|c| c.str("name") == Some(n)).cloned();
     for n in &plan.remove {
@@ -888,6 +957,68 @@ fn keep_scale(
     Some(spec.scale as usize)
 }
 
+/// The scale plan's view of a service's current members.
+fn scale_members(
+    w: &World,
+    cur: &[Row],
+    stack: &str,
+    spec: &ServiceSpec,
+    recreate: &BTreeSet<String>,
+) -> Vec<scale::Member> {
+    cur.iter()
+        .filter_map(|c| {
+            let (m, name) = w.facts(c);
+            let name = name?;
+            Some(scale::Member {
+                index: scale::index_of(stack, &spec.name, name)?,
+                name: name.to_string(),
+                state: m.state,
+                recreate: recreate.contains(name),
+            })
+        })
+        .collect()
+}
+
+/// True when [`keep_scale`]'s plan for a (not global) service is empty:
+/// no unplaced row of generation `gen` waits, no member is to be replaced
+/// (none unhealthy, none on a lost host), none failed or stopped (unless
+/// `start_once`), and exactly `scale` live members are named by index —
+/// the conditions under which [`scale::plan`] creates, starts and removes
+/// nothing. Read from this pass's decoded facts (never from what an
+/// earlier pass saw), so a container that died, a host lost or a health
+/// change makes it false and the full plan runs. It reads no names: a
+/// member's index comes from the snapshot's shared name prefixes.
+fn steady(w: &World, s: &Resource, spec: &ServiceSpec, stack: &str, gen: u64) -> bool {
+    let checked = spec.launch_config.health_check.is_some();
+    let once = start_once(spec);
+    let prefix = w.prefix(stack, &spec.name);
+    let mut live = 0usize;
+    for i in w.member_ix(s.id) {
+        let m = w.meta[i];
+        if m.gen != gen {
+            continue;
+        }
+        if m.unplaced {
+            return false;
+        }
+        if checked
+            && (m.health == Some(ContainerHealth::Unhealthy) || host_gone(w, &w.containers[i]))
+        {
+            return false;
+        }
+        if w.index_at(i, stack, &spec.name, prefix).is_none() {
+            continue;
+        }
+        match m.state {
+            ContainerState::Removing | ContainerState::Removed => {}
+            ContainerState::Error => return false,
+            ContainerState::Stopped if !once => return false,
+            _ => live += 1,
+        }
+    }
+    u32::try_from(live) == Ok(spec.scale)
+}
+
 fn start_once(spec: &ServiceSpec) -> bool {
     spec.launch_config
         .labels
@@ -914,7 +1045,7 @@ fn keep_global(
     cur: &[Row],
     recreate: &BTreeSet<String>,
 ) -> Option<usize> {
-    let eligible = scheduler::global_hosts(&w.host_views, &spec.schedule_request(stack, 0));
+    let eligible = scheduler::global_hosts(w.host_views(), &spec.schedule_request(stack, 0));
     let placed: Vec<scale::Placed> = cur
         .iter()
         .map(|c| scale::Placed {
@@ -966,9 +1097,7 @@ fn keep_global(
 /// `disconnected` (after the server's `--disconnected-after`, 180 s by
 /// default; a `reconnecting` host keeps its containers).
 fn host_gone(w: &World<'_>, c: &Resource) -> bool {
-    w.host_of(c).map_or(true, |h| {
-        h.is_removed() || h.str("agentState") == Some("disconnected")
-    })
+    w.host_at.get(&c.host).map_or(true, |&i| w.host_lost[i])
 }
 
 /// Health-checked containers on a lost host cannot be checked: they are

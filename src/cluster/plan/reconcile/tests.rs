@@ -965,3 +965,215 @@ fn a_full_subnet_makes_an_error_row_never_a_duplicate() {
         .unwrap()
         .contains("environment subnet"));
 }
+
+/// The steady pass's fast path (`steady`, the snapshot's shared name
+/// prefixes) decides from the rows of this pass: a pass over a settled
+/// cluster does nothing, and each change an agent or the heartbeat
+/// monitor commits into the kept snapshot makes the next pass act.
+#[test]
+fn a_steady_pass_still_sees_each_change() {
+    let sp = checked(spec("web", 3), HealthStrategy::Recreate);
+    let web = service(10, "active", &sp);
+    let settled = || {
+        snap(
+            vec![host(1), host(2)],
+            vec![web.clone()],
+            vec![
+                health(ct(1, &web, 1, 1, "running"), "healthy"),
+                health(ct(2, &web, 2, 2, "running"), "healthy"),
+                health(ct(3, &web, 3, 1, "running"), "healthy"),
+            ],
+        )
+    };
+    assert_eq!(reconcile(&settled(), NOW).rows, vec![], "settled");
+    type Change = Box<dyn Fn(&mut Snapshot)>;
+    let rows: Vec<(&str, Change, Did)> = vec![
+        (
+            "a container stopped behind our back starts again",
+            Box::new(|s| edit(s, 2, |c| c.state = "stopped".into())),
+            Did {
+                started: vec![2],
+                ..Did::default()
+            },
+        ),
+        (
+            "a failed container goes (its replacement waits for its name)",
+            Box::new(|s| edit(s, 3, |c| c.state = "error".into())),
+            Did {
+                removed: vec![3],
+                ..Did::default()
+            },
+        ),
+        (
+            "an unhealthy container is replaced",
+            Box::new(|s| edit(s, 1, |c| c.set("healthState", "unhealthy"))),
+            Did {
+                removed: vec![1],
+                ..Did::default()
+            },
+        ),
+        (
+            "a lost host's container is replaced",
+            Box::new(|s| {
+                let mut h = host(2);
+                h.set("agentState", "disconnected");
+                s.apply([h]);
+            }),
+            // Its replacement goes to the other host at once.
+            Did {
+                created: names(&["app-web-2@1"]),
+                removed: vec![2],
+                ..Did::default()
+            },
+        ),
+        (
+            "a removed host's container is replaced",
+            Box::new(|s| {
+                let mut h = host(2);
+                h.state = "removed".into();
+                s.apply([h]);
+            }),
+            // Its replacement goes to the other host at once.
+            Did {
+                created: names(&["app-web-2@1"]),
+                removed: vec![2],
+                ..Did::default()
+            },
+        ),
+        (
+            "a container gone from the store is created again",
+            Box::new(|s| edit(s, 2, |c| c.state = "removed".into())),
+            Did {
+                created: names(&["app-web-2@2"]),
+                ..Did::default()
+            },
+        ),
+        (
+            "a container renamed out of the pattern is no member: one more is made",
+            Box::new(|s| edit(s, 3, |c| c.set("name", "app-web-x"))),
+            Did {
+                created: names(&["app-web-3@2"]),
+                ..Did::default()
+            },
+        ),
+        (
+            "a container of another service's name is no member",
+            Box::new(|s| edit(s, 3, |c| c.set("name", "app-api-3"))),
+            Did {
+                created: names(&["app-web-3@2"]),
+                ..Did::default()
+            },
+        ),
+        (
+            "a scale change creates",
+            Box::new(|s| {
+                let mut w = service(
+                    10,
+                    "active",
+                    &checked(spec("web", 4), HealthStrategy::Recreate),
+                );
+                w.set("scale", 4);
+                s.apply([w]);
+            }),
+            Did {
+                created: names(&["app-web-4@2"]),
+                ..Did::default()
+            },
+        ),
+        (
+            "a renamed service's old containers are no members",
+            Box::new(|s| {
+                s.apply([service(
+                    10,
+                    "active",
+                    &checked(spec("www", 3), HealthStrategy::Recreate),
+                )]);
+            }),
+            Did {
+                created: names(&["app-www-1@2", "app-www-2@1", "app-www-3@2"]),
+                ..Did::default()
+            },
+        ),
+    ];
+    for (what, change, want) in rows {
+        let mut s = settled();
+        change(&mut s);
+        let ch = reconcile(&s, NOW);
+        let mut got = did(&s, &ch);
+        got.service.clear();
+        // A stopped container asked to run again keeps its desired state.
+        got.started.extend(
+            ch.rows
+                .iter()
+                .filter(|r| r.kind == Kind::Container && r.state == "starting")
+                .map(|r| r.id),
+        );
+        assert_eq!(got, want, "{what}");
+        // The fresh read of the same rows plans the same.
+        let fresh = Snapshot::new(
+            s.projects.clone(),
+            s.hosts.clone(),
+            s.stacks.clone(),
+            s.services.clone(),
+            s.containers().to_vec(),
+            s.next_container_id,
+        );
+        assert_eq!(fresh, s, "{what}: kept = fresh");
+        // (New rows carry the wall clock's creation time.)
+        let plain = |ch: Changes| -> Vec<Resource> {
+            ch.rows
+                .into_iter()
+                .map(|mut r| {
+                    r.created_ms = 0;
+                    r
+                })
+                .collect()
+        };
+        assert_eq!(
+            plain(reconcile(&fresh, NOW)),
+            plain(ch),
+            "{what}: fresh read"
+        );
+    }
+}
+
+/// The name split the fast path keeps agrees with `scale::index_of` for
+/// every stack and service.
+#[test]
+fn name_split_agrees_with_index_of() {
+    use super::snapshot::split_name;
+    use crate::cluster::plan::scale::index_of;
+    let names = [
+        "app-web-1",
+        "app-web-12",
+        "app-web-0",
+        "app-web-05",
+        "app-web-+5",
+        "app-web--5",
+        "app-web-",
+        "app-web",
+        "app-web-api-1",
+        "app-web-4294967296",
+        "-web-1",
+        "app--1",
+        "web-1",
+        "",
+    ];
+    let parts = [
+        ("app", "web"),
+        ("app", "web-api"),
+        ("app-web", "api"),
+        ("", "web"),
+        ("app", ""),
+        ("app", "web-"),
+    ];
+    for name in names {
+        for (stack, svc) in parts {
+            let prefix = format!("{stack}-{svc}");
+            let split = split_name(name)
+                .filter(|(p, _)| *p == prefix)
+                .map(|(_, n)| n);
+            assert_eq!(split, index_of(stack, svc, name), "{name} in {stack}/{svc}");
+        }
+    }
+}
