@@ -178,7 +178,11 @@ impl Client {
         ) {
             (Some(r), _) => (true, r),
             (_, Some(r)) => (false, r),
-            _ => return Err(fail("the server URL is neither http:// nor https://".into())),
+            _ => {
+                return Err(fail(
+                    "the server URL is neither http:// nor https://".into(),
+                ))
+            }
         };
         let authority = rest.split('/').next().unwrap_or(rest);
         let host = match authority.rsplit_once(':') {
@@ -203,7 +207,9 @@ impl Client {
                 None => return Err(fail("https:// needs the cluster CA pin".into())),
             };
             let name = rustls_pki_types::ServerName::try_from(
-                host.trim_start_matches('[').trim_end_matches(']').to_string(),
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
             )
             .map_err(|e| fail(e.to_string()))?;
             let s = tokio_rustls::TlsConnector::from(config)
@@ -214,7 +220,11 @@ impl Client {
         } else {
             Box::new(tcp)
         };
-        let ws_url = format!("{}{}", if tls { "wss://" } else { "ws://" }, &url[url.find("://").map_or(0, |i| i + 3)..]);
+        let ws_url = format!(
+            "{}{}",
+            if tls { "wss://" } else { "ws://" },
+            &url[url.find("://").map_or(0, |i| i + 3)..]
+        );
         let mut req = ws_url
             .into_client_request()
             .map_err(|e| fail(e.to_string()))?;

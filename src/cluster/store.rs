@@ -133,7 +133,10 @@ const EVENT_KINDS: [Kind; 4] = [Kind::Host, Kind::Stack, Kind::Service, Kind::Co
 
 /// The event `new` makes, given the row it replaces (`old`: state,
 /// healthState, scale as stored), if it is one.
-fn event_of(new: &Resource, old: Option<&(String, Option<String>, Option<i64>)>) -> Option<Map<String, Value>> {
+fn event_of(
+    new: &Resource,
+    old: Option<&(String, Option<String>, Option<i64>)>,
+) -> Option<Map<String, Value>> {
     if !EVENT_KINDS.contains(&new.kind) {
         return None;
     }
@@ -145,7 +148,10 @@ fn event_of(new: &Resource, old: Option<&(String, Option<String>, Option<i64>)>)
         }
     }
     let mut d = Map::new();
-    let name = new.str("name").or_else(|| new.str("hostname")).unwrap_or_default();
+    let name = new
+        .str("name")
+        .or_else(|| new.str("hostname"))
+        .unwrap_or_default();
     d.insert("name".into(), Value::from(name));
     d.insert("state".into(), Value::from(new.state.clone()));
     if let Some((state, _, _)) = old {

@@ -552,7 +552,9 @@ pub fn restart_server(c: &mut Cluster) {
         .unwrap();
     c.server = Some(server);
     let ping = format!("{}/ping", c.url);
-    wait_for("server after a restart", 30, || api().get(&ping).call().ok());
+    wait_for("server after a restart", 30, || {
+        api().get(&ping).call().ok()
+    });
 }
 
 pub fn host_by_name(url: &str, name: &str) -> Option<Value> {

@@ -114,10 +114,7 @@ pub fn create(cx: &Ctx<'_>, c: &Resource) -> Result<Response, ApiError> {
         );
     }
     // `http://host/v2-beta` → `ws://host/v1/exec/`.
-    let root = cx
-        .base
-        .trim_end_matches("/v2-beta")
-        .trim_end_matches("/v1");
+    let root = cx.base.trim_end_matches("/v2-beta").trim_end_matches("/v1");
     let url = format!(
         "{}/v1/exec/",
         root.replacen("https://", "wss://", 1)
@@ -211,7 +208,11 @@ async fn pipe(a: &mut WebSocket, b: &mut WebSocket) {
             Some(Ok(m @ (Message::Binary(_) | Message::Text(_)))) => m,
             Some(Ok(_)) => continue,
         };
-        let sent = if to_b { b.send(m).await } else { a.send(m).await };
+        let sent = if to_b {
+            b.send(m).await
+        } else {
+            a.send(m).await
+        };
         if sent.is_err() {
             return;
         }
@@ -234,12 +235,16 @@ pub async fn agent(
         Err(e) => return e.into_response(),
     };
     // Only the agent of the container's host may take the session.
-    let tx = app.relay.exec.waiting.lock().ok().and_then(|mut w| {
-        match w.get(&token) {
+    let tx = app
+        .relay
+        .exec
+        .waiting
+        .lock()
+        .ok()
+        .and_then(|mut w| match w.get(&token) {
             Some((h, _)) if *h == host => w.remove(&token).map(|(_, tx)| tx),
             _ => None,
-        }
-    });
+        });
     let Some(tx) = tx else {
         return ApiError::new(
             404,

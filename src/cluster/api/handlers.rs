@@ -562,14 +562,19 @@ fn events(cx: &Ctx<'_>, project: Option<u64>) -> Result<Value, ApiError> {
             o.insert("createdTS".into(), json!(e.at_ms));
             o.insert("resourceType".into(), json!(e.kind.type_name()));
             o.insert("resourceId".into(), json!(format_id(e.kind, e.id)));
-            o.insert("accountId".into(), json!(format_id(Kind::Project, e.project)));
+            o.insert(
+                "accountId".into(),
+                json!(format_id(Kind::Project, e.project)),
+            );
             Value::Object(o)
         })
         .collect();
     let revision = cx.app.store.revision()?;
-    Ok(json!({"type": "collection", "resourceType": "resourceEvent",
+    Ok(
+        json!({"type": "collection", "resourceType": "resourceEvent",
               "links": {"self": format!("{}/events", cx.base)},
-              "revision": revision, "data": data}))
+              "revision": revision, "data": data}),
+    )
 }
 
 fn root(base: &str) -> Value {

@@ -56,7 +56,8 @@ async function request(method, path, body) {
   const headers = { Accept: 'application/json', 'X-API-No-Challenge': 'true' };
   if (authHeader) headers.Authorization = authHeader;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const r = (method === 'GET' && await early(path))
+    || await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
   let j;
   try { j = JSON.parse(text); } catch { j = { message: text }; }
@@ -65,6 +66,14 @@ async function request(method, path, body) {
   return { j, rev: Number(r.headers.get('X-Ros-Revision') || 0) };
 }
 async function api(method, path, body) { return (await request(method, path, body)).j; }
+
+// The answer to a GET the page's head already sent (index.html), once.
+function early(path) {
+  const b = window.rosBoot;
+  const p = b && b.auth === authHeader ? b.pending[path] : null;
+  if (p) delete b.pending[path];
+  return p;
+}
 const P = () => `/v2-beta/projects/${state.project}`;
 
 async function act(path, action, body = {}) {
@@ -107,26 +116,42 @@ function apply(r) {
   if (b) state[b].set(r.id, r);
 }
 
-const COLLS = ['hosts', 'stacks', 'services', 'containers', 'apikeys', 'registrationtokens'];
-// Every collection and the recorded history, in parallel; the lowest
-// store revision they were read at (subscribing from there misses nothing).
+// What the pages show first, and the rest (a browser opens six
+// connections to a server: the first page's requests fit in them).
+const CORE = [['hosts', 'host'], ['containers', 'container'], ['stacks', 'stack'], ['services', 'service']];
+const MORE = [['apikeys', 'apiKey'], ['registrationtokens', 'registrationToken']];
+// Every collection and the recorded history, in parallel; the pages
+// render once the core ones are in. The lowest store revision they were
+// read at (subscribing from there misses nothing).
 async function loadAll() {
   const pid = state.project;
-  const [lists, hist] = await Promise.all([
-    Promise.all(COLLS.map((c) => request('GET', `${P()}/${c}?limit=3000`))),
-    api('GET', `${P()}/events?limit=500`).catch(() => ({ data: [] })),
-  ]);
+  const list = ([c]) => request('GET', `${P()}/${c}?limit=3000`);
+  const core = Promise.all(CORE.map(list));
+  const hist = api('GET', `${P()}/events?limit=500`).catch(() => ({ data: [] }));
+  const more = Promise.all(MORE.map(list));
+  more.catch(() => {});
+  const lists = await core;
+  const past = await hist;
   if (pid !== state.project) return null;
-  for (const k of ['host', 'stack', 'service', 'container', 'apiKey', 'registrationToken']) state[k].clear();
-  for (const l of lists) for (const r of l.j.data || []) apply(r);
-  for (const x of hist.data || []) {
+  const fill = (kinds, got) => {
+    for (const [, k] of kinds) state[k].clear();
+    for (const l of got) for (const r of l.j.data || []) apply(r);
+  };
+  fill(CORE, lists);
+  for (const x of past.data || []) {
     addEvent({ rev: x.revision, at: new Date(x.createdTS), type: x.serviceKind || x.resourceType, id: x.resourceId,
       name: x.name || x.resourceId, state: x.state, health: x.healthState, from: x.previousState || null, serviceIds: x.serviceIds || [] });
   }
   sortEvents();
   state.loaded = true;
+  // The first page at once; later updates batch into animation frames.
+  if (!performance.getEntriesByName('ros-first-render').length) render(false);
+  else schedule();
+  const rest = await more;
+  if (pid !== state.project) return null;
+  fill(MORE, rest);
   schedule();
-  return Math.min(...lists.map((l) => l.rev));
+  return Math.min(...lists.concat(rest).map((l) => l.rev));
 }
 
 // The event history: recorded by the server (kept across its restarts)

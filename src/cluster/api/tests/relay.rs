@@ -297,7 +297,10 @@ fn exec_sessions_join_only_the_containers_agent() {
     // Not running yet: refused with the reason.
     let (st, v) = raw("POST", &exec, None, Some(json!({})));
     assert_eq!(st, 422, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("not running"), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("not running"),
+        "{v}"
+    );
     let (st, v) = raw(
         "POST",
         &format!("{u}/v1/agent/sync"),
@@ -311,7 +314,10 @@ fn exec_sessions_join_only_the_containers_agent() {
     assert_eq!(st, 201, "{v}");
     assert_eq!(v["type"], "hostAccess");
     let url = v["url"].as_str().unwrap().to_string();
-    assert!(url.starts_with("ws://") && url.ends_with("/v1/exec/"), "{url}");
+    assert!(
+        url.starts_with("ws://") && url.ends_with("/v1/exec/"),
+        "{url}"
+    );
     let token = v["token"].as_str().unwrap().to_string();
 
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -323,9 +329,11 @@ fn exec_sessions_join_only_the_containers_agent() {
             .await
             .unwrap();
         // The token is used once.
-        assert!(tokio_tungstenite::connect_async(format!("{url}?token={token}"))
-            .await
-            .is_err());
+        assert!(
+            tokio_tungstenite::connect_async(format!("{url}?token={token}"))
+                .await
+                .is_err()
+        );
         // The request rides the host's long-poll.
         let u2 = u.clone();
         let (ak1, sk1) = (ak.clone(), sk.clone());
@@ -336,10 +344,7 @@ fn exec_sessions_join_only_the_containers_agent() {
         assert_eq!(req["instanceId"], cid.as_str());
         assert_eq!(req["command"], json!(["hostname"]));
         let id = req["requestId"].as_str().unwrap();
-        let agent_url = format!(
-            "{}/v1/agent/exec/{id}",
-            u.replacen("http://", "ws://", 1)
-        );
+        let agent_url = format!("{}/v1/agent/exec/{id}", u.replacen("http://", "ws://", 1));
         let with = |creds: Option<(&str, &str)>| {
             let mut r = agent_url.as_str().into_client_request().unwrap();
             if let Some((a, s)) = creds {
