@@ -11,7 +11,8 @@ set -euo pipefail
 # server tests. iptables: the overlay's NAT/isolation rules
 # (tests/cluster_network.rs). python3 (image): qemu-tests/console.py drives
 # the serial console. chromium + nodejs: tests/ui_browser.rs drives the web UI
-# in headless Chromium with playwright-core (npm, fetched into the target dir).
+# in headless Chromium with playwright-core (npm, fetched into the target dir);
+# build.rs vendors the UI terminal (xterm.js) with npm at build time.
 pkgs=(ca-certificates curl gcc pkg-config iproute2 iptables docker.io busybox-static wrk
       python3 python3-venv dnsutils chromium nodejs)
 # npm: Debian packages it apart from nodejs; a nodejs from elsewhere bundles it.

@@ -6,8 +6,11 @@
 //! the Add Host page shows, and its card must appear without a reload.
 //! Then: a broken compose shows its positioned error, a stack deploys from
 //! pasted compose text, +1 scales it, upgrade → finish and upgrade →
-//! rollback from the buttons, logs follow, an API key is created, phone
-//! width, and auth on → the login page → login. Screenshots go to
+//! rollback from the buttons, logs follow, a shell runs `hostname` in a
+//! container (xterm.js over the exec websocket), an API key is created,
+//! phone width, the events view after a server restart, and auth on → the
+//! login page → login. The first-page render time (median of 10 loads) is
+//! printed with the other figures. Screenshots go to
 //! `<target>/ui-screens/`. Needs root (namespaces, dockerd).
 
 mod harness;
@@ -106,6 +109,10 @@ fn ui_in_a_real_browser_against_a_real_cluster() {
             // The command the page showed, run as is on node3: the script
             // fetches ros from the server and starts the agent.
             join_by_script(&c, 2, cmd.trim());
+            writeln!(stdin, "ok").unwrap();
+        } else if line == "RESTART_SERVER" {
+            // The event history must outlive the server process.
+            restart_server(&mut c);
             writeln!(stdin, "ok").unwrap();
         } else if line == "PASS" || line.starts_with("FAIL") {
             verdict = Some(line);

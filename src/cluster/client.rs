@@ -53,7 +53,17 @@ pub struct Client {
     agent: ureq::Agent,
     server: String,
     auth: Option<String>,
+    /// The pinned TLS configuration (for websockets, which ureq does not
+    /// open).
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
+
+/// A byte stream a websocket runs over (plain TCP or TLS).
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// A websocket to the server.
+pub type WebSocket = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
 
 impl Client {
     /// A client of `server` (`http://host:8080`, with or without `/v1`).
@@ -70,6 +80,7 @@ impl Client {
                 .build(),
             server,
             auth: creds.map(|(a, s)| basic_header(a, s)),
+            tls: None,
         }
     }
 
@@ -91,11 +102,13 @@ impl Client {
         pin: &str,
     ) -> Result<Client, crate::cluster::tls::TlsError> {
         let mut c = Client::new(server, creds);
+        let tls = crate::cluster::tls::pinned_client(pin)?;
         c.agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
-            .tls_config(crate::cluster::tls::pinned_client(pin)?)
+            .tls_config(tls.clone())
             .build();
+        c.tls = Some(tls);
         Ok(c)
     }
 
@@ -148,6 +161,89 @@ impl Client {
                 reason: e.to_string(),
             }),
         }
+    }
+
+    /// Open a websocket to `path` (which starts with `/`) with this
+    /// client's credentials, over TLS (pinned) for an `https://` server.
+    pub async fn websocket(&self, path: &str) -> Result<WebSocket, ClientError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}{path}", self.server);
+        let fail = |reason: String| ClientError::Transport {
+            url: url.clone(),
+            reason,
+        };
+        let (tls, rest) = match (
+            self.server.strip_prefix("https://"),
+            self.server.strip_prefix("http://"),
+        ) {
+            (Some(r), _) => (true, r),
+            (_, Some(r)) => (false, r),
+            _ => {
+                return Err(fail(
+                    "the server URL is neither http:// nor https://".into(),
+                ))
+            }
+        };
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let host = match authority.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => authority,
+        };
+        let addr = if authority.contains(':') && !authority.ends_with(']') {
+            authority.to_string()
+        } else {
+            format!("{authority}:{}", if tls { 443 } else { 80 })
+        };
+        let tcp = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect(&addr),
+        )
+        .await
+        .map_err(|_| fail("connect timed out".into()))?
+        .map_err(|e| fail(e.to_string()))?;
+        let stream: Box<dyn Io> = if tls {
+            let config = match &self.tls {
+                Some(c) => c.clone(),
+                None => return Err(fail("https:// needs the cluster CA pin".into())),
+            };
+            let name = rustls_pki_types::ServerName::try_from(
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            )
+            .map_err(|e| fail(e.to_string()))?;
+            let s = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            Box::new(s)
+        } else {
+            Box::new(tcp)
+        };
+        let ws_url = format!(
+            "{}{}",
+            if tls { "wss://" } else { "ws://" },
+            &url[url.find("://").map_or(0, |i| i + 3)..]
+        );
+        let mut req = ws_url
+            .into_client_request()
+            .map_err(|e| fail(e.to_string()))?;
+        if let Some(a) = &self.auth {
+            let v = a.parse().map_err(|_| fail("bad credentials".into()))?;
+            req.headers_mut().insert("Authorization", v);
+        }
+        let (ws, _) = tokio_tungstenite::client_async(req, stream)
+            .await
+            .map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Http(r) => ClientError::Api {
+                    status: r.status().as_u16(),
+                    code: String::new(),
+                    message: String::from_utf8_lossy(r.body().as_deref().unwrap_or_default())
+                        .into_owned(),
+                },
+                e => fail(e.to_string()),
+            })?;
+        Ok(ws)
     }
 
     /// GET a JSON document.

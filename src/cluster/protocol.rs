@@ -277,7 +277,7 @@ pub struct LaunchFields {
 pub struct AgentRequest {
     /// Id the answer quotes.
     pub request_id: String,
-    /// `logs` or `pull`.
+    /// `logs`, `pull` or `exec`.
     pub kind: String,
     /// For `logs`: the instance.
     pub instance_id: String,
@@ -287,6 +287,8 @@ pub struct AgentRequest {
     pub since_nanos: u64,
     /// For `pull`: the images.
     pub images: Vec<String>,
+    /// For `exec`: the command (empty = the container's shell).
+    pub command: Vec<String>,
 }
 
 /// One log line.

@@ -91,6 +91,88 @@ pub trait Store: Send + Sync {
     /// reader to. A reader that keeps rows between reads (the reconcile
     /// driver's snapshot) asks for only what changed.
     fn changed_since(&self, rev: u64) -> Result<(u64, Vec<Resource>), StoreError>;
+    /// The recorded state changes of `project` (every project when
+    /// `None`) committed after revision `since`, newest first, at most
+    /// `limit`: the environment's event history, kept across restarts
+    /// (the last [`EVENTS_KEPT`]).
+    fn events(
+        &self,
+        project: Option<u64>,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+}
+
+/// How many events the store keeps (older ones are dropped as new ones
+/// are recorded).
+pub const EVENTS_KEPT: i64 = 10_000;
+
+/// One recorded state change: a host, stack, service or container that
+/// appeared, or whose state, health or scale changed, in a commit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Position in the history (ids are never reused).
+    pub seq: u64,
+    /// The commit's store revision (what the subscription's event ids are).
+    pub rev: u64,
+    /// The resource's project.
+    pub project: u64,
+    /// When it was recorded (ms since the epoch).
+    pub at_ms: i64,
+    /// The resource's kind.
+    pub kind: Kind,
+    /// The resource's id.
+    pub id: u64,
+    /// `name`, `state`, `previousState` (absent for a new resource),
+    /// `healthState`, `scale`, `serviceIds`, `serviceKind`.
+    pub data: Map<String, Value>,
+}
+
+/// Kinds whose changes are recorded as events.
+const EVENT_KINDS: [Kind; 4] = [Kind::Host, Kind::Stack, Kind::Service, Kind::Container];
+
+/// The event `new` makes, given the row it replaces (`old`: state,
+/// healthState, scale as stored), if it is one.
+fn event_of(
+    new: &Resource,
+    old: Option<&(String, Option<String>, Option<i64>)>,
+) -> Option<Map<String, Value>> {
+    if !EVENT_KINDS.contains(&new.kind) {
+        return None;
+    }
+    let health = new.str("healthState").map(str::to_string);
+    let scale = new.data.get("scale").and_then(Value::as_i64);
+    if let Some((state, h, sc)) = old {
+        if *state == new.state && *h == health && *sc == scale {
+            return None;
+        }
+    }
+    let mut d = Map::new();
+    let name = new
+        .str("name")
+        .or_else(|| new.str("hostname"))
+        .unwrap_or_default();
+    d.insert("name".into(), Value::from(name));
+    d.insert("state".into(), Value::from(new.state.clone()));
+    if let Some((state, _, _)) = old {
+        d.insert("previousState".into(), Value::from(state.clone()));
+    }
+    if let Some(h) = health {
+        d.insert("healthState".into(), Value::from(h));
+    }
+    if let Some(sc) = scale {
+        d.insert("scale".into(), Value::from(sc));
+    }
+    let services = match (new.data.get("serviceIds"), new.str("serviceId")) {
+        (Some(Value::Array(a)), _) => Value::Array(a.clone()),
+        (_, Some(s)) => Value::Array(vec![Value::from(s)]),
+        _ => Value::Array(Vec::new()),
+    };
+    d.insert("serviceIds".into(), services);
+    if let Some(k) = new.str("kind") {
+        d.insert("serviceKind".into(), Value::from(k));
+    }
+    Some(d)
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -108,6 +190,12 @@ const MIGRATIONS: &[&str] = &[
     // 3: the revision of each row's last commit (readers ask what changed).
     "ALTER TABLE resources ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
      CREATE INDEX resources_rev ON resources (rev);",
+    // 4: the event history (state changes, kept across restarts).
+    "CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, rev INTEGER NOT NULL,
+        project INTEGER NOT NULL, at INTEGER NOT NULL, kind TEXT NOT NULL,
+        id INTEGER NOT NULL, data TEXT NOT NULL);
+     CREATE INDEX events_project ON events (project, seq);",
 ];
 
 /// The sequence the commit revisions come from (not an id prefix: those
@@ -286,7 +374,34 @@ impl Store for SqliteStore {
                 "INSERT INTO sequences (prefix, next) VALUES (?1, ?2)
                  ON CONFLICT(prefix) DO UPDATE SET next = max(next, excluded.next)",
             )?;
+            let mut old = tx.prepare_cached(
+                "SELECT state, json_extract(data, '$.healthState'), json_extract(data, '$.scale')
+                 FROM resources WHERE kind = ?1 AND id = ?2",
+            )?;
+            let mut event = tx.prepare_cached(
+                "INSERT INTO events (rev, project, at, kind, id, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let now = super::model::now_ms();
+            let mut recorded = false;
             for r in rows {
+                if EVENT_KINDS.contains(&r.kind) {
+                    let prev: Option<(String, Option<String>, Option<i64>)> = old
+                        .query_row(params![r.kind.type_name(), to_i64(r.id)], |x| {
+                            Ok((x.get(0)?, x.get(1).ok(), x.get(2).ok()))
+                        })
+                        .optional()?;
+                    if let Some(d) = event_of(r, prev.as_ref()) {
+                        event.execute(params![
+                            rev,
+                            to_i64(r.project),
+                            now,
+                            r.kind.type_name(),
+                            to_i64(r.id),
+                            Value::Object(d).to_string()
+                        ])?;
+                        recorded = true;
+                    }
+                }
                 let data = Value::Object(r.data.clone()).to_string();
                 stmt.execute(params![
                     r.kind.type_name(),
@@ -299,6 +414,14 @@ impl Store for SqliteStore {
                     rev
                 ])?;
                 bump.execute(params![r.kind.id_prefix(), to_i64(r.id) + 1])?;
+            }
+            if recorded {
+                // Bounded history: drop what falls out of the last
+                // EVENTS_KEPT (a range of the primary key).
+                tx.execute(
+                    "DELETE FROM events WHERE seq <= (SELECT max(seq) FROM events) - ?1",
+                    [EVENTS_KEPT],
+                )?;
             }
         }
         tx.commit()?;
@@ -393,6 +516,52 @@ impl Store for SqliteStore {
         }
         Ok((at, out))
     }
+
+    fn events(
+        &self,
+        project: Option<u64>,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let conn = self.lock()?;
+        let (cond, p) = match project {
+            Some(p) => ("project = ?1", to_i64(p)),
+            None => ("?1 = ?1", 0),
+        };
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT seq, rev, project, at, kind, id, data FROM events
+             WHERE {cond} AND rev > ?2 ORDER BY seq DESC LIMIT ?3"
+        ))?;
+        let mut rows = stmt.query(params![
+            p,
+            to_i64(since),
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let kind: String = r.get(4)?;
+            let corrupt = || StoreError::Corrupt {
+                kind: format!("event {kind}"),
+                id: seq,
+            };
+            let k = Kind::ALL
+                .into_iter()
+                .find(|k| k.type_name() == kind)
+                .ok_or_else(corrupt)?;
+            let data: String = r.get(6)?;
+            out.push(Event {
+                seq: u64::try_from(seq).map_err(|_| corrupt())?,
+                rev: u64::try_from(r.get::<_, i64>(1)?).map_err(|_| corrupt())?,
+                project: u64::try_from(r.get::<_, i64>(2)?).map_err(|_| corrupt())?,
+                at_ms: r.get(3)?,
+                kind: k,
+                id: u64::try_from(r.get::<_, i64>(5)?).map_err(|_| corrupt())?,
+                data: serde_json::from_str(&data).map_err(|_| corrupt())?,
+            });
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -449,6 +618,77 @@ mod tests {
         assert!(!s.name_in_use(Kind::Host, Some(5), "n1", 1).unwrap());
         assert!(!s.name_in_use(Kind::Host, Some(6), "n1", 0).unwrap());
         assert_eq!(s.count_live(Kind::Host, Scope::Project(5)).unwrap(), 1);
+    }
+
+    #[test]
+    fn state_changes_are_recorded_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            let mut svc = Resource::new(Kind::Service, 3, 5, "inactive");
+            svc.set("name", "web");
+            svc.data.insert("scale".into(), Value::from(2));
+            let mut c = Resource::new(Kind::Container, 7, 5, "creating");
+            c.set("name", "web-1");
+            c.set("serviceId", "1s3");
+            s.commit(&[svc.clone(), c.clone()]).unwrap();
+            // Unchanged rows (a usage report) record nothing.
+            c.data.insert("memoryMb".into(), Value::from(12));
+            s.commit(std::slice::from_ref(&c)).unwrap();
+            c.state = "running".into();
+            s.commit(std::slice::from_ref(&c)).unwrap();
+            svc.data.insert("scale".into(), Value::from(3));
+            s.commit(std::slice::from_ref(&svc)).unwrap();
+            // Other projects and kinds are not this project's history.
+            s.commit(&[
+                Resource::new(Kind::Container, 8, 6, "running"),
+                Resource::new(Kind::ApiKey, 1, 5, "active"),
+            ])
+            .unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        let ev = s.events(Some(5), 0, 100).unwrap();
+        let seen: Vec<(Kind, u64, &str, Option<&str>, u64)> = ev
+            .iter()
+            .map(|e| {
+                (
+                    e.kind,
+                    e.id,
+                    e.data["state"].as_str().unwrap(),
+                    e.data.get("previousState").and_then(Value::as_str),
+                    e.rev,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (Kind::Service, 3, "inactive", Some("inactive"), 4),
+                (Kind::Container, 7, "running", Some("creating"), 3),
+                (Kind::Container, 7, "creating", None, 1),
+                (Kind::Service, 3, "inactive", None, 1),
+            ]
+        );
+        assert_eq!(ev[0].data["scale"], 3);
+        assert_eq!(ev[1].data["serviceIds"], serde_json::json!(["1s3"]));
+        // Replay by revision; a limit keeps the newest.
+        assert_eq!(s.events(Some(5), 3, 100).unwrap().len(), 1);
+        assert_eq!(s.events(Some(5), 0, 1).unwrap()[0].rev, 4);
+        assert_eq!(s.events(None, 0, 100).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn event_history_is_bounded() {
+        let s = SqliteStore::memory().unwrap();
+        let mut c = Resource::new(Kind::Container, 1, 5, "s0");
+        for i in 0..(EVENTS_KEPT + 20) {
+            c.state = format!("s{}", i + 1);
+            s.commit(std::slice::from_ref(&c)).unwrap();
+        }
+        let all = s.events(None, 0, usize::MAX).unwrap();
+        assert_eq!(all.len(), usize::try_from(EVENTS_KEPT).unwrap());
+        assert_eq!(all[0].data["state"], format!("s{}", EVENTS_KEPT + 20));
     }
 
     #[test]

@@ -212,7 +212,7 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
         std::fs::copy(lib, &dest).unwrap();
     }
-    for app in ["sh", "sleep", "true", "ls", "cat"] {
+    for app in ["sh", "sleep", "true", "ls", "cat", "hostname"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(app)).unwrap();
     }
     let tar = dir.join("rootfs.tar");
@@ -530,6 +530,31 @@ pub fn setup() -> Cluster {
     let ping = format!("{}/ping", c.url);
     wait_for("server", 30, || api().get(&ping).call().ok());
     c
+}
+
+/// Stop the server (SIGTERM) and start it again with the same arguments
+/// and state directory; returns when it answers again.
+pub fn restart_server(c: &mut Cluster) {
+    let mut old = c.server.take().expect("a running server");
+    let args: Vec<String> = std::fs::read(format!("/proc/{}/cmdline", old.id()))
+        .unwrap()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .skip(1)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    stop(&mut old, Duration::from_secs(10));
+    let server = Command::new(ros())
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(log_file(c.dir.path(), "server-restarted.log"))
+        .spawn()
+        .unwrap();
+    c.server = Some(server);
+    let ping = format!("{}/ping", c.url);
+    wait_for("server after a restart", 30, || {
+        api().get(&ping).call().ok()
+    });
 }
 
 pub fn host_by_name(url: &str, name: &str) -> Option<Value> {

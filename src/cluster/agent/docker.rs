@@ -37,6 +37,9 @@ const API_VERSION: ClientVersion = ClientVersion {
     minor_version: 41,
 };
 
+/// [`API_VERSION`] as the path prefix of raw requests (`v1.41`).
+pub(crate) const API_VERSION_PATH: &str = "v1.41";
+
 /// Connect to the engine at `socket` (a path or `unix://` URL).
 pub(crate) fn connect(socket: &str) -> Result<Docker, DockerError> {
     let path = socket.trim_start_matches("unix://");

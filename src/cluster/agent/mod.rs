@@ -14,6 +14,7 @@
 //! - `heartbeat`: liveness while a long converge holds the loop;
 //! - `events`: docker events that call for a converge pass now;
 //! - `relay`: requests the server relays (logs, pulls), answered aside;
+//!   `exec`: a shell in a container, piped over a websocket to the server;
 //! - `features`: what runs beside the loop on every host — health checks
 //!   ([`health`]) and usage sampling today; a new host feature is one more
 //!   entry in its list, not another task in `run`.
@@ -33,6 +34,7 @@ pub mod dns;
 pub mod docker;
 pub mod envview;
 mod events;
+mod exec;
 pub mod facts;
 #[cfg(test)]
 mod fake;

@@ -1,14 +1,27 @@
 //! Requests the server relays through the sync answer (`ros compose logs`,
 //! `ros compose pull`): each is carried out in its own task and answered
-//! with `POST /v1/agent/reply`, never holding up converging.
+//! with `POST /v1/agent/reply`, never holding up converging; exec
+//! sessions ([`super::exec`]) answer on a websocket of their own.
 
 use super::{blocking, docker};
 use crate::cluster::client::Client;
 use crate::cluster::protocol::{AgentReply, AgentRequest, PullResult};
 
-/// Carry out `req` on `docker` in the background and post the answer.
-pub(crate) fn spawn(docker: bollard::Docker, client: Client, host: String, req: AgentRequest) {
-    tokio::spawn(answer(docker, client, host, req));
+/// Carry out `req` on `docker` (whose socket is `socket`) in the
+/// background and post the answer; an exec session answers on its own
+/// websocket ([`super::exec`]).
+pub(crate) fn spawn(
+    docker: bollard::Docker,
+    socket: String,
+    client: Client,
+    host: String,
+    req: AgentRequest,
+) {
+    if req.kind == "exec" {
+        tokio::spawn(super::exec::run(docker, socket, client, host, req));
+    } else {
+        tokio::spawn(answer(docker, client, host, req));
+    }
 }
 
 /// Carry out one relayed request and post the answer.

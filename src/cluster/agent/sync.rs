@@ -160,6 +160,7 @@ impl SyncLoop {
                 for req in resp.requests {
                     relay::spawn(
                         self.docker.clone(),
+                        self.cfg.docker_socket.clone(),
                         client.clone(),
                         reg.host_id.clone(),
                         req,

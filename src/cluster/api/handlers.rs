@@ -43,6 +43,9 @@ pub enum Route {
     Login,
     /// `/v1/auditlogs`: who changed what (admin only).
     AuditLogs,
+    /// `/v1/projects/<id>/events` (or every project's, admin only): the
+    /// recorded state changes, newest first.
+    Events(Option<u64>),
     /// A collection, optionally below a project.
     Collection(Option<u64>, Kind),
     /// One resource, optionally below a project.
@@ -95,6 +98,10 @@ pub fn route(segs: &[&str]) -> Result<Route, ApiError> {
         ["auditlogs"] => Ok(Route::AuditLogs),
         ["agent", "sync"] => Ok(Route::AgentSync),
         ["agent", "reply"] => Ok(Route::AgentReply),
+        ["events"] => Ok(Route::Events(None)),
+        ["projects", p, "events"] => Ok(Route::Events(Some(
+            parse_id(Kind::Project, p).ok_or_else(ApiError::not_found)?,
+        ))),
         ["projects", p, rest @ ..] if !rest.is_empty() => {
             let pid = parse_id(Kind::Project, p).ok_or_else(ApiError::not_found)?;
             match rest {
@@ -121,7 +128,7 @@ fn service_kind(seg: &str) -> Option<&'static str> {
 
 fn sub_route(project: Option<u64>, kind: Kind, id: &str, sub: &str) -> Result<Route, ApiError> {
     match (kind, sub) {
-        (Kind::Container, "logs")
+        (Kind::Container, "logs" | "exec")
         | (Kind::Host, "pull" | "instances")
         | (Kind::Stack, "services")
         | (Kind::Service, "instances") => match item(project, kind, id)? {
@@ -489,6 +496,16 @@ async fn resource_route(
                 _ => Err(ApiError::method()),
             }
         }
+        Route::Events(pp) => {
+            if m != Method::GET {
+                return Err(ApiError::method());
+            }
+            let sc = scope(p, pp)?;
+            if let Some(pid) = pp {
+                live_project(cx, pid)?;
+            }
+            ok(StatusCode::OK, events(cx, sc)?)
+        }
         Route::Sub(pp, kind, id, sub) => {
             let sc = scope(p, pp)?;
             if let Some(pid) = pp {
@@ -505,12 +522,59 @@ async fn resource_route(
                 (Kind::Service, "instances", Method::GET) => sub_list(Kind::Container, "serviceId"),
                 (Kind::Host, "instances", Method::GET) => sub_list(Kind::Container, "hostId"),
                 (Kind::Container, "logs", Method::GET) => super::relay::logs(cx, &r).await,
+                (Kind::Container, "exec", Method::POST) => super::exec::create(cx, &r),
                 (Kind::Host, "pull", Method::POST) => super::relay::pull(cx, &r).await,
                 _ => Err(ApiError::method()),
             }
         }
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// `GET …/events?since=REV&limit=N` (default and most 1000).
+fn events(cx: &Ctx<'_>, project: Option<u64>) -> Result<Value, ApiError> {
+    let num = |name: &str, default: u64| -> Result<u64, ApiError> {
+        match cx.query.iter().find(|(k, _)| k == name) {
+            None => Ok(default),
+            Some((_, v)) => v.parse().map_err(|_| {
+                ApiError::field(
+                    "InvalidFormat",
+                    name,
+                    format!("{name} must be a number, got {v:?}"),
+                )
+            }),
+        }
+    };
+    let since = num("since", 0)?;
+    let limit = num("limit", 1000)?.clamp(1, 1000);
+    let list = cx
+        .app
+        .store
+        .events(project, since, usize::try_from(limit).unwrap_or(1000))?;
+    let data: Vec<Value> = list
+        .iter()
+        .map(|e| {
+            let mut o = e.data.clone();
+            o.insert("id".into(), json!(format!("1ev{}", e.seq)));
+            o.insert("type".into(), json!("resourceEvent"));
+            o.insert("revision".into(), json!(e.rev));
+            o.insert("created".into(), json!(render::rfc3339(e.at_ms)));
+            o.insert("createdTS".into(), json!(e.at_ms));
+            o.insert("resourceType".into(), json!(e.kind.type_name()));
+            o.insert("resourceId".into(), json!(format_id(e.kind, e.id)));
+            o.insert(
+                "accountId".into(),
+                json!(format_id(Kind::Project, e.project)),
+            );
+            Value::Object(o)
+        })
+        .collect();
+    let revision = cx.app.store.revision()?;
+    Ok(
+        json!({"type": "collection", "resourceType": "resourceEvent",
+              "links": {"self": format!("{}/events", cx.base)},
+              "revision": revision, "data": data}),
+    )
 }
 
 fn root(base: &str) -> Value {
@@ -557,6 +621,9 @@ fn list_in(
     url: Option<String>,
 ) -> Result<Response, ApiError> {
     let q = query::parse(&cx.query)?;
+    // Read before the rows: a client that subscribes with `since=` this
+    // revision misses nothing committed after the listing.
+    let revision = cx.app.store.revision()?;
     let rows = match (kind, sc) {
         (Kind::Project, Some(p)) => cx.app.store.get(Kind::Project, p)?.into_iter().collect(),
         (Kind::Project | Kind::Account, None) | (Kind::Account, Some(_)) => {
@@ -637,18 +704,23 @@ fn list_in(
             | Kind::Stack
             | Kind::Service
     );
-    ok(
+    Ok((
         StatusCode::OK,
-        json!({
+        [(REVISION_HEADER, revision.to_string())],
+        axum::Json(json!({
             "type": "collection", "resourceType": render::type_name(cx.base, kind),
             "links": {"self": self_url},
             "createTypes": if create { json!({render::type_name(cx.base, kind): coll_url}) } else { json!({}) },
             "actions": {}, "pagination": pagination, "sort": sort, "filters": filters,
             "sortLinks": sort_links,
             "data": page,
-        }),
+        })),
     )
+        .into_response())
 }
+
+/// The header of a collection naming the store revision it was read at.
+pub const REVISION_HEADER: &str = "X-Ros-Revision";
 
 /// `include=<link>`: the linked resources of `r` embedded under the
 /// link's name (`services?include=instances`), for the sub-collection

@@ -22,6 +22,7 @@ pub mod audit;
 mod create;
 pub mod ctx;
 pub mod error;
+pub mod exec;
 pub mod handlers;
 pub mod lb;
 pub mod privilege;
@@ -48,6 +49,9 @@ pub fn router(app: Arc<App>) -> Router {
             "/v2-beta/projects/{id}/subscribe",
             any(subscribe::subscribe),
         )
+        .route("/v1/exec/", axum::routing::get(exec::browser))
+        .route("/v1/exec", axum::routing::get(exec::browser))
+        .route("/v1/agent/exec/{token}", axum::routing::get(exec::agent))
         .route("/v1", any(handlers::dispatch))
         .route("/v1/", any(handlers::dispatch))
         .route("/v1/{*rest}", any(handlers::dispatch))

@@ -32,6 +32,29 @@ const PULL_LIMIT: Duration = Duration::from_secs(600);
 pub struct Relay {
     pending: Mutex<HashMap<u64, Vec<AgentRequest>>>,
     waiting: Mutex<HashMap<String, (u64, oneshot::Sender<AgentReply>)>>,
+    /// Exec sessions (they answer on a websocket, not with a reply).
+    pub exec: super::exec::Sessions,
+}
+
+/// Queue `req` for the agent of `host` and wake it; nobody waits for a
+/// reply (an exec session's agent connects back instead).
+pub fn queue(app: &App, host: u64, req: AgentRequest) {
+    if let Ok(mut p) = app.relay.pending.lock() {
+        p.entry(host).or_default().push(req);
+    }
+    app.wake.hosts([host]);
+}
+
+/// Refuses a host whose agent cannot answer (removed, disconnected).
+pub fn reachable(host: &Resource) -> Result<(), ApiError> {
+    match host.str("agentState") {
+        _ if host.is_removed() => Err(unavailable(host, "is removed")),
+        Some(s @ ("disconnected" | "reconnecting")) => Err(unavailable(
+            host,
+            &format!("is {s}: its agent cannot answer"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The requests queued for `host` (handed out once).
@@ -84,16 +107,7 @@ pub async fn ask(
     mut req: AgentRequest,
     limit: Duration,
 ) -> Result<AgentReply, ApiError> {
-    match host.str("agentState") {
-        _ if host.is_removed() => return Err(unavailable(host, "is removed")),
-        Some(s @ ("disconnected" | "reconnecting")) => {
-            return Err(unavailable(
-                host,
-                &format!("is {s}: its agent cannot answer"),
-            ))
-        }
-        _ => {}
-    }
+    reachable(host)?;
     req.request_id = auth::random_token(20);
     let id = req.request_id.clone();
     let (tx, mut rx) = oneshot::channel();

@@ -246,6 +246,7 @@ pub fn spawn_monitor(app: Arc<App>) {
 pub async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     spawn_monitor(app.clone());
     driver::spawn(app.clone(), Duration::from_millis(500));
+    tokio::task::spawn_blocking(crate::cluster::ui::warm);
     let svc = crate::cluster::api::router(app)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, svc).await

@@ -51,17 +51,28 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
+// The answer's JSON and the store revision a collection was read at.
+async function request(method, path, body) {
   const headers = { Accept: 'application/json', 'X-API-No-Challenge': 'true' };
   if (authHeader) headers.Authorization = authHeader;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const r = (method === 'GET' && await early(path))
+    || await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
   let j;
   try { j = JSON.parse(text); } catch { j = { message: text }; }
   if (r.status === 401) { needLogin(); throw new ApiError(401, j); }
   if (!r.ok) throw new ApiError(r.status, j);
-  return j;
+  return { j, rev: Number(r.headers.get('X-Ros-Revision') || 0) };
+}
+async function api(method, path, body) { return (await request(method, path, body)).j; }
+
+// The answer to a GET the page's head already sent (index.html), once.
+function early(path) {
+  const b = window.rosBoot;
+  const p = b && b.auth === authHeader ? b.pending[path] : null;
+  if (p) delete b.pending[path];
+  return p;
 }
 const P = () => `/v2-beta/projects/${state.project}`;
 
@@ -105,15 +116,59 @@ function apply(r) {
   if (b) state[b].set(r.id, r);
 }
 
-const COLLS = ['hosts', 'stacks', 'services', 'containers', 'apikeys', 'registrationtokens'];
+// What the pages show first, and the rest (a browser opens six
+// connections to a server: the first page's requests fit in them).
+const CORE = [['hosts', 'host'], ['containers', 'container'], ['stacks', 'stack'], ['services', 'service']];
+const MORE = [['apikeys', 'apiKey'], ['registrationtokens', 'registrationToken']];
+// Every collection and the recorded history, in parallel; the pages
+// render once the core ones are in. The lowest store revision they were
+// read at (subscribing from there misses nothing).
 async function loadAll() {
   const pid = state.project;
-  const lists = await Promise.all(COLLS.map((c) => api('GET', `${P()}/${c}?limit=3000`)));
-  if (pid !== state.project) return;
-  for (const k of ['host', 'stack', 'service', 'container', 'apiKey', 'registrationToken']) state[k].clear();
-  for (const l of lists) for (const r of l.data || []) apply(r);
+  const list = ([c]) => request('GET', `${P()}/${c}?limit=3000`);
+  const core = Promise.all(CORE.map(list));
+  const hist = api('GET', `${P()}/events?limit=500`).catch(() => ({ data: [] }));
+  const more = Promise.all(MORE.map(list));
+  more.catch(() => {});
+  const lists = await core;
+  const past = await hist;
+  if (pid !== state.project) return null;
+  const fill = (kinds, got) => {
+    for (const [, k] of kinds) state[k].clear();
+    for (const l of got) for (const r of l.j.data || []) apply(r);
+  };
+  fill(CORE, lists);
+  for (const x of past.data || []) {
+    addEvent({ rev: x.revision, at: new Date(x.createdTS), type: x.serviceKind || x.resourceType, id: x.resourceId,
+      name: x.name || x.resourceId, state: x.state, health: x.healthState, from: x.previousState || null, serviceIds: x.serviceIds || [] });
+  }
+  sortEvents();
   state.loaded = true;
+  // The first page at once; later updates batch into animation frames.
+  if (!performance.getEntriesByName('ros-first-render').length) render(false);
+  else schedule();
+  const rest = await more;
+  if (pid !== state.project) return null;
+  fill(MORE, rest);
   schedule();
+  return Math.min(...lists.concat(rest).map((l) => l.rev));
+}
+
+// The event history: recorded by the server (kept across its restarts)
+// and extended live from the subscription; one entry per revision and
+// resource however it arrived.
+const evKeys = new Set();
+function addEvent(e) {
+  const k = `${e.rev}:${e.id}`;
+  if (evKeys.has(k)) return;
+  evKeys.add(k);
+  state.events.push(e);
+}
+function sortEvents() {
+  state.events.sort((a, b) => b.rev - a.rev || b.at - a.at);
+  if (state.events.length > 500) {
+    for (const e of state.events.splice(500)) evKeys.delete(`${e.rev}:${e.id}`);
+  }
 }
 
 async function loadProjects() {
@@ -128,16 +183,16 @@ async function loadProjects() {
 // ---- live subscription (SSE over fetch) ----
 let liveCtl = null;
 let liveGen = 0;
-async function subscribe() {
+async function subscribe(from) {
   const gen = ++liveGen;
   if (liveCtl) liveCtl.abort();
-  let since = null;
+  let since = from ?? null;
   while (gen === liveGen) {
     const ctl = (liveCtl = new AbortController());
     try {
       const headers = { Accept: 'text/event-stream', 'X-API-No-Challenge': 'true' };
       if (authHeader) headers.Authorization = authHeader;
-      const q = since ? `?since=${since}` : '';
+      const q = since != null ? `?since=${since}` : '';
       const r = await fetch(`${P()}/subscribe${q}`, { headers, signal: ctl.signal });
       if (r.status === 401) { needLogin(); return; }
       if (!r.ok) throw new Error(`subscribe: HTTP ${r.status}`);
@@ -158,7 +213,7 @@ async function subscribe() {
             if (line.startsWith('id: ')) since = line.slice(4);
             else if (line.startsWith('data: ')) data += line.slice(6);
           }
-          if (data) onEvent(JSON.parse(data));
+          if (data) onEvent(JSON.parse(data), Number(since));
         }
       }
     } catch (e) {
@@ -169,17 +224,18 @@ async function subscribe() {
   }
 }
 
-function onEvent(ev) {
+function onEvent(ev, rev) {
   if (ev.name === 'resync') { loadAll(); return; }
   if (ev.name !== 'resource.change') return;
   const r = ev.data && ev.data.resource;
   if (!r) return;
   const prev = state[bucket(r.type)]?.get(r.id);
   apply(r);
-  if (!prev || prev.state !== r.state || prev.healthState !== r.healthState || prev.scale !== r.scale) {
-    state.events.unshift({ at: new Date(), type: r.type, id: r.id, name: r.name || r.hostname || r.id,
+  if (bucket(r.type) !== 'apiKey' && bucket(r.type) !== 'registrationToken'
+      && (!prev || prev.state !== r.state || prev.healthState !== r.healthState || prev.scale !== r.scale)) {
+    addEvent({ rev, at: new Date(), type: r.type, id: r.id, name: r.name || r.hostname || r.id,
       state: r.state, health: r.healthState, from: prev ? prev.state : null, serviceIds: r.serviceIds || (r.serviceId ? [r.serviceId] : []) });
-    if (state.events.length > 500) state.events.length = 500;
+    sortEvents();
   }
   schedule();
 }
@@ -192,7 +248,7 @@ function schedule() {
   requestAnimationFrame(() => { pending = false; render(false); });
 }
 
-const FORM_VIEWS = new Set(['add-host', 'deploy', 'login']);
+const FORM_VIEWS = new Set(['add-host', 'deploy', 'login', 'exec']);
 function route() {
   const parts = (location.hash || '#/hosts').slice(2).split('/');
   return { page: parts[0] || 'hosts', id: parts[1] };
@@ -202,6 +258,7 @@ function render(navigated) {
   const { page, id } = route();
   if (loginShown) return;
   if (!navigated && FORM_VIEWS.has(page)) return; // keep what the user typed
+  if (shell && (page !== 'exec' || id !== shell.id)) { shell.close(); shell = null; }
   for (const a of document.querySelectorAll('#nav a')) {
     a.classList.toggle('on', a.getAttribute('href') === `#/${page}`);
   }
@@ -451,7 +508,7 @@ function timeline(s, ctrs) {
   for (const e of evs) {
     items.push(h('li', {}, h('time', { datetime: e.at.toISOString() }, e.at.toLocaleTimeString()), ' ', e.type, ' ', h('b', {}, e.name), ': ', e.from ? `${e.from} → ` : '', e.state, e.health ? ` (${e.health})` : ''));
   }
-  return items.length ? h('ul', { class: 'timeline' }, items) : h('p', { class: 'muted' }, 'Nothing has happened since this page opened.');
+  return items.length ? h('ul', { class: 'timeline' }, items) : h('p', { class: 'muted' }, 'No recorded changes yet.');
 }
 
 VIEWS.services = (id) => {
@@ -476,9 +533,30 @@ VIEWS.containers = (id) => {
   const wrap = h('section', {},
     h('h1', {}, c.name || c.id, badge(c.state), c.healthState ? badge(c.healthState) : null),
     h('div', { class: 'small' }, `host ${hostName(c.hostId)} · ${c.primaryIpAddress || 'no IP'} · ${image(c)}`),
-    h('div', { class: 'actions' }, actionButtons(c, cp, ['start', 'stop', 'restart', 'remove'])),
+    h('div', { class: 'actions' }, actionButtons(c, cp, ['start', 'stop', 'restart', 'remove']),
+      c.state === 'running' ? h('a', { class: 'btn', href: `#/exec/${c.id}`, id: 'open-shell' }, 'Shell') : null),
     logsPanel(c));
   return wrap;
+};
+
+// The shell: a terminal (xterm.js, loaded only here) on a websocket the
+// server relays to the agent of the container's host.
+let shell = null;
+VIEWS.exec = (id) => {
+  const c = state.container.get(id);
+  const term = h('div', { class: 'term', id: 'term' });
+  const status = h('div', { class: 'small muted', id: 'term-status', role: 'status' }, 'Loading the terminal…');
+  const say = (text, bad) => { status.textContent = text; status.classList.toggle('bad', !!bad); };
+  const me = { id, close() { this.closed = true; if (this.session) this.session.close(); } };
+  shell = me;
+  import('/ui/exec.js')
+    .then((m) => m.open(term, say, `/v2-beta/projects/${state.project}/containers/${id}`, api))
+    .then((s) => { if (me.closed) s.close(); else me.session = s; })
+    .catch((e) => say(`The terminal did not load: ${e.message}`, true));
+  return h('section', {},
+    h('h1', {}, h('a', { href: `#/containers/${id}` }, c ? c.name || id : id), ' / Shell'),
+    status, term,
+    h('div', { class: 'actions' }, btn('Reconnect', () => render(true)), h('a', { href: `#/containers/${id}` }, '← Container')));
 };
 
 // Logs keep polling while their panel is on the page; the panel survives
@@ -578,7 +656,7 @@ VIEWS.deploy = () => {
 
 VIEWS.events = () => h('section', {},
   h('h1', {}, 'Events'),
-  h('p', { class: 'muted small' }, 'Every state change in this environment since the page opened, newest first.'),
+  h('p', { class: 'muted small' }, 'Every state change in this environment, newest first (the server keeps them across restarts).'),
   state.events.length ? h('div', { class: 'tablewrap' }, h('table', {}, h('thead', {}, h('tr', {}, ['Time', 'Type', 'Name', 'Change'].map((t) => h('th', {}, t)))),
     h('tbody', {}, state.events.slice(0, 300).map((e) => h('tr', {}, h('td', {}, e.at.toLocaleTimeString()), h('td', {}, e.type), h('td', {}, e.name),
       h('td', {}, e.from ? `${e.from} → ` : 'new: ', badge(e.state), e.health ? [' ', badge(e.health)] : null))))))
@@ -633,6 +711,7 @@ function switchProject(id) {
   localStorage.setItem('ros.project', id);
   state.loaded = false;
   state.events = [];
+  evKeys.clear();
   renderEnvSelect();
   subscribe();
   location.hash = '#/hosts';
@@ -681,17 +760,26 @@ $('#logout').addEventListener('click', () => { needLogin(); });
 // ---- start ----
 async function start() {
   $('#logout').hidden = !authHeader;
+  let rev;
   try {
-    // The projects and the subscription (which then lists the current
-    // project) go out together: one round trip less before the first page.
+    // The projects and every collection of the remembered project go out
+    // together; the subscription follows from the lists' revision, so the
+    // first page waits for one round of requests only.
     const projects = loadProjects();
-    subscribe();
+    const first = loadAll().catch((e) => e);
     await projects;
+    rev = await first;
+    if (rev instanceof Error) {
+      if (rev.status === 401) throw rev;
+      rev = null;
+    }
+    if (rev == null) rev = await loadAll(); // another project was current
   } catch (e) {
     if (e.status !== 401) main.replaceChildren(h('p', { class: 'errors' }, `Cannot reach the API: ${e.message}`));
     return;
   }
   render(true);
+  subscribe(rev);
 }
 window.addEventListener('hashchange', () => render(true));
 window.rosUi = { state }; // for the browser tests and the curious

@@ -1,86 +1,203 @@
-//! The web UI, served by `ros cluster server` at `/`: one HTML page, one
-//! ES module and one stylesheet, hand-written (no framework, no build
-//! step), embedded in the binary and sent gzip-compressed when the browser
-//! accepts it. Everything the page shows comes from the API under
-//! `/v2-beta` and its live subscription ([`crate::cluster::api::subscribe`]).
+//! The web UI, served by `ros cluster server` at `/`: hand-written ES
+//! modules and a stylesheet (no framework), embedded in the binary. Every
+//! thing the page shows comes from the API under `/v2-beta` and its live
+//! subscription ([`crate::cluster::api::subscribe`]).
+//!
+//! The first page is one response: `index.html` with the stylesheet and
+//! the app module inlined (no request waits on another before the first
+//! data requests go out). The shell view's terminal (xterm.js, vendored
+//! from npm at build time by `build.rs`) loads only when a shell opens.
+//! Every asset is gzip-compressed once (in the background when the server
+//! starts) and revalidated by its `ETag`.
 
 use std::io::Write;
 use std::sync::OnceLock;
 
 use axum::extract::Path;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-/// `(name, content type, text)` of every asset.
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// `(name, content type, text)` of every asset but the first page.
 pub const ASSETS: &[(&str, &str, &str)] = &[
+    ("app.js", JS, include_str!("app.js")),
+    ("app.css", CSS, include_str!("app.css")),
+    ("exec.js", JS, include_str!("exec.js")),
     (
-        "index.html",
-        "text/html; charset=utf-8",
-        include_str!("index.html"),
+        "xterm.mjs",
+        JS,
+        include_str!(concat!(env!("OUT_DIR"), "/xterm.mjs")),
     ),
     (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("app.js"),
+        "xterm.css",
+        CSS,
+        include_str!(concat!(env!("OUT_DIR"), "/xterm.css")),
     ),
     (
-        "app.css",
-        "text/css; charset=utf-8",
-        include_str!("app.css"),
+        "addon-fit.mjs",
+        JS,
+        include_str!(concat!(env!("OUT_DIR"), "/addon-fit.mjs")),
     ),
 ];
 
-fn gzipped(i: usize) -> &'static [u8] {
-    static CACHE: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
-    let all = CACHE.get_or_init(|| {
-        ASSETS
-            .iter()
-            .map(|(_, _, text)| {
-                let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-                let _ = z.write_all(text.as_bytes());
-                z.finish().unwrap_or_default()
-            })
-            .collect()
-    });
-    all.get(i).map(Vec::as_slice).unwrap_or_default()
+/// One asset as served: its text, gzip and ETag.
+struct Served {
+    ctype: &'static str,
+    text: String,
+    gzip: OnceLock<Vec<u8>>,
+    etag: String,
 }
 
-fn serve(name: &str, headers: &HeaderMap) -> Response {
-    let Some(i) = ASSETS.iter().position(|(n, _, _)| *n == name) else {
+impl Served {
+    fn new(ctype: &'static str, text: String) -> Served {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut h);
+        Served {
+            ctype,
+            etag: format!("\"{:016x}-{:x}\"", h.finish(), text.len()),
+            text,
+            gzip: OnceLock::new(),
+        }
+    }
+
+    fn gzip(&self) -> &[u8] {
+        self.gzip.get_or_init(|| {
+            let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            let _ = z.write_all(self.text.as_bytes());
+            z.finish().unwrap_or_default()
+        })
+    }
+}
+
+/// `index.html` with `app.css` and `app.js` inlined.
+pub fn first_page() -> String {
+    let asset = |n: &str| {
+        ASSETS
+            .iter()
+            .find(|(name, _, _)| *name == n)
+            .map_or("", |(_, _, t)| *t)
+    };
+    include_str!("index.html")
+        .replace(
+            "<link rel=\"stylesheet\" href=\"/ui/app.css\">",
+            &format!("<style>\n{}</style>", asset("app.css")),
+        )
+        .replace(
+            "<script type=\"module\" src=\"/ui/app.js\"></script>",
+            // An inline script ends at the first `</script`: app.js has none
+            // (the test below checks).
+            &format!("<script type=\"module\">\n{}</script>", asset("app.js")),
+        )
+}
+
+/// Every asset, index 0 being the first page.
+fn all() -> &'static [Served] {
+    static ALL: OnceLock<Vec<Served>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        std::iter::once(Served::new("text/html; charset=utf-8", first_page()))
+            .chain(
+                ASSETS
+                    .iter()
+                    .map(|(_, ctype, text)| Served::new(ctype, (*text).to_string())),
+            )
+            .collect()
+    })
+}
+
+/// Compress every asset now (the server calls this in the background at
+/// start, so the first page never waits for it).
+pub fn warm() {
+    for s in all() {
+        s.gzip();
+    }
+}
+
+fn serve(i: usize, headers: &HeaderMap) -> Response {
+    let Some(s) = all().get(i) else {
         return crate::cluster::api::ApiError::not_found().into_response();
     };
-    let (_, ctype, text) = ASSETS[i];
+    // Revalidated every time (an upgraded server's UI is current at once)
+    // but answered with 304 when unchanged.
+    let etag = HeaderValue::from_str(&s.etag).unwrap_or(HeaderValue::from_static("\"\""));
+    let common = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(s.ctype)),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (header::VARY, HeaderValue::from_static("Accept-Encoding")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (header::ETAG, etag),
+    ];
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == s.etag));
+    if fresh {
+        return (StatusCode::NOT_MODIFIED, common).into_response();
+    }
     let gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-    // The page is small; revalidating it every time keeps an upgraded
-    // server's UI current without cache-busting names.
-    let common = [
-        (header::CONTENT_TYPE, ctype),
-        (header::CACHE_CONTROL, "no-cache"),
-        (header::VARY, "Accept-Encoding"),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    ];
     if gzip {
         (
             StatusCode::OK,
             common,
             [(header::CONTENT_ENCODING, "gzip")],
-            gzipped(i),
+            s.gzip(),
         )
             .into_response()
     } else {
-        (StatusCode::OK, common, text).into_response()
+        (StatusCode::OK, common, s.text.clone()).into_response()
     }
 }
 
 /// `GET /`.
 pub async fn index(headers: HeaderMap) -> Response {
-    serve("index.html", &headers)
+    serve(0, &headers)
 }
 
 /// `GET /ui/{name}`.
 pub async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
-    serve(&name, &headers)
+    match ASSETS.iter().position(|(n, _, _)| *n == name) {
+        Some(i) => serve(i + 1, &headers),
+        None => crate::cluster::api::ApiError::not_found().into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_page_inlines_its_style_and_module() {
+        let page = first_page();
+        assert!(!page.contains("href=\"/ui/app.css\""), "css not inlined");
+        assert!(!page.contains("src=\"/ui/app.js\""), "js not inlined");
+        assert!(
+            !include_str!("app.js").contains("</script"),
+            "app.js would end its inline script"
+        );
+        // The terminal is not part of the first page.
+        assert!(!page.contains("xterm.mjs\""), "xterm must load lazily");
+        assert!(page.contains("import('/ui/exec.js')"));
+    }
+
+    #[test]
+    fn etag_answers_not_modified() {
+        let s = &all()[0];
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_NONE_MATCH, s.etag.parse().unwrap());
+        assert_eq!(serve(0, &h).status(), StatusCode::NOT_MODIFIED);
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_ENCODING, "gzip, br".parse().unwrap());
+        let r = serve(0, &h);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(r.headers()[header::ETAG], s.etag.as_str());
+    }
 }

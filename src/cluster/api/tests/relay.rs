@@ -266,3 +266,123 @@ fn a_silent_agent_times_out_after_15_s() {
         "{took:?}"
     );
 }
+
+/// The exec session: minted under the caller's scope, claimed once by a
+/// browser websocket, relayed on the long-poll, and joined only by the
+/// agent of the container's host; frames then pass both ways.
+#[test]
+fn exec_sessions_join_only_the_containers_agent() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(
+        &dir.path().join("db"),
+        ServerConfig {
+            max_wait: Duration::from_millis(200),
+            ..ServerConfig::default()
+        },
+    );
+    let u = s.url.clone();
+    let (host, ak, sk) = register(&u, "1a5", "exectestkey0000001", "n1");
+    let (_h2, ak2, sk2) = register(&u, "1a5", "exectestkey0000002", "n2");
+    let c = post(
+        &format!("{u}/v1/projects/1a5/containers"),
+        json!({"name": "sh", "imageUuid": "docker:busybox", "requestedHostId": host}),
+    );
+    assert_eq!(c.status, 201, "{:?}", c.body);
+    let cid = c.body["id"].as_str().unwrap().to_string();
+    let exec = format!("{u}/v2-beta/projects/1a5/containers/{cid}/exec");
+    // Not running yet: refused with the reason.
+    let (st, v) = raw("POST", &exec, None, Some(json!({})));
+    assert_eq!(st, 422, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("not running"),
+        "{v}"
+    );
+    let (st, v) = raw(
+        "POST",
+        &format!("{u}/v1/agent/sync"),
+        Some((&ak, &sk)),
+        Some(json!({"reports": [{"instanceId": cid, "state": "running"}], "waitMs": 1})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = raw("POST", &exec, None, Some(json!({"command": 3})));
+    assert_eq!((st, v["fieldName"].as_str()), (422, Some("command")), "{v}");
+    let (st, v) = raw("POST", &exec, None, Some(json!({"command": ["hostname"]})));
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["type"], "hostAccess");
+    let url = v["url"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with("ws://") && url.ends_with("/v1/exec/"),
+        "{url}"
+    );
+    let token = v["token"].as_str().unwrap().to_string();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // An unknown token is refused before any upgrade.
+        let bad = tokio_tungstenite::connect_async(format!("{url}?token=nope")).await;
+        assert!(bad.is_err());
+        let (mut browser, _) = tokio_tungstenite::connect_async(format!("{url}?token={token}"))
+            .await
+            .unwrap();
+        // The token is used once.
+        assert!(
+            tokio_tungstenite::connect_async(format!("{url}?token={token}"))
+                .await
+                .is_err()
+        );
+        // The request rides the host's long-poll.
+        let u2 = u.clone();
+        let (ak1, sk1) = (ak.clone(), sk.clone());
+        let req = tokio::task::spawn_blocking(move || next_request(&u2, (&ak1, &sk1)))
+            .await
+            .unwrap();
+        assert_eq!(req["kind"], "exec");
+        assert_eq!(req["instanceId"], cid.as_str());
+        assert_eq!(req["command"], json!(["hostname"]));
+        let id = req["requestId"].as_str().unwrap();
+        let agent_url = format!("{}/v1/agent/exec/{id}", u.replacen("http://", "ws://", 1));
+        let with = |creds: Option<(&str, &str)>| {
+            let mut r = agent_url.as_str().into_client_request().unwrap();
+            if let Some((a, s)) = creds {
+                r.headers_mut()
+                    .insert("Authorization", basic_header(a, s).parse().unwrap());
+            }
+            r
+        };
+        // No credentials, or another host's agent: refused.
+        assert!(tokio_tungstenite::connect_async(with(None)).await.is_err());
+        match tokio_tungstenite::connect_async(with(Some((&ak2, &sk2)))).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                assert_eq!(r.status(), 404)
+            }
+            other => panic!("another host's agent joined: {:?}", other.is_ok()),
+        }
+        let (mut agent, _) = tokio_tungstenite::connect_async(with(Some((&ak, &sk))))
+            .await
+            .unwrap();
+        agent
+            .send(Message::Binary(b"n1\r\n".to_vec().into()))
+            .await
+            .unwrap();
+        let got = browser.next().await.unwrap().unwrap();
+        assert_eq!(got.into_data().as_ref(), b"n1\r\n");
+        browser
+            .send(Message::Text(r#"{"resize":[100,30]}"#.into()))
+            .await
+            .unwrap();
+        let got = agent.next().await.unwrap().unwrap();
+        assert_eq!(got.into_text().unwrap().as_str(), r#"{"resize":[100,30]}"#);
+        // The agent ends the session: the browser's socket closes.
+        agent.close(None).await.unwrap();
+        loop {
+            match browser.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    });
+}

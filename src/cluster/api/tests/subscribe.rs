@@ -241,8 +241,15 @@ fn the_ui_is_served_from_the_binary() {
         Some("text/html; charset=utf-8")
     );
     let html = page.into_string().unwrap();
-    assert!(html.contains("/ui/app.js"), "{html}");
-    for (name, ctype) in [("app.js", "text/javascript"), ("app.css", "text/css")] {
+    // The first page carries its style and module inline.
+    assert!(html.contains("<style>") && html.contains("import('/ui/exec.js')"));
+    for (name, ctype) in [
+        ("app.js", "text/javascript"),
+        ("app.css", "text/css"),
+        ("exec.js", "text/javascript"),
+        ("xterm.mjs", "text/javascript"),
+        ("xterm.css", "text/css"),
+    ] {
         let r = ureq::get(&format!("{}/ui/{name}", s.url))
             .set("Accept-Encoding", "gzip")
             .call()
