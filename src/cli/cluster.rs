@@ -37,6 +37,11 @@ pub struct Conn {
     /// API secret key [env: ROS_SECRET_KEY, RANCHER_SECRET_KEY].
     #[arg(long, global = true)]
     secret_key: Option<String>,
+    /// SHA-256 of the cluster CA an `https://` server must present (the
+    /// part after the dot of a registration token; the server logs it as
+    /// `ca_sha256`) [env: ROS_CA_PIN].
+    #[arg(long, global = true)]
+    ca_pin: Option<String>,
     /// Project (environment) id.
     #[arg(long, global = true, default_value = "1a5")]
     project: String,
@@ -58,8 +63,9 @@ impl Conn {
         &self.project
     }
 
-    /// A client for the server, with the key pair when one is given.
-    pub(crate) fn client(&self) -> Client {
+    /// A client for the server, with the key pair when one is given,
+    /// trusting only the pinned CA when a pin is given.
+    pub(crate) fn client(&self) -> Result<Client> {
         let url = self
             .url
             .clone()
@@ -73,10 +79,20 @@ impl Conn {
             .secret_key
             .clone()
             .or_else(|| env2("ROS_SECRET_KEY", "RANCHER_SECRET_KEY"));
-        match (&ak, &sk) {
-            (Some(a), Some(s)) => Client::new(&url, Some((a, s))),
-            _ => Client::new(&url, None),
-        }
+        let creds = match (&ak, &sk) {
+            (Some(a), Some(s)) => Some((a.as_str(), s.as_str())),
+            _ => None,
+        };
+        let pin = self.ca_pin.clone().or_else(|| env2("ROS_CA_PIN", "ROS_CA_PIN"));
+        Ok(match pin {
+            Some(p) => {
+                if p.len() != 64 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    bail!("--ca-pin {p:?}: expected the 64 hex digits of a SHA-256");
+                }
+                Client::pinned(&url, creds, &p).context("TLS client")?
+            }
+            None => Client::new(&url, creds),
+        })
     }
 }
 
@@ -299,7 +315,7 @@ pub fn run(paths: &Paths, cmd: ClusterCmd) -> Result<i32> {
         ClusterCmd::AdminPassword => super::cluster_secrets::show_admin_password(paths),
         ClusterCmd::Hosts { conn } => {
             let v = conn
-                .client()
+                .client()?
                 .get(&format!("/v1/projects/{}/hosts", conn.project))?;
             print(
                 &conn,
@@ -317,7 +333,7 @@ pub fn run(paths: &Paths, cmd: ClusterCmd) -> Result<i32> {
         }
         ClusterCmd::Tokens { cmd, conn } => {
             let path = format!("/v1/projects/{}/registrationtokens", conn.project);
-            let c = conn.client();
+            let c = conn.client()?;
             if let Some(TokensCmd::Create) = cmd {
                 let v = c.post(&path, &json!({}))?;
                 print(&conn, &json!({"data": [v]}), &["id", "state", "command"]);
@@ -329,7 +345,7 @@ pub fn run(paths: &Paths, cmd: ClusterCmd) -> Result<i32> {
         }
         ClusterCmd::Keys { cmd, conn } => {
             let path = format!("/v1/projects/{}/apikeys", conn.project);
-            let c = conn.client();
+            let c = conn.client()?;
             match cmd {
                 KeysCmd::Create { name } => {
                     let body = name.map_or(json!({}), |n| json!({"name": n}));
@@ -348,7 +364,7 @@ pub fn run(paths: &Paths, cmd: ClusterCmd) -> Result<i32> {
             Ok(0)
         }
         ClusterCmd::Projects { conn } => {
-            let v = conn.client().get("/v1/projects")?;
+            let v = conn.client()?.get("/v1/projects")?;
             print(&conn, &v, &["id", "name", "state", "description"]);
             Ok(0)
         }
