@@ -86,7 +86,8 @@ fn admin_post(url: &str, path: &str) -> Value {
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("admin:{PW}"));
     let body = ureq::post(&format!("{url}{path}"))
         .set("Authorization", &format!("Basic {auth}"))
-        .set("Content-Type", "application/json").send_string("{}")
+        .set("Content-Type", "application/json")
+        .send_string("{}")
         .unwrap()
         .into_string()
         .unwrap();
@@ -125,7 +126,14 @@ fn agent(dir: &Path, url: &str, hostname: &str) -> (Proc, PathBuf) {
     let sock = no_docker(dir);
     let p = Proc(
         ros()
-            .args(["--root", dir.to_str().unwrap(), "cluster", "agent", "--url", url])
+            .args([
+                "--root",
+                dir.to_str().unwrap(),
+                "cluster",
+                "agent",
+                "--url",
+                url,
+            ])
             .args(["--hostname", hostname, "--interval", "0.3"])
             .args(["--dns-listen", "off", "--metadata-listen", "off"])
             .args(["--docker-socket", &sock])
@@ -195,13 +203,16 @@ fn agents_pin_the_cluster_ca_and_refuse_a_man_in_the_middle() {
     // read, with what to do; this machine may use it.
     match outside_ip() {
         Some(ip) => {
-            let e = ureq::get(&format!("http://{ip}:{pa}/v1")).call().unwrap_err();
+            let e = ureq::get(&format!("http://{ip}:{pa}/v1"))
+                .call()
+                .unwrap_err();
             let ureq::Error::Status(400, r) = e else {
                 panic!("plain HTTP from {ip}: {e}")
             };
             let text = r.into_string().unwrap();
             assert!(
-                text.contains(&format!("use https://{ip}:{pa}/")) && text.contains("--insecure-http"),
+                text.contains(&format!("use https://{ip}:{pa}/"))
+                    && text.contains("--insecure-http"),
                 "{text}"
             );
         }
@@ -222,7 +233,11 @@ fn agents_pin_the_cluster_ca_and_refuse_a_man_in_the_middle() {
             .unwrap()
     };
     let ok = cli(&pin);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("Default"));
     let bad = cli(&mitm_pin);
     assert!(!bad.status.success());
@@ -296,7 +311,8 @@ fn agents_pin_the_cluster_ca_and_refuse_a_man_in_the_middle() {
             .build()
             .post(&format!("{real}/v1/projects/1a5/registrationtokens"))
             .set("Authorization", &format!("Basic {auth}"))
-            .set("Content-Type", "application/json").send_string("{}")
+            .set("Content-Type", "application/json")
+            .send_string("{}")
             .unwrap()
             .into_string()
             .unwrap();

@@ -83,7 +83,10 @@ impl Conn {
             (Some(a), Some(s)) => Some((a.as_str(), s.as_str())),
             _ => None,
         };
-        let pin = self.ca_pin.clone().or_else(|| env2("ROS_CA_PIN", "ROS_CA_PIN"));
+        let pin = self
+            .ca_pin
+            .clone()
+            .or_else(|| env2("ROS_CA_PIN", "ROS_CA_PIN"));
         Ok(match pin {
             Some(p) => {
                 if p.len() != 64 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -502,9 +505,7 @@ pub(crate) fn server(paths: &Paths, a: ServerArgs) -> Result<i32> {
         super::cluster_secrets::first_admin(paths, store.as_ref(), given.as_deref())?;
     }
     let plain = if a.insecure_http {
-        tracing::warn!(
-            "--insecure-http: plain HTTP is served to every client (development only)"
-        );
+        tracing::warn!("--insecure-http: plain HTTP is served to every client (development only)");
         tls::listener::Plain::Anyone
     } else {
         tls::listener::Plain::Loopback
@@ -542,8 +543,8 @@ pub(crate) fn server(paths: &Paths, a: ServerArgs) -> Result<i32> {
         let tcp = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let listener = tls::listener::Listener::new(tcp, tls.config.clone(), plain)
-            .context("listener")?;
+        let listener =
+            tls::listener::Listener::new(tcp, tls.config.clone(), plain).context("listener")?;
         tracing::info!(
             listen = %listen, store = %db.display(), ca_sha256 = %tls.ca_hash,
             names = %tls.names.join(","), plain_http = ?plain,

@@ -192,10 +192,12 @@ fn learn_pin(root: &str, token: &str) -> Result<String, (bool, String)> {
         .tls_config(tls::unverified_client().map_err(|e| (false, e.to_string()))?)
         .build();
     let url = format!("{root}/v1/cacert");
-    let r = agent
-        .get(&url)
-        .call()
-        .map_err(|e| (false, format!("cannot fetch the cluster CA from {url}: {e}")))?;
+    let r = agent.get(&url).call().map_err(|e| {
+        (
+            false,
+            format!("cannot fetch the cluster CA from {url}: {e}"),
+        )
+    })?;
     let proof = r.header(tls::PROOF_HEADER).unwrap_or_default().to_string();
     let pem = r
         .into_string()

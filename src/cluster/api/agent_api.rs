@@ -114,13 +114,7 @@ pub fn script(cx: &Ctx<'_>, value: &str) -> Result<Response, ApiError> {
         .as_ref()
         .filter(|_| url.starts_with("https://"))
         .map(|(pem, pin)| (pem.as_str(), pin.as_str()));
-    let body = add_host_script(
-        &url,
-        server,
-        &format_id(Kind::Project, t.project),
-        &sum,
-        ca,
-    );
+    let body = add_host_script(&url, server, &format_id(Kind::Project, t.project), &sum, ca);
     Ok(([(header::CONTENT_TYPE, "text/x-shellscript")], body).into_response())
 }
 

@@ -273,8 +273,7 @@ async fn handle(
                     .as_deref()
                     .and_then(|p| axum::http::HeaderValue::from_str(p).ok())
                 {
-                    r.headers_mut()
-                        .insert(crate::cluster::tls::PROOF_HEADER, v);
+                    r.headers_mut().insert(crate::cluster::tls::PROOF_HEADER, v);
                 }
                 Ok(r)
             }

@@ -82,8 +82,8 @@ pub async fn serve_on(
     app: Arc<App>,
     listener: crate::cluster::tls::listener::Listener,
 ) -> std::io::Result<()> {
-    let svc = router(app)
-        .into_make_service_with_connect_info::<crate::cluster::tls::listener::Peer>();
+    let svc =
+        router(app).into_make_service_with_connect_info::<crate::cluster::tls::listener::Peer>();
     axum::serve(listener, svc).await
 }
 

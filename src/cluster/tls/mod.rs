@@ -407,8 +407,8 @@ mod tests {
         load_or_create(&s, &["node1".into(), "10.0.0.1".into(), "".into()]).unwrap();
         assert_eq!(cert(&s), first);
         // A new address: a new certificate from the same CA.
-        let b = load_or_create(&s, &["10.0.0.1".into(), "node1".into(), "10.0.0.2".into()])
-            .unwrap();
+        let b =
+            load_or_create(&s, &["10.0.0.1".into(), "node1".into(), "10.0.0.2".into()]).unwrap();
         assert_ne!(cert(&s), first);
         assert_eq!(a.ca_hash, b.ca_hash);
         assert!(!leaf_current("x|y|2000", &["x".into()], "y", 2001));

@@ -642,6 +642,11 @@ $('#env').addEventListener('change', (e) => switchProject(e.target.value));
 
 // ---- login ----
 let loginShown = false;
+// The text for a 429 of the login brake (Retry-After: seconds).
+function braked(r) {
+  const s = parseInt(r.headers.get('Retry-After') || '', 10);
+  return `Too many failed logins from your address: wait ${Number.isFinite(s) ? s : 'a few'} s before trying again.`;
+}
 function needLogin() {
   if (loginShown) return;
   loginShown = true;
@@ -660,11 +665,14 @@ function needLogin() {
       try {
         const r = await fetch('/v2-beta/token', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-API-No-Challenge': 'true' }, body: JSON.stringify({ code: `${user.value}:${pass.value}` }) });
         const j = await r.json().catch(() => ({}));
+        // The server's brute-force brake: say how long to wait.
+        if (r.status === 429) throw new Error(braked(r));
         let cred = r.ok && j.jwt ? `Bearer ${j.jwt}` : null;
         if (!cred) {
           // An API key logs in with HTTP Basic.
           const basic = `Basic ${btoa(`${user.value}:${pass.value}`)}`;
           const t = await fetch('/v2-beta/projects', { headers: { Authorization: basic, 'X-API-No-Challenge': 'true' } });
+          if (t.status === 429) throw new Error(braked(t));
           if (t.ok) cred = basic;
         }
         if (!cred) throw new Error(j.message || 'wrong username or password');

@@ -26,7 +26,8 @@ fn pinned_https_end_to_end() {
     let port = rt.block_on(async {
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = tcp.local_addr().unwrap().port();
-        let l = tls::listener::Listener::new(tcp, t.config.clone(), tls::listener::Plain::Never).unwrap();
+        let l = tls::listener::Listener::new(tcp, t.config.clone(), tls::listener::Plain::Never)
+            .unwrap();
         tokio::spawn(api::serve_on(app, l));
         port
     });
@@ -79,7 +80,8 @@ fn a_second_ca_is_refused_with_the_reason() {
     let port = rt.block_on(async {
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = tcp.local_addr().unwrap().port();
-        let l = tls::listener::Listener::new(tcp, mitm.config.clone(), tls::listener::Plain::Never).unwrap();
+        let l = tls::listener::Listener::new(tcp, mitm.config.clone(), tls::listener::Plain::Never)
+            .unwrap();
         tokio::spawn(api::serve_on(app, l));
         port
     });
