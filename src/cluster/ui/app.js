@@ -280,6 +280,7 @@ VIEWS['add-host'] = () => {
   const cc = h('pre', { class: 'cmd', id: 'ah-cloud' }, '');
   let url = null;
   let token = null;
+  let command = null;
   const update = () => {
     if (!url) return;
     const l = labels.value.trim();
@@ -287,8 +288,10 @@ VIEWS['add-host'] = () => {
     // Rancher's one line for any Linux machine with Docker: the script
     // fetches ros from this server and starts the agent; options after `--`.
     const opts = [i && `--ip ${i}`, l && `--labels ${l}`].filter(Boolean).join(' ');
-    const k = url.startsWith('https://') ? 'k' : '';
-    cmd.textContent = `curl -fsSL${k} ${url} | sudo sh${opts ? ` -s -- ${opts}` : ''}`;
+    // The token's own line: over HTTPS it checks the cluster CA against
+    // the pin before it fetches the script.
+    const line = command || `curl -fsSL ${url} | sudo sh`;
+    cmd.textContent = `${line}${opts ? ` -s -- ${opts}` : ''}`;
     const server = url.replace(/\/v1\/scripts\/.*$/, '');
     const lines = ['#cloud-config', 'ros:', '  cluster:', '    role: agent', `    server_url: ${server}`, `    token: ${token}`];
     if (i) lines.push(`    agent_ip: ${i}`);
@@ -306,6 +309,7 @@ VIEWS['add-host'] = () => {
       if (!t) t = await api('POST', `${P()}/registrationtokens`, {});
       url = t.registrationUrl;
       token = t.token;
+      command = t.command;
       update();
     } catch (e) { cmd.textContent = `Cannot create a registration token: ${e.message}`; }
   })();
