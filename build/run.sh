@@ -11,7 +11,8 @@
 #                          on first boot)
 #   ROS_SSH_PORT=2222      host port forwarded to the guest's sshd
 #   ROS_CLUSTER=1          the node runs the cluster server and an agent
-#                          (ros.cluster.role: both); its API is forwarded to
+#                          (ros.cluster.role: both, insecure_http: the host reaches
+#                          it through QEMU user networking); its API is forwarded to
 #                          http://127.0.0.1:${ROS_API_PORT:-8080}
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,7 @@ if [ -n "${ROS_CLUSTER:-}" ]; then
   fwd+=",hostfwd=tcp:127.0.0.1:$api_port-:8080"
   user_data=dist/cluster-user-data.yml
   # user-data turns the live autologin off; this demo node keeps it on
-  printf '#cloud-config\nros:\n  autologin: true\n  cluster:\n    role: both\n' > "$user_data"
+  printf '#cloud-config\nros:\n  autologin: true\n  cluster:\n    role: both\n    insecure_http: true\n' > "$user_data"
 fi
 
 args=(-m 2048 -smp 2 -nographic -cdrom dist/ros.iso -boot d

@@ -27,7 +27,14 @@ fn three_hosts_register_run_and_reconnect() {
     let tok = token["token"].as_str().unwrap();
     assert!(ros::cluster::agent::token_pin(tok).is_some(), "{tok}");
     let command = token["command"].as_str().unwrap().to_string();
-    assert_eq!(command, format!("curl -fsSLk {reg} | sudo sh"));
+    // The Add Host line checks the CA against the pin before it fetches
+    // the script with it (no `-k` on the script or the binary).
+    let pin = ros::cluster::agent::token_pin(tok).unwrap();
+    assert!(
+        command.contains(&format!("grep -q ^{pin}"))
+            && command.ends_with(&format!("curl -fsSL --cacert $f {reg} | sudo sh")),
+        "{command}"
+    );
     c.hosts[0].agent = Some(start_agent(&c, 0, &reg));
     // node2 is given two servers (`server_url` may list several): the
     // first does not answer, so it registers and syncs with the second.

@@ -37,6 +37,11 @@ pub struct Conn {
     /// API secret key [env: ROS_SECRET_KEY, RANCHER_SECRET_KEY].
     #[arg(long, global = true)]
     secret_key: Option<String>,
+    /// SHA-256 of the cluster CA an `https://` server must present (the
+    /// part after the dot of a registration token; the server logs it as
+    /// `ca_sha256`) [env: ROS_CA_PIN].
+    #[arg(long, global = true)]
+    ca_pin: Option<String>,
     /// Project (environment) id.
     #[arg(long, global = true, default_value = "1a5")]
     project: String,
@@ -58,8 +63,9 @@ impl Conn {
         &self.project
     }
 
-    /// A client for the server, with the key pair when one is given.
-    pub(crate) fn client(&self) -> Client {
+    /// A client for the server, with the key pair when one is given,
+    /// trusting only the pinned CA when a pin is given.
+    pub(crate) fn client(&self) -> Result<Client> {
         let url = self
             .url
             .clone()
@@ -73,10 +79,23 @@ impl Conn {
             .secret_key
             .clone()
             .or_else(|| env2("ROS_SECRET_KEY", "RANCHER_SECRET_KEY"));
-        match (&ak, &sk) {
-            (Some(a), Some(s)) => Client::new(&url, Some((a, s))),
-            _ => Client::new(&url, None),
-        }
+        let creds = match (&ak, &sk) {
+            (Some(a), Some(s)) => Some((a.as_str(), s.as_str())),
+            _ => None,
+        };
+        let pin = self
+            .ca_pin
+            .clone()
+            .or_else(|| env2("ROS_CA_PIN", "ROS_CA_PIN"));
+        Ok(match pin {
+            Some(p) => {
+                if p.len() != 64 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    bail!("--ca-pin {p:?}: expected the 64 hex digits of a SHA-256");
+                }
+                Client::pinned(&url, creds, &p).context("TLS client")?
+            }
+            None => Client::new(&url, creds),
+        })
     }
 }
 
@@ -153,15 +172,16 @@ pub enum KeysCmd {
 /// `ros cluster server` flags.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Address and port to serve on.
+    /// Address and port to serve on: HTTPS with the cluster CA (generated
+    /// on first start, kept in the store), and plain HTTP to clients on
+    /// this machine only (see `--insecure-http`).
     #[arg(long, env = "ROS_CLUSTER_LISTEN", default_value = "0.0.0.0:8080")]
     pub(crate) listen: String,
     /// URL agents reach this server on (for registration URLs); taken from
     /// each request's Host header when unset.
     #[arg(long, env = "ROS_CLUSTER_ADVERTISE_URL")]
     pub(crate) advertise_url: Option<String>,
-    /// Also serve HTTPS here (ADDR:PORT), with a cluster CA generated on
-    /// first start; registration tokens then carry the CA pin.
+    /// Also serve HTTPS only (no plain HTTP at all) here (ADDR:PORT).
     #[arg(long, env = "ROS_CLUSTER_TLS_LISTEN")]
     pub(crate) tls_listen: Option<String>,
     /// Extra names or IPs for the server certificate (repeatable).
@@ -186,9 +206,8 @@ pub struct ServerArgs {
     /// every response carries `X-Ros-Insecure: open-api`.
     #[arg(long)]
     pub(crate) insecure_open_api: bool,
-    /// Allow `--listen` (plain HTTP) on an address other machines reach;
-    /// without it plain HTTP is served on loopback only (use
-    /// `--tls-listen` for the network).
+    /// DEVELOPMENT ONLY: serve plain HTTP on `--listen` to every client,
+    /// not only to this machine (HTTPS stays available on the same port).
     #[arg(long)]
     pub(crate) insecure_http: bool,
     /// The first admin password from the cloud-config (never a flag, so it
@@ -299,7 +318,7 @@ pub fn run(paths: &Paths, cmd: ClusterCmd) -> Result<i32> {
         ClusterCmd::AdminPassword => super::cluster_secrets::show_admin_password(paths),
         ClusterCmd::Hosts { conn } => {
             let v = conn
-                .client()
+                .client()?
                 .get(&format!("/v1/projects/{}/hosts", conn.project))?;
             print(
                 &conn,
@@ -317,7 +336,7 @@ pub fn run(paths: &Paths, cmd: ClusterCmd) -> Result<i32> {
         }
         ClusterCmd::Tokens { cmd, conn } => {
             let path = format!("/v1/projects/{}/registrationtokens", conn.project);
-            let c = conn.client();
+            let c = conn.client()?;
             if let Some(TokensCmd::Create) = cmd {
                 let v = c.post(&path, &json!({}))?;
                 print(&conn, &json!({"data": [v]}), &["id", "state", "command"]);
@@ -329,7 +348,7 @@ pub fn run(paths: &Paths, cmd: ClusterCmd) -> Result<i32> {
         }
         ClusterCmd::Keys { cmd, conn } => {
             let path = format!("/v1/projects/{}/apikeys", conn.project);
-            let c = conn.client();
+            let c = conn.client()?;
             match cmd {
                 KeysCmd::Create { name } => {
                     let body = name.map_or(json!({}), |n| json!({"name": n}));
@@ -348,7 +367,7 @@ pub fn run(paths: &Paths, cmd: ClusterCmd) -> Result<i32> {
             Ok(0)
         }
         ClusterCmd::Projects { conn } => {
-            let v = conn.client().get("/v1/projects")?;
+            let v = conn.client()?.get("/v1/projects")?;
             print(&conn, &v, &["id", "name", "state", "description"]);
             Ok(0)
         }
@@ -410,40 +429,63 @@ fn host_of(url: &str) -> String {
         .to_string()
 }
 
-/// Plain HTTP only on loopback, unless `--insecure-http`.
-fn check_plain_listen(listen: &str, insecure_http: bool) -> Result<()> {
-    let addr: std::net::SocketAddr = listen
-        .parse()
-        .with_context(|| format!("--listen {listen:?}: expected ip:port"))?;
-    if !addr.ip().is_loopback() && !insecure_http {
-        bail!(
-            "refusing plain HTTP on {listen}: other machines could read credentials; \
-             serve them with --tls-listen {listen} and keep --listen on 127.0.0.1, \
-             or pass --insecure-http (development only)"
-        );
+/// This machine's host name and interface addresses (for the server
+/// certificate: agents may reach the server on any of them).
+fn local_names() -> Vec<String> {
+    let mut names: Vec<String> = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .into_iter()
+        .collect();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for a in addrs {
+            let Some(sa) = a.address else { continue };
+            if let Some(v4) = sa.as_sockaddr_in() {
+                names.push(v4.ip().to_string());
+            } else if let Some(v6) = sa.as_sockaddr_in6() {
+                // Link-local addresses need a zone; no client names them.
+                if v6.ip().segments()[0] & 0xffc0 != 0xfe80 {
+                    names.push(v6.ip().to_string());
+                }
+            }
+        }
     }
-    Ok(())
+    names
+}
+
+/// The cluster CA and server certificate for this server's names, with
+/// the CA's PEM copied to `STATE/cluster/ca.pem` for tools on the node.
+fn server_tls(paths: &Paths, store: &SqliteStore, a: &ServerArgs) -> Result<tls::ServerTls> {
+    let mut names = a.tls_sans.clone();
+    names.push(host_of(&a.listen));
+    if let Some(l) = &a.tls_listen {
+        names.push(host_of(l));
+    }
+    if let Some(u) = &a.advertise_url {
+        names.push(host_of(u));
+    }
+    names.extend(local_names());
+    names.retain(|n| n != "0.0.0.0" && n != "::" && !n.is_empty());
+    let t = tls::load_or_create(store, &names).context("cannot set up TLS")?;
+    let pem = paths.state_dir().join("cluster").join("ca.pem");
+    if std::fs::read_to_string(&pem).ok().as_deref() != Some(t.ca_pem.as_str()) {
+        std::fs::write(&pem, &t.ca_pem)
+            .with_context(|| format!("cannot write {}", pem.display()))?;
+    }
+    Ok(t)
 }
 
 pub(crate) fn server(paths: &Paths, a: ServerArgs) -> Result<i32> {
-    check_plain_listen(&a.listen, a.insecure_http)?;
+    let listen: std::net::SocketAddr = a
+        .listen
+        .parse()
+        .with_context(|| format!("--listen {:?}: expected ip:port", a.listen))?;
     let db = paths.state_dir().join("cluster").join("server.db");
     let store = Arc::new(
         SqliteStore::open(&db)
             .with_context(|| format!("cannot open the store {}", db.display()))?,
     );
-    let tls = match &a.tls_listen {
-        Some(l) => {
-            let mut names = a.tls_sans.clone();
-            names.push(host_of(l));
-            if let Some(u) = &a.advertise_url {
-                names.push(host_of(u));
-            }
-            names.retain(|n| n != "0.0.0.0" && n != "::" && !n.is_empty());
-            Some(tls::load_or_create(store.as_ref(), &names).context("cannot set up TLS")?)
-        }
-        None => None,
-    };
+    let tls = server_tls(paths, &store, &a)?;
     let join_token = super::cluster_secrets::join_token(paths, a.token.as_deref())?;
     if a.insecure_open_api {
         tracing::warn!(
@@ -462,8 +504,15 @@ pub(crate) fn server(paths: &Paths, a: ServerArgs) -> Result<i32> {
         let given = a.admin_password.clone().or(from_file);
         super::cluster_secrets::first_admin(paths, store.as_ref(), given.as_deref())?;
     }
+    let plain = if a.insecure_http {
+        tracing::warn!("--insecure-http: plain HTTP is served to every client (development only)");
+        tls::listener::Plain::Anyone
+    } else {
+        tls::listener::Plain::Loopback
+    };
     let config = ServerConfig {
-        tls_ca: tls.as_ref().map(|t| (t.ca_pem.clone(), t.ca_hash.clone())),
+        tls_ca: Some((tls.ca_pem.clone(), tls.ca_hash.clone())),
+        ca_proof: Some(tls::ca_proof(&join_token, &tls.ca_hash).context("CA proof")?),
         open_api: a.insecure_open_api,
         join_token: Some(join_token),
         reconnecting_after: secs(a.reconnecting_after, "--reconnecting-after")?,
@@ -476,24 +525,32 @@ pub(crate) fn server(paths: &Paths, a: ServerArgs) -> Result<i32> {
     }
     let app = App::new(store, config).context("cannot seed the store")?;
     runtime()?.block_on(async move {
-        if let (Some(t), Some(l)) = (tls, &a.tls_listen) {
+        if let Some(l) = &a.tls_listen {
             let tcp = tokio::net::TcpListener::bind(l)
                 .await
                 .with_context(|| format!("cannot listen on {l}"))?;
-            let listener = tls::TlsListener::new(tcp, t.config).context("tls listener")?;
-            tracing::info!(listen = %l, ca_sha256 = %t.ca_hash, "cluster server TLS ready");
+            let listener =
+                tls::listener::Listener::new(tcp, tls.config.clone(), tls::listener::Plain::Never)
+                    .context("tls listener")?;
+            tracing::info!(listen = %l, "cluster server HTTPS-only listener ready");
             let app = app.clone();
             tokio::spawn(async move {
-                if let Err(e) = api::serve_tls(app, listener).await {
+                if let Err(e) = api::serve_on(app, listener).await {
                     tracing::error!(error = %e, "tls server failed");
                 }
             });
         }
-        let listener = tokio::net::TcpListener::bind(&a.listen)
+        let tcp = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("cannot listen on {}", a.listen))?;
-        tracing::info!(listen = %a.listen, store = %db.display(), "cluster server ready");
-        crate::cluster::server::serve(app, listener)
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let listener =
+            tls::listener::Listener::new(tcp, tls.config.clone(), plain).context("listener")?;
+        tracing::info!(
+            listen = %listen, store = %db.display(), ca_sha256 = %tls.ca_hash,
+            names = %tls.names.join(","), plain_http = ?plain,
+            "cluster server ready (HTTPS with the cluster CA)"
+        );
+        crate::cluster::server::serve_listener(app, listener)
             .await
             .context("server failed")
     })?;

@@ -61,15 +61,15 @@ fn server_args(c: &ClusterConfig) -> ServerArgs {
             .and_then(|u| u.split(',').next())
             .map(|u| u.trim().to_string()),
         tls_listen: None,
-        tls_sans: Vec::new(),
+        tls_sans: c.tls_sans.clone(),
         reconnecting_after: c.reconnecting_after.unwrap_or(30.0),
         disconnected_after: c.disconnected_after.unwrap_or(180.0),
         token: c.token.clone(),
         admin_password_file: None,
         insecure_open_api: false,
-        // Booted nodes still serve plain HTTP on ros.cluster.listen: TLS by
-        // default there (the pre-shared token without a pin) is not done yet.
-        insecure_http: true,
+        // HTTPS on ros.cluster.listen; plain HTTP only to the node itself
+        // (its CLI, its own agent with role `both`) unless asked for.
+        insecure_http: c.insecure_http.unwrap_or(false),
         // Read from the cloud-config here, so the plain password is never
         // in argv or the environment of the server.
         admin_password: c.admin_password.clone(),
@@ -150,5 +150,20 @@ mod tests {
         );
         c.server_url = None;
         assert_eq!(registration_url(&c), None);
+    }
+
+    #[test]
+    fn booted_servers_serve_https_by_default() {
+        let mut c = ClusterConfig {
+            role: Some(ClusterRole::Server),
+            tls_sans: vec!["cluster.example".into()],
+            ..ClusterConfig::default()
+        };
+        let a = server_args(&c);
+        assert!(!a.insecure_http, "plain HTTP only to the node itself");
+        assert_eq!(a.listen, "0.0.0.0:8080");
+        assert_eq!(a.tls_sans, ["cluster.example"]);
+        c.insecure_http = Some(true);
+        assert!(server_args(&c).insecure_http);
     }
 }

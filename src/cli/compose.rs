@@ -463,7 +463,7 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
             .unwrap_or_else(|| "default".into()),
     };
     let cx = Ctx {
-        client: args.conn.client(),
+        client: args.conn.client()?,
         project: args.conn.project().to_string(),
         stack,
     };

@@ -145,15 +145,18 @@ impl Client {
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .ok_or(ClientError::Decode { url }),
             Err(ureq::Error::Status(status, r)) => {
-                let v: serde_json::Value = r
-                    .into_string()
-                    .ok()
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or_default();
+                let text = r.into_string().unwrap_or_default();
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                // Not the API's error object (e.g. the listener's "this
+                // port serves HTTPS"): the text itself says what is wrong.
+                let message = match v["message"].as_str() {
+                    Some(m) => m.to_string(),
+                    None => text.trim().chars().take(300).collect(),
+                };
                 Err(ClientError::Api {
                     status,
                     code: v["code"].as_str().unwrap_or("").to_string(),
-                    message: v["message"].as_str().unwrap_or("").to_string(),
+                    message,
                 })
             }
             Err(e) => Err(ClientError::Transport {

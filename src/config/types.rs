@@ -322,8 +322,15 @@ pub struct ClusterConfig {
     /// The first admin password of a server node (never exported; hashed
     /// by the server at first start).
     pub admin_password: Option<String>,
-    /// Server listen address.
+    /// Server listen address (`ip:port`, default `0.0.0.0:8080`): HTTPS
+    /// with the cluster CA; plain HTTP to the node itself only.
     pub listen: Option<String>,
+    /// Extra names or IPs for the server certificate (the node's hostname
+    /// and addresses are always in it).
+    pub tls_sans: Vec<String>,
+    /// DEVELOPMENT ONLY: serve plain HTTP to every client, not only to the
+    /// node itself (`ros cluster server --insecure-http`).
+    pub insecure_http: Option<bool>,
     /// The agent's IP as other hosts reach it.
     pub agent_ip: Option<String>,
     /// Seconds without a sync before the server marks a host

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{blocking, AgentConfig, AgentError};
 use crate::cluster::client::Client;
 use crate::cluster::protocol::{HostFacts, RegisterRequest, RegisterResponse};
+use crate::cluster::tls;
 
 /// What the agent persists: who it is and how to authenticate.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -88,9 +89,6 @@ impl Server {
             }
         }
         let pin = token_pin(&token).map(str::to_string);
-        if root.starts_with("https://") && pin.is_none() {
-            tracing::warn!("https registration URL without a CA pin: trusting the system roots");
-        }
         Ok(Server {
             root,
             token,
@@ -181,6 +179,83 @@ pub(crate) fn load_identity(cfg: &AgentConfig, server: &Server) -> Identity {
         })
 }
 
+/// The SHA-256 of the CA of an `https://` server reached with a token
+/// that carries no pin (the pre-shared `ros.cluster.token`): the CA
+/// certificate is fetched without checking (nothing secret is sent), and
+/// trusted only when the server proves with it that it knows the token
+/// ([`tls::ca_proof`]). `Err((refused, why))`: refused is true when the
+/// server answered but failed the proof.
+fn learn_pin(root: &str, token: &str) -> Result<String, (bool, String)> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(30))
+        .tls_config(tls::unverified_client().map_err(|e| (false, e.to_string()))?)
+        .build();
+    let url = format!("{root}/v1/cacert");
+    let r = agent.get(&url).call().map_err(|e| {
+        (
+            false,
+            format!("cannot fetch the cluster CA from {url}: {e}"),
+        )
+    })?;
+    let proof = r.header(tls::PROOF_HEADER).unwrap_or_default().to_string();
+    let pem = r
+        .into_string()
+        .map_err(|e| (false, format!("cannot read {url}: {e}")))?;
+    let der = tls::pem_der(&pem)
+        .ok_or_else(|| (true, format!("{url} did not answer with a certificate")))?;
+    let hash = tls::sha256_hex(&der);
+    let want = tls::ca_proof(token, &hash).map_err(|e| (false, e.to_string()))?;
+    if proof.is_empty() || !crate::cluster::auth::same_secret(&proof, &want) {
+        return Err((
+            true,
+            format!(
+                "refusing the server at {root}: it presents CA {hash} but cannot prove that it \
+                 knows the join token ({} {}) — a man in the middle, or a server with another \
+                 token. Check ros.cluster.token, or give the token with the CA pin \
+                 (<token>.<sha256 of the CA DER>) to trust one CA only",
+                tls::PROOF_HEADER,
+                if proof.is_empty() { "missing" } else { "wrong" }
+            ),
+        ));
+    }
+    Ok(hash)
+}
+
+/// Make sure an `https://` server has a CA pin: the token's, or one
+/// learned with [`learn_pin`] (retried every `cfg.interval` while the
+/// server cannot be reached or fails the proof).
+async fn ensure_pin(
+    cfg: &AgentConfig,
+    server: &mut Server,
+    status: &mut super::status::StatusFile,
+) -> Result<(), AgentError> {
+    while server.pin.is_none() && server.root.starts_with("https://") {
+        let (root, token) = (server.root.clone(), server.token.clone());
+        let r = tokio::task::spawn_blocking(move || learn_pin(&root, &token))
+            .await
+            .map_err(|_| AgentError::Task)?;
+        match r {
+            Ok(pin) => {
+                tracing::info!(server = %server.root, ca_sha256 = %pin,
+                    "the server proved it knows the join token: pinned its CA");
+                server.pin = Some(pin);
+            }
+            Err((refused, why)) => {
+                if refused {
+                    tracing::error!("{why}");
+                } else {
+                    tracing::warn!(error = %why, "cannot fetch the cluster CA; retrying");
+                }
+                status.record(Err(why));
+                server.failover();
+                tokio::time::sleep(cfg.interval).await;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The registration of `identity`: the saved one, or a new one from the
 /// server (retried every `cfg.interval` until it answers, then saved).
 /// True in the second element when it is new.
@@ -191,6 +266,7 @@ pub(crate) async fn register(
     facts: &HostFacts,
     status: &mut super::status::StatusFile,
 ) -> Result<(RegisterResponse, bool), AgentError> {
+    ensure_pin(cfg, server, status).await?;
     loop {
         if let Some(r) = &identity.registration {
             return Ok((r.clone(), false));

@@ -89,9 +89,12 @@ pub fn ensure_admin(
 }
 
 /// Failed logins per client address: after [`Throttle::FREE`] failures
-/// within [`Throttle::WINDOW`], each further attempt waits twice as long
-/// as the one before (up to [`Throttle::MAX_DELAY`]), so guessing a
-/// password from one address costs minutes per hundred tries.
+/// within [`Throttle::WINDOW`], the address must wait before its next
+/// credential is checked — twice as long after each further failure (up
+/// to [`Throttle::MAX_DELAY`]); attempts inside the wait are answered 429
+/// with `Retry-After` and never checked, so parallel guesses gain nothing
+/// and guessing a password from one address costs minutes per hundred
+/// tries. The UI shows the wait.
 #[derive(Default)]
 pub struct Throttle {
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
@@ -105,7 +108,8 @@ impl Throttle {
     /// Longest delay.
     pub const MAX_DELAY: Duration = Duration::from_secs(10);
 
-    /// How long a login attempt from `ip` waits before it is checked.
+    /// How long `ip` must still wait before a credential of its is
+    /// checked (zero: go ahead).
     pub fn delay(&self, ip: Option<IpAddr>) -> Duration {
         let Some(ip) = ip else {
             return Duration::ZERO;
@@ -116,10 +120,17 @@ impl Throttle {
         match f.get(&ip) {
             Some((n, at)) if *n >= Self::FREE && at.elapsed() < Self::WINDOW => {
                 let steps = (n - Self::FREE).min(16);
-                (Duration::from_millis(250) * 2u32.pow(steps)).min(Self::MAX_DELAY)
+                (Duration::from_millis(250) * 2u32.pow(steps))
+                    .min(Self::MAX_DELAY)
+                    .saturating_sub(at.elapsed())
             }
             _ => Duration::ZERO,
         }
+    }
+
+    /// The 429 for an address that must wait `d`.
+    fn refuse(d: Duration) -> ApiError {
+        ApiError::too_many_logins(d.as_millis().div_ceil(1000).max(1) as u64)
     }
 
     /// Forget every failure (tests that fail on purpose from one address).
@@ -160,8 +171,9 @@ fn is_cached(app: &App, header: &str, agent: bool) -> bool {
 }
 
 /// [`resolve`] with the brute-force brake: a client address with recent
-/// failures waits before an unverified credential is checked, and a
-/// refused credential counts as a failure.
+/// failures waits out its delay before an unverified credential is checked
+/// (API clients get a slow answer rather than a 429 they may not retry),
+/// and a refused credential counts as a failure.
 pub async fn resolve_from(
     app: &App,
     header: Option<&str>,
@@ -189,7 +201,7 @@ pub async fn login_from(
 ) -> Result<serde_json::Value, ApiError> {
     let d = app.throttle.delay(ip);
     if !d.is_zero() {
-        tokio::time::sleep(d).await;
+        return Err(Throttle::refuse(d));
     }
     let r = login(app, body);
     if matches!(&r, Err(e) if e.status == 401) {

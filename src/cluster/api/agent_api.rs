@@ -107,31 +107,67 @@ pub fn script(cx: &Ctx<'_>, value: &str) -> Result<Response, ApiError> {
     let sum = own_binary()
         .map(|b| b.sha256.clone())
         .map_err(|e| ApiError::new(500, "ServerError", e))?;
-    let body = add_host_script(
-        &url,
-        server,
-        &format_id(Kind::Project, t.project),
-        &sum,
-        url.starts_with("https://"),
-    );
+    let ca = cx
+        .app
+        .config
+        .tls_ca
+        .as_ref()
+        .filter(|_| url.starts_with("https://"))
+        .map(|(pem, pin)| (pem.as_str(), pin.as_str()));
+    let body = add_host_script(&url, server, &format_id(Kind::Project, t.project), &sum, ca);
     Ok(([(header::CONTENT_TYPE, "text/x-shellscript")], body).into_response())
 }
 
-/// The text of the Add Host script (see [`script`]).
-fn add_host_script(url: &str, server: &str, project: &str, sum: &str, tls: bool) -> String {
-    // Behind TLS the server's certificate is signed by the cluster CA,
-    // which curl does not know: the binary is checked by its SHA-256 and
-    // the agent itself checks the server against the CA pin in the token.
-    let (curl_k, wget_k) = if tls {
-        (" -k", " --no-check-certificate")
-    } else {
-        ("", "")
+/// Rancher's Add Host line for registration URL `url`. Over HTTPS the
+/// server's certificate comes from the cluster CA, which curl does not
+/// know: the line fetches the CA certificate first (`-k`: nothing is
+/// trusted yet), checks the SHA-256 of its DER against the pin in the
+/// token, and only then fetches the script with `--cacert` — so a man in
+/// the middle can neither serve another script nor read the token (the
+/// script URL is requested over the verified connection only).
+pub fn add_host_command(url: &str, pin: Option<&str>) -> String {
+    let (Some(pin), true) = (pin, url.starts_with("https://")) else {
+        return format!("curl -fsSL {url} | sudo sh");
     };
+    let server = url.split("/v1/scripts/").next().unwrap_or_default();
+    format!(
+        "f=$(mktemp) && curl -fsSLk -o $f {server}/v1/cacert && \
+         {{ sed /-----/d $f | base64 -d | sha256sum | grep -q ^{pin} || \
+         {{ echo 'ros: {server} does not serve the cluster CA {pin}: not joining' >&2; false; }}; }} && \
+         curl -fsSL --cacert $f {url} | sudo sh"
+    )
+}
+
+/// The text of the Add Host script (see [`script`]); `ca` is the cluster
+/// CA (PEM, SHA-256) when the script is served over HTTPS.
+fn add_host_script(
+    url: &str,
+    server: &str,
+    project: &str,
+    sum: &str,
+    ca: Option<(&str, &str)>,
+) -> String {
+    // The script arrived over a connection verified against the CA (see
+    // [`add_host_command`]): it carries the CA, so fetching the binary is
+    // verified the same way (and checked by its SHA-256 besides).
+    let (ca_setup, curl_ca, wget_ca) = match ca {
+        Some((pem, _)) => (
+            format!(
+                "ca=\"${{root%/}}/var/lib/ros/cluster/ca.pem\"\nmkdir -p \"$(dirname \"$ca\")\"\n\
+                 cat >\"$ca\" <<'ROS_CA'\n{}\nROS_CA\n",
+                pem.trim_end()
+            ),
+            " --cacert \"$ca\"",
+            " --ca-certificate=\"$ca\"",
+        ),
+        None => (String::new(), "", ""),
+    };
+    let how = add_host_command(url, ca.map(|(_, pin)| pin));
     format!(
         r#"#!/bin/sh
 # Adds this machine to the ros cluster at {server} as a host of project {project}.
-#   curl -fsSL{curl_k} '{url}' | sudo sh
-#   curl -fsSL{curl_k} '{url}' | sudo sh -s -- --labels zone=a --ip 192.0.2.7
+#   {how}
+#   (add `-s -- --labels zone=a --ip 192.0.2.7` after `sh` for agent options)
 # Options after `--` go to `ros cluster agent` (see `ros cluster agent --help`).
 # Environment: ROS_BIN (default /usr/local/bin/ros), ROS_ROOT (state root,
 # default /), ROS_LOG (default /var/log/ros-agent.log).
@@ -147,13 +183,13 @@ if [ ! -S "${{root%/}}/var/run/docker.sock" ]; then
     say "no Docker here: ${{root%/}}/var/run/docker.sock is not a socket (install and start Docker first)"
     exit 1
 fi
-mkdir -p "$(dirname "$bin")"
+{ca_setup}mkdir -p "$(dirname "$bin")"
 tmp="$bin.new.$$"
 trap 'rm -f "$tmp"' EXIT
 if command -v curl >/dev/null 2>&1; then
-    curl -fsSL{curl_k} -o "$tmp" "$url/ros"
+    curl -fsSL{curl_ca} -o "$tmp" "$url/ros"
 elif command -v wget >/dev/null 2>&1; then
-    wget -q{wget_k} -O "$tmp" "$url/ros"
+    wget -q{wget_ca} -O "$tmp" "$url/ros"
 else
     say "needs curl or wget to fetch the ros binary"
     exit 1

@@ -82,8 +82,8 @@ pub fn create(cx: &Ctx<'_>, p: Principal, kind: Kind, sc: Option<u64>) -> Result
             // Rancher's Add Host line, for any Linux machine with Docker
             // (the script fetches `ros` from this server); a ros node joins
             // with `ros.cluster` in its cloud-config instead.
-            let k = if url.starts_with("https://") { "k" } else { "" };
-            r.set("command", format!("curl -fsSL{k} {url} | sudo sh"));
+            let pin = cx.app.config.tls_ca.as_ref().map(|(_, h)| h.as_str());
+            r.set("command", super::agent_api::add_host_command(&url, pin));
             r.set("image", format!("ros:{}", crate::paths::VERSION));
             store.commit(std::slice::from_ref(&r))?;
             cx.app.feed.poke();

@@ -23,6 +23,8 @@ pub struct ApiError {
     pub message: String,
     /// The offending field, when there is one.
     pub field: Option<String>,
+    /// Seconds to wait (`Retry-After` of a 429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -33,6 +35,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -43,6 +46,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: Some(field.to_string()),
+            retry_after: None,
         }
     }
 
@@ -59,6 +63,18 @@ impl ApiError {
     /// 403 for a credential that is valid but not allowed here.
     pub fn forbidden() -> ApiError {
         ApiError::new(403, "Forbidden", "Forbidden")
+    }
+
+    /// 429 from the brute-force brake: `secs` before the next attempt.
+    pub fn too_many_logins(secs: u64) -> ApiError {
+        ApiError {
+            retry_after: Some(secs),
+            ..ApiError::new(
+                429,
+                "TooManyRequests",
+                format!("too many failed logins from your address: wait {secs} s"),
+            )
+        }
     }
 
     /// 405 for a method the path does not take.
@@ -96,6 +112,10 @@ impl IntoResponse for ApiError {
         if self.status == 401 {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(REALM));
+        }
+        if let Some(s) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
     }

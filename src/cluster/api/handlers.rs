@@ -154,7 +154,7 @@ pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
     } else {
         "/v1"
     };
-    let scheme = if req.extensions().get::<super::Https>().is_some() {
+    let scheme = if super::is_https(req.extensions()) {
         "https"
     } else {
         "http"
@@ -164,15 +164,7 @@ pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
         .headers()
         .get("X-API-No-Challenge")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
-    let ip = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
-        .or_else(|| {
-            req.extensions()
-                .get::<axum::extract::ConnectInfo<crate::cluster::tls::TlsPeer>>()
-                .map(|c| c.0 .0.ip())
-        });
+    let ip = super::peer_ip(req.extensions());
     let method = req.method().clone();
     let audited = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
         && !path.contains("/agent/");
@@ -276,11 +268,22 @@ async fn handle(
             access::login_from(app, &cx.body, ip).await?,
         ),
         (Route::CaCert, Method::GET) => match &app.config.tls_ca {
-            Some((pem, _)) => Ok((
-                [(header::CONTENT_TYPE, "application/x-pem-file")],
-                pem.clone(),
-            )
-                .into_response()),
+            Some((pem, _)) => {
+                let mut r = (
+                    [(header::CONTENT_TYPE, "application/x-pem-file")],
+                    pem.clone(),
+                )
+                    .into_response();
+                if let Some(v) = app
+                    .config
+                    .ca_proof
+                    .as_deref()
+                    .and_then(|p| axum::http::HeaderValue::from_str(p).ok())
+                {
+                    r.headers_mut().insert(crate::cluster::tls::PROOF_HEADER, v);
+                }
+                Ok(r)
+            }
             None => Err(ApiError::not_found()),
         },
         (

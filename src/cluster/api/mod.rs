@@ -79,18 +79,30 @@ pub fn router(app: Arc<App>) -> Router {
 /// The header every response of an `--insecure-open-api` server carries.
 pub const INSECURE_HEADER: &str = "X-Ros-Insecure";
 
-/// Marks requests that arrived over TLS (links then say `https://`).
-#[derive(Clone, Copy, Debug)]
-pub struct Https;
-
-/// Serve HTTPS (the same API) on `listener`; the monitor and the
-/// reconcile driver run with [`crate::cluster::server::serve`].
-pub async fn serve_tls(
+/// Serve the API on `listener` (HTTPS, and plain HTTP as its policy
+/// allows); the monitor and the reconcile driver run with
+/// [`crate::cluster::server::serve_listener`].
+pub async fn serve_on(
     app: Arc<App>,
-    listener: crate::cluster::tls::TlsListener,
+    listener: crate::cluster::tls::listener::Listener,
 ) -> std::io::Result<()> {
-    let svc = router(app)
-        .layer(axum::Extension(Https))
-        .into_make_service_with_connect_info::<crate::cluster::tls::TlsPeer>();
+    let svc =
+        router(app).into_make_service_with_connect_info::<crate::cluster::tls::listener::Peer>();
     axum::serve(listener, svc).await
+}
+
+/// True when the request came over TLS (links then say `https://`).
+pub(crate) fn is_https(ext: &axum::http::Extensions) -> bool {
+    ext.get::<axum::extract::ConnectInfo<crate::cluster::tls::listener::Peer>>()
+        .is_some_and(|c| c.0.tls)
+}
+
+/// The client's address.
+pub(crate) fn peer_ip(ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .or_else(|| {
+            ext.get::<axum::extract::ConnectInfo<crate::cluster::tls::listener::Peer>>()
+                .map(|c| c.0.addr.ip())
+        })
 }

@@ -45,6 +45,7 @@ pub fn refused(field: &str) -> ApiError {
             "{field} is a privileged launch option: only the admin or an API key created with privileged: true may use it"
         ),
         field: Some(field.to_string()),
+        retry_after: None,
     }
 }
 

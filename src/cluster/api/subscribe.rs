@@ -239,7 +239,7 @@ async fn open(app: Arc<App>, pid: &str, req: Request) -> Result<Response, ApiErr
     } else {
         "/v1"
     };
-    let scheme = if parts.extensions.get::<super::Https>().is_some() {
+    let scheme = if super::is_https(&parts.extensions) {
         "https"
     } else {
         "http"

@@ -33,6 +33,9 @@ pub struct ServerConfig {
     pub advertise_url: Option<String>,
     /// `(CA PEM, CA SHA-256 hex)` when TLS is on: tokens then carry the pin.
     pub tls_ca: Option<(String, String)>,
+    /// [`crate::cluster::tls::ca_proof`] of the join token and the CA, sent
+    /// with `GET /v1/cacert` to agents that have the token but no pin.
+    pub ca_proof: Option<String>,
     /// `--insecure-open-api` (tests only): every request acts as the admin
     /// until local auth is enabled, and every response says so
     /// (`X-Ros-Insecure: open-api`). Off, a request without credentials
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
             max_wait: Duration::from_secs(5),
             advertise_url: None,
             tls_ca: None,
+            ca_proof: None,
             open_api: false,
             join_token: None,
         }
@@ -250,4 +254,16 @@ pub async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io:
     let svc = crate::cluster::api::router(app)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, svc).await
+}
+
+/// Serve on `listener` (HTTPS, and plain HTTP as its policy allows) until
+/// the process ends, running the heartbeat monitor and the reconcile
+/// driver.
+pub async fn serve_listener(
+    app: Arc<App>,
+    listener: crate::cluster::tls::listener::Listener,
+) -> std::io::Result<()> {
+    spawn_monitor(app.clone());
+    driver::spawn(app.clone(), Duration::from_millis(500));
+    crate::cluster::api::serve_on(app, listener).await
 }

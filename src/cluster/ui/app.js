@@ -337,6 +337,7 @@ VIEWS['add-host'] = () => {
   const cc = h('pre', { class: 'cmd', id: 'ah-cloud' }, '');
   let url = null;
   let token = null;
+  let command = null;
   const update = () => {
     if (!url) return;
     const l = labels.value.trim();
@@ -344,8 +345,10 @@ VIEWS['add-host'] = () => {
     // Rancher's one line for any Linux machine with Docker: the script
     // fetches ros from this server and starts the agent; options after `--`.
     const opts = [i && `--ip ${i}`, l && `--labels ${l}`].filter(Boolean).join(' ');
-    const k = url.startsWith('https://') ? 'k' : '';
-    cmd.textContent = `curl -fsSL${k} ${url} | sudo sh${opts ? ` -s -- ${opts}` : ''}`;
+    // The token's own line: over HTTPS it checks the cluster CA against
+    // the pin before it fetches the script.
+    const line = command || `curl -fsSL ${url} | sudo sh`;
+    cmd.textContent = `${line}${opts ? ` -s -- ${opts}` : ''}`;
     const server = url.replace(/\/v1\/scripts\/.*$/, '');
     const lines = ['#cloud-config', 'ros:', '  cluster:', '    role: agent', `    server_url: ${server}`, `    token: ${token}`];
     if (i) lines.push(`    agent_ip: ${i}`);
@@ -363,6 +366,7 @@ VIEWS['add-host'] = () => {
       if (!t) t = await api('POST', `${P()}/registrationtokens`, {});
       url = t.registrationUrl;
       token = t.token;
+      command = t.command;
       update();
     } catch (e) { cmd.textContent = `Cannot create a registration token: ${e.message}`; }
   })();
@@ -721,6 +725,11 @@ $('#env').addEventListener('change', (e) => switchProject(e.target.value));
 
 // ---- login ----
 let loginShown = false;
+// The text for a 429 of the login brake (Retry-After: seconds).
+function braked(r) {
+  const s = parseInt(r.headers.get('Retry-After') || '', 10);
+  return `Too many failed logins from your address: wait ${Number.isFinite(s) ? s : 'a few'} s before trying again.`;
+}
 function needLogin() {
   if (loginShown) return;
   loginShown = true;
@@ -739,11 +748,14 @@ function needLogin() {
       try {
         const r = await fetch('/v2-beta/token', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-API-No-Challenge': 'true' }, body: JSON.stringify({ code: `${user.value}:${pass.value}` }) });
         const j = await r.json().catch(() => ({}));
+        // The server's brute-force brake: say how long to wait.
+        if (r.status === 429) throw new Error(braked(r));
         let cred = r.ok && j.jwt ? `Bearer ${j.jwt}` : null;
         if (!cred) {
           // An API key logs in with HTTP Basic.
           const basic = `Basic ${btoa(`${user.value}:${pass.value}`)}`;
           const t = await fetch('/v2-beta/projects', { headers: { Authorization: basic, 'X-API-No-Challenge': 'true' } });
+          if (t.status === 429) throw new Error(braked(t));
           if (t.ok) cred = basic;
         }
         if (!cred) throw new Error(j.message || 'wrong username or password');

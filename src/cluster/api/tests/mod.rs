@@ -149,6 +149,7 @@ pub fn fast() -> ServerConfig {
         max_wait: Duration::from_millis(200),
         advertise_url: None,
         tls_ca: None,
+        ca_proof: None,
         // These tests are about the API, not access control (tests/auth.rs
         // starts secure servers with `secure()`).
         open_api: true,

@@ -26,8 +26,9 @@ fn pinned_https_end_to_end() {
     let port = rt.block_on(async {
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = tcp.local_addr().unwrap().port();
-        let l = tls::TlsListener::new(tcp, t.config.clone()).unwrap();
-        tokio::spawn(api::serve_tls(app, l));
+        let l = tls::listener::Listener::new(tcp, t.config.clone(), tls::listener::Plain::Never)
+            .unwrap();
+        tokio::spawn(api::serve_on(app, l));
         port
     });
     let https = format!("https://127.0.0.1:{port}");
@@ -79,8 +80,9 @@ fn a_second_ca_is_refused_with_the_reason() {
     let port = rt.block_on(async {
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = tcp.local_addr().unwrap().port();
-        let l = tls::TlsListener::new(tcp, mitm.config.clone()).unwrap();
-        tokio::spawn(api::serve_tls(app, l));
+        let l = tls::listener::Listener::new(tcp, mitm.config.clone(), tls::listener::Plain::Never)
+            .unwrap();
+        tokio::spawn(api::serve_on(app, l));
         port
     });
     let https = format!("https://127.0.0.1:{port}");
