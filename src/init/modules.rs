@@ -38,6 +38,8 @@ pub const BASE_MODULES: &[&str] = &[
     "xt_MASQUERADE",
     "xt_addrtype",
     "xt_nat",
+    // `-p tcp --dport`: every published port's DNAT rule (the LB's 80:80)
+    "xt_tcpudp",
     "ip_tables",
     "iptable_nat",
     "iptable_filter",

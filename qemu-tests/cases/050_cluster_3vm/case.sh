@@ -25,6 +25,7 @@ run_multi() {
   # globals: the EXIT trap runs after this function's locals are gone
   ns="ros3vm$$"
   pid=()
+  qdir=$o
   local log=$o/host.log
   local rosbin=""
   for b in "${CARGO_TARGET_DIR:-$top/target}/x86_64-unknown-linux-gnu/release/ros" "$top/target/x86_64-unknown-linux-gnu/release/ros" "$top/target/release/ros" "$top/target/debug/ros"; do
@@ -45,7 +46,13 @@ run_multi() {
   }
   trap multi_cleanup EXIT
   inns() { ip netns exec "$ns" "$@"; }
-  api() { inns curl -fsS --max-time 10 -u "admin:$ADMIN" "http://$NET.11:8080$1"; }
+  # The API over HTTPS, trusting the cluster CA read on node1 (below)
+  api() { inns curl -fsS --max-time 10 --cacert "$o/ca.pem" -u "admin:$ADMIN" "https://$NET.11:8080$1"; }
+  vm() { # vm I CMD: a command on node I over ssh
+    local i=$1; shift
+    timeout 60 ip netns exec "$ns" ssh -i "$key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+      -o ConnectTimeout=10 -o BatchMode=yes -o LogLevel=ERROR "rancher@$NET.1$i" "$@"
+  }
   json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
   # wait_until SECONDS WHAT CMD...: poll CMD every 2 s
   wait_until() {
@@ -85,9 +92,8 @@ run_multi() {
     local i
     for i in 1 2 3; do
       [ -n "${pid[$i]:-}" ] || continue
-      timeout 60 ip netns exec "$ns" ssh -i "$key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-        -o ConnectTimeout=10 -o BatchMode=yes "rancher@$NET.1$i" \
-        'sudo docker ps -a; for c in $(sudo docker ps -aq -f status=exited); do echo "== logs of $c"; sudo docker logs --tail 40 $c 2>&1; done; echo "== cluster service"; sudo ros service logs cluster 2>&1 | tail -60; echo "== iptables nat"; sudo system-docker exec cluster iptables -t nat -S 2>&1 | head -40' \
+      vm "$i" \
+        'sudo docker ps -a; for c in $(sudo docker ps -aq -f status=exited); do echo "== logs of $c"; sudo docker logs --tail 40 $c 2>&1; done; echo "== cluster service"; sudo ros service logs cluster 2>&1 | tail -60; echo "== iptables nat"; sudo docker -H unix:///var/run/system-docker.sock exec cluster iptables -t nat -S 2>&1 | head -40' \
         > "$o/node$i-diag.txt" 2>&1
       say "node$i diagnostics: $o/node$i-diag.txt"
     done
@@ -107,7 +113,7 @@ run_multi() {
   }
   # stop_vm I: QEMU itself (`ip netns exec` forks: its pid is not QEMU's)
   stop_vm() {
-    local q; q=$(cat "$o/qemu$1.pid" 2>/dev/null)
+    local q; q=$(cat "$qdir/qemu$1.pid" 2>/dev/null)
     [ -n "$q" ] && kill "$q" 2>/dev/null
     wait "${pid[$1]}" 2>/dev/null
     pid[$1]=""
@@ -115,20 +121,29 @@ run_multi() {
   boot 1 1024; boot 2 768; boot 3 768
   say "3 VMs started (TCG 1 vCPU each)"
 
+  # The operator's step: the cluster CA from the server node itself; the
+  # pin (SHA-256 of its DER) is what `ros compose --ca-pin` checks.
+  get_ca() { vm 1 sudo cat /var/lib/ros/cluster/ca.pem > "$o/ca.pem" && grep -q "BEGIN CERTIFICATE" "$o/ca.pem"; }
+  wait_until 480 "node1's cluster CA read over ssh" get_ca || { diag; return 1; }
+  local pin; pin=$(sed /-----/d "$o/ca.pem" | base64 -d | sha256sum | cut -c1-64)
+  say "cluster CA pin $pin"
+  # plain HTTP from another machine is refused with a message saying so
+  local plain; plain=$(inns curl -sS --max-time 10 "http://$NET.11:8080/v1/projects" 2>&1 || true)
+  echo "$plain" | grep -qi https || { say "plain HTTP was not refused: $plain"; return 1; }
+  say "plain HTTP from another machine refused: $(echo "$plain" | head -c 120)"
   active_hosts() { [ "$(api '/v1/projects/1a5/hosts?agentState=active' | json 'len(d["data"])')" = 3 ]; }
   wait_until 480 "3 hosts active" active_hosts || return 1
   fig "QEMU start -> 3 hosts active"
   local node3_id
   node3_id=$(api '/v1/projects/1a5/hosts?name=node3' | json 'd["data"][0]["id"]')
   # On the node itself: `ros cluster status` says it is connected.
-  inns ssh -i "$key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=20 \
-    -o BatchMode=yes "rancher@$NET.12" sudo ros cluster status > "$o/node2-status.txt" 2>&1
+  vm 2 sudo ros cluster status > "$o/node2-status.txt" 2>&1
   say "node2: $(tr '\n' ';' < "$o/node2-status.txt")"
   grep -q "agent:      connected" "$o/node2-status.txt" || { say "node2's ros cluster status is not connected"; return 1; }
 
   mkdir -p "$o/stack"
   cp "$here/cases/050_cluster_3vm/docker-compose.yml" "$here/cases/050_cluster_3vm/rancher-compose.yml" "$o/stack/"
-  (cd "$o/stack" && inns env ROS_ACCESS_KEY=admin ROS_SECRET_KEY="$ADMIN" "$rosbin" compose --url "http://$NET.11:8080" -p demo up -d) >> "$log" 2>&1 \
+  (cd "$o/stack" && inns env ROS_ACCESS_KEY=admin ROS_SECRET_KEY="$ADMIN" ROS_CA_PIN="$pin" "$rosbin" compose --url "https://$NET.11:8080" -p demo up -d) >> "$log" 2>&1 \
     || { say "ros compose up failed"; return 1; }
   # web: 3 running and healthy containers on 3 different hosts
   web_spread() {
