@@ -253,22 +253,44 @@ impl Ctx {
     }
 }
 
-/// A compose file, with `$VAR`/`${VAR}`/`${VAR:-default}` substituted from
-/// the environment and `$$` turned into `$` (as docker-compose and
-/// rancher-compose do before sending it); unset variables become "" with a
-/// warning. `None` when the file does not exist.
-fn read(path: &str) -> Result<Option<String>> {
-    let text = match std::fs::read_to_string(path) {
+/// A compose file as read: `text` with `$VAR`/`${VAR}`/`${VAR:-default}`
+/// substituted from the environment and `$$` turned into `$` (as
+/// docker-compose and rancher-compose do), for parsing here; `raw` and the
+/// values of the variables it names (`vars`), for the server, which
+/// substitutes the same way from the stack's `environment` — so a literal
+/// `$$` reaches a container's shell as one `$` whichever way a stack is
+/// created (CLI, UI, API). Unset variables become "" with a warning.
+struct Read {
+    text: String,
+    raw: String,
+    vars: serde_json::Map<String, Value>,
+}
+
+/// `None` when the file does not exist.
+fn read(path: &str) -> Result<Option<Read>> {
+    let raw = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {path}")),
     };
-    let done = compose::interpolate::interpolate(&text, |k| std::env::var(k).ok())
-        .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    let vars = std::cell::RefCell::new(serde_json::Map::new());
+    let done = compose::interpolate::interpolate(&raw, |k| {
+        let v = std::env::var(k).ok();
+        if let Some(v) = &v {
+            vars.borrow_mut()
+                .insert(k.to_string(), Value::from(v.as_str()));
+        }
+        v
+    })
+    .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
     for v in &done.unset {
         eprintln!("WARNING: {path}: the {v} variable is not set; substituting a blank string");
     }
-    Ok(Some(done.text))
+    Ok(Some(Read {
+        text: done.text,
+        raw,
+        vars: vars.into_inner(),
+    }))
 }
 
 fn pick<'a>(all: &'a [Value], only: &[String]) -> Vec<&'a Value> {
@@ -477,18 +499,18 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
         .clone()
         .or_else(|| args.files.get(1).cloned())
         .unwrap_or_else(|| "rancher-compose.yml".into());
-    let parse = || -> Result<(compose::StackSpec, String, Option<String>)> {
+    let parse = || -> Result<(compose::StackSpec, Read, Option<Read>)> {
         let dc = read(&dc_path)?.with_context(|| format!("{dc_path} not found"))?;
         let rc = read(&rc_path)?;
         let spec = compose::parse_stack(
             &cx.stack,
             Source {
                 name: &dc_path,
-                bytes: dc.as_bytes(),
+                bytes: dc.text.as_bytes(),
             },
-            rc.as_deref().map(|t| Source {
+            rc.as_ref().map(|t| Source {
                 name: &rc_path,
-                bytes: t.as_bytes(),
+                bytes: t.text.as_bytes(),
             }),
         )?;
         Ok((spec, dc, rc))
@@ -528,7 +550,15 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
                 Some(s) => s,
                 None => cx.client.post(
                     &cx.path("stacks"),
-                    &json!({"name": cx.stack, "dockerCompose": dc, "rancherCompose": rc.clone().unwrap_or_default()}),
+                    &{
+                        // The server substitutes variables itself, from
+                        // `environment`: send the files as written.
+                        let mut env = dc.vars.clone();
+                        env.extend(rc.iter().flat_map(|r| r.vars.clone()));
+                        json!({"name": cx.stack, "dockerCompose": dc.raw,
+                               "rancherCompose": rc.as_ref().map(|r| r.raw.as_str()).unwrap_or_default(),
+                               "environment": env})
+                    },
                 )?,
             };
             let sid = st["id"].as_str().unwrap_or_default().to_string();
@@ -719,7 +749,7 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
             Ok(0)
         }
         ComposeCmd::Create { services } => {
-            let spec = load(&cx.stack, &dc_path, &rc_path)?.0;
+            let spec = load(&cx.stack, &dc_path, &rc_path)?;
             for n in services {
                 if spec.service(n).is_none() {
                     bail!("no service {n} in {dc_path}");
@@ -817,25 +847,21 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
 }
 
 /// The compose files of the stack, parsed.
-fn load(
-    stack: &str,
-    dc_path: &str,
-    rc_path: &str,
-) -> Result<(compose::StackSpec, String, Option<String>)> {
+fn load(stack: &str, dc_path: &str, rc_path: &str) -> Result<compose::StackSpec> {
     let dc = read(dc_path)?.with_context(|| format!("{dc_path} not found"))?;
     let rc = read(rc_path)?;
     let spec = compose::parse_stack(
         stack,
         Source {
             name: dc_path,
-            bytes: dc.as_bytes(),
+            bytes: dc.text.as_bytes(),
         },
-        rc.as_deref().map(|t| Source {
+        rc.as_ref().map(|t| Source {
             name: rc_path,
-            bytes: t.as_bytes(),
+            bytes: t.text.as_bytes(),
         }),
     )?;
-    Ok((spec, dc, rc))
+    Ok(spec)
 }
 
 /// Every name given must be a service of the stack.
@@ -879,7 +905,7 @@ fn upgrade_to_service(cx: &Ctx, dc_path: &str, rc_path: &str, a: ToServiceArgs<'
     let to = match have.iter().find(|s| s["name"] == a.to) {
         Some(t) => t.clone(),
         None => {
-            let spec = load(&cx.stack, dc_path, rc_path)?.0;
+            let spec = load(&cx.stack, dc_path, rc_path)?;
             let s = spec.service(a.to).with_context(|| {
                 format!("no service {} in stack {} or in {dc_path}", a.to, cx.stack)
             })?;

@@ -173,7 +173,7 @@ try {
   step = 'logs';
   await card.locator('a.ctr.running').first().click();
   const logs = page.locator('#logs');
-  await logs.locator('text=/hello-/').first().waitFor();
+  await logs.locator('text=/hello-(?!.*HOSTNAME)\\S/').first().waitFor();
   const n1 = await logs.locator('span').count();
   await page.waitForFunction((n) => document.querySelectorAll('#logs span').length > n, n1, { timeout: 20000 });
   await shot('07-logs');

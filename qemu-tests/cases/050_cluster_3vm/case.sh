@@ -168,6 +168,25 @@ sys.exit(0 if len(d)==3 and len(hosts)==int(sys.argv[1]) else 1)' "$1"
     || { say "answers: $(sort "$o/rotation.txt" | uniq -c | tr '\n' ' ')"; diag; return 1; }
   fig "QEMU start -> LB answering round robin"
 
+  # The managed network across hosts (issue 12): from node1's web
+  # container, node2's web container by its 10.42 address (VXLAN between
+  # the VMs) and the service by its name (the agent's DNS).
+  local node2_id ip2
+  node2_id=$(api '/v1/projects/1a5/hosts?name=node2' | json 'd["data"][0]["id"]')
+  ip2=$(api "/v1/projects/1a5/containers?state=running&hostId=$node2_id" | python3 -c '
+import json,sys
+d=[c for c in json.load(sys.stdin)["data"] if c["name"].startswith("demo-web-")]
+print(d[0]["primaryIpAddress"] if d else "")')
+  case "$ip2" in 10.42.*) ;; *) say "node2's web container has no 10.42 address: '$ip2'"; diag; return 1 ;; esac
+  cross() {
+    vm 1 "c=\$(sudo docker ps -q -f label=io.rancher.stack_service.name=demo/web | head -1); \
+      sudo docker exec \$c wget -qO- -T 5 http://$ip2:8080/ && sudo docker exec \$c wget -qO- -T 5 http://web:8080/" > "$o/cross.txt" 2>&1 \
+      && [ "$(grep -c . "$o/cross.txt")" = 2 ]
+  }
+  wait_until 60 "node1's web reached node2's web ($ip2) over the overlay, and web by name" cross \
+    || { say "cross-host: $(cat "$o/cross.txt")"; diag; return 1; }
+  say "cross-host answers: $(tr '\n' ' ' < "$o/cross.txt")"
+
   # node3 lost: kill its QEMU
   local lost=$SECONDS
   stop_vm 3

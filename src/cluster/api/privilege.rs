@@ -86,14 +86,19 @@ pub fn requested(kind: Kind, name: &str, f: &Map<String, Value>) -> Option<&'sta
                 .and_then(|a| a.iter().find_map(|v| lc(Some(v))))
         }),
         Kind::Stack => {
-            let docker = f.get("dockerCompose").and_then(Value::as_str)?;
-            let rancher = f
-                .get("rancherCompose")
-                .and_then(Value::as_str)
-                .map(|t| Source {
-                    name: "rancher-compose.yml",
-                    bytes: t.as_bytes(),
-                });
+            // Parsed as create_stack will: variables substituted from the
+            // request's `environment` first.
+            let env = f.get("environment").cloned().unwrap_or(Value::Null);
+            let sub = |file, t| super::services::substitute(&env, file, t).ok();
+            let docker = sub("docker-compose.yml", f.get("dockerCompose")?.as_str()?)?;
+            let rancher = match f.get("rancherCompose").and_then(Value::as_str) {
+                Some(t) => Some(sub("rancher-compose.yml", t)?),
+                None => None,
+            };
+            let rancher = rancher.as_ref().map(|t| Source {
+                name: "rancher-compose.yml",
+                bytes: t.as_bytes(),
+            });
             let src = Source {
                 name: "docker-compose.yml",
                 bytes: docker.as_bytes(),

@@ -162,6 +162,29 @@ fn compose_error(e: &compose::ComposeError) -> ApiError {
     ApiError::new(422, code, e.to_string())
 }
 
+/// A stack's compose text with `$VAR`, `${VAR}`, `${VAR:-default}`
+/// substituted from the stack's `environment` map (Rancher's answers;
+/// `ros compose` sends the values of the variables its files name) and `$$`
+/// turned into `$`, as the CLI does before it parses. Unset variables
+/// become "". The text is stored as written.
+pub(super) fn substitute(env: &Value, file: &str, text: &str) -> Result<String, ApiError> {
+    if !env.is_null() && !env.is_object() {
+        return Err(ApiError::field(
+            "InvalidType",
+            "environment",
+            "environment must be a map of variable names to strings",
+        ));
+    }
+    let done = compose::interpolate::interpolate(text, |k| {
+        env.get(k).map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    })
+    .map_err(|e| ApiError::new(422, "InvalidFormat", format!("{file}: {e}")))?;
+    Ok(done.text)
+}
+
 /// `POST /stacks`: an empty stack, or one with the services of its
 /// `dockerCompose`/`rancherCompose` text.
 pub fn create_stack(
@@ -181,7 +204,14 @@ pub fn create_stack(
     let rancher = f.remove("rancherCompose");
     let spec = match docker.as_ref().and_then(Value::as_str) {
         Some(d) if !d.trim().is_empty() => {
-            let r = rancher.as_ref().and_then(Value::as_str).map(|t| Source {
+            let env = f.get("environment").cloned().unwrap_or(Value::Null);
+            let d = substitute(&env, "docker-compose.yml", d)?;
+            let r = rancher
+                .as_ref()
+                .and_then(Value::as_str)
+                .map(|t| substitute(&env, "rancher-compose.yml", t))
+                .transpose()?;
+            let r = r.as_ref().map(|t| Source {
                 name: "rancher-compose.yml",
                 bytes: t.as_bytes(),
             });

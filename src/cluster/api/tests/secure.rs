@@ -608,6 +608,25 @@ fn privileged_launch_options_need_the_admin_or_a_marked_key() {
         );
         assert_eq!(by_admin.status, 201, "{dc}: {:?}", by_admin.body);
     }
+    // A privileged option hidden behind a variable is seen after the
+    // server's substitution from `environment`.
+    let hidden = call(
+        "POST",
+        &format!("{u}/v1/projects/1a5/stacks"),
+        Some((&pa, &ps)),
+        Some(
+            json!({"name": "hidden", "dockerCompose": "web:\n  image: busybox\n  privileged: ${P}\n",
+                   "environment": {"P": "true"}})
+            .to_string()
+            .as_bytes(),
+        ),
+    );
+    assert_eq!(
+        (hidden.status, hidden.body["fieldName"].as_str()),
+        (403, Some("privileged")),
+        "{:?}",
+        hidden.body
+    );
     // The same through POST /services and a direct container.
     let svc = call(
         "POST",

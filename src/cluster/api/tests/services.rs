@@ -61,6 +61,54 @@ fn converge(s: &Srv) {
     s.app.store.commit(&rows).unwrap();
 }
 
+/// Compose text posted to the API (the UI's deploy, `ros compose up`) is
+/// substituted from the stack's `environment` on the server: `$$` is a
+/// literal `$` that reaches the container's shell once, `${TAG}` comes from
+/// the environment, `${stack_name}` stays for the scheduler; the text is
+/// stored as written. A malformed `${…}` is a 422 naming the file and line.
+#[test]
+fn stack_compose_variables_are_substituted_from_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&dir.path().join("db"), slow_monitor());
+    let base = format!("{}/v2-beta/projects/1a5", s.url);
+    let dc = "version: '2'\nservices:\n  web:\n    image: busybox:${TAG}\n    command: [sh, -c, 'echo $$HOSTNAME ${MISSING:-d}']\n    labels:\n      x: ${stack_name}\n";
+    let st = post(
+        &format!("{base}/stacks"),
+        json!({"name": "vars", "dockerCompose": dc, "environment": {"TAG": "1.36"}}),
+    );
+    assert_eq!(st.status, 201, "{:?}", st.body);
+    assert_eq!(st.body["dockerCompose"], dc);
+    let sid = st.body["id"].as_str().unwrap().to_string();
+    let web = get(&format!("{base}/services?stackId={sid}")).body["data"][0].clone();
+    assert_eq!(web["launchConfig"]["imageUuid"], "docker:busybox:1.36");
+    assert_eq!(
+        web["launchConfig"]["command"],
+        json!(["sh", "-c", "echo $HOSTNAME d"])
+    );
+    let bad = post(
+        &format!("{base}/stacks"),
+        json!({"name": "bad", "dockerCompose": "version: '2'\nservices:\n  web:\n    image: ${TAG\n"}),
+    );
+    assert_eq!(
+        (bad.status, bad.code()),
+        (422, "InvalidFormat"),
+        "{:?}",
+        bad.body
+    );
+    let msg = bad.body["message"].as_str().unwrap();
+    assert!(msg.contains("docker-compose.yml: line 4"), "{msg}");
+    let env = post(
+        &format!("{base}/stacks"),
+        json!({"name": "env", "dockerCompose": dc, "environment": ["TAG=1"]}),
+    );
+    assert_eq!(
+        (env.status, env.body["fieldName"].as_str()),
+        (422, Some("environment")),
+        "{:?}",
+        env.body
+    );
+}
+
 #[test]
 fn stack_from_compose_services_and_codes() {
     let dir = tempfile::tempdir().unwrap();
