@@ -78,6 +78,7 @@ fn server_args(c: &ClusterConfig) -> ServerArgs {
 
 /// Run the configured role (blocks while it runs).
 pub fn up(paths: &Paths) -> Result<i32> {
+    exit_on_term();
     let (_, cfg, _) = crate::config::disk::load(paths).resolve();
     let c = cfg.ros.cluster;
     match c.role {
@@ -110,6 +111,26 @@ pub fn up(paths: &Paths) -> Result<i32> {
             let url = format!("{local}/v1/scripts/{token}");
             agent_run(paths, url, agent_opts(&c))
         }
+    }
+}
+
+/// Exit at once on SIGTERM/SIGINT: `ros cluster up` is PID 1 of the
+/// `cluster` container, where an unhandled TERM is ignored and `docker
+/// stop` waited its full timeout at every poweroff. Nothing is lost: the
+/// store commits each change durably (SQLite WAL) and the agent's state is
+/// rebuilt from the engine and the server when it starts again.
+fn exit_on_term() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(mut sigs) => {
+            std::thread::spawn(move || {
+                if let Some(sig) = sigs.forever().next() {
+                    eprintln!("ros cluster: signal {sig}: stopping");
+                    std::process::exit(0);
+                }
+            });
+        }
+        Err(e) => eprintln!("ros cluster: cannot watch SIGTERM: {e}"),
     }
 }
 

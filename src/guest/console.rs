@@ -267,7 +267,7 @@ pub fn primary_ip() -> Option<String> {
     (!ip.is_unspecified()).then(|| ip.to_string())
 }
 
-/// `ros console-init`. Runs until killed.
+/// `ros console-init`. Runs until SIGTERM (then stops its gettys and sshd).
 pub fn console_init(cfg: &CloudConfig, paths: &crate::paths::Paths) -> Result<(), GuestError> {
     let live = paths.live_marker().exists();
     let _ = write(&paths.motd_facts(), &motd_facts(cfg, live), 0o644);
@@ -304,10 +304,15 @@ pub fn console_init(cfg: &CloudConfig, paths: &crate::paths::Paths) -> Result<()
             argvs.push(getty_argv(tty, term, autologin(cfg, tty, live)));
         }
     }
+    let stop = super::stop_flag();
     let mut children: Vec<Option<Child>> = argvs.iter().map(|a| spawn(a)).collect();
     println!("console: ready ({} processes)", children.len());
     loop {
-        std::thread::sleep(Duration::from_millis(500));
+        if super::sleep_unless(&stop, Duration::from_millis(500)) {
+            super::stop_children(children.iter_mut().flatten());
+            println!("console: stopped");
+            return Ok(());
+        }
         for (i, c) in children.iter_mut().enumerate() {
             let done = match c {
                 Some(ch) => !matches!(ch.try_wait(), Ok(None)),

@@ -15,6 +15,60 @@ pub mod cloudinit;
 pub mod console;
 pub mod netconf;
 
+/// Set once SIGTERM or SIGINT arrives. The long-running jobs run as PID 1
+/// of their container, where a signal without a handler is ignored: without
+/// this, `docker stop` waited out its whole timeout (10 s) and killed them,
+/// which made up most of a poweroff (issue 16).
+pub fn stop_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(sig, flag.clone()) {
+            eprintln!("cannot watch signal {sig}: {e}");
+        }
+    }
+    flag
+}
+
+/// Sleep for `d` in short steps; true when `flag` was set meanwhile.
+pub fn sleep_unless(flag: &std::sync::atomic::AtomicBool, d: std::time::Duration) -> bool {
+    let end = std::time::Instant::now() + d;
+    loop {
+        if flag.load(std::sync::atomic::Ordering::Relaxed) {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        if now >= end {
+            return false;
+        }
+        std::thread::sleep((end - now).min(std::time::Duration::from_millis(100)));
+    }
+}
+
+/// Stop child processes at shutdown: TERM, up to a second's grace, KILL.
+pub fn stop_children<'a>(children: impl IntoIterator<Item = &'a mut std::process::Child>) {
+    let mut live: Vec<&mut std::process::Child> = children.into_iter().collect();
+    for c in &live {
+        if let Ok(pid) = i32::try_from(c.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while std::time::Instant::now() < end {
+        live.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+        if live.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for c in live {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 /// Errors of the guest jobs.
 #[derive(Debug, thiserror::Error)]
 pub enum GuestError {

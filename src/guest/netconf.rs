@@ -164,9 +164,15 @@ pub fn netconf(cfg: &CloudConfig) -> Result<(), GuestError> {
             None => println!("netconf: {name} no IPv4 address"),
         }
     }
-    // Keep the DHCP clients renewing; restart one that exits.
+    // Keep the DHCP clients renewing; restart one that exits. Until
+    // stopped: then the clients go too (addresses stay, as on a poweroff).
+    let stop = super::stop_flag();
     loop {
-        std::thread::sleep(Duration::from_secs(2));
+        if super::sleep_unless(&stop, Duration::from_secs(2)) {
+            super::stop_children(clients.iter_mut().map(|(_, _, c)| c));
+            println!("netconf: stopped");
+            return Ok(());
+        }
         for (n, h, c) in clients.iter_mut() {
             if let Ok(Some(_)) = c.try_wait() {
                 if let Ok(nc) = dhcp(n, h.as_deref()) {

@@ -165,12 +165,18 @@ fn wait_gone(signals: &Signals, pid: i32, timeout: Duration) -> bool {
 fn stop(signals: &Signals, c: &mut Child, timeout: Duration) {
     let Some(pid) = c.pid.take() else { return };
     say(&format!("stopping {}", c.name));
+    let t = Instant::now();
     process::kill(pid, Sig::SIGTERM);
     if !wait_gone(signals, pid, timeout) {
         say(&format!("{} did not stop; killing it", c.name));
         process::kill(pid, Sig::SIGKILL);
         wait_gone(signals, pid, Duration::from_secs(2));
     }
+    say(&format!(
+        "{} stopped in {} ms",
+        c.name,
+        t.elapsed().as_millis()
+    ));
 }
 
 /// Mount points to unmount at shutdown, deepest first.
@@ -190,6 +196,7 @@ pub fn unmount_order(mounts: &str) -> Vec<String> {
 /// system-dockerd, then everything else; unmount, sync, reboot(2).
 pub fn shutdown(signals: &Signals, children: &mut [Child], how: Power, timeout: Duration) -> ! {
     say(&format!("shutdown: {how:?}"));
+    let t0 = Instant::now();
     // Children are in start order: stop them in reverse.
     for c in children.iter_mut().rev() {
         stop(signals, c, timeout);
@@ -208,7 +215,10 @@ pub fn shutdown(signals: &Signals, children: &mut [Child], how: Power, timeout: 
     for m in unmount_order(&mounts) {
         let _ = crate::sys::Syscall::umount(&sys, Path::new(&m), true);
     }
-    say(&format!("{how:?} now"));
+    say(&format!(
+        "{how:?} now ({} ms after the signal)",
+        t0.elapsed().as_millis()
+    ));
     process::power(how);
     // reboot(2) refused: stay alive, never exit.
     loop {

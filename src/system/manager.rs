@@ -367,11 +367,14 @@ impl<E: Engine> Manager<E> {
         for wave in waves {
             let mut stops: FuturesUnordered<_> = wave
                 .into_iter()
-                .map(|n| async move { (n, self.stop(n).await) })
+                .map(|n| async move {
+                    let t = Instant::now();
+                    (n, self.stop(n).await, t.elapsed().as_millis())
+                })
                 .collect();
-            while let Some((n, r)) = stops.next().await {
+            while let Some((n, r, ms)) = stops.next().await {
                 match r {
-                    Ok(()) => info!(service = %n, "stopped"),
+                    Ok(()) => info!(service = %n, ms, "stopped"),
                     Err(e) => warn!(service = %n, "stop failed: {}", super::chain(&e)),
                 }
             }
