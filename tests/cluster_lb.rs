@@ -55,6 +55,8 @@ services:
     ports: ["80:80", "8080:8080"]
     labels:
       io.rancher.scheduler.affinity:host_label: node=n1
+  ilb:
+    image: rancher/lb-service-haproxy:v0.7.15
 "#
     )
 }
@@ -85,6 +87,11 @@ services:
         - {source_port: 80, target_port: 80, service: web}
         - {source_port: 80, target_port: 8080, service: api, hostname: api.example.com}
         - {source_port: 80, target_port: 8080, service: api, path: /v1, priority: 1}
+  ilb:
+    scale: 1
+    lb_config:
+      port_rules:
+        - {source_port: 90, target_port: 80, service: web}
 "#;
 
 fn compose(c: &Cluster, dir: &Path, args: &[&str]) -> Output {
@@ -221,6 +228,23 @@ fn post_status(url: &str, body: Value) -> (u16, Value) {
     (code, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// The host of a container (`node1` is `c.hosts[0]` …).
+fn host_of<'a>(c: &'a Cluster, ct: &Value) -> &'a Host {
+    let i = (0..3)
+        .find(|i| host_by_name(&c.url, &format!("node{}", i + 1)).unwrap()["id"] == ct["hostId"])
+        .unwrap();
+    &c.hosts[i]
+}
+
+/// `wget` inside a container (busybox's `-q` exits non-zero here even on
+/// success, so the progress goes to /dev/null instead).
+fn fetch(h: &Host, ct: &Value, url: &str) -> Result<String, String> {
+    let id = ct["externalId"].as_str().unwrap();
+    let cmd = format!("wget -T 3 -O- {url} 2>/dev/null");
+    h.docker(&["exec", id, "sh", "-c", &cmd])
+        .map(|s| s.trim().to_string())
+}
+
 /// The LB container's log and config (on a failure).
 fn lb_debug(c: &Cluster) {
     let h = &c.hosts[0];
@@ -354,6 +378,78 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
     assert!(counts.values().all(|n| *n == 10), "{counts:?}");
     for (i, a) in answers.iter().enumerate().skip(3) {
         assert_eq!(a, &answers[i - 3], "not in strict rotation: {answers:?}");
+    }
+
+    // HAProxy's stats through the API (live from the LB container's
+    // runtime socket, relayed by its agent): the web servers UP, the
+    // requests above counted.
+    let lb_id = lbsvc["id"].as_str().unwrap().to_string();
+    for prefix in ["v2-beta", "v1"] {
+        let st = get(&format!(
+            "{url}/{prefix}/projects/1a5/loadbalancerservices/{lb_id}/stats"
+        ));
+        assert_eq!(st["containers"].as_array().map(Vec::len), Some(1), "{st}");
+        let one = &st["containers"][0];
+        assert!(one["error"].is_null(), "{st}");
+        let web = one["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"].as_str().unwrap().starts_with("web_"))
+            .unwrap_or_else(|| panic!("no web backend: {st}"));
+        let servers = web["servers"].as_array().unwrap();
+        assert_eq!(servers.len(), 3, "{web}");
+        assert!(servers.iter().all(|s| s["status"] == "UP"), "{web}");
+        assert!(
+            servers
+                .iter()
+                .all(|s| s["totalSessions"].as_u64().unwrap() >= 10),
+            "{web}"
+        );
+        let fe = one["frontends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "port_80")
+            .unwrap_or_else(|| panic!("no port_80 frontend: {st}"));
+        assert!(fe["totalSessions"].as_u64().unwrap() >= 30, "{fe}");
+    }
+    let out = compose(&c, &dir, &["lb-stats", "lb"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ros compose lb-stats: {out:?}");
+    let up = text
+        .lines()
+        .filter(|l| l.contains("10.42.") && l.contains(" UP "))
+        .count();
+    assert_eq!(up, 3, "three web servers UP:\n{text}");
+
+    // An internal LB (no host port) answers containers by its name, in
+    // the stack (`ilb`) and fully (`ilb.app`).
+    let api_ct = wait_for("api running", 60, || {
+        containers(&url, "api")
+            .into_iter()
+            .find(|c| c["state"] == "running")
+    });
+    let api_host = host_of(&c, &api_ct);
+    let web_answers: std::collections::BTreeSet<String> = answers.iter().cloned().collect();
+    for name in ["ilb", "ilb.app"] {
+        let t = Instant::now();
+        let last = loop {
+            let last = (0..3)
+                .map(|_| fetch(api_host, &api_ct, &format!("http://{name}:90/")))
+                .collect::<Vec<_>>();
+            let got: std::collections::BTreeSet<String> =
+                last.iter().filter_map(|r| r.clone().ok()).collect();
+            if got == web_answers {
+                break last;
+            }
+            if t.elapsed() > Duration::from_secs(60) {
+                lb_debug(&c);
+                panic!("http://{name}:90/ from a container: {last:?}, want {web_answers:?}");
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        };
+        eprintln!("internal LB {name}:90 from a container: {last:?}");
     }
 
     // Hostname and path rules.

@@ -10,6 +10,11 @@
 //! path, and the rule with neither is the frontend's default backend.
 //! Endpoints are the target services' containers that run and are healthy
 //! (or have no health check), on every host, in service-index order.
+//!
+//! `https` and `tls` rules terminate TLS on their listener (`bind … ssl
+//! crt-list`) with the certificates the server sent for this container
+//! (written by `agent::lb` as `certs/<name>.pem`, the default one first in
+//! the `crt-list`), then go on as `http` and `tcp` rules.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -18,7 +23,7 @@ use super::envview::View;
 use crate::cluster::plan::compose::{
     HealthCheck, LbConfig, PortRule, LB_RESERVED_PORT, LB_RUN_DIR,
 };
-use crate::cluster::protocol::EnvService;
+use crate::cluster::protocol::{EnvService, LbCertificate};
 
 /// Fewest server slots of a backend.
 pub const MIN_SLOTS: usize = 8;
@@ -30,6 +35,8 @@ pub struct Frontend {
     pub port: u16,
     /// `http`, `tcp`, `sni` (tcp with SNI routing).
     pub mode: String,
+    /// Terminates TLS (`https`, `tls` rules).
+    pub ssl: bool,
     /// Routed rules in order: (hostname, path, backend).
     pub routes: Vec<(Option<String>, Option<String>, String)>,
     /// The backend of the rule with no hostname nor path.
@@ -66,6 +73,41 @@ pub struct Layout {
     pub stickiness: Option<BTreeMap<String, String>>,
     /// `lbConfig.config`.
     pub custom: Option<String>,
+    /// Certificates by name with a digest of their PEM (a renewed one is
+    /// a layout change: a reload), the default one first.
+    pub certs: Vec<(String, String)>,
+    /// Rules that cannot be served at all, as comments.
+    pub notes: Vec<String>,
+}
+
+/// The `crt-list` file's path in the container.
+pub fn crt_list_path() -> String {
+    format!("{LB_RUN_DIR}/crt-list")
+}
+
+/// The file name of certificate `name` under `certs/`.
+pub fn cert_file(name: &str) -> String {
+    format!("{}.pem", sanitize(name))
+}
+
+/// Where certificate `name` is in the container (`certs/<name>.pem`).
+pub fn cert_path(name: &str) -> String {
+    format!("{LB_RUN_DIR}/certs/{}", cert_file(name))
+}
+
+/// The `crt-list` text: one certificate a line, the default one first
+/// (HAProxy serves the first to clients whose SNI matches none).
+pub fn crt_list(layout: &Layout) -> String {
+    layout
+        .certs
+        .iter()
+        .map(|(n, _)| format!("{}\n", cert_path(n)))
+        .collect()
+}
+
+fn digest(pem: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, pem.as_bytes());
+    d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a load balancer wants now.
@@ -137,8 +179,9 @@ pub fn endpoints(view: &View, svc: &EnvService) -> Vec<String> {
     cs.into_iter().map(|(_, _, ip)| ip).collect()
 }
 
-/// What the load balancer service `lb` wants, from the environment view.
-pub fn desired(view: &View, lb: &EnvService) -> Desired {
+/// What the load balancer service `lb` wants, from the environment view
+/// and the certificates its container got.
+pub fn desired(view: &View, lb: &EnvService, certs: &[LbCertificate]) -> Desired {
     let empty = LbConfig::default();
     let cfg = lb.lb_config.as_deref().unwrap_or(&empty);
     let mut order: Vec<(usize, &PortRule)> = cfg.port_rules.iter().enumerate().collect();
@@ -151,6 +194,12 @@ pub fn desired(view: &View, lb: &EnvService) -> Desired {
         },
         ..Desired::default()
     };
+    let mut sorted: Vec<&LbCertificate> = certs.iter().collect();
+    sorted.sort_by_key(|c| !c.default);
+    d.layout.certs = sorted
+        .iter()
+        .map(|c| (c.name.clone(), digest(&c.pem)))
+        .collect();
     let mut ports: Vec<u16> = cfg.port_rules.iter().map(|r| r.source_port).collect();
     ports.sort_unstable();
     ports.dedup();
@@ -163,8 +212,18 @@ pub fn desired(view: &View, lb: &EnvService) -> Desired {
             .filter(|(_, r)| r.source_port == port)
             .collect();
         let proto = rules.first().map_or("http", |(_, r)| r.protocol.as_str());
+        let ssl = matches!(proto, "https" | "tls");
+        if ssl && certs.is_empty() {
+            for (i, _) in &rules {
+                d.layout.notes.push(format!(
+                    "port_rules[{i}]: {proto} on port {port} needs a certificate, none was given"
+                ));
+            }
+            continue;
+        }
         let mut fe = Frontend {
             port,
+            ssl,
             mode: match proto {
                 "tcp" | "tls" => "tcp",
                 "sni" => "sni",
@@ -176,12 +235,6 @@ pub fn desired(view: &View, lb: &EnvService) -> Desired {
             skipped: Vec::new(),
         };
         for (i, r) in rules {
-            if r.protocol == "https" {
-                fe.skipped.push(format!(
-                    "port_rules[{i}]: https needs certificates, which are not supported yet"
-                ));
-                continue;
-            }
             let Some(svc) = r.service.as_deref().and_then(|t| target(view, lb, t)) else {
                 fe.skipped
                     .push(format!("port_rules[{i}]: target {:?} not found", r.service));
@@ -389,6 +442,9 @@ pub fn render(layout: &Layout, slots: &Slots) -> String {
         o.push('\n');
     };
     line("# written by the ros agent; endpoint changes go through the runtime API");
+    for n in &layout.notes {
+        line(&format!("# skipped {n}"));
+    }
     line("global");
     line("    nbthread 1");
     line(&format!(
@@ -418,7 +474,11 @@ pub fn render(layout: &Layout, slots: &Slots) -> String {
     line("    http-request return status 200 content-type text/plain string ok");
     for f in &layout.frontends {
         line(&format!("frontend port_{}", f.port));
-        line(&format!("    bind :{}", f.port));
+        if f.ssl {
+            line(&format!("    bind :{} ssl crt-list {}", f.port, crt_list_path()));
+        } else {
+            line(&format!("    bind :{}", f.port));
+        }
         for s in &f.skipped {
             line(&format!("    # skipped {s}"));
         }
@@ -426,6 +486,9 @@ pub fn render(layout: &Layout, slots: &Slots) -> String {
             "http" => {
                 line("    mode http");
                 line("    option forwardfor");
+                if f.ssl {
+                    line("    http-request set-header X-Forwarded-Proto https");
+                }
                 for (i, (host, path, be)) in f.routes.iter().enumerate() {
                     let mut conds = Vec::new();
                     if let Some(h) = host {
@@ -623,7 +686,7 @@ mod tests {
                 ("10.42.0.6", "stopping", None),
             ],
         );
-        let d = desired(&v, &lb);
+        let d = desired(&v, &lb, &[]);
         assert_eq!(d.endpoints["web_1s1_8080"], ["10.42.0.2", "10.42.0.3"]);
         assert_eq!(
             d.layout.frontends[0].default_backend.as_deref(),
@@ -649,7 +712,7 @@ mod tests {
             },
             &[],
         );
-        let d = desired(&v, &lb);
+        let d = desired(&v, &lb, &[]);
         let fe = &d.layout.frontends[0];
         let order: Vec<_> = fe
             .routes
@@ -705,7 +768,7 @@ mod tests {
             ],
         );
         v.services.get_mut("1s1").unwrap().drain_timeout_ms = 500;
-        let d = desired(&v, &lb);
+        let d = desired(&v, &lb, &[]);
         let mut slots = Slots::new();
         let t0 = Instant::now();
         let (cmds, full) = assign(&d.layout, &mut slots, &d, t0);
@@ -719,7 +782,7 @@ mod tests {
         assert!(cfg.contains("server s3 127.0.0.1:8080 disabled\n"), "{cfg}");
         // 10.42.0.2 stops: drained first, freed after the drain time.
         v.containers.get_mut("1i1").unwrap().state = "stopping".into();
-        let d2 = desired(&v, &lb);
+        let d2 = desired(&v, &lb, &[]);
         assert_eq!(d2.layout, d.layout, "endpoint churn is no layout change");
         let (cmds, _) = assign(&d.layout, &mut slots, &d2, t0);
         assert_eq!(cmds, ["set server web_1s1_8080/s1 state drain"]);
@@ -792,7 +855,7 @@ mod tests {
             },
             &[],
         );
-        let cfg = render(&desired(&v, &lb).layout, &Slots::new());
+        let cfg = render(&desired(&v, &lb, &[]).layout, &Slots::new());
         assert_eq!(cfg.matches("\ndefaults\n").count(), 1, "{cfg}");
         assert!(cfg.contains("    maxconn 100\ndefaults"), "{cfg}");
         assert!(
@@ -803,6 +866,57 @@ mod tests {
         assert!(cfg.contains("cookie SRV insert"), "{cfg}");
         assert!(
             cfg.contains("server s1 127.0.0.1:8080 disabled cookie s1"),
+            "{cfg}"
+        );
+    }
+
+    #[test]
+    fn https_and_tls_terminate_with_the_default_certificate_first() {
+        let mut https = rule(443, 80, "web");
+        https.protocol = "https".into();
+        let mut tls = rule(8443, 80, "web");
+        tls.protocol = "tls".into();
+        let (v, lb) = view(
+            LbConfig {
+                port_rules: vec![rule(80, 80, "web"), https, tls],
+                ..LbConfig::default()
+            },
+            &[],
+        );
+        let certs = [
+            LbCertificate {
+                name: "other".into(),
+                pem: "B".into(),
+                default: false,
+            },
+            LbCertificate {
+                name: "site".into(),
+                pem: "A".into(),
+                default: true,
+            },
+        ];
+        let d = desired(&v, &lb, &certs);
+        assert_eq!(crt_list(&d.layout), "/run/lb/certs/site.pem\n/run/lb/certs/other.pem\n");
+        let cfg = render(&d.layout, &Slots::new());
+        assert!(
+            cfg.contains("frontend port_443\n    bind :443 ssl crt-list /run/lb/crt-list\n    mode http\n    option forwardfor\n    http-request set-header X-Forwarded-Proto https\n"),
+            "{cfg}"
+        );
+        assert!(
+            cfg.contains("frontend port_8443\n    bind :8443 ssl crt-list /run/lb/crt-list\n    mode tcp\n    default_backend web_1s1_80_tcp"),
+            "{cfg}"
+        );
+        assert!(cfg.contains("frontend port_80\n    bind :80\n"), "{cfg}");
+        // A renewed certificate changes the layout (a reload).
+        let mut renewed = certs.clone();
+        renewed[1].pem = "A2".into();
+        assert_ne!(desired(&v, &lb, &renewed).layout, d.layout);
+        // Without certificates the TLS listeners are left out, said why.
+        let none = desired(&v, &lb, &[]);
+        assert_eq!(none.layout.frontends.len(), 1);
+        let cfg = render(&none.layout, &Slots::new());
+        assert!(
+            cfg.contains("# skipped port_rules[1]: https on port 443 needs a certificate, none was given"),
             "{cfg}"
         );
     }

@@ -220,6 +220,7 @@ fn set_lb_configs(cx: &Ctx<'_>, project: u64, rows: &mut [Resource]) -> Result<(
     }
     let mut services = cx.app.store.list(Kind::Service, Scope::Project(project))?;
     let mut stacks = cx.app.store.list(Kind::Stack, Scope::Project(project))?;
+    let certs = super::certificates::list(cx, project)?;
     for r in rows.iter() {
         match r.kind {
             Kind::Service => services.push(r.clone()),
@@ -229,10 +230,15 @@ fn set_lb_configs(cx: &Ctx<'_>, project: u64, rows: &mut [Resource]) -> Result<(
     }
     for r in rows.iter_mut() {
         if let Some(lb) = spec_of(r, "_spec").and_then(|s| s.lb_config) {
+            super::lb::check_certificates(&lb, &certs).map_err(|mut e| {
+                let svc = r.str("name").unwrap_or_default();
+                e.message = format!("{svc}: {}", e.message.replacen("lbConfig.certificates", "lb_config.certs", 1));
+                e
+            })?;
             let sid = r.str("stackId").unwrap_or_default().to_string();
             r.set(
                 "lbConfig",
-                super::lb::lb_config_json(&lb, &services, &stacks, &sid),
+                super::lb::lb_config_json(&lb, &services, &stacks, &certs, &sid),
             );
         }
     }
@@ -263,10 +269,11 @@ pub fn update_lb_config(cx: &Ctx<'_>, r: &mut Resource, v: &Value) -> Result<(),
         .list(Kind::Service, Scope::Project(r.project))?;
     let stacks = cx.app.store.list(Kind::Stack, Scope::Project(r.project))?;
     let sid = r.str("stackId").unwrap_or_default().to_string();
-    let lb = super::lb::lb_config_from(v, &services, &stacks, &sid)?;
+    let certs = super::certificates::list(cx, r.project)?;
+    let lb = super::lb::lb_config_from(v, &services, &stacks, &certs, &sid)?;
     r.set(
         "lbConfig",
-        super::lb::lb_config_json(&lb, &services, &stacks, &sid),
+        super::lb::lb_config_json(&lb, &services, &stacks, &certs, &sid),
     );
     spec.lb_config = Some(lb);
     r.set(
@@ -331,6 +338,7 @@ pub fn create_service(
                 v.unwrap_or(&json!({})),
                 &live,
                 &stacks,
+                &super::certificates::list(cx, project)?,
                 stack_id,
             )?)
         }
