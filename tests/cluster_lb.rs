@@ -15,7 +15,15 @@
 //! - a port rule added under load (a reload): no request lost, the new
 //!   port answers;
 //! - refusals (udp, port 42, http and tcp on one port, unknown target) as
-//!   422s naming the rule.
+//!   422s naming the rule;
+//! - HAProxy's stats through the API (`…/loadbalancerservices/{id}/stats`,
+//!   `/v1` and `/v2-beta`) and `ros compose lb-stats`: the web servers UP,
+//!   the requests counted;
+//! - an internal LB (`ilb`, no host port) answers a container of the stack
+//!   by its name (`ilb`, `ilb.app`), in rotation;
+//! - TLS termination: a certificate made here (bad PEM refused naming the
+//!   field, the key never shown), an https rule on 443 serves the backend
+//!   with exactly that certificate; an https rule without one is a 422.
 //!
 //! Needs root, docker.io, busybox-static and the image build's tools
 //! (build/deps.sh). The image is built once into build/work/user-images
@@ -237,10 +245,11 @@ fn host_of<'a>(c: &'a Cluster, ct: &Value) -> &'a Host {
 }
 
 /// `wget` inside a container (busybox's `-q` exits non-zero here even on
-/// success, so the progress goes to /dev/null instead).
+/// success, so the progress goes to /dev/null instead; its `-T` crashes
+/// busybox 1.35, so `timeout` bounds it).
 fn fetch(h: &Host, ct: &Value, url: &str) -> Result<String, String> {
     let id = ct["externalId"].as_str().unwrap();
-    let cmd = format!("wget -T 3 -O- {url} 2>/dev/null");
+    let cmd = format!("timeout 5 wget -O- {url} 2>/dev/null");
     h.docker(&["exec", id, "sh", "-c", &cmd])
         .map(|s| s.trim().to_string())
 }
@@ -419,7 +428,10 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
     assert!(out.status.success(), "ros compose lb-stats: {out:?}");
     let up = text
         .lines()
-        .filter(|l| l.contains("10.42.") && l.contains(" UP "))
+        .skip_while(|l| !l.starts_with("  backend web_"))
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .filter(|l| l.contains(" UP "))
         .count();
     assert_eq!(up, 3, "three web servers UP:\n{text}");
 
@@ -445,6 +457,62 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
             }
             if t.elapsed() > Duration::from_secs(60) {
                 lb_debug(&c);
+                let ilb = containers(&url, "ilb");
+                eprintln!("--- ilb containers ---\n{ilb:#?}");
+                let ip = ilb[0]["primaryIpAddress"].as_str().unwrap_or("none");
+                let id = api_ct["externalId"].as_str().unwrap();
+                let web_ip = containers(&url, "web")[0]["primaryIpAddress"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                for cmd in [
+                    "ip addr; ip route".to_string(),
+                    format!("nslookup {name} 169.254.169.250"),
+                    format!("timeout 5 wget -O- http://{name}:90/"),
+                    format!("timeout 5 wget -O- http://{ip}:90/"),
+                    format!("timeout 5 wget -O- http://{ip}:42/"),
+                    format!("timeout 5 wget -O- http://{web_ip}:80/"),
+                ] {
+                    let wrapped = format!("{cmd} >/www/o 2>&1; echo rc=$?; cat /www/o");
+                    eprintln!(
+                        "--- {cmd} ---\n{:?}",
+                        api_host.docker(&["exec", id, "sh", "-c", &wrapped])
+                    );
+                }
+                let isvc = get(&format!(
+                    "{url}/v2-beta/projects/1a5/loadbalancerservices?name=ilb"
+                ));
+                let iid = isvc["data"][0]["id"].as_str().unwrap_or("none").to_string();
+                eprintln!("--- ilb service ---\n{}", isvc["data"][0]);
+                eprintln!(
+                    "--- ilb stats ---\n{}",
+                    get(&format!(
+                        "{url}/v2-beta/projects/1a5/loadbalancerservices/{iid}/stats"
+                    ))
+                );
+                let ih = host_of(&c, &ilb[0]);
+                let iname = format!("r-{}", ilb[0]["name"].as_str().unwrap_or(""));
+                eprintln!("--- ilb logs ---\n{:?}", ih.docker(&["logs", &iname]));
+                let pid = ih
+                    .docker(&["inspect", "-f", "{{.State.Pid}}", &iname])
+                    .unwrap_or_default();
+                let netns = format!("--net=/proc/{}/ns/net", pid.trim());
+                eprintln!(
+                    "--- ilb netns ---\n{:?}\n{:?}",
+                    sh("nsenter", &[&netns, "ip", "-br", "addr"]),
+                    sh("nsenter", &[&netns, "ss", "-ltn"])
+                );
+                eprintln!(
+                    "--- ilb host iptables ---\n{:?}",
+                    sh(
+                        "nsenter",
+                        &[&format!("--net=/var/run/netns/{}", ih.ns), "iptables-save"]
+                    )
+                );
+                eprintln!(
+                    "--- ilb cfg ---\n{:?}",
+                    ih.docker(&["exec", &iname, "cat", "/run/lb/haproxy.cfg"])
+                );
                 panic!("http://{name}:90/ from a container: {last:?}, want {web_answers:?}");
             }
             std::thread::sleep(Duration::from_millis(300));
@@ -589,6 +657,113 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
         &t.failed[..t.failed.len().min(5)]
     );
     drop(t);
+
+    // TLS termination: a certificate (made here), refused when its PEM is
+    // bad, its key never shown; an https rule on 443 serves it.
+    let site = rcgen::generate_simple_self_signed(vec!["secure.example.com".to_string()]).unwrap();
+    let (cert_pem, key_pem) = (site.cert.pem(), site.key_pair.serialize_pem());
+    let certs_url = format!("{url}/v2-beta/projects/1a5/certificates");
+    for (body, field) in [
+        (
+            json!({"name": "bad", "cert": "not a pem", "key": key_pem}),
+            "cert",
+        ),
+        (
+            json!({"name": "bad", "cert": cert_pem, "key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}),
+            "key",
+        ),
+    ] {
+        let (code, e) = post_status(&certs_url, body);
+        assert_eq!(code, 422, "{e}");
+        assert_eq!(e["fieldName"], field, "{e}");
+        assert!(e["message"].as_str().unwrap().starts_with(field), "{e}");
+    }
+    let (code, cert) = post_status(
+        &certs_url,
+        json!({"name": "site", "cert": cert_pem, "key": key_pem}),
+    );
+    assert_eq!(code, 201, "{cert}");
+    let cert_id = cert["id"].as_str().unwrap().to_string();
+    let shown = get(&format!("{certs_url}/{cert_id}"));
+    assert!(shown.get("key").is_none(), "{shown}");
+    assert!(!shown.to_string().contains("PRIVATE KEY"), "{shown}");
+    let lbsvc = get(&format!(
+        "{url}/v2-beta/projects/1a5/loadbalancerservices/{id}"
+    ));
+    let web_id = lbsvc["lbConfig"]["portRules"][0]["serviceId"].clone();
+    let mut rules = lbsvc["lbConfig"]["portRules"].as_array().unwrap().clone();
+    rules.push(
+        json!({"sourcePort": 443, "targetPort": 80, "serviceId": web_id, "protocol": "https"}),
+    );
+    let put = api()
+        .put(&format!(
+            "{url}/v2-beta/projects/1a5/loadbalancerservices/{id}"
+        ))
+        .set("Content-Type", "application/json")
+        .send_string(
+            &json!({"lbConfig": {"portRules": rules, "defaultCertificateId": cert_id}}).to_string(),
+        );
+    assert!(put.is_ok(), "PUT lbConfig with https: {put:?}");
+    let shown = get(&format!(
+        "{url}/v2-beta/projects/1a5/loadbalancerservices/{id}"
+    ));
+    assert_eq!(
+        shown["lbConfig"]["defaultCertificateId"],
+        cert_id.as_str(),
+        "{shown}"
+    );
+    let lb_ip = containers(&url, "lb")[0]["primaryIpAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let netns = format!("--net=/var/run/netns/{}", c.hosts[0].ns);
+    let resolve = format!("secure.example.com:443:{lb_ip}");
+    let body = wait_for("https through the LB", 30, || {
+        sh(
+            "nsenter",
+            &[
+                &netns,
+                "curl",
+                "-sSk",
+                "--max-time",
+                "3",
+                "--resolve",
+                &resolve,
+                "https://secure.example.com/",
+            ],
+        )
+        .ok()
+        .filter(|b| b.starts_with("v2 "))
+    });
+    eprintln!("https through the LB: {}", body.trim());
+    let served = sh(
+        "nsenter",
+        &[
+            &netns,
+            "sh",
+            "-c",
+            &format!("openssl s_client -connect {lb_ip}:443 -servername secure.example.com </dev/null 2>/dev/null | openssl x509"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        served.trim(),
+        cert_pem.trim(),
+        "the LB serves the uploaded certificate"
+    );
+    let (code, e) = post_status(
+        &format!("{url}/v2-beta/projects/1a5/loadbalancerservices"),
+        json!({"name": "lb3", "stackId": lbsvc["stackId"], "launchConfig": {"imageUuid": "docker:rancher/lb-service-haproxy"},
+               "lbConfig": {"portRules": [{"sourcePort": 443, "protocol": "https", "targetPort": 80, "serviceId": web_id}]}}),
+    );
+    assert_eq!(code, 422, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs a certificate"),
+        "{e}"
+    );
 
     // The API refuses UDP on a loadBalancerService too, naming the rule.
     let stack = lbsvc["stackId"].as_str().unwrap();

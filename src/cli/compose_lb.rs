@@ -14,11 +14,7 @@ pub(super) fn print(cx: &Ctx, service: &str) -> Result<i32> {
         bail!("no stack {}", cx.stack);
     };
     let sid = st["id"].as_str().unwrap_or_default();
-    let Some(svc) = cx
-        .services(sid)?
-        .into_iter()
-        .find(|s| s["name"] == service)
-    else {
+    let Some(svc) = cx.services(sid)?.into_iter().find(|s| s["name"] == service) else {
         bail!("no service {service} in stack {}", cx.stack);
     };
     if svc["type"] != "loadBalancerService" {

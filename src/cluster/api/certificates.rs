@@ -165,11 +165,7 @@ pub fn list(cx: &Ctx<'_>, project: u64) -> Result<Vec<Resource>, ApiError> {
 
 /// What a load balancer container's agent gets of the certificates its
 /// service names (by name, in order; the default one flagged).
-pub fn for_lb(
-    certs: &[Resource],
-    names: &[String],
-    default: Option<&str>,
-) -> Vec<LbCertificate> {
+pub fn for_lb(certs: &[Resource], names: &[String], default: Option<&str>) -> Vec<LbCertificate> {
     let mut out: Vec<LbCertificate> = Vec::new();
     let wanted = default.into_iter().chain(names.iter().map(String::as_str));
     for name in wanted {
@@ -279,14 +275,30 @@ mod tests {
         let fp = check(&cert, None, &key).unwrap();
         assert_eq!(fp.len(), 32 * 3 - 1, "{fp}");
         let rows: &[(&str, Option<&str>, &str, &str, &str)] = &[
-            ("garbage", None, &key, "cert", "cert: no PEM certificate in it"),
-            (&cert, Some("nope"), &key, "certChain", "certChain: no PEM certificate"),
+            (
+                "garbage",
+                None,
+                &key,
+                "cert",
+                "cert: no PEM certificate in it",
+            ),
+            (
+                &cert,
+                Some("nope"),
+                &key,
+                "certChain",
+                "certChain: no PEM certificate",
+            ),
             (&cert, None, "garbage", "key", "key: not a PEM private key"),
             (&cert, None, &other_key, "key", "key: does not go with cert"),
         ];
         for (c, chain, k, field, want) in rows {
             let e = check(c, *chain, k).unwrap_err();
-            assert_eq!((e.status, e.field.as_deref()), (422, Some(*field)), "{want}");
+            assert_eq!(
+                (e.status, e.field.as_deref()),
+                (422, Some(*field)),
+                "{want}"
+            );
             assert!(e.message.starts_with(want), "{} vs {want}", e.message);
         }
         assert!(check(&other_cert, Some(&cert), &other_key).is_ok());
@@ -299,7 +311,11 @@ mod tests {
         assert!(v.get("key").is_none() && v.get("_key").is_none(), "{v}");
         assert!(!v.to_string().contains("PRIVATE KEY"), "{v}");
         // An update of the name alone keeps the stored key and cert.
-        apply(&mut r, json!({"name": "site2"}).as_object().unwrap().clone()).unwrap();
+        apply(
+            &mut r,
+            json!({"name": "site2"}).as_object().unwrap().clone(),
+        )
+        .unwrap();
         let lb = for_lb(&[r.clone()], &["site2".into()], Some("site2"));
         assert_eq!(lb.len(), 1);
         assert!(lb[0].default);

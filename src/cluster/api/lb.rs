@@ -123,7 +123,9 @@ pub fn check_certificates(lb: &LbConfig, certs: &[Resource]) -> Result<(), ApiEr
             return Err(ApiError::field(
                 "InvalidReference",
                 "lbConfig",
-                format!("lbConfig.certificates[{i}]: no certificate named {n:?} in this environment"),
+                format!(
+                    "lbConfig.certificates[{i}]: no certificate named {n:?} in this environment"
+                ),
             ));
         }
     }
@@ -160,7 +162,11 @@ fn certificates_from(
 ) -> Result<(Vec<String>, Option<String>), ApiError> {
     let refd = |at: String, id: &Value| -> Result<String, ApiError> {
         let s = id.as_str().ok_or_else(|| {
-            ApiError::field("InvalidFormat", "lbConfig", format!("{at} must be a certificate id"))
+            ApiError::field(
+                "InvalidFormat",
+                "lbConfig",
+                format!("{at} must be a certificate id"),
+            )
         })?;
         super::certificates::name_of(certs, s).ok_or_else(|| {
             ApiError::field(

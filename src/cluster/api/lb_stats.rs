@@ -169,7 +169,9 @@ async fn one(cx: &Ctx<'_>, c: &Resource) -> Value {
                 out["frontends"] = v["frontends"].clone();
                 out["backends"] = v["backends"].clone();
             }
-            (None, None) => out["error"] = json!("the agent answered without stats (an older agent?)"),
+            (None, None) => {
+                out["error"] = json!("the agent answered without stats (an older agent?)")
+            }
         },
         Err(e) => out["error"] = json!(e.message),
     }
@@ -222,7 +224,10 @@ api_1s2_8080,BACKEND,0,0,0,0,410,2,0,0,0,0,,0,0,0,0,UP,1,1,0,,0,9,0,,1,4,0,,2,,1
         );
         assert_eq!(web["servers"][1]["haproxyStatus"], "DOWN 1/2");
         assert_eq!(web["servers"][0]["checkStatus"], "L7OK");
-        assert_eq!(v["backends"][1]["servers"][0]["status"], "UP", "no check = UP");
+        assert_eq!(
+            v["backends"][1]["servers"][0]["status"], "UP",
+            "no check = UP"
+        );
         assert_eq!(
             parse_show_stat("Unknown command\n"),
             json!({"frontends": [], "backends": []})

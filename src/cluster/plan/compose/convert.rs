@@ -9,10 +9,10 @@ use super::names::{validate_name, ErrorCode};
 use super::raw::{DockerService, RancherService};
 use super::{Parsed, Problems};
 
-#[path = "convert_rancher.rs"]
-mod rancher_keys;
 #[path = "convert_lb_v1.rs"]
 mod lb_v1;
+#[path = "convert_rancher.rs"]
+mod rancher_keys;
 use crate::cluster::plan::scheduler::{is_global, rules};
 use crate::config::problem::PathSeg;
 use crate::config::values::Text;

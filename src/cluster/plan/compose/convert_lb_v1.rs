@@ -88,13 +88,19 @@ pub(super) fn parse_entry(text: &str) -> Result<Entry, String> {
         target,
     };
     if e == Entry::default() {
-        return Err(format!("{t:?} says nothing (write [hostname][:source_port][/path][=target_port])"));
+        return Err(format!(
+            "{t:?} says nothing (write [hostname][:source_port][/path][=target_port])"
+        ));
     }
     Ok(e)
 }
 
 /// The listeners of a v1 load balancer: (source port, protocol, where).
-fn listeners<S>(at: &mut At<'_, '_, S>, spec: &ServiceSpec, d: &DockerService) -> Vec<(u16, String)> {
+fn listeners<S>(
+    at: &mut At<'_, '_, S>,
+    spec: &ServiceSpec,
+    d: &DockerService,
+) -> Vec<(u16, String)> {
     let mut ssl = BTreeSet::new();
     if let Some(v) = spec.launch_config.labels.get(LABEL_SSL_PORTS) {
         for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -142,7 +148,9 @@ fn listeners<S>(at: &mut At<'_, '_, S>, spec: &ServiceSpec, d: &DockerService) -
         at.report(
             &[k("labels"), k(LABEL_SSL_PORTS)],
             ErrorCode::InvalidReference,
-            format!("{LABEL_SSL_PORTS}: port {p} is not one of the load balancer's ports or expose"),
+            format!(
+                "{LABEL_SSL_PORTS}: port {p} is not one of the load balancer's ports or expose"
+            ),
         );
     }
     out
@@ -150,7 +158,11 @@ fn listeners<S>(at: &mut At<'_, '_, S>, spec: &ServiceSpec, d: &DockerService) -
 
 /// The port rules of a v1 load balancer (`None` when `spec` is not one);
 /// problems are reported at the label, port or link they come from.
-pub(super) fn lb_config<S>(at: &mut At<'_, '_, S>, spec: &ServiceSpec, d: &DockerService) -> Option<LbConfig> {
+pub(super) fn lb_config<S>(
+    at: &mut At<'_, '_, S>,
+    spec: &ServiceSpec,
+    d: &DockerService,
+) -> Option<LbConfig> {
     if !is_v1(spec) {
         return None;
     }
@@ -177,7 +189,10 @@ pub(super) fn lb_config<S>(at: &mut At<'_, '_, S>, spec: &ServiceSpec, d: &Docke
     let labels = &spec.launch_config.labels;
     for key in labels.keys().filter(|l| l.starts_with(LABEL_TARGET)) {
         let name = &key[LABEL_TARGET.len()..];
-        if !targets.iter().any(|(names, _)| names.iter().any(|n| n == name)) {
+        if !targets
+            .iter()
+            .any(|(names, _)| names.iter().any(|n| n == name))
+        {
             at.report(
                 &[k("labels"), k(key)],
                 ErrorCode::InvalidReference,
@@ -222,11 +237,17 @@ pub(super) fn lb_config<S>(at: &mut At<'_, '_, S>, spec: &ServiceSpec, d: &Docke
                 at.report(
                     &[k("labels"), k(&key)],
                     ErrorCode::InvalidReference,
-                    format!("{key}: source port {sp} is not one of the load balancer's ports ({})", known.join(", ")),
+                    format!(
+                        "{key}: source port {sp} is not one of the load balancer's ports ({})",
+                        known.join(", ")
+                    ),
                 );
                 continue;
             }
-            for (sp, proto) in listen.iter().filter(|(p, _)| e.source.is_none_or(|s| s == *p)) {
+            for (sp, proto) in listen
+                .iter()
+                .filter(|(p, _)| e.source.is_none_or(|s| s == *p))
+            {
                 rules.push(PortRule {
                     source_port: *sp,
                     target_port: Some(e.target.unwrap_or(*sp)),
@@ -259,10 +280,19 @@ mod tests {
         };
         let rows = [
             ("80=8080", e(None, Some(80), None, Some(8080))),
-            ("hostname.com:80/path=8080", e(Some("hostname.com"), Some(80), Some("/path"), Some(8080))),
-            (" example.com=81 ", e(Some("example.com"), None, None, Some(81))),
+            (
+                "hostname.com:80/path=8080",
+                e(Some("hostname.com"), Some(80), Some("/path"), Some(8080)),
+            ),
+            (
+                " example.com=81 ",
+                e(Some("example.com"), None, None, Some(81)),
+            ),
             ("/v1=8080", e(None, None, Some("/v1"), Some(8080))),
-            ("*.example.org:443", e(Some("*.example.org"), Some(443), None, None)),
+            (
+                "*.example.org:443",
+                e(Some("*.example.org"), Some(443), None, None),
+            ),
             ("8080", e(None, Some(8080), None, None)),
         ];
         for (text, want) in rows {

@@ -450,7 +450,14 @@ fn v1_load_balancer_labels_become_port_rules() {
         [
             (80, Some(8080), "http", None, None, "web"),
             (81, Some(8081), "http", None, None, "web"),
-            (80, Some(8000), "http", Some("api.example.com"), Some("/v1"), "api"),
+            (
+                80,
+                Some(8000),
+                "http",
+                Some("api.example.com"),
+                Some("/v1"),
+                "api"
+            ),
             (443, Some(8443), "https", None, None, "api"),
             // No label: every listener on the same port.
             (80, Some(80), "http", None, None, "other/db"),
@@ -511,4 +518,22 @@ fn malformed_v1_load_balancer_labels_are_positioned() {
     ));
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(got[0].contains("lb.labels: io.rancher.loadbalancer.target.* labels (the v1 load balancer) and lb_config.port_rules are both set; keep one"), "{got:?}");
+}
+
+#[test]
+fn lb_certificates_by_rancher_name_or_certificates() {
+    for key in ["certs", "certificates"] {
+        let rc = format!(
+            "lb:\n  lb_config:\n    {key}: [site, other]\n    default_cert: site\n    port_rules:\n    - {{source_port: 443, target_port: 80, service: web, protocol: https}}\n"
+        );
+        let s = inline(
+            "lb:\n  image: rancher/lb-service-haproxy\nweb:\n  image: x\n",
+            Some(&rc),
+        )
+        .unwrap();
+        let lb = s.service("lb").unwrap().lb_config.as_ref().unwrap();
+        assert_eq!(lb.certificates, ["site", "other"], "{key}");
+        assert_eq!(lb.default_certificate.as_deref(), Some("site"));
+        assert_eq!(lb.port_rules[0].protocol, "https");
+    }
 }
