@@ -246,7 +246,7 @@ pub(super) fn lb_config<S>(
             }
             for (sp, proto) in listen
                 .iter()
-                .filter(|(p, _)| e.source.is_none_or(|s| s == *p))
+                .filter(|(p, _)| e.source.map_or(true, |s| s == *p))
             {
                 rules.push(PortRule {
                     source_port: *sp,

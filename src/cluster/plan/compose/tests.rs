@@ -428,7 +428,15 @@ fn v1_load_balancer_labels_become_port_rules() {
     let s = inline(dc, None).unwrap();
     let lb = s.service("lb").unwrap();
     assert_eq!(lb.kind, ServiceKind::LoadBalancerService);
-    let rules: Vec<(u16, Option<u16>, &str, Option<&str>, Option<&str>, &str)> = lb
+    type Row<'a> = (
+        u16,
+        Option<u16>,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a str,
+    );
+    let rules: Vec<Row> = lb
         .lb_config
         .as_ref()
         .unwrap()
