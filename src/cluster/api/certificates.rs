@@ -36,6 +36,17 @@ fn certs(field: &str, pem: &str) -> Result<Vec<CertificateDer<'static>>, ApiErro
             format!("{field}: no PEM certificate in it (-----BEGIN CERTIFICATE-----)"),
         ));
     }
+    for (i, c) in list.iter().enumerate() {
+        rustls::server::ParsedCertificate::try_from(c).map_err(|e| {
+            bad(
+                field,
+                format!(
+                    "{field}: certificate {} is not a valid X.509 certificate: {e}",
+                    i + 1
+                ),
+            )
+        })?;
+    }
     Ok(list)
 }
 
