@@ -23,7 +23,8 @@
 //!   by its name (`ilb`, `ilb.app`), in rotation;
 //! - TLS termination: a certificate made here (bad PEM refused naming the
 //!   field, the key never shown), an https rule on 443 serves the backend
-//!   with exactly that certificate; an https rule without one is a 422.
+//!   with exactly that certificate, a tls rule on 8443 terminates and goes
+//!   on as TCP; an https rule without a certificate is a 422.
 //!
 //! Needs root, docker.io, busybox-static and the image build's tools
 //! (build/deps.sh). The image is built once into build/work/user-images
@@ -695,6 +696,9 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
     rules.push(
         json!({"sourcePort": 443, "targetPort": 80, "serviceId": web_id, "protocol": "https"}),
     );
+    rules.push(
+        json!({"sourcePort": 8443, "targetPort": 80, "serviceId": web_id, "protocol": "tls"}),
+    );
     let put = api()
         .put(&format!(
             "{url}/v2-beta/projects/1a5/loadbalancerservices/{id}"
@@ -736,6 +740,23 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
         .filter(|b| b.starts_with("v2 "))
     });
     eprintln!("https through the LB: {}", body.trim());
+    // tls: terminated, then TCP to the backend (which speaks HTTP).
+    let resolve_tls = format!("secure.example.com:8443:{lb_ip}");
+    let body = sh(
+        "nsenter",
+        &[
+            &netns,
+            "curl",
+            "-sSk",
+            "--max-time",
+            "3",
+            "--resolve",
+            &resolve_tls,
+            "https://secure.example.com:8443/",
+        ],
+    )
+    .unwrap();
+    assert!(body.starts_with("v2 "), "tls through the LB: {body}");
     let served = sh(
         "nsenter",
         &[

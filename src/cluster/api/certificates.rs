@@ -163,6 +163,38 @@ pub fn update(cx: &Ctx<'_>, r: &mut Resource, f: Map<String, Value>) -> Result<(
     Ok(())
 }
 
+/// Refuse to remove a certificate a live load balancer names (its https
+/// listeners would go without one).
+pub fn check_unused(cx: &Ctx<'_>, cert: &Resource) -> Result<(), ApiError> {
+    let name = cert.str("name").unwrap_or_default();
+    for s in cx
+        .app
+        .store
+        .list(Kind::Service, Scope::Project(cert.project))?
+        .iter()
+        .filter(|s| !s.is_removed())
+    {
+        let Some(lb) = spec_of(s, "_spec").and_then(|sp| sp.lb_config) else {
+            continue;
+        };
+        if lb.certificates.iter().any(|n| n == name)
+            || lb.default_certificate.as_deref() == Some(name)
+        {
+            return Err(ApiError::new(
+                422,
+                "InvalidState",
+                format!(
+                    "certificate {name} ({}) is used by load balancer {} ({}): change its lbConfig first",
+                    cert.api_id(),
+                    s.str("name").unwrap_or_default(),
+                    s.api_id()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The live certificates of `project`.
 pub fn list(cx: &Ctx<'_>, project: u64) -> Result<Vec<Resource>, ApiError> {
     Ok(cx

@@ -808,6 +808,9 @@ fn act(cx: &Ctx<'_>, mut r: Resource, action: &str) -> Result<Value, ApiError> {
             "the Default project cannot be removed",
         ));
     }
+    if r.kind == Kind::Certificate && action == "remove" {
+        super::certificates::check_unused(cx, &r)?;
+    }
     let mut rows = Vec::new();
     r.state = to.to_string();
     if r.state == "removed" {

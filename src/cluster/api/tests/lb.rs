@@ -139,6 +139,33 @@ fn certificates_back_https_rules_by_id_and_never_show_their_key() {
     assert_eq!(mismatched.status, 422, "{:?}", mismatched.body);
     assert_eq!(mismatched.body["fieldName"], "key", "{:?}", mismatched.body);
 
+    // In use: not removable.
+    let del = call("DELETE", &format!("{u}/certificates/{id}"), None, None);
+    assert_eq!(
+        (del.status, del.code()),
+        (422, "InvalidState"),
+        "{:?}",
+        del.body
+    );
+    assert!(
+        del.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("is used by load balancer lb"),
+        "{:?}",
+        del.body
+    );
+
+    let spare = post(
+        &format!("{u}/certificates"),
+        json!({"name": "spare", "cert": cert, "key": key}),
+    );
+    assert_eq!(spare.status, 201, "{:?}", spare.body);
+    let sid = spare.body["id"].as_str().unwrap();
+    let del = call("DELETE", &format!("{u}/certificates/{sid}"), None, None);
+    assert_eq!(del.status, 200, "{:?}", del.body);
+    assert_eq!(del.body["state"], "removed", "{:?}", del.body);
+
     // Stats are for load balancers only; one with no container yet has none.
     let web = get(&format!("{u}/services?name=web")).body["data"][0].clone();
     let r = get(&format!(
