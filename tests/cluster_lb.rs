@@ -19,8 +19,9 @@
 //! - HAProxy's stats through the API (`…/loadbalancerservices/{id}/stats`,
 //!   `/v1` and `/v2-beta`) and `ros compose lb-stats`: the web servers UP,
 //!   the requests counted;
-//! - an internal LB (`ilb`, no host port) answers a container of the stack
-//!   by its name (`ilb`, `ilb.app`), in rotation;
+//! - an internal LB (`ilb`, no host port, written the Rancher 1.x way:
+//!   `links` and an `io.rancher.loadbalancer.target.web` label) answers a
+//!   container of the stack by its name (`ilb`, `ilb.app`), in rotation;
 //! - TLS termination: a certificate made here (bad PEM refused naming the
 //!   field, the key never shown), an https rule on 443 serves the backend
 //!   with exactly that certificate, a tls rule on 8443 terminates and goes
@@ -65,7 +66,11 @@ services:
     labels:
       io.rancher.scheduler.affinity:host_label: node=n1
   ilb:
-    image: rancher/lb-service-haproxy:v0.7.15
+    image: rancher/load-balancer-service
+    expose: ["90"]
+    links: [web]
+    labels:
+      io.rancher.loadbalancer.target.web: "90=80"
 "#
     )
 }
@@ -98,9 +103,6 @@ services:
         - {source_port: 80, target_port: 8080, service: api, path: /v1, priority: 1}
   ilb:
     scale: 1
-    lb_config:
-      port_rules:
-        - {source_port: 90, target_port: 80, service: web}
 "#;
 
 fn compose(c: &Cluster, dir: &Path, args: &[&str]) -> Output {
