@@ -849,7 +849,7 @@ fn bench_lb_overhead_upgrades_and_join_latency() {
         h.docker(&["load", "-i", image.to_str().unwrap()]).unwrap();
     }
     join_agents(&mut c);
-    let lb_addr = format!("{}:81", c.hosts[0].ip);
+    let lb_addr = format!("{}:80", c.hosts[0].ip);
     let dir = c.dir.path().join("app");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("docker-compose.yml"), dc("v1")).unwrap();
@@ -873,7 +873,7 @@ fn bench_lb_overhead_upgrades_and_join_latency() {
         .as_str()
         .unwrap()
         .to_string();
-    let (lb_rps, lb_p99) = wrk(&c, &format!("http://{lb_ip}:81/"));
+    let (lb_rps, lb_p99) = wrk(&c, &format!("http://{lb_ip}:80/"));
     let (be_rps, be_p99) = wrk(&c, &format!("http://{web_ip}:80/"));
     eprintln!("BENCH wrk -t2 -c16 -d5s: through the LB {lb_rps} req/s p99 {lb_p99}; one backend {be_rps} req/s p99 {be_p99}");
 

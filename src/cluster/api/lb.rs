@@ -114,9 +114,38 @@ pub fn service_id_of(
         .map(Resource::api_id)
 }
 
+/// How a refusal names the fields of an `lbConfig`: as the API spells
+/// them, or as rancher-compose does.
+pub struct Spelling {
+    /// The certificate list.
+    pub certs: &'static str,
+    /// The default certificate.
+    pub default: &'static str,
+    /// The port rules.
+    pub rules: &'static str,
+}
+
+/// The API's names.
+pub const API: Spelling = Spelling {
+    certs: "lbConfig.certificateIds",
+    default: "lbConfig.defaultCertificateId",
+    rules: "lbConfig.portRules",
+};
+
+/// rancher-compose's names.
+pub const COMPOSE: Spelling = Spelling {
+    certs: "lb_config.certs",
+    default: "lb_config.default_cert",
+    rules: "lb_config.port_rules",
+};
+
 /// Refuse certificate names that are not among `certs` (the project's)
 /// and `https`/`tls` rules with no certificate to terminate with.
-pub fn check_certificates(lb: &LbConfig, certs: &[Resource]) -> Result<(), ApiError> {
+pub fn check_certificates(
+    lb: &LbConfig,
+    certs: &[Resource],
+    sp: &Spelling,
+) -> Result<(), ApiError> {
     let known = |n: &str| certs.iter().any(|c| c.str("name") == Some(n));
     for (i, n) in lb.certificates.iter().enumerate() {
         if !known(n) {
@@ -124,7 +153,8 @@ pub fn check_certificates(lb: &LbConfig, certs: &[Resource]) -> Result<(), ApiEr
                 "InvalidReference",
                 "lbConfig",
                 format!(
-                    "lbConfig.certificates[{i}]: no certificate named {n:?} in this environment"
+                    "{}[{i}]: no certificate named {n:?} in this environment",
+                    sp.certs
                 ),
             ));
         }
@@ -133,7 +163,10 @@ pub fn check_certificates(lb: &LbConfig, certs: &[Resource]) -> Result<(), ApiEr
         return Err(ApiError::field(
             "InvalidReference",
             "lbConfig",
-            format!("lbConfig.defaultCertificate: no certificate named {n:?} in this environment"),
+            format!(
+                "{}: no certificate named {n:?} in this environment",
+                sp.default
+            ),
         ));
     }
     let none = lb.certificates.is_empty() && lb.default_certificate.is_none();
@@ -147,8 +180,8 @@ pub fn check_certificates(lb: &LbConfig, certs: &[Resource]) -> Result<(), ApiEr
             "MissingRequired",
             "lbConfig",
             format!(
-                "lbConfig.portRules[{i}]: protocol {} terminates TLS and needs a certificate (lbConfig.defaultCertificateId or certificateIds)",
-                lb.port_rules[i].protocol
+                "{}[{i}]: protocol {} terminates TLS and needs a certificate ({} or {})",
+                sp.rules, lb.port_rules[i].protocol, sp.default, sp.certs
             ),
         ));
     }
@@ -275,7 +308,7 @@ pub fn lb_config_from(
         config: o.get("config").and_then(Value::as_str).map(str::to_string),
         stickiness_policy,
     };
-    check_certificates(&lb, certs)?;
+    check_certificates(&lb, certs, &API)?;
     Ok(lb)
 }
 

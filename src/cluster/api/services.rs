@@ -230,13 +230,9 @@ fn set_lb_configs(cx: &Ctx<'_>, project: u64, rows: &mut [Resource]) -> Result<(
     }
     for r in rows.iter_mut() {
         if let Some(lb) = spec_of(r, "_spec").and_then(|s| s.lb_config) {
-            super::lb::check_certificates(&lb, &certs).map_err(|mut e| {
-                let svc = r.str("name").unwrap_or_default();
-                e.message = format!(
-                    "{svc}: {}",
-                    e.message
-                        .replacen("lbConfig.certificates", "lb_config.certs", 1)
-                );
+            super::lb::check_certificates(&lb, &certs, &super::lb::COMPOSE).map_err(|mut e| {
+                // Which service of the compose files.
+                e.message = format!("{}: {}", r.str("name").unwrap_or_default(), e.message);
                 e
             })?;
             let sid = r.str("stackId").unwrap_or_default().to_string();

@@ -95,7 +95,8 @@ pub(super) fn parse_entry(text: &str) -> Result<Entry, String> {
     Ok(e)
 }
 
-/// The listeners of a v1 load balancer: (source port, protocol, where).
+/// The listeners of a v1 load balancer: (source port, protocol). A port in
+/// the ssl label terminates TLS: `https`, or `tls` when written `/tcp`.
 fn listeners<S>(
     at: &mut At<'_, '_, S>,
     spec: &ServiceSpec,
@@ -131,6 +132,8 @@ fn listeners<S>(
                         format!("{:?}: a load balancer listener cannot be udp (HAProxy cannot balance UDP)", t.0),
                     );
                     continue;
+                } else if ssl.contains(&s.private) && t.0.ends_with("/tcp") {
+                    "tls"
                 } else if ssl.contains(&s.private) {
                     "https"
                 } else if t.0.ends_with("/tcp") {
@@ -166,7 +169,10 @@ pub(super) fn lb_config<S>(
     if !is_v1(spec) {
         return None;
     }
-    if spec.lb_config.is_some() {
+    // rancher-compose's `lb_config` may still bring the certificates,
+    // stickiness and custom config; its port rules and the labels clash.
+    let base = spec.lb_config.clone().unwrap_or_default();
+    if !base.port_rules.is_empty() {
         if has_target_labels(spec) {
             at.report(
                 &[k("labels")],
@@ -262,7 +268,7 @@ pub(super) fn lb_config<S>(
     }
     Some(LbConfig {
         port_rules: rules,
-        ..LbConfig::default()
+        ..base
     })
 }
 

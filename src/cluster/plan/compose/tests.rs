@@ -474,6 +474,21 @@ fn v1_load_balancer_labels_become_port_rules() {
             (81, Some(81), "http", None, None, "other/db"),
         ]
     );
+    // rancher-compose's lb_config brings the certificates to v1 rules; a
+    // /tcp port in the ssl label terminates TLS then goes on as TCP.
+    let s = inline(
+        "lb:\n  image: rancher/load-balancer-service\n  ports: ['443:443', '8443:8443/tcp']\n  links: [web]\n  labels: {io.rancher.loadbalancer.ssl.ports: '443,8443'}\nweb:\n  image: x\n",
+        Some("lb:\n  lb_config:\n    certs: [site]\n"),
+    )
+    .unwrap();
+    let lb = s.service("lb").unwrap().lb_config.clone().unwrap();
+    assert_eq!(lb.certificates, ["site"]);
+    let protos: Vec<(u16, &str)> = lb
+        .port_rules
+        .iter()
+        .map(|r| (r.source_port, r.protocol.as_str()))
+        .collect();
+    assert_eq!(protos, [(443, "https"), (8443, "tls")]);
     // The labels alone make a load balancer of any image.
     let s = inline(
         "lb:\n  image: rancher/lb-service-haproxy\n  ports: ['8080:80']\n  links: [web]\n  labels: {io.rancher.loadbalancer.target.web: '80=8080'}\nweb:\n  image: x\n",
