@@ -263,12 +263,27 @@ async fn wait_new_worker(dir: &Path, old: Option<u32>) {
 }
 
 /// The certificates (`certs/<name>.pem`, readable by root only) and the
-/// `crt-list` naming them, before a config that uses them.
+/// `crt-list` naming them, before a config that uses them; the files of
+/// certificates no longer used go (their keys with them).
 async fn write_certs(dir: &Path, layout: &Layout, certs: &[LbCertificate]) -> Result<(), String> {
+    let cdir = dir.join("certs");
+    let keep: Vec<String> = certs
+        .iter()
+        .map(|c| lb_config::cert_file(&c.name))
+        .collect();
+    if let Ok(mut rd) = tokio::fs::read_dir(&cdir).await {
+        while let Ok(Some(e)) = rd.next_entry().await {
+            if !keep
+                .iter()
+                .any(|k| e.file_name().to_str() == Some(k.as_str()))
+            {
+                let _ = tokio::fs::remove_file(e.path()).await;
+            }
+        }
+    }
     if certs.is_empty() {
         return Ok(());
     }
-    let cdir = dir.join("certs");
     tokio::fs::create_dir_all(&cdir)
         .await
         .map_err(|e| format!("mkdir {}: {e}", cdir.display()))?;
@@ -330,4 +345,51 @@ pub async fn command(sock: &Path, line: &str) -> std::io::Result<String> {
         .await
         .map_err(|_| std::io::Error::other("answer timed out"))??;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn cert(name: &str, pem: &str, default: bool) -> LbCertificate {
+        LbCertificate {
+            name: name.into(),
+            pem: pem.into(),
+            default,
+        }
+    }
+
+    #[tokio::test]
+    async fn certificates_are_written_for_root_only_and_removed_when_unused() {
+        let dir = tempfile::tempdir().unwrap();
+        let both = [cert("a", "A", false), cert("b", "B", true)];
+        let layout = Layout {
+            certs: vec![("b".into(), "x".into()), ("a".into(), "y".into())],
+            ..Layout::default()
+        };
+        write_certs(dir.path(), &layout, &both).await.unwrap();
+        let a = dir.path().join("certs/a.pem");
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "A");
+        let mode = std::fs::metadata(&a).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("crt-list")).unwrap(),
+            "/run/lb/certs/b.pem\n/run/lb/certs/a.pem\n"
+        );
+        let layout = Layout {
+            certs: vec![("b".into(), "x".into())],
+            ..Layout::default()
+        };
+        write_certs(dir.path(), &layout, &both[1..]).await.unwrap();
+        assert!(
+            !a.exists(),
+            "an unused certificate's key is not left behind"
+        );
+        write_certs(dir.path(), &Layout::default(), &[])
+            .await
+            .unwrap();
+        assert!(!dir.path().join("certs/b.pem").exists());
+    }
 }
