@@ -24,8 +24,9 @@
 //!   container of the stack by its name (`ilb`, `ilb.app`), in rotation;
 //! - TLS termination: a certificate made here (bad PEM refused naming the
 //!   field, the key never shown), an https rule on 443 serves the backend
-//!   with exactly that certificate, a tls rule on 8443 terminates and goes
-//!   on as TCP; an https rule without a certificate is a 422.
+//!   with exactly that certificate, and a renewed one once it is PUT; a
+//!   tls rule on 8443 terminates and goes on as TCP; an https rule without
+//!   a certificate is a 422.
 //!
 //! Needs root, docker.io, busybox-static and the image build's tools
 //! (build/deps.sh). The image is built once into build/work/user-images
@@ -759,21 +760,40 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
     )
     .unwrap();
     assert!(body.starts_with("v2 "), "tls through the LB: {body}");
-    let served = sh(
-        "nsenter",
-        &[
-            &netns,
-            "sh",
-            "-c",
-            &format!("openssl s_client -connect {lb_ip}:443 -servername secure.example.com </dev/null 2>/dev/null | openssl x509"),
-        ],
-    )
-    .unwrap();
+    let served = || {
+        sh(
+            "nsenter",
+            &[
+                &netns,
+                "sh",
+                "-c",
+                &format!("openssl s_client -connect {lb_ip}:443 -servername secure.example.com </dev/null 2>/dev/null | openssl x509"),
+            ],
+        )
+        .unwrap_or_default()
+    };
     assert_eq!(
-        served.trim(),
+        served().trim(),
         cert_pem.trim(),
         "the LB serves the uploaded certificate"
     );
+    // A renewed certificate (PUT) is served within seconds (the agents are
+    // woken; the LB reloads with the new file).
+    let renewed =
+        rcgen::generate_simple_self_signed(vec!["secure.example.com".to_string()]).unwrap();
+    let new_pem = renewed.cert.pem();
+    let put = api()
+        .put(&format!("{certs_url}/{cert_id}"))
+        .set("Content-Type", "application/json")
+        .send_string(
+            &json!({"cert": new_pem, "key": renewed.key_pair.serialize_pem()}).to_string(),
+        );
+    assert!(put.is_ok(), "PUT certificate: {put:?}");
+    let t = Instant::now();
+    wait_for("the renewed certificate served", 20, || {
+        (served().trim() == new_pem.trim()).then_some(())
+    });
+    eprintln!("renewed certificate served after {:?}", t.elapsed());
     let (code, e) = post_status(
         &format!("{url}/v2-beta/projects/1a5/loadbalancerservices"),
         json!({"name": "lb3", "stackId": lbsvc["stackId"], "launchConfig": {"imageUuid": "docker:rancher/lb-service-haproxy"},
