@@ -15,7 +15,18 @@
 //! - a port rule added under load (a reload): no request lost, the new
 //!   port answers;
 //! - refusals (udp, port 42, http and tcp on one port, unknown target) as
-//!   422s naming the rule.
+//!   422s naming the rule;
+//! - HAProxy's stats through the API (`…/loadbalancerservices/{id}/stats`,
+//!   `/v1` and `/v2-beta`) and `ros compose lb-stats`: the web servers UP,
+//!   the requests counted;
+//! - an internal LB (`ilb`, no host port, written the Rancher 1.x way:
+//!   `links` and an `io.rancher.loadbalancer.target.web` label) answers a
+//!   container of the stack by its name (`ilb`, `ilb.app`), in rotation;
+//! - TLS termination: a certificate made here (bad PEM refused naming the
+//!   field, the key never shown), an https rule on 443 serves the backend
+//!   with exactly that certificate, and a renewed one once it is PUT; a
+//!   tls rule on 8443 terminates and goes on as TCP; an https rule without
+//!   a certificate is a 422.
 //!
 //! Needs root, docker.io, busybox-static and the image build's tools
 //! (build/deps.sh). The image is built once into build/work/user-images
@@ -55,6 +66,12 @@ services:
     ports: ["80:80", "8080:8080"]
     labels:
       io.rancher.scheduler.affinity:host_label: node=n1
+  ilb:
+    image: rancher/load-balancer-service
+    expose: ["90"]
+    links: [web]
+    labels:
+      io.rancher.loadbalancer.target.web: "90=80"
 "#
     )
 }
@@ -85,6 +102,8 @@ services:
         - {source_port: 80, target_port: 80, service: web}
         - {source_port: 80, target_port: 8080, service: api, hostname: api.example.com}
         - {source_port: 80, target_port: 8080, service: api, path: /v1, priority: 1}
+  ilb:
+    scale: 1
 "#;
 
 fn compose(c: &Cluster, dir: &Path, args: &[&str]) -> Output {
@@ -221,6 +240,24 @@ fn post_status(url: &str, body: Value) -> (u16, Value) {
     (code, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// The host of a container (`node1` is `c.hosts[0]` …).
+fn host_of<'a>(c: &'a Cluster, ct: &Value) -> &'a Host {
+    let i = (0..3)
+        .find(|i| host_by_name(&c.url, &format!("node{}", i + 1)).unwrap()["id"] == ct["hostId"])
+        .unwrap();
+    &c.hosts[i]
+}
+
+/// `wget` inside a container (busybox's `-q` exits non-zero here even on
+/// success, so the progress goes to /dev/null instead; its `-T` crashes
+/// busybox 1.35, so `timeout` bounds it).
+fn fetch(h: &Host, ct: &Value, url: &str) -> Result<String, String> {
+    let id = ct["externalId"].as_str().unwrap();
+    let cmd = format!("timeout 5 wget -O- {url} 2>/dev/null");
+    h.docker(&["exec", id, "sh", "-c", &cmd])
+        .map(|s| s.trim().to_string())
+}
+
 /// The LB container's log and config (on a failure).
 fn lb_debug(c: &Cluster) {
     let h = &c.hosts[0];
@@ -354,6 +391,137 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
     assert!(counts.values().all(|n| *n == 10), "{counts:?}");
     for (i, a) in answers.iter().enumerate().skip(3) {
         assert_eq!(a, &answers[i - 3], "not in strict rotation: {answers:?}");
+    }
+
+    // HAProxy's stats through the API (live from the LB container's
+    // runtime socket, relayed by its agent): the web servers UP, the
+    // requests above counted.
+    let lb_id = lbsvc["id"].as_str().unwrap().to_string();
+    for prefix in ["v2-beta", "v1"] {
+        let st = get(&format!(
+            "{url}/{prefix}/projects/1a5/loadbalancerservices/{lb_id}/stats"
+        ));
+        assert_eq!(st["containers"].as_array().map(Vec::len), Some(1), "{st}");
+        let one = &st["containers"][0];
+        assert!(one["error"].is_null(), "{st}");
+        let web = one["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"].as_str().unwrap().starts_with("web_"))
+            .unwrap_or_else(|| panic!("no web backend: {st}"));
+        let servers = web["servers"].as_array().unwrap();
+        assert_eq!(servers.len(), 3, "{web}");
+        assert!(servers.iter().all(|s| s["status"] == "UP"), "{web}");
+        assert!(
+            servers
+                .iter()
+                .all(|s| s["totalSessions"].as_u64().unwrap() >= 10),
+            "{web}"
+        );
+        let fe = one["frontends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "port_80")
+            .unwrap_or_else(|| panic!("no port_80 frontend: {st}"));
+        assert!(fe["totalSessions"].as_u64().unwrap() >= 30, "{fe}");
+    }
+    let out = compose(&c, &dir, &["lb-stats", "lb"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ros compose lb-stats: {out:?}");
+    let up = text
+        .lines()
+        .skip_while(|l| !l.starts_with("  backend web_"))
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .filter(|l| l.contains(" UP "))
+        .count();
+    assert_eq!(up, 3, "three web servers UP:\n{text}");
+
+    // An internal LB (no host port) answers containers by its name, in
+    // the stack (`ilb`) and fully (`ilb.app`).
+    let api_ct = wait_for("api running", 60, || {
+        containers(&url, "api")
+            .into_iter()
+            .find(|c| c["state"] == "running")
+    });
+    let api_host = host_of(&c, &api_ct);
+    let web_answers: std::collections::BTreeSet<String> = answers.iter().cloned().collect();
+    for name in ["ilb", "ilb.app"] {
+        let t = Instant::now();
+        let last = loop {
+            let last = (0..3)
+                .map(|_| fetch(api_host, &api_ct, &format!("http://{name}:90/")))
+                .collect::<Vec<_>>();
+            let got: std::collections::BTreeSet<String> =
+                last.iter().filter_map(|r| r.clone().ok()).collect();
+            if got == web_answers {
+                break last;
+            }
+            if t.elapsed() > Duration::from_secs(60) {
+                lb_debug(&c);
+                let ilb = containers(&url, "ilb");
+                eprintln!("--- ilb containers ---\n{ilb:#?}");
+                let ip = ilb[0]["primaryIpAddress"].as_str().unwrap_or("none");
+                let id = api_ct["externalId"].as_str().unwrap();
+                let web_ip = containers(&url, "web")[0]["primaryIpAddress"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                for cmd in [
+                    "ip addr; ip route".to_string(),
+                    format!("nslookup {name} 169.254.169.250"),
+                    format!("timeout 5 wget -O- http://{name}:90/"),
+                    format!("timeout 5 wget -O- http://{ip}:90/"),
+                    format!("timeout 5 wget -O- http://{ip}:42/"),
+                    format!("timeout 5 wget -O- http://{web_ip}:80/"),
+                ] {
+                    let wrapped = format!("{cmd} >/www/o 2>&1; echo rc=$?; cat /www/o");
+                    eprintln!(
+                        "--- {cmd} ---\n{:?}",
+                        api_host.docker(&["exec", id, "sh", "-c", &wrapped])
+                    );
+                }
+                let isvc = get(&format!(
+                    "{url}/v2-beta/projects/1a5/loadbalancerservices?name=ilb"
+                ));
+                let iid = isvc["data"][0]["id"].as_str().unwrap_or("none").to_string();
+                eprintln!("--- ilb service ---\n{}", isvc["data"][0]);
+                eprintln!(
+                    "--- ilb stats ---\n{}",
+                    get(&format!(
+                        "{url}/v2-beta/projects/1a5/loadbalancerservices/{iid}/stats"
+                    ))
+                );
+                let ih = host_of(&c, &ilb[0]);
+                let iname = format!("r-{}", ilb[0]["name"].as_str().unwrap_or(""));
+                eprintln!("--- ilb logs ---\n{:?}", ih.docker(&["logs", &iname]));
+                let pid = ih
+                    .docker(&["inspect", "-f", "{{.State.Pid}}", &iname])
+                    .unwrap_or_default();
+                let netns = format!("--net=/proc/{}/ns/net", pid.trim());
+                eprintln!(
+                    "--- ilb netns ---\n{:?}\n{:?}",
+                    sh("nsenter", &[&netns, "ip", "-br", "addr"]),
+                    sh("nsenter", &[&netns, "ss", "-ltn"])
+                );
+                eprintln!(
+                    "--- ilb host iptables ---\n{:?}",
+                    sh(
+                        "nsenter",
+                        &[&format!("--net=/var/run/netns/{}", ih.ns), "iptables-save"]
+                    )
+                );
+                eprintln!(
+                    "--- ilb cfg ---\n{:?}",
+                    ih.docker(&["exec", &iname, "cat", "/run/lb/haproxy.cfg"])
+                );
+                panic!("http://{name}:90/ from a container: {last:?}, want {web_answers:?}");
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        };
+        eprintln!("internal LB {name}:90 from a container: {last:?}");
     }
 
     // Hostname and path rules.
@@ -494,6 +662,152 @@ fn load_balancer_rotates_routes_follows_health_and_loses_nothing() {
     );
     drop(t);
 
+    // TLS termination: a certificate (made here), refused when its PEM is
+    // bad, its key never shown; an https rule on 443 serves it.
+    let site = rcgen::generate_simple_self_signed(vec!["secure.example.com".to_string()]).unwrap();
+    let (cert_pem, key_pem) = (site.cert.pem(), site.key_pair.serialize_pem());
+    let certs_url = format!("{url}/v2-beta/projects/1a5/certificates");
+    for (body, field) in [
+        (
+            json!({"name": "bad", "cert": "not a pem", "key": key_pem}),
+            "cert",
+        ),
+        (
+            json!({"name": "bad", "cert": cert_pem, "key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}),
+            "key",
+        ),
+    ] {
+        let (code, e) = post_status(&certs_url, body);
+        assert_eq!(code, 422, "{e}");
+        assert_eq!(e["fieldName"], field, "{e}");
+        assert!(e["message"].as_str().unwrap().starts_with(field), "{e}");
+    }
+    let (code, cert) = post_status(
+        &certs_url,
+        json!({"name": "site", "cert": cert_pem, "key": key_pem}),
+    );
+    assert_eq!(code, 201, "{cert}");
+    let cert_id = cert["id"].as_str().unwrap().to_string();
+    let shown = get(&format!("{certs_url}/{cert_id}"));
+    assert!(shown.get("key").is_none(), "{shown}");
+    assert!(!shown.to_string().contains("PRIVATE KEY"), "{shown}");
+    let lbsvc = get(&format!(
+        "{url}/v2-beta/projects/1a5/loadbalancerservices/{id}"
+    ));
+    let web_id = lbsvc["lbConfig"]["portRules"][0]["serviceId"].clone();
+    let mut rules = lbsvc["lbConfig"]["portRules"].as_array().unwrap().clone();
+    rules.push(
+        json!({"sourcePort": 443, "targetPort": 80, "serviceId": web_id, "protocol": "https"}),
+    );
+    rules.push(
+        json!({"sourcePort": 8443, "targetPort": 80, "serviceId": web_id, "protocol": "tls"}),
+    );
+    let put = api()
+        .put(&format!(
+            "{url}/v2-beta/projects/1a5/loadbalancerservices/{id}"
+        ))
+        .set("Content-Type", "application/json")
+        .send_string(
+            &json!({"lbConfig": {"portRules": rules, "defaultCertificateId": cert_id}}).to_string(),
+        );
+    assert!(put.is_ok(), "PUT lbConfig with https: {put:?}");
+    let shown = get(&format!(
+        "{url}/v2-beta/projects/1a5/loadbalancerservices/{id}"
+    ));
+    assert_eq!(
+        shown["lbConfig"]["defaultCertificateId"],
+        cert_id.as_str(),
+        "{shown}"
+    );
+    let lb_ip = containers(&url, "lb")[0]["primaryIpAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let netns = format!("--net=/var/run/netns/{}", c.hosts[0].ns);
+    let resolve = format!("secure.example.com:443:{lb_ip}");
+    let body = wait_for("https through the LB", 30, || {
+        sh(
+            "nsenter",
+            &[
+                &netns,
+                "curl",
+                "-sSk",
+                "--max-time",
+                "3",
+                "--resolve",
+                &resolve,
+                "https://secure.example.com/",
+            ],
+        )
+        .ok()
+        .filter(|b| b.starts_with("v2 "))
+    });
+    eprintln!("https through the LB: {}", body.trim());
+    // tls: terminated, then TCP to the backend (which speaks HTTP).
+    let resolve_tls = format!("secure.example.com:8443:{lb_ip}");
+    let body = sh(
+        "nsenter",
+        &[
+            &netns,
+            "curl",
+            "-sSk",
+            "--max-time",
+            "3",
+            "--resolve",
+            &resolve_tls,
+            "https://secure.example.com:8443/",
+        ],
+    )
+    .unwrap();
+    assert!(body.starts_with("v2 "), "tls through the LB: {body}");
+    let served = || {
+        sh(
+            "nsenter",
+            &[
+                &netns,
+                "sh",
+                "-c",
+                &format!("openssl s_client -connect {lb_ip}:443 -servername secure.example.com </dev/null 2>/dev/null | openssl x509"),
+            ],
+        )
+        .unwrap_or_default()
+    };
+    assert_eq!(
+        served().trim(),
+        cert_pem.trim(),
+        "the LB serves the uploaded certificate"
+    );
+    // A renewed certificate (PUT) is served within seconds (the agents are
+    // woken; the LB reloads with the new file).
+    let renewed =
+        rcgen::generate_simple_self_signed(vec!["secure.example.com".to_string()]).unwrap();
+    let new_pem = renewed.cert.pem();
+    let put = api()
+        .put(&format!("{certs_url}/{cert_id}"))
+        .set("Content-Type", "application/json")
+        .send_string(
+            &json!({"cert": new_pem, "key": renewed.key_pair.serialize_pem()}).to_string(),
+        );
+    assert!(put.is_ok(), "PUT certificate: {put:?}");
+    let t = Instant::now();
+    wait_for("the renewed certificate served", 20, || {
+        (served().trim() == new_pem.trim()).then_some(())
+    });
+    eprintln!("renewed certificate served after {:?}", t.elapsed());
+    let (code, e) = post_status(
+        &format!("{url}/v2-beta/projects/1a5/loadbalancerservices"),
+        json!({"name": "lb3", "stackId": lbsvc["stackId"], "launchConfig": {"imageUuid": "docker:rancher/lb-service-haproxy"},
+               "lbConfig": {"portRules": [{"sourcePort": 443, "protocol": "https", "targetPort": 80, "serviceId": web_id}]}}),
+    );
+    assert_eq!(code, 422, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs a certificate"),
+        "{e}"
+    );
+
     // The API refuses UDP on a loadBalancerService too, naming the rule.
     let stack = lbsvc["stackId"].as_str().unwrap();
     let (code, body) = post_status(
@@ -555,7 +869,7 @@ fn bench_lb_overhead_upgrades_and_join_latency() {
         h.docker(&["load", "-i", image.to_str().unwrap()]).unwrap();
     }
     join_agents(&mut c);
-    let lb_addr = format!("{}:81", c.hosts[0].ip);
+    let lb_addr = format!("{}:80", c.hosts[0].ip);
     let dir = c.dir.path().join("app");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("docker-compose.yml"), dc("v1")).unwrap();
@@ -579,7 +893,7 @@ fn bench_lb_overhead_upgrades_and_join_latency() {
         .as_str()
         .unwrap()
         .to_string();
-    let (lb_rps, lb_p99) = wrk(&c, &format!("http://{lb_ip}:81/"));
+    let (lb_rps, lb_p99) = wrk(&c, &format!("http://{lb_ip}:80/"));
     let (be_rps, be_p99) = wrk(&c, &format!("http://{web_ip}:80/"));
     eprintln!("BENCH wrk -t2 -c16 -d5s: through the LB {lb_rps} req/s p99 {lb_p99}; one backend {be_rps} req/s p99 {be_p99}");
 

@@ -1,8 +1,8 @@
 //! `ros compose`: rancher-compose's commands against the cluster server —
 //! `up` (create, activate, upgrade, confirm, roll back), `create`,
 //! `upgrade A B` (to-service), `scale`, `ps`, `start`, `stop`, `restart`
-//! (rolling), `rm`, `logs [-f]` and `pull` (both relayed to the hosts'
-//! agents by the server). Progress lines look like
+//! (rolling), `rm`, `logs [-f]`, `pull` and `lb-stats` (relayed to the
+//! hosts' agents by the server). Progress lines look like
 //! `[1/3] [web]: Started`; failures exit non-zero with the server's reason.
 
 use std::collections::BTreeSet;
@@ -13,6 +13,9 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::cluster::Conn;
+
+#[path = "compose_lb.rs"]
+mod lb_stats;
 use crate::cluster::api::services::launch_config_json;
 use crate::cluster::client::Client;
 use crate::cluster::plan::compose::{self, Source};
@@ -144,6 +147,12 @@ pub enum ComposeCmd {
         lines: Option<u64>,
         /// Only these services.
         services: Vec<String>,
+    },
+    /// A load balancer's HAProxy stats, live from each of its containers:
+    /// frontends, backends and servers with status and sessions.
+    LbStats {
+        /// The load balancer service.
+        service: String,
     },
     /// Pull the stack's images on every active host.
     Pull {
@@ -521,6 +530,7 @@ pub fn run(args: ComposeArgs) -> Result<i32> {
             lines,
             services,
         } => logs(&cx, *follow, *lines, services),
+        ComposeCmd::LbStats { service } => lb_stats::print(&cx, service),
         ComposeCmd::Pull { services } => {
             let (spec, _, _) = parse()?;
             Ok(if pull_images(&cx, &spec, services)? {

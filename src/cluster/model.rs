@@ -34,11 +34,13 @@ pub enum Kind {
     Stack,
     /// A service: `scale` containers of one launch config.
     Service,
+    /// A TLS certificate and key load balancers terminate with.
+    Certificate,
 }
 
 impl Kind {
     /// Every kind, for schemas and migrations.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Project,
         Kind::Account,
         Kind::Host,
@@ -48,6 +50,7 @@ impl Kind {
         Kind::Container,
         Kind::Stack,
         Kind::Service,
+        Kind::Certificate,
     ];
 
     /// The API type name (`registrationToken`).
@@ -62,6 +65,7 @@ impl Kind {
             Kind::Container => "container",
             Kind::Stack => "stack",
             Kind::Service => "service",
+            Kind::Certificate => "certificate",
         }
     }
 
@@ -100,7 +104,7 @@ impl Kind {
         match self {
             Kind::Project | Kind::Account => "a",
             Kind::Host => "h",
-            Kind::RegistrationToken | Kind::ApiKey | Kind::AgentKey => "c",
+            Kind::RegistrationToken | Kind::ApiKey | Kind::AgentKey | Kind::Certificate => "c",
             Kind::Container => "i",
             Kind::Stack => "st",
             Kind::Service => "s",

@@ -179,6 +179,33 @@ pub struct DesiredInstance {
     pub primary_ip_address: Option<String>,
     /// The managed network it is attached to (with `primary_ip_address`).
     pub network: Option<ManagedNetwork>,
+    /// For a load balancer container: the certificates (with their keys)
+    /// its `https`/`tls` rules terminate with; only its own host gets them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lb_certificates: Vec<LbCertificate>,
+}
+
+/// A certificate a load balancer container terminates TLS with (its
+/// `Debug` leaves the PEM out: it holds the private key).
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LbCertificate {
+    /// The certificate resource's name.
+    pub name: String,
+    /// Certificate, chain and private key, PEM, in that order.
+    pub pem: String,
+    /// Served to clients that name no known host (SNI).
+    pub default: bool,
+}
+
+impl std::fmt::Debug for LbCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LbCertificate")
+            .field("name", &self.name)
+            .field("pem", &format_args!("<{} bytes>", self.pem.len()))
+            .field("default", &self.default)
+            .finish()
+    }
 }
 
 /// An environment's managed network (the overlay) as an agent needs it.
@@ -277,9 +304,9 @@ pub struct LaunchFields {
 pub struct AgentRequest {
     /// Id the answer quotes.
     pub request_id: String,
-    /// `logs`, `pull` or `exec`.
+    /// `logs`, `pull`, `exec` or `lbStats`.
     pub kind: String,
-    /// For `logs`: the instance.
+    /// For `logs` and `lbStats`: the instance.
     pub instance_id: String,
     /// For `logs`: last N lines (`None` = all).
     pub tail: Option<u64>,
@@ -329,6 +356,8 @@ pub struct AgentReply {
     pub truncated: bool,
     /// Pull results.
     pub pulls: Vec<PullResult>,
+    /// For `lbStats`: HAProxy's `show stat` answer (CSV).
+    pub text: Option<String>,
 }
 
 /// Answer to a sync.

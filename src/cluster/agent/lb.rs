@@ -25,7 +25,7 @@ use super::envview::View;
 use super::features::{FeatureContext, HostFeature};
 use super::lb_config::{self, Desired, Layout, Slots};
 use crate::cluster::plan::compose::{LB_IMAGE, LB_LABEL, LB_RUN_DIR};
-use crate::cluster::protocol::DesiredInstance;
+use crate::cluster::protocol::{DesiredInstance, LbCertificate};
 
 /// The docker volume of a load balancer container.
 pub fn volume_name(instance_id: &str) -> String {
@@ -104,9 +104,9 @@ async fn run(mut ctx: FeatureContext) {
             else {
                 continue;
             };
-            let want = lb_config::desired(&view, svc);
+            let want = lb_config::desired(&view, svc, &d.lb_certificates);
             let lb = lbs.entry(d.id.clone()).or_default();
-            let next = match step(&ctx.docker, &d.id, lb, &want).await {
+            let next = match step(&ctx.docker, &d.id, lb, &want, &d.lb_certificates).await {
                 Ok(next) => next,
                 Err(e) => {
                     tracing::debug!(instance = %d.id, error = %e, "load balancer not ready");
@@ -137,12 +137,14 @@ async fn run(mut ctx: FeatureContext) {
     }
 }
 
-/// Bring one load balancer to `want`; returns when to look again.
+/// Bring one load balancer to `want` (terminating TLS with `certs`);
+/// returns when to look again.
 async fn step(
     docker: &bollard::Docker,
     id: &str,
     lb: &mut Lb,
     want: &Desired,
+    certs: &[LbCertificate],
 ) -> Result<Option<Instant>, String> {
     let dir = match &lb.dir {
         Some(d) => d.clone(),
@@ -165,6 +167,7 @@ async fn step(
         if full {
             lb_config::grow(&mut layout, &slots);
         }
+        write_certs(&dir, &layout, certs).await?;
         write_config(&dir, &lb_config::render(&layout, &slots)).await?;
         // HAProxy may run already (this agent restarted): take the config.
         let running = command(&dir.join("master.sock"), "reload").await.is_ok();
@@ -194,6 +197,7 @@ async fn step(
             let _ = tokio::fs::write(dir.join("state"), kept).await;
         }
         let old_worker = worker_pid(&dir).await;
+        write_certs(&dir, &new_layout, certs).await?;
         write_config(&dir, &text).await?;
         lb.layout = Some(new_layout);
         lb.slots = slots;
@@ -258,6 +262,55 @@ async fn wait_new_worker(dir: &Path, old: Option<u32>) {
     tracing::warn!(dir = %dir.display(), "no new haproxy worker after reload (config refused?)");
 }
 
+/// The certificates (`certs/<name>.pem`, readable by root only) and the
+/// `crt-list` naming them, before a config that uses them; the files of
+/// certificates no longer used go (their keys with them).
+async fn write_certs(dir: &Path, layout: &Layout, certs: &[LbCertificate]) -> Result<(), String> {
+    let cdir = dir.join("certs");
+    let keep: Vec<String> = certs
+        .iter()
+        .map(|c| lb_config::cert_file(&c.name))
+        .collect();
+    if let Ok(mut rd) = tokio::fs::read_dir(&cdir).await {
+        while let Ok(Some(e)) = rd.next_entry().await {
+            if !keep
+                .iter()
+                .any(|k| e.file_name().to_str() == Some(k.as_str()))
+            {
+                let _ = tokio::fs::remove_file(e.path()).await;
+            }
+        }
+    }
+    if certs.is_empty() {
+        return Ok(());
+    }
+    tokio::fs::create_dir_all(&cdir)
+        .await
+        .map_err(|e| format!("mkdir {}: {e}", cdir.display()))?;
+    for c in certs {
+        let path = cdir.join(lb_config::cert_file(&c.name));
+        let tmp = path.with_extension("new");
+        let mut f = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .await
+            .map_err(|e| format!("write {}: {e}", tmp.display()))?;
+        f.write_all(c.pem.as_bytes())
+            .await
+            .map_err(|e| format!("write {}: {e}", tmp.display()))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| format!("rename {}: {e}", path.display()))?;
+    }
+    let list = dir.join("crt-list");
+    tokio::fs::write(&list, lb_config::crt_list(layout))
+        .await
+        .map_err(|e| format!("write {}: {e}", list.display()))
+}
+
 async fn write_config(dir: &Path, text: &str) -> Result<(), String> {
     let tmp = dir.join("haproxy.cfg.new");
     tokio::fs::write(&tmp, text)
@@ -266,6 +319,19 @@ async fn write_config(dir: &Path, text: &str) -> Result<(), String> {
     tokio::fs::rename(&tmp, dir.join("haproxy.cfg"))
         .await
         .map_err(|e| format!("rename into {}: {e}", dir.display()))
+}
+
+/// HAProxy's `show stat` (CSV) of the load balancer container
+/// `instance_id` on this host, read from its runtime API.
+pub async fn stats(docker: &bollard::Docker, instance_id: &str) -> Result<String, String> {
+    let v = docker
+        .inspect_volume(&volume_name(instance_id))
+        .await
+        .map_err(|e| format!("load balancer {instance_id} has no volume on this host: {e}"))?;
+    let sock = Path::new(&v.mountpoint).join("admin.sock");
+    command(&sock, "show stat")
+        .await
+        .map_err(|e| format!("HAProxy of {instance_id} does not answer on its runtime API: {e}"))
 }
 
 /// One line to an HAProxy CLI socket; its whole answer.
@@ -279,4 +345,51 @@ pub async fn command(sock: &Path, line: &str) -> std::io::Result<String> {
         .await
         .map_err(|_| std::io::Error::other("answer timed out"))??;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn cert(name: &str, pem: &str, default: bool) -> LbCertificate {
+        LbCertificate {
+            name: name.into(),
+            pem: pem.into(),
+            default,
+        }
+    }
+
+    #[tokio::test]
+    async fn certificates_are_written_for_root_only_and_removed_when_unused() {
+        let dir = tempfile::tempdir().unwrap();
+        let both = [cert("a", "A", false), cert("b", "B", true)];
+        let layout = Layout {
+            certs: vec![("b".into(), "x".into()), ("a".into(), "y".into())],
+            ..Layout::default()
+        };
+        write_certs(dir.path(), &layout, &both).await.unwrap();
+        let a = dir.path().join("certs/a.pem");
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "A");
+        let mode = std::fs::metadata(&a).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("crt-list")).unwrap(),
+            "/run/lb/certs/b.pem\n/run/lb/certs/a.pem\n"
+        );
+        let layout = Layout {
+            certs: vec![("b".into(), "x".into())],
+            ..Layout::default()
+        };
+        write_certs(dir.path(), &layout, &both[1..]).await.unwrap();
+        assert!(
+            !a.exists(),
+            "an unused certificate's key is not left behind"
+        );
+        write_certs(dir.path(), &Layout::default(), &[])
+            .await
+            .unwrap();
+        assert!(!dir.path().join("certs/b.pem").exists());
+    }
 }

@@ -10,6 +10,11 @@
 //! path, and the rule with neither is the frontend's default backend.
 //! Endpoints are the target services' containers that run and are healthy
 //! (or have no health check), on every host, in service-index order.
+//!
+//! `https` and `tls` rules terminate TLS on their listener (`bind … ssl
+//! crt-list`) with the certificates the server sent for this container
+//! (written by `agent::lb` as `certs/<name>.pem`, the default one first in
+//! the `crt-list`), then go on as `http` and `tcp` rules.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -18,7 +23,7 @@ use super::envview::View;
 use crate::cluster::plan::compose::{
     HealthCheck, LbConfig, PortRule, LB_RESERVED_PORT, LB_RUN_DIR,
 };
-use crate::cluster::protocol::EnvService;
+use crate::cluster::protocol::{EnvService, LbCertificate};
 
 /// Fewest server slots of a backend.
 pub const MIN_SLOTS: usize = 8;
@@ -30,6 +35,8 @@ pub struct Frontend {
     pub port: u16,
     /// `http`, `tcp`, `sni` (tcp with SNI routing).
     pub mode: String,
+    /// Terminates TLS (`https`, `tls` rules).
+    pub ssl: bool,
     /// Routed rules in order: (hostname, path, backend).
     pub routes: Vec<(Option<String>, Option<String>, String)>,
     /// The backend of the rule with no hostname nor path.
@@ -66,6 +73,41 @@ pub struct Layout {
     pub stickiness: Option<BTreeMap<String, String>>,
     /// `lbConfig.config`.
     pub custom: Option<String>,
+    /// Certificates by name with a digest of their PEM (a renewed one is
+    /// a layout change: a reload), the default one first.
+    pub certs: Vec<(String, String)>,
+    /// Rules that cannot be served at all, as comments.
+    pub notes: Vec<String>,
+}
+
+/// The `crt-list` file's path in the container.
+pub fn crt_list_path() -> String {
+    format!("{LB_RUN_DIR}/crt-list")
+}
+
+/// The file name of certificate `name` under `certs/`.
+pub fn cert_file(name: &str) -> String {
+    format!("{}.pem", sanitize(name))
+}
+
+/// Where certificate `name` is in the container (`certs/<name>.pem`).
+pub fn cert_path(name: &str) -> String {
+    format!("{LB_RUN_DIR}/certs/{}", cert_file(name))
+}
+
+/// The `crt-list` text: one certificate a line, the default one first
+/// (HAProxy serves the first to clients whose SNI matches none).
+pub fn crt_list(layout: &Layout) -> String {
+    layout
+        .certs
+        .iter()
+        .map(|(n, _)| format!("{}\n", cert_path(n)))
+        .collect()
+}
+
+fn digest(pem: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, pem.as_bytes());
+    d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a load balancer wants now.
@@ -137,8 +179,9 @@ pub fn endpoints(view: &View, svc: &EnvService) -> Vec<String> {
     cs.into_iter().map(|(_, _, ip)| ip).collect()
 }
 
-/// What the load balancer service `lb` wants, from the environment view.
-pub fn desired(view: &View, lb: &EnvService) -> Desired {
+/// What the load balancer service `lb` wants, from the environment view
+/// and the certificates its container got.
+pub fn desired(view: &View, lb: &EnvService, certs: &[LbCertificate]) -> Desired {
     let empty = LbConfig::default();
     let cfg = lb.lb_config.as_deref().unwrap_or(&empty);
     let mut order: Vec<(usize, &PortRule)> = cfg.port_rules.iter().enumerate().collect();
@@ -151,6 +194,12 @@ pub fn desired(view: &View, lb: &EnvService) -> Desired {
         },
         ..Desired::default()
     };
+    let mut sorted: Vec<&LbCertificate> = certs.iter().collect();
+    sorted.sort_by_key(|c| !c.default);
+    d.layout.certs = sorted
+        .iter()
+        .map(|c| (c.name.clone(), digest(&c.pem)))
+        .collect();
     let mut ports: Vec<u16> = cfg.port_rules.iter().map(|r| r.source_port).collect();
     ports.sort_unstable();
     ports.dedup();
@@ -163,8 +212,18 @@ pub fn desired(view: &View, lb: &EnvService) -> Desired {
             .filter(|(_, r)| r.source_port == port)
             .collect();
         let proto = rules.first().map_or("http", |(_, r)| r.protocol.as_str());
+        let ssl = matches!(proto, "https" | "tls");
+        if ssl && certs.is_empty() {
+            for (i, _) in &rules {
+                d.layout.notes.push(format!(
+                    "port_rules[{i}]: {proto} on port {port} needs a certificate, none was given"
+                ));
+            }
+            continue;
+        }
         let mut fe = Frontend {
             port,
+            ssl,
             mode: match proto {
                 "tcp" | "tls" => "tcp",
                 "sni" => "sni",
@@ -176,12 +235,6 @@ pub fn desired(view: &View, lb: &EnvService) -> Desired {
             skipped: Vec::new(),
         };
         for (i, r) in rules {
-            if r.protocol == "https" {
-                fe.skipped.push(format!(
-                    "port_rules[{i}]: https needs certificates, which are not supported yet"
-                ));
-                continue;
-            }
             let Some(svc) = r.service.as_deref().and_then(|t| target(view, lb, t)) else {
                 fe.skipped
                     .push(format!("port_rules[{i}]: target {:?} not found", r.service));
@@ -389,6 +442,9 @@ pub fn render(layout: &Layout, slots: &Slots) -> String {
         o.push('\n');
     };
     line("# written by the ros agent; endpoint changes go through the runtime API");
+    for n in &layout.notes {
+        line(&format!("# skipped {n}"));
+    }
     line("global");
     line("    nbthread 1");
     line(&format!(
@@ -418,7 +474,15 @@ pub fn render(layout: &Layout, slots: &Slots) -> String {
     line("    http-request return status 200 content-type text/plain string ok");
     for f in &layout.frontends {
         line(&format!("frontend port_{}", f.port));
-        line(&format!("    bind :{}", f.port));
+        if f.ssl {
+            line(&format!(
+                "    bind :{} ssl crt-list {}",
+                f.port,
+                crt_list_path()
+            ));
+        } else {
+            line(&format!("    bind :{}", f.port));
+        }
         for s in &f.skipped {
             line(&format!("    # skipped {s}"));
         }
@@ -426,6 +490,9 @@ pub fn render(layout: &Layout, slots: &Slots) -> String {
             "http" => {
                 line("    mode http");
                 line("    option forwardfor");
+                if f.ssl {
+                    line("    http-request set-header X-Forwarded-Proto https");
+                }
                 for (i, (host, path, be)) in f.routes.iter().enumerate() {
                     let mut conds = Vec::new();
                     if let Some(h) = host {
@@ -547,263 +614,5 @@ pub fn grow(layout: &mut Layout, slots: &Slots) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cluster::protocol::{EnvContainer, EnvStack};
-
-    fn view(lb: LbConfig, web: &[(&str, &str, Option<&str>)]) -> (View, EnvService) {
-        let mut v = View::default();
-        for (id, name) in [("1st1", "app"), ("1st2", "other")] {
-            v.stacks.insert(
-                id.into(),
-                EnvStack {
-                    id: id.into(),
-                    name: name.into(),
-                    state: "active".into(),
-                },
-            );
-        }
-        let svc = |id: &str, name: &str, stack: &str| EnvService {
-            id: id.into(),
-            name: name.into(),
-            stack_id: stack.into(),
-            kind: "service".into(),
-            ..EnvService::default()
-        };
-        v.services.insert("1s1".into(), svc("1s1", "web", "1st1"));
-        v.services.insert("1s2".into(), svc("1s2", "api", "1st1"));
-        v.services.insert("1s3".into(), svc("1s3", "web", "1st2"));
-        let lbs = EnvService {
-            lb_config: Some(Box::new(lb)),
-            kind: "loadBalancerService".into(),
-            ..svc("1s9", "lb", "1st1")
-        };
-        v.services.insert("1s9".into(), lbs.clone());
-        for (i, (ip, state, health)) in web.iter().enumerate() {
-            let id = format!("1i{}", i + 1);
-            v.containers.insert(
-                id.clone(),
-                EnvContainer {
-                    id,
-                    name: format!("app-web-{}", i + 1),
-                    service_id: Some("1s1".into()),
-                    state: (*state).into(),
-                    health_state: health.map(str::to_string),
-                    primary_ip: Some((*ip).into()),
-                    service_index: i as u64 + 1,
-                    ..EnvContainer::default()
-                },
-            );
-        }
-        (v, lbs)
-    }
-
-    fn rule(sp: u16, tp: u16, svc: &str) -> PortRule {
-        PortRule {
-            source_port: sp,
-            target_port: Some(tp),
-            protocol: "http".into(),
-            service: Some(svc.into()),
-            ..PortRule::default()
-        }
-    }
-
-    #[test]
-    fn only_running_healthy_or_unchecked_containers_are_endpoints() {
-        let (v, lb) = view(
-            LbConfig {
-                port_rules: vec![rule(80, 8080, "web")],
-                ..LbConfig::default()
-            },
-            &[
-                ("10.42.0.2", "running", None),
-                ("10.42.0.3", "running", Some("healthy")),
-                ("10.42.0.4", "running", Some("initializing")),
-                ("10.42.0.5", "running", Some("unhealthy")),
-                ("10.42.0.6", "stopping", None),
-            ],
-        );
-        let d = desired(&v, &lb);
-        assert_eq!(d.endpoints["web_1s1_8080"], ["10.42.0.2", "10.42.0.3"]);
-        assert_eq!(
-            d.layout.frontends[0].default_backend.as_deref(),
-            Some("web_1s1_8080")
-        );
-    }
-
-    #[test]
-    fn rules_route_by_priority_then_specificity_and_cross_stack() {
-        let mut host = rule(80, 8080, "api");
-        host.hostname = Some("api.example.com".into());
-        let mut hp = host.clone();
-        hp.path = Some("/v1".into());
-        hp.priority = Some(1);
-        let mut wild = rule(80, 80, "other/web");
-        wild.hostname = Some("*.example.org".into());
-        let mut tcp = rule(8080, 80, "other/web");
-        tcp.protocol = "tcp".into();
-        let (v, lb) = view(
-            LbConfig {
-                port_rules: vec![rule(80, 8080, "web"), wild, host, hp, tcp],
-                ..LbConfig::default()
-            },
-            &[],
-        );
-        let d = desired(&v, &lb);
-        let fe = &d.layout.frontends[0];
-        let order: Vec<_> = fe
-            .routes
-            .iter()
-            .map(|r| (r.0.clone(), r.1.clone(), r.2.as_str()))
-            .collect();
-        assert_eq!(
-            order,
-            [
-                (
-                    Some("api.example.com".into()),
-                    Some("/v1".into()),
-                    "api_1s2_8080"
-                ),
-                (Some("api.example.com".into()), None, "api_1s2_8080"),
-                (Some("*.example.org".into()), None, "web_1s3_80"),
-            ]
-        );
-        assert_eq!(fe.default_backend.as_deref(), Some("web_1s1_8080"));
-        assert_eq!(d.layout.frontends[1].mode, "tcp");
-        let cfg = render(&d.layout, &Slots::new());
-        assert!(
-            cfg.contains("acl r0_host hdr(host),field(1,:) -i -m str api.example.com"),
-            "{cfg}"
-        );
-        assert!(cfg.contains("acl r0_path path_beg /v1"), "{cfg}");
-        assert!(
-            cfg.contains("use_backend api_1s2_8080 if r0_host r0_path"),
-            "{cfg}"
-        );
-        assert!(
-            cfg.contains("acl r2_host hdr(host),field(1,:) -i -m end .example.org"),
-            "{cfg}"
-        );
-        assert!(
-            cfg.contains(
-                "frontend port_8080\n    bind :8080\n    mode tcp\n    default_backend web_1s3_80_tcp"
-            ),
-            "{cfg}"
-        );
-    }
-
-    #[test]
-    fn endpoint_churn_is_runtime_commands_with_drain_and_overflow_grows() {
-        let (mut v, lb) = view(
-            LbConfig {
-                port_rules: vec![rule(80, 8080, "web")],
-                ..LbConfig::default()
-            },
-            &[
-                ("10.42.0.2", "running", None),
-                ("10.42.0.3", "running", None),
-            ],
-        );
-        v.services.get_mut("1s1").unwrap().drain_timeout_ms = 500;
-        let d = desired(&v, &lb);
-        let mut slots = Slots::new();
-        let t0 = Instant::now();
-        let (cmds, full) = assign(&d.layout, &mut slots, &d, t0);
-        assert!(!full);
-        assert_eq!(
-            cmds[0],
-            "set server web_1s1_8080/s1 addr 10.42.0.2 port 8080"
-        );
-        let cfg = render(&d.layout, &slots);
-        assert!(cfg.contains("server s1 10.42.0.2:8080\n"), "{cfg}");
-        assert!(cfg.contains("server s3 127.0.0.1:8080 disabled\n"), "{cfg}");
-        // 10.42.0.2 stops: drained first, freed after the drain time.
-        v.containers.get_mut("1i1").unwrap().state = "stopping".into();
-        let d2 = desired(&v, &lb);
-        assert_eq!(d2.layout, d.layout, "endpoint churn is no layout change");
-        let (cmds, _) = assign(&d.layout, &mut slots, &d2, t0);
-        assert_eq!(cmds, ["set server web_1s1_8080/s1 state drain"]);
-        assert_eq!(
-            next_deadline(&slots),
-            Some(t0 + std::time::Duration::from_millis(500))
-        );
-        let (cmds, _) = assign(
-            &d.layout,
-            &mut slots,
-            &d2,
-            t0 + std::time::Duration::from_millis(600),
-        );
-        assert_eq!(cmds, ["set server web_1s1_8080/s1 state maint"]);
-        assert_eq!(slots["web_1s1_8080"][0], Slot::default());
-        // More endpoints than slots: the overflow asks for a reload.
-        let mut many = d2.clone();
-        many.endpoints.insert(
-            "web_1s1_8080".into(),
-            (0..20).map(|i| format!("10.42.1.{i}")).collect(),
-        );
-        let (_, full) = assign(&d.layout, &mut slots, &many, t0);
-        assert!(full);
-        let mut grown = d.layout.clone();
-        grow(&mut grown, &slots);
-        assert!(grown.backends[0].slots >= 21);
-    }
-
-    #[test]
-    fn saved_states_of_changed_slots_are_dropped() {
-        let states = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state\n\
-                      4 api 1 s1 127.0.0.1 0 5\n4 api 2 s2 10.42.0.7 2 0\n4 gone 1 s1 10.42.0.9 2 0\n";
-        let mut slots = Slots::new();
-        slots.insert(
-            "api".into(),
-            vec![
-                Slot {
-                    addr: Some("10.42.0.2".into()),
-                    draining_until: None,
-                },
-                Slot {
-                    addr: Some("10.42.0.7".into()),
-                    draining_until: None,
-                },
-            ],
-        );
-        assert_eq!(
-            keep_states(states, &slots),
-            "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state\n4 api 2 s2 10.42.0.7 2 0\n"
-        );
-    }
-
-    #[test]
-    fn custom_config_merges_into_global_and_defaults() {
-        let (v, lb) = view(
-            LbConfig {
-                port_rules: vec![rule(80, 8080, "web")],
-                config: Some(
-                    "global\n  maxconn 100\ndefaults\n  balance roundrobin\nlisten x\n  bind :9\n"
-                        .into(),
-                ),
-                stickiness_policy: Some(
-                    [
-                        ("cookie".to_string(), "SRV".to_string()),
-                        ("mode".into(), "insert".into()),
-                    ]
-                    .into(),
-                ),
-                ..LbConfig::default()
-            },
-            &[],
-        );
-        let cfg = render(&desired(&v, &lb).layout, &Slots::new());
-        assert_eq!(cfg.matches("\ndefaults\n").count(), 1, "{cfg}");
-        assert!(cfg.contains("    maxconn 100\ndefaults"), "{cfg}");
-        assert!(
-            cfg.contains("    balance roundrobin\nfrontend lb_health"),
-            "{cfg}"
-        );
-        assert!(cfg.ends_with("listen x\n  bind :9\n"), "{cfg}");
-        assert!(cfg.contains("cookie SRV insert"), "{cfg}");
-        assert!(
-            cfg.contains("server s1 127.0.0.1:8080 disabled cookie s1"),
-            "{cfg}"
-        );
-    }
-}
+#[path = "lb_config_tests.rs"]
+mod tests;

@@ -1,5 +1,5 @@
 //! Requests the server relays through the sync answer (`ros compose logs`,
-//! `ros compose pull`): each is carried out in its own task and answered
+//! `ros compose pull`, a load balancer's HAProxy stats): each is carried out in its own task and answered
 //! with `POST /v1/agent/reply`, never holding up converging; exec
 //! sessions ([`super::exec`]) answer on a websocket of their own.
 
@@ -60,6 +60,10 @@ async fn answer(docker: bollard::Docker, client: Client, host: String, req: Agen
                 });
             }
         }
+        "lbStats" => match super::lb::stats(&docker, &req.instance_id).await {
+            Ok(t) => reply.text = Some(t),
+            Err(e) => reply.error = Some(e),
+        },
         k => reply.error = Some(format!("this agent does not know requests of kind {k:?}")),
     }
     if let Err(e) =

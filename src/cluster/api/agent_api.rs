@@ -640,12 +640,13 @@ pub async fn sync(cx: &Ctx<'_>, p: Principal) -> Result<Response, ApiError> {
     };
     let overlay = overlay_view(store.as_ref(), host_id)?;
     let net = overlay.as_ref().map(|o| &o.network);
-    let instances = store
+    let rows: Vec<Resource> = store
         .list(Kind::Container, Scope::Host(host_id))?
         .into_iter()
         .filter(|c| !c.is_removed() && !is_attached(c))
-        .map(|c| desired(&c, net))
         .collect();
+    let mut instances: Vec<DesiredInstance> = rows.iter().map(|c| desired(c, net)).collect();
+    super::certificates::attach(store.as_ref(), project, &rows, &mut instances)?;
     // Requests ride only on long-polls: the agent's short transition
     // reports (`waitMs` 0) drop the answer.
     let requests = if req.wait_ms > 0 {
@@ -871,5 +872,6 @@ fn desired_as_written(c: &Resource, net: Option<&ManagedNetwork>) -> DesiredInst
             .unwrap_or(0),
         primary_ip_address: c.str(PRIMARY_IP).map(str::to_string),
         network: net.filter(|_| c.str(PRIMARY_IP).is_some()).cloned(),
+        lb_certificates: Vec::new(),
     }
 }

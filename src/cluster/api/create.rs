@@ -141,6 +141,7 @@ pub fn create(cx: &Ctx<'_>, p: Principal, kind: Kind, sc: Option<u64>) -> Result
         Kind::Container => create_container(cx, project, f),
         Kind::Stack => super::services::create_stack(cx, project, f),
         Kind::Service => super::services::create_service(cx, project, f),
+        Kind::Certificate => super::certificates::create(cx, project, f),
     }
 }
 

@@ -50,7 +50,8 @@ pub enum Route {
     Collection(Option<u64>, Kind),
     /// One resource, optionally below a project.
     Item(Option<u64>, Kind, u64),
-    /// A sub-resource of one resource (`containers/1i3/logs`, `hosts/1h2/pull`).
+    /// A sub-resource of one resource (`containers/1i3/logs`, `hosts/1h2/pull`,
+    /// `loadbalancerservices/1s4/stats`).
     Sub(Option<u64>, Kind, u64, String),
 }
 
@@ -131,7 +132,7 @@ fn sub_route(project: Option<u64>, kind: Kind, id: &str, sub: &str) -> Result<Ro
         (Kind::Container, "logs" | "exec")
         | (Kind::Host, "pull" | "instances")
         | (Kind::Stack, "services")
-        | (Kind::Service, "instances") => match item(project, kind, id)? {
+        | (Kind::Service, "instances" | "stats") => match item(project, kind, id)? {
             Route::Item(p, k, n) => Ok(Route::Sub(p, k, n, sub.to_string())),
             _ => Err(ApiError::not_found()),
         },
@@ -527,6 +528,7 @@ async fn resource_route(
                 (Kind::Container, "logs", Method::GET) => super::relay::logs(cx, &r).await,
                 (Kind::Container, "exec", Method::POST) => super::exec::create(cx, &r),
                 (Kind::Host, "pull", Method::POST) => super::relay::pull(cx, &r).await,
+                (Kind::Service, "stats", Method::GET) => super::lb_stats::stats(cx, &r).await,
                 _ => Err(ApiError::method()),
             }
         }
@@ -706,6 +708,7 @@ fn list_in(
             | Kind::Container
             | Kind::Stack
             | Kind::Service
+            | Kind::Certificate
     );
     Ok((
         StatusCode::OK,
@@ -760,6 +763,11 @@ fn update(cx: &Ctx<'_>, mut r: Resource) -> Result<Value, ApiError> {
         ));
     }
     let mut f = schema::decode(schema::fields(r.kind), Op::Update, &cx.body)?;
+    if r.kind == Kind::Certificate {
+        super::certificates::update(cx, &mut r, f)?;
+        cx.app.commit(std::slice::from_ref(&r))?;
+        return Ok(render::resource(cx.base, &r));
+    }
     if let Some(lb) = f.remove("lbConfig") {
         super::services::update_lb_config(cx, &mut r, &lb)?;
     }
@@ -799,6 +807,9 @@ fn act(cx: &Ctx<'_>, mut r: Resource, action: &str) -> Result<Value, ApiError> {
             "InvalidState",
             "the Default project cannot be removed",
         ));
+    }
+    if r.kind == Kind::Certificate && action == "remove" {
+        super::certificates::check_unused(cx, &r)?;
     }
     let mut rows = Vec::new();
     r.state = to.to_string();

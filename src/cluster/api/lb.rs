@@ -2,6 +2,8 @@
 //! `lbConfig` read from a request (Rancher's camelCase names, targets by
 //! `serviceId` or by name) and checked with the refusals users see as 422s
 //! naming the rule and field; and the `lbConfig` written on the service row.
+//! Certificates are kept by name in the spec and shown by id
+//! (`certificateIds`, `defaultCertificateId`).
 
 use serde_json::{json, Map, Value};
 
@@ -112,11 +114,130 @@ pub fn service_id_of(
         .map(Resource::api_id)
 }
 
-/// An `lbConfig` from a request body, for a service of `stack_id`.
+/// How a refusal names the fields of an `lbConfig`: as the API spells
+/// them, or as rancher-compose does.
+pub struct Spelling {
+    /// The certificate list.
+    pub certs: &'static str,
+    /// The default certificate.
+    pub default: &'static str,
+    /// The port rules.
+    pub rules: &'static str,
+}
+
+/// The API's names.
+pub const API: Spelling = Spelling {
+    certs: "lbConfig.certificateIds",
+    default: "lbConfig.defaultCertificateId",
+    rules: "lbConfig.portRules",
+};
+
+/// rancher-compose's names.
+pub const COMPOSE: Spelling = Spelling {
+    certs: "lb_config.certs",
+    default: "lb_config.default_cert",
+    rules: "lb_config.port_rules",
+};
+
+/// Refuse certificate names that are not among `certs` (the project's)
+/// and `https`/`tls` rules with no certificate to terminate with.
+pub fn check_certificates(
+    lb: &LbConfig,
+    certs: &[Resource],
+    sp: &Spelling,
+) -> Result<(), ApiError> {
+    let known = |n: &str| certs.iter().any(|c| c.str("name") == Some(n));
+    for (i, n) in lb.certificates.iter().enumerate() {
+        if !known(n) {
+            return Err(ApiError::field(
+                "InvalidReference",
+                "lbConfig",
+                format!(
+                    "{}[{i}]: no certificate named {n:?} in this environment",
+                    sp.certs
+                ),
+            ));
+        }
+    }
+    if let Some(n) = lb.default_certificate.as_deref().filter(|n| !known(n)) {
+        return Err(ApiError::field(
+            "InvalidReference",
+            "lbConfig",
+            format!(
+                "{}: no certificate named {n:?} in this environment",
+                sp.default
+            ),
+        ));
+    }
+    let none = lb.certificates.is_empty() && lb.default_certificate.is_none();
+    if let Some(i) = lb
+        .port_rules
+        .iter()
+        .position(|r| matches!(r.protocol.as_str(), "https" | "tls"))
+        .filter(|_| none)
+    {
+        return Err(ApiError::field(
+            "MissingRequired",
+            "lbConfig",
+            format!(
+                "{}[{i}]: protocol {} terminates TLS and needs a certificate ({} or {})",
+                sp.rules, lb.port_rules[i].protocol, sp.default, sp.certs
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The certificate names of `certificateIds` and `defaultCertificateId`.
+fn certificates_from(
+    o: &Map<String, Value>,
+    certs: &[Resource],
+) -> Result<(Vec<String>, Option<String>), ApiError> {
+    let refd = |at: String, id: &Value| -> Result<String, ApiError> {
+        let s = id.as_str().ok_or_else(|| {
+            ApiError::field(
+                "InvalidFormat",
+                "lbConfig",
+                format!("{at} must be a certificate id"),
+            )
+        })?;
+        super::certificates::name_of(certs, s).ok_or_else(|| {
+            ApiError::field(
+                "InvalidReference",
+                "lbConfig",
+                format!("{at}: no such certificate {s}"),
+            )
+        })
+    };
+    let ids = match o.get("certificateIds") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .enumerate()
+            .map(|(i, id)| refd(format!("lbConfig.certificateIds[{i}]"), id))
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(ApiError::field(
+                "InvalidFormat",
+                "lbConfig",
+                "lbConfig.certificateIds must be a list of certificate ids",
+            ))
+        }
+    };
+    let default = match o.get("defaultCertificateId") {
+        None | Some(Value::Null) => None,
+        Some(id) => Some(refd("lbConfig.defaultCertificateId".into(), id)?),
+    };
+    Ok((ids, default))
+}
+
+/// An `lbConfig` from a request body, for a service of `stack_id`, among
+/// the project's services, stacks and certificates.
 pub fn lb_config_from(
     v: &Value,
     services: &[Resource],
     stacks: &[Resource],
+    certs: &[Resource],
     stack_id: &str,
 ) -> Result<LbConfig, ApiError> {
     let bad = |m: String| ApiError::field("InvalidFormat", "lbConfig", m);
@@ -179,13 +300,16 @@ pub fn lb_config_from(
         ),
         Some(_) => return Err(bad("lbConfig.stickinessPolicy must be an object".into())),
     };
-    Ok(LbConfig {
+    let (certificates, default_certificate) = certificates_from(o, certs)?;
+    let lb = LbConfig {
         port_rules: rules,
-        certificates: Vec::new(),
-        default_certificate: None,
+        certificates,
+        default_certificate,
         config: o.get("config").and_then(Value::as_str).map(str::to_string),
         stickiness_policy,
-    })
+    };
+    check_certificates(&lb, certs, &API)?;
+    Ok(lb)
 }
 
 /// The `lbConfig` field of a service row of `stack_id`: Rancher's shape,
@@ -194,8 +318,10 @@ pub fn lb_config_json(
     lb: &LbConfig,
     services: &[Resource],
     stacks: &[Resource],
+    certs: &[Resource],
     stack_id: &str,
 ) -> Value {
+    let id = |n: &str| super::certificates::id_of(certs, n);
     let rules: Vec<Value> = lb
         .port_rules
         .iter()
@@ -213,8 +339,8 @@ pub fn lb_config_json(
     json!({
         "type": "lbConfig",
         "portRules": rules,
-        "certificateIds": lb.certificates,
-        "defaultCertificateId": lb.default_certificate,
+        "certificateIds": lb.certificates.iter().filter_map(|n| id(n)).collect::<Vec<_>>(),
+        "defaultCertificateId": lb.default_certificate.as_deref().and_then(id),
         "stickinessPolicy": lb.stickiness_policy,
         "config": lb.config,
     })

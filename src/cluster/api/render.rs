@@ -59,6 +59,7 @@ fn relation_links(base: &str, r: &Resource, me: &str, links: &mut Map<String, Va
                 Kind::ApiKey,
                 Kind::Stack,
                 Kind::Service,
+                Kind::Certificate,
             ] {
                 let c = collection(base, k);
                 links.insert(
@@ -107,7 +108,7 @@ fn relation_links(base: &str, r: &Resource, me: &str, links: &mut Map<String, Va
             }
             links.insert("account".into(), json!(project));
         }
-        Kind::RegistrationToken | Kind::ApiKey => {
+        Kind::RegistrationToken | Kind::ApiKey | Kind::Certificate => {
             links.insert("account".into(), json!(project));
         }
         Kind::Account | Kind::AgentKey => {}

@@ -38,13 +38,20 @@ pub enum FieldType {
     Ref(Kind),
     /// A JSON object (a `launchConfig`, an upgrade strategy).
     Object,
+    /// PEM text (certificates, keys) up to [`MAX_PEM`] bytes; `true` for
+    /// a secret one (a private key: never echoed).
+    Pem(bool),
 }
+
+/// Longest PEM field (a certificate chain).
+pub const MAX_PEM: usize = 64 * 1024;
 
 impl FieldType {
     fn name(self) -> String {
         match self {
             FieldType::Str | FieldType::Name | FieldType::DnsName => "string".into(),
-            FieldType::Password => "password".into(),
+            FieldType::Password | FieldType::Pem(true) => "password".into(),
+            FieldType::Pem(false) => "string".into(),
             FieldType::Int => "int".into(),
             FieldType::Bool => "boolean".into(),
             FieldType::StrMap => "map[string]".into(),
@@ -165,6 +172,13 @@ const SERVICE: &[Field] = &[
     f("metadata", FieldType::Object, true, true, false),
     f("lbConfig", FieldType::Object, true, true, false),
 ];
+const CERTIFICATE: &[Field] = &[
+    f("name", FieldType::Name, true, true, true),
+    f("description", FieldType::Str, true, true, false),
+    f("cert", FieldType::Pem(false), true, true, true),
+    f("certChain", FieldType::Pem(false), true, true, false),
+    f("key", FieldType::Pem(true), true, true, true),
+];
 /// The local auth config (not a stored resource).
 pub const LOCAL_AUTH: &[Field] = &[
     f("enabled", FieldType::Bool, true, true, false),
@@ -191,6 +205,7 @@ pub fn fields(kind: Kind) -> &'static [Field] {
         Kind::Container => CONTAINER,
         Kind::Stack => STACK,
         Kind::Service => SERVICE,
+        Kind::Certificate => CERTIFICATE,
         Kind::AgentKey => &[],
     }
 }
@@ -303,6 +318,16 @@ fn check_type(field: &Field, v: &Value) -> Result<(), ApiError> {
                     "MaxLengthExceeded",
                     field.name,
                     format!("{} is longer than 4096", field.name),
+                ));
+            }
+        }
+        FieldType::Pem(_) => {
+            let s = v.as_str().ok_or_else(bad)?;
+            if s.len() > MAX_PEM {
+                return Err(ApiError::field(
+                    "MaxLengthExceeded",
+                    field.name,
+                    format!("{} is longer than {MAX_PEM}", field.name),
                 ));
             }
         }
@@ -473,6 +498,7 @@ fn shown_fields(kind: Kind) -> &'static [(&'static str, &'static str)] {
             ("image", "string"),
         ],
         Kind::ApiKey => &[("publicValue", "string"), ("secretValue", "password")],
+        Kind::Certificate => &[("certFingerprint", "string")],
         _ => &[],
     }
 }
@@ -553,6 +579,7 @@ fn schema_json(base: &str, within: &str, kind: Kind, name: &str, collection: &st
             | Kind::ApiKey
             | Kind::Container
             | Kind::Stack
+            | Kind::Certificate
     ) || name == "service";
     let coll_base = if kind.project_scoped() { within } else { base };
     json!({

@@ -250,6 +250,7 @@ fn set_lb_configs(cx: &Ctx<'_>, project: u64, rows: &mut [Resource]) -> Result<(
     }
     let mut services = cx.app.store.list(Kind::Service, Scope::Project(project))?;
     let mut stacks = cx.app.store.list(Kind::Stack, Scope::Project(project))?;
+    let certs = super::certificates::list(cx, project)?;
     for r in rows.iter() {
         match r.kind {
             Kind::Service => services.push(r.clone()),
@@ -259,10 +260,15 @@ fn set_lb_configs(cx: &Ctx<'_>, project: u64, rows: &mut [Resource]) -> Result<(
     }
     for r in rows.iter_mut() {
         if let Some(lb) = spec_of(r, "_spec").and_then(|s| s.lb_config) {
+            super::lb::check_certificates(&lb, &certs, &super::lb::COMPOSE).map_err(|mut e| {
+                // Which service of the compose files.
+                e.message = format!("{}: {}", r.str("name").unwrap_or_default(), e.message);
+                e
+            })?;
             let sid = r.str("stackId").unwrap_or_default().to_string();
             r.set(
                 "lbConfig",
-                super::lb::lb_config_json(&lb, &services, &stacks, &sid),
+                super::lb::lb_config_json(&lb, &services, &stacks, &certs, &sid),
             );
         }
     }
@@ -293,10 +299,11 @@ pub fn update_lb_config(cx: &Ctx<'_>, r: &mut Resource, v: &Value) -> Result<(),
         .list(Kind::Service, Scope::Project(r.project))?;
     let stacks = cx.app.store.list(Kind::Stack, Scope::Project(r.project))?;
     let sid = r.str("stackId").unwrap_or_default().to_string();
-    let lb = super::lb::lb_config_from(v, &services, &stacks, &sid)?;
+    let certs = super::certificates::list(cx, r.project)?;
+    let lb = super::lb::lb_config_from(v, &services, &stacks, &certs, &sid)?;
     r.set(
         "lbConfig",
-        super::lb::lb_config_json(&lb, &services, &stacks, &sid),
+        super::lb::lb_config_json(&lb, &services, &stacks, &certs, &sid),
     );
     spec.lb_config = Some(lb);
     r.set(
@@ -361,6 +368,7 @@ pub fn create_service(
                 v.unwrap_or(&json!({})),
                 &live,
                 &stacks,
+                &super::certificates::list(cx, project)?,
                 stack_id,
             )?)
         }

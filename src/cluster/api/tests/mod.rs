@@ -20,6 +20,7 @@ mod envview;
 mod fidelity;
 mod health;
 mod launch;
+mod lb;
 mod lifecycle;
 mod relay;
 mod resources;

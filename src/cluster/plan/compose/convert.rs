@@ -9,6 +9,8 @@ use super::names::{validate_name, ErrorCode};
 use super::raw::{DockerService, RancherService};
 use super::{Parsed, Problems};
 
+#[path = "convert_lb_v1.rs"]
+mod lb_v1;
 #[path = "convert_rancher.rs"]
 mod rancher_keys;
 use crate::cluster::plan::scheduler::{is_global, rules};
@@ -128,6 +130,14 @@ pub(super) fn stack(
                 );
             }
         }
+        let mut at = At {
+            file: &docker,
+            service: svc,
+            problems: &mut *problems,
+        };
+        if let Some(lb) = lb_v1::lb_config(&mut at, &spec, d.as_ref().unwrap_or(&empty)) {
+            spec.lb_config = Some(lb);
+        }
         spec.kind = kind(&spec);
         services.push(spec);
     }
@@ -151,6 +161,7 @@ fn kind(spec: &ServiceSpec) -> ServiceKind {
         .as_ref()
         .is_some_and(|l| !l.port_rules.is_empty())
         || image.starts_with("rancher/lb-service-haproxy")
+        || image.starts_with(lb_v1::V1_IMAGE)
     {
         ServiceKind::LoadBalancerService
     } else if image.starts_with("rancher/dns-service") {

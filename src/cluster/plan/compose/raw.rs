@@ -326,7 +326,8 @@ pub struct UpgradeStrategyRaw {
 pub struct LbConfigRaw {
     /// Port rules.
     pub port_rules: Vec<PortRuleRaw>,
-    /// Certificate names.
+    /// Certificate names (`certificates` is accepted too).
+    #[serde(alias = "certificates")]
     pub certs: Vec<Text>,
     /// Default certificate name.
     pub default_cert: Option<String>,

@@ -421,3 +421,142 @@ fn empty_files_make_an_empty_stack() {
     let s = inline("", Some("# nothing\n")).unwrap();
     assert!(s.services.is_empty());
 }
+
+#[test]
+fn v1_load_balancer_labels_become_port_rules() {
+    let dc = "lb:\n  image: rancher/load-balancer-service\n  ports: ['80:80', '9000:9000/tcp', '443:443']\n  expose: ['81']\n  links: [web, 'api:backend']\n  external_links: ['other/db']\n  labels:\n    io.rancher.loadbalancer.target.web: 80=8080,81=8081\n    io.rancher.loadbalancer.target.backend: 'api.example.com:80/v1=8000, 443=8443'\n    io.rancher.loadbalancer.ssl.ports: '443'\nweb:\n  image: x\napi:\n  image: y\n";
+    let s = inline(dc, None).unwrap();
+    let lb = s.service("lb").unwrap();
+    assert_eq!(lb.kind, ServiceKind::LoadBalancerService);
+    type Row<'a> = (
+        u16,
+        Option<u16>,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a str,
+    );
+    let rules: Vec<Row> = lb
+        .lb_config
+        .as_ref()
+        .unwrap()
+        .port_rules
+        .iter()
+        .map(|r| {
+            (
+                r.source_port,
+                r.target_port,
+                r.protocol.as_str(),
+                r.hostname.as_deref(),
+                r.path.as_deref(),
+                r.service.as_deref().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            (80, Some(8080), "http", None, None, "web"),
+            (81, Some(8081), "http", None, None, "web"),
+            (
+                80,
+                Some(8000),
+                "http",
+                Some("api.example.com"),
+                Some("/v1"),
+                "api"
+            ),
+            (443, Some(8443), "https", None, None, "api"),
+            // No label: every listener on the same port.
+            (80, Some(80), "http", None, None, "other/db"),
+            (9000, Some(9000), "tcp", None, None, "other/db"),
+            (443, Some(443), "https", None, None, "other/db"),
+            (81, Some(81), "http", None, None, "other/db"),
+        ]
+    );
+    // rancher-compose's lb_config brings the certificates to v1 rules; a
+    // /tcp port in the ssl label terminates TLS then goes on as TCP.
+    let s = inline(
+        "lb:\n  image: rancher/load-balancer-service\n  ports: ['443:443', '8443:8443/tcp']\n  links: [web]\n  labels: {io.rancher.loadbalancer.ssl.ports: '443,8443'}\nweb:\n  image: x\n",
+        Some("lb:\n  lb_config:\n    certs: [site]\n"),
+    )
+    .unwrap();
+    let lb = s.service("lb").unwrap().lb_config.clone().unwrap();
+    assert_eq!(lb.certificates, ["site"]);
+    let protos: Vec<(u16, &str)> = lb
+        .port_rules
+        .iter()
+        .map(|r| (r.source_port, r.protocol.as_str()))
+        .collect();
+    assert_eq!(protos, [(443, "https"), (8443, "tls")]);
+    // The labels alone make a load balancer of any image.
+    let s = inline(
+        "lb:\n  image: rancher/lb-service-haproxy\n  ports: ['8080:80']\n  links: [web]\n  labels: {io.rancher.loadbalancer.target.web: '80=8080'}\nweb:\n  image: x\n",
+        None,
+    )
+    .unwrap();
+    let lb = s.service("lb").unwrap();
+    assert_eq!(lb.kind, ServiceKind::LoadBalancerService);
+    assert_eq!(lb.lb_config.as_ref().unwrap().port_rules.len(), 1);
+}
+
+#[test]
+fn malformed_v1_load_balancer_labels_are_positioned() {
+    let head = "lb:\n  image: rancher/load-balancer-service\n  ports: ['80:80']\n  links: [web]\n  labels:\n";
+    let rows = [
+        (
+            "    io.rancher.loadbalancer.target.web: 80=http\n",
+            "docker-compose.yml:6:41: lb.labels.io.rancher.loadbalancer.target.web: io.rancher.loadbalancer.target.web: \"80=http\": target port \"http\" is not a port number (1-65535); entries are written [hostname][:source_port][/path][=target_port] [InvalidFormat]",
+        ),
+        (
+            "    io.rancher.loadbalancer.target.web: a.com:81=8080\n",
+            "docker-compose.yml:6:41: lb.labels.io.rancher.loadbalancer.target.web: io.rancher.loadbalancer.target.web: source port 81 is not one of the load balancer's ports (80) [InvalidReference]",
+        ),
+        (
+            "    io.rancher.loadbalancer.target.db: 80=8080\n",
+            "docker-compose.yml:6:40: lb.labels.io.rancher.loadbalancer.target.db: io.rancher.loadbalancer.target.db: \"db\" is not a linked service (add it to links, or to external_links as stack/service) [InvalidReference]",
+        ),
+        (
+            "    io.rancher.loadbalancer.target.web: '80=8080,'\n",
+            "docker-compose.yml:6:41: lb.labels.io.rancher.loadbalancer.target.web: io.rancher.loadbalancer.target.web: an empty entry (two commas, or one at the end) [InvalidFormat]",
+        ),
+        (
+            "    io.rancher.loadbalancer.ssl.ports: '444'\n",
+            "docker-compose.yml:6:40: lb.labels.io.rancher.loadbalancer.ssl.ports: io.rancher.loadbalancer.ssl.ports: port 444 is not one of the load balancer's ports or expose [InvalidReference]",
+        ),
+    ];
+    for (label, want) in rows {
+        let dc = format!("{head}{label}web:\n  image: x\n");
+        let got = problems(inline(&dc, None));
+        assert_eq!(got, [want], "{label}");
+    }
+    let got = problems(inline(
+        "lb:\n  image: rancher/load-balancer-service\n  links: [web]\nweb:\n  image: x\n",
+        None,
+    ));
+    assert_eq!(got, ["docker-compose.yml:3:3: lb.links: a v1 load balancer listens on its ports (or expose): add the ports it serves [MissingRequired]"]);
+    let got = problems(inline(
+        "lb:\n  image: rancher/lb-service-haproxy\n  links: [web]\n  labels: {io.rancher.loadbalancer.target.web: '80'}\nweb:\n  image: x\n",
+        Some("lb:\n  lb_config:\n    port_rules: [{source_port: 80, service: web}]\n"),
+    ));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].contains("lb.labels: io.rancher.loadbalancer.target.* labels (the v1 load balancer) and lb_config.port_rules are both set; keep one"), "{got:?}");
+}
+
+#[test]
+fn lb_certificates_by_rancher_name_or_certificates() {
+    for key in ["certs", "certificates"] {
+        let rc = format!(
+            "lb:\n  lb_config:\n    {key}: [site, other]\n    default_cert: site\n    port_rules:\n    - {{source_port: 443, target_port: 80, service: web, protocol: https}}\n"
+        );
+        let s = inline(
+            "lb:\n  image: rancher/lb-service-haproxy\nweb:\n  image: x\n",
+            Some(&rc),
+        )
+        .unwrap();
+        let lb = s.service("lb").unwrap().lb_config.as_ref().unwrap();
+        assert_eq!(lb.certificates, ["site", "other"], "{key}");
+        assert_eq!(lb.default_certificate.as_deref(), Some("site"));
+        assert_eq!(lb.port_rules[0].protocol, "https");
+    }
+}
