@@ -47,6 +47,7 @@ pub fn main() -> i32 {
         return 1;
     }
     let start = Instant::now();
+    raise_open_files();
     // A panic anywhere below is caught here: PID 1 must not die.
     let outcome = std::panic::catch_unwind(|| stages::boot(start));
     let reason = match outcome {
@@ -60,6 +61,25 @@ pub fn main() -> i32 {
         ),
     };
     emergency(&reason)
+}
+
+/// The hard open-file limit every process of the node inherits: the
+/// kernel gives init 4096, and the engines and their containers inherit it,
+/// so HAProxy in a load balancer container could not raise its limit to
+/// what its `maxconn` needs ("Cannot raise FD limit to 8239, limit is 4096")
+/// and exited at every start on booted nodes. 1,048,576 (`fs.nr_open`'s
+/// default) is what docker's own units allow; the soft limit stays 1024, as
+/// under systemd (Go programs such as dockerd raise their own).
+pub const NOFILE_HARD: u64 = 1_048_576;
+
+fn raise_open_files() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(s, _)| s);
+    if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, soft, NOFILE_HARD) {
+        say(&format!(
+            "cannot raise the open-file limit to {NOFILE_HARD}: {e}"
+        ));
+    }
 }
 
 /// The emergency console: print why, then run a shell on the console and

@@ -14,6 +14,8 @@ else
   sdocker logs --tail 40 docker 2>&1 | sed 's/^/  docker| /' > /dev/console
 fi
 chk user-container sh -c '. /media/cidata/guest-lib.sh; wait_for 60 docker image inspect busybox && docker run --rm busybox echo hello-from-512 | grep -qx hello-from-512'
+# the open-file limit containers inherit (HAProxy needs > 4096)
+chk nofile-limit sh -c 'n=$(docker run --rm busybox sh -c "ulimit -Hn"); echo "containers: ulimit -Hn $n" > /dev/console; [ "$n" -ge 65536 ]'
 # idle: let the boot's one-shots settle before measuring
 sleep 10
 chk memory-figures sh -c '. /media/cidata/guest-lib.sh; figures; rss_all'

@@ -93,7 +93,7 @@ run_multi() {
     for i in 1 2 3; do
       [ -n "${pid[$i]:-}" ] || continue
       vm "$i" \
-        'sudo docker ps -a; for c in $(sudo docker ps -aq -f status=exited); do echo "== logs of $c"; sudo docker logs --tail 40 $c 2>&1; done; echo "== cluster service"; sudo ros service logs cluster 2>&1 | tail -60; echo "== iptables nat"; sudo docker -H unix:///var/run/system-docker.sock exec cluster iptables -t nat -S 2>&1 | head -40' \
+        'sudo docker ps -a; for c in $(sudo docker ps -aq -f status=exited) $(sudo docker ps -q -f name=-lb-); do echo "== logs of $c"; sudo docker logs --tail 40 $c 2>&1; done; echo "== cluster service"; sudo ros service logs cluster 2>&1 | tail -60; echo "== iptables nat"; sudo docker -H unix:///var/run/system-docker.sock exec cluster iptables -t nat -S 2>&1 | head -40' \
         > "$o/node$i-diag.txt" 2>&1
       say "node$i diagnostics: $o/node$i-diag.txt"
     done
@@ -128,9 +128,11 @@ run_multi() {
   local pin; pin=$(sed /-----/d "$o/ca.pem" | base64 -d | sha256sum | cut -c1-64)
   say "cluster CA pin $pin"
   # plain HTTP from another machine is refused with a message saying so
-  local plain; plain=$(inns curl -sS --max-time 10 "http://$NET.11:8080/v1/projects" 2>&1 || true)
-  echo "$plain" | grep -qi https || { say "plain HTTP was not refused: $plain"; return 1; }
-  say "plain HTTP from another machine refused: $(echo "$plain" | head -c 120)"
+  # (the CA is written before the server listens: wait for an answer)
+  plain_refused() { inns curl -sS --max-time 10 "http://$NET.11:8080/v1/projects" > "$o/plain.txt" 2>&1; grep -qi https "$o/plain.txt"; }
+  wait_until 240 "plain HTTP from another machine refused" plain_refused \
+    || { say "plain HTTP was not refused: $(cat "$o/plain.txt")"; diag; return 1; }
+  say "the refusal: $(head -c 160 "$o/plain.txt")"
   active_hosts() { [ "$(api '/v1/projects/1a5/hosts?agentState=active' | json 'len(d["data"])')" = 3 ]; }
   wait_until 480 "3 hosts active" active_hosts || return 1
   fig "QEMU start -> 3 hosts active"
