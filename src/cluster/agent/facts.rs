@@ -46,6 +46,30 @@ pub fn local_ip_towards(server_host: &str) -> Option<String> {
     sock.local_addr().ok().map(|a| a.ip().to_string())
 }
 
+/// This host's address on its default route (no packet is sent), for an
+/// agent whose servers are all on this machine: a `both` node's agent talks
+/// to `127.0.0.1`, which says nothing about how other hosts reach it.
+pub fn default_route_ip() -> Option<String> {
+    local_ip_towards("192.0.2.1:9")
+        .or_else(|| local_ip_towards("8.8.8.8:53"))
+        .filter(|ip| !ip.starts_with("127."))
+}
+
+/// The agent's address: the first non-loopback source address towards a
+/// server (`towards`, in the servers' order), else the default route's,
+/// else whatever the first server gave (loopback: a one-host cluster).
+pub fn pick_agent_ip(
+    towards: impl IntoIterator<Item = Option<String>>,
+    default_route: impl FnOnce() -> Option<String>,
+) -> Option<String> {
+    let all: Vec<String> = towards.into_iter().flatten().collect();
+    all.iter()
+        .find(|ip| !ip.starts_with("127.") && ip.as_str() != "::1")
+        .cloned()
+        .or_else(default_route)
+        .or_else(|| all.first().cloned())
+}
+
 fn os_name(root: &Path) -> String {
     let read = |p: &Path| std::fs::read_to_string(p).ok();
     read(&root.join("etc/os-release"))
@@ -150,6 +174,28 @@ pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_ip_is_never_loopback_when_the_node_has_another() {
+        let some = |s: &str| Some(s.to_string());
+        // a `both` node: its agent reaches the server on 127.0.0.1
+        assert_eq!(
+            pick_agent_ip([some("127.0.0.1")], || some("192.168.77.11")),
+            some("192.168.77.11")
+        );
+        assert_eq!(
+            pick_agent_ip([some("127.0.0.1"), some("10.0.0.5")], || some(
+                "192.168.1.9"
+            )),
+            some("10.0.0.5")
+        );
+        assert_eq!(pick_agent_ip([some("10.0.0.5")], || None), some("10.0.0.5"));
+        assert_eq!(
+            pick_agent_ip([some("127.0.0.1")], || None),
+            some("127.0.0.1")
+        );
+        assert_eq!(pick_agent_ip([None], || None), None);
+    }
 
     #[test]
     fn labels_and_facts() {

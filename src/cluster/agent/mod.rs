@@ -203,14 +203,14 @@ async fn host_facts(
         .or_else(|| {
             // The source address towards the servers, the first that is
             // not loopback (a server of the list on this machine says
-            // nothing about how other hosts reach this one).
-            let mut ips = server.host_parts().filter_map(facts::local_ip_towards);
-            let first = ips.next();
-            first
-                .clone()
-                .filter(|ip| !ip.starts_with("127."))
-                .or_else(|| ips.find(|ip| !ip.starts_with("127.")))
-                .or(first)
+            // nothing about how other hosts reach this one), else the
+            // default route's: a `both` node's agent talks to 127.0.0.1,
+            // and with that as its address no other host reached its
+            // containers over the overlay.
+            facts::pick_agent_ip(
+                server.host_parts().map(facts::local_ip_towards),
+                facts::default_route_ip,
+            )
         })
         .unwrap_or_default();
     let mut host_facts = facts::collect(
