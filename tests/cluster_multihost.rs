@@ -159,6 +159,36 @@ fn three_hosts_register_run_and_reconnect() {
         3,
         "no duplicate host"
     );
+
+    // A node that lost its state (no state disk: its identity is gone)
+    // registers as a new host; the old one stays, disconnected (lost),
+    // until the operator removes it.
+    let mut a = c.hosts[2].agent.take().unwrap();
+    stop(&mut a, std::time::Duration::from_secs(5));
+    std::fs::remove_file(&ident).unwrap();
+    c.hosts[2].agent = Some(start_agent(&c, 2, &reg));
+    let fresh = wait_for("node3 registered as a new host", 60, || {
+        get(&format!("{url}/v1/projects/1a5/hosts"))["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["hostname"] == "node3" && h["id"] != node3_id.as_str())
+            .and_then(|h| h["id"].as_str().map(str::to_string))
+    });
+    wait_for("the new node3 active", 60, || {
+        (agent_state(&fresh) == "active").then_some(())
+    });
+    wait_for("the old node3 disconnected", 30, || {
+        (agent_state(&node3_id) == "disconnected").then_some(())
+    });
+    assert_eq!(
+        get(&format!("{url}/v1/projects/1a5/hosts"))["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4,
+        "the lost host is kept beside the new one"
+    );
 }
 
 /// `host:port` of a URL.
