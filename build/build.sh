@@ -27,7 +27,7 @@ bash build/initrd.sh "$ros_bin" dist/initrd
 cp "$(ls "$SYSROOT"/boot/vmlinuz-* | sort -V | tail -1)" dist/vmlinuz
 done_ "dist/initrd $(size dist/initrd), dist/vmlinuz $(size dist/vmlinuz)"
 step 4 "iso"
-bash build/iso.sh dist/vmlinuz dist/initrd dist/ros.iso
+bash build/iso.sh dist/vmlinuz "$ROS_WORK/initrd-core.img" "$ROS_WORK/ros-store.sqfs" dist/ros.iso
 done_ "dist/ros.iso $(size dist/ros.iso)"
 log "built in $((SECONDS - t_all)) s"
 bash build/sizes.sh

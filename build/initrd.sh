@@ -3,6 +3,9 @@
 # libraries, mkfs.ext4, the kernel modules PID 1 loads (decompressed, with
 # modules.dep), os-config.yml and the system image archives.
 #   build/initrd.sh ROS_BINARY OUT
+# Writes OUT (the store's cpio + the compressed root, for kernel+initrd
+# boots: PXE, `qemu -kernel`) and, for the ISO, $ROS_WORK/initrd-core.img
+# (the root alone) and $ROS_WORK/ros-store.sqfs (a file on the CD).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ros_bin=$1 out=$2
@@ -86,9 +89,10 @@ if bash "$ROS_TOP/build/sysstore.sh" "$store/images/system.tar" "$store/system-d
 else
   log "initrd: no prebuilt system-docker store; system.tar is loaded at first boot"
 fi
-mksquashfs "$store" "$r/ros-store.sqfs" -comp "${ROS_STORE_COMP:-zstd}" ${ROS_STORE_OPTS:--Xcompression-level 15} \
+sq=$ROS_WORK/ros-store.sqfs
+mksquashfs "$store" "$sq" -comp "${ROS_STORE_COMP:-zstd}" ${ROS_STORE_OPTS:--Xcompression-level 15} \
   -b "${ROS_STORE_BLOCK:-256K}" -all-root -no-xattrs -noappend -quiet >/dev/null
-log "initrd: store $(du -h "$r/ros-store.sqfs" | cut -f1) squashfs ($(du -sh "$store" | cut -f1) unpacked)"
+log "initrd: store $(du -h "$sq" | cut -f1) squashfs ($(du -sh "$store" | cut -f1) unpacked)"
 
 # The rest (ros, busybox, libraries, modules, config) is what the tmpfs
 # root holds. ROS_INITRD_COMP: the cpio's compressor (the kernel has gzip,
@@ -98,5 +102,10 @@ case "${ROS_INITRD_COMP:-zstd}" in
   gzip) comp=(gzip -9) ;;
   *) comp=(zstd -q -T0 -9) ;;
 esac
-(cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | "${comp[@]}" > "$out.tmp"
+core=$ROS_WORK/initrd-core.img
+(cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | "${comp[@]}" > "$core"
+# The kernel unpacks concatenated archives in order; the store goes first,
+# uncompressed (it is squashfs already), as early-microcode cpios do.
+(cd "$ROS_WORK" && echo ros-store.sqfs | cpio -o -H newc --quiet -R 0:0) > "$out.tmp"
+cat "$core" >> "$out.tmp"
 mv "$out.tmp" "$out"

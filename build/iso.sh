@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # dist/ros.iso (BIOS + UEFI via grub-mkrescue): boots the default entry at
-# once, console on VGA and the first serial port.
-#   build/iso.sh VMLINUZ INITRD OUT
+# once, console on VGA and the first serial port. The store (squashfs) is a
+# file on the CD, not in the initrd: GRUB reads a small initrd, and PID 1
+# mounts the medium labelled ROS and the store from it (src/init/stages.rs).
+#   build/iso.sh VMLINUZ INITRD_CORE STORE OUT
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-vmlinuz=$1 initrd=$2 out=$3
+vmlinuz=$1 initrd=$2 store=$3 out=$4
 d=$ROS_WORK/iso
 rm -rf "$d"; mkdir -p "$d/boot/grub"
 cp "$vmlinuz" "$d/boot/vmlinuz"
 cp "$initrd" "$d/boot/initrd"
+cp "$store" "$d/ros-store.sqfs"
 cat > "$d/boot/grub/grub.cfg" <<'G'
 serial --unit=0 --speed=115200
 terminal_input serial console

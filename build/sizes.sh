@@ -9,12 +9,14 @@ source build/lib.sh
 mb() { awk -v b="$1" 'BEGIN{printf "%9.1fM", b/1048576}'; }
 ros_bin=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/ros
 printf '%-28s %10s\n' artifact size
-for f in dist/ros.iso dist/initrd dist/vmlinuz "$ROS_WORK"/initrd/ros-store.sqfs "$ROS_WORK"/initrd/usr/bin/ros \
+for f in dist/ros.iso dist/initrd "$ROS_WORK"/initrd-core.img dist/vmlinuz "$ROS_WORK"/ros-store.sqfs "$ROS_WORK"/initrd/usr/bin/ros \
     "$ROS_WORK"/store/images/*.tar "$ROS_WORK"/images/*.tar "$ROS_WORK"/user-images/*.tar; do
   [ -e "$f" ] || continue
   name=$(basename "$f")
   case "$f" in
     */initrd/usr/bin/ros) name="ros (stripped, in image)" ;;
+    */initrd-core.img) name="initrd in the ISO (no store)" ;;
+    */ros-store.sqfs) name="ros-store.sqfs (ISO file)" ;;
     */store/images/*) name="$name (all system images)" ;;
     */user-images/*) name="$name (user engine)" ;;
   esac

@@ -21,6 +21,13 @@ pub const SYSTEM_BRIDGE_CIDR: &str = "172.18.42.1/16";
 /// The image's compressed read-only store (squashfs: the engine binaries
 /// and the image archives), at the initramfs root; build/initrd.sh makes it.
 pub const STORE_IMAGE: &str = "/ros-store.sqfs";
+/// Volume label of the boot medium (dist/ros.iso, build/iso.sh `-volid`).
+pub const MEDIUM_LABEL: &str = "ROS";
+/// The store's file on the boot medium: an ISO boot keeps it there (read
+/// from the CD when used, never held in RAM) instead of in the initramfs.
+pub const MEDIUM_STORE: &str = "ros-store.sqfs";
+/// Where PID 1 mounts the boot medium (read-only) when the store is on it.
+pub const MEDIUM_DIR: &str = "/media/ros-boot";
 /// Where PID 1 mounts [`STORE_IMAGE`]; the initramfs links the engine
 /// binaries and archive directories into it.
 pub const STORE_DIR: &str = "/usr/lib/ros-store";

@@ -21,6 +21,13 @@ pub const BASE_MODULES: &[&str] = &[
     "e1000",
     "ata_piix",
     "sr_mod",
+    // The boot medium (the ISO keeps the store on it) and state disks on
+    // real machines: SATA (ahci), a USB stick (xhci/ehci + usb-storage).
+    "ahci",
+    "sd_mod",
+    "xhci_pci",
+    "ehci_pci",
+    "usb_storage",
     "isofs",
     "vfat",
     "nls_cp437",

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use crate::config::cmdline::{self, Cmdline};
 use crate::config::engine::{dockerd_args, dockerd_env, DOCKERD};
 use crate::config::{disk, node::to_yaml, CloudConfig};
-use crate::paths::{Paths, STATE_LABEL, STORE_DIR, STORE_IMAGE, SYSTEM_BRIDGE, SYSTEM_BRIDGE_CIDR};
+use crate::paths::{
+    Paths, MEDIUM_DIR, MEDIUM_LABEL, MEDIUM_STORE, STATE_LABEL, STORE_DIR, STORE_IMAGE,
+    SYSTEM_BRIDGE, SYSTEM_BRIDGE_CIDR,
+};
 use crate::sys::process::{self, Signals};
 use crate::sys::{LinuxSyscall, MountArgs, MsFlags, Syscall};
 
@@ -250,19 +253,31 @@ fn switch_root(b: &mut Boot) -> Result<(), StageError> {
     }
     let new = Path::new(switchroot::NEW_ROOT);
     switchroot::prepare(&b.sys, new)?;
-    // The store stays compressed where the kernel unpacked it: mounted
-    // (squashfs on a loop device) inside the new root, never copied.
-    let store = Path::new(STORE_IMAGE);
+    // The store stays compressed and is never copied: squashfs on a loop
+    // device, mounted inside the new root. A kernel+initrd boot (PXE,
+    // `qemu -kernel`) carries it in the initramfs; an ISO boot leaves it on
+    // the CD (GRUB then reads a small initrd, and the store's pages are read
+    // from the medium when used instead of sitting in RAM for the uptime).
     let mut kept = vec!["proc", "sys", "dev", "run", ".newroot"];
-    let mut store_note = String::new();
-    if store.exists() {
-        let dev = crate::sys::loopdev::attach_read_only(store).map_err(other)?;
-        let at = new.join(STORE_DIR.trim_start_matches('/'));
-        switchroot::mount_store(&b.sys, &dev, &at)?;
+    let in_initramfs = Path::new(STORE_IMAGE);
+    let (store, whence) = if in_initramfs.exists() {
         kept.push(STORE_IMAGE.trim_start_matches('/'));
-        let mb = std::fs::metadata(store).map(|m| m.len()).unwrap_or(0) / 1_000_000;
-        store_note = format!(", store {mb} MB squashfs on {}", dev.display());
-    }
+        (in_initramfs.to_path_buf(), "initramfs".to_string())
+    } else {
+        let dev = boot_medium(b, new)?;
+        let file = new
+            .join(MEDIUM_DIR.trim_start_matches('/'))
+            .join(MEDIUM_STORE);
+        (file, format!("medium {} {MEDIUM_DIR}", dev.display()))
+    };
+    let dev = crate::sys::loopdev::attach_read_only(&store).map_err(other)?;
+    let at = new.join(STORE_DIR.trim_start_matches('/'));
+    switchroot::mount_store(&b.sys, &dev, &at)?;
+    let mb = std::fs::metadata(&store).map(|m| m.len()).unwrap_or(0) / 1_000_000;
+    let store_note = format!(
+        ", store {mb} MB squashfs on {} from the {whence}",
+        dev.display()
+    );
     let bytes = switchroot::move_tree(Path::new("/"), new, &kept)?;
     switchroot::switch(&b.sys, new)?;
     say(&format!(
@@ -270,6 +285,42 @@ fn switch_root(b: &mut Boot) -> Result<(), StageError> {
         bytes / 1_000_000
     ));
     Ok(())
+}
+
+/// Find and mount the boot medium (labelled [`MEDIUM_LABEL`], holding
+/// [`MEDIUM_STORE`]) inside the new root; the CD may appear a moment after
+/// its driver loads, so this waits up to 15 s.
+fn boot_medium(b: &Boot, new: &Path) -> Result<PathBuf, StageError> {
+    let at = new.join(MEDIUM_DIR.trim_start_matches('/'));
+    let start = Instant::now();
+    let wait = Duration::from_secs(15);
+    loop {
+        let devs: Vec<(PathBuf, state::Probed)> = state::block_devices()
+            .into_iter()
+            .filter_map(|d| {
+                let head = state::read_head(&d, 65536).ok()?;
+                state::probe(&head).map(|p| (d, p))
+            })
+            .collect();
+        let has = |dir: &Path| dir.join(MEDIUM_STORE).is_file();
+        if let Some(dev) = switchroot::mount_medium(&b.sys, &devs, MEDIUM_LABEL, &at, &has)? {
+            return Ok(dev);
+        }
+        if start.elapsed() >= wait {
+            let seen: Vec<String> = devs
+                .iter()
+                .map(|(d, p)| format!("{} ({} {:?})", d.display(), p.fstype, p.label))
+                .collect();
+            return Err(other(format!(
+                "no system store: /{} is not in the initramfs and no device labelled {MEDIUM_LABEL} \
+                 holds {MEDIUM_STORE} (waited {} s; devices seen: {})",
+                STORE_IMAGE.trim_start_matches('/'),
+                wait.as_secs(),
+                if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn cgroups(b: &mut Boot) -> Result<(), StageError> {

@@ -125,6 +125,37 @@ pub fn mount_store(sys: &dyn Syscall, dev: &Path, at: &Path) -> Result<(), SysEr
     ))
 }
 
+/// Mount the boot medium read-only on `at`: the first device in `devs`
+/// (with its probed filesystem and label) labelled `label` on which
+/// `has_store(at)` holds once mounted; others are unmounted again. Returns
+/// the device, or None when no device qualifies (yet).
+pub fn mount_medium(
+    sys: &dyn Syscall,
+    devs: &[(std::path::PathBuf, crate::init::state::Probed)],
+    label: &str,
+    at: &Path,
+    has_store: &dyn Fn(&Path) -> bool,
+) -> Result<Option<std::path::PathBuf>, SysError> {
+    sys.mkdir(at, 0o755)?;
+    for (dev, p) in devs.iter().filter(|(_, p)| p.label == label) {
+        let mounted = sys.mount(&MountArgs::new(
+            Some(&dev.display().to_string()),
+            at,
+            Some(p.fstype),
+            MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+            None,
+        ));
+        if mounted.is_err() {
+            continue;
+        }
+        if has_store(at) {
+            return Ok(Some(dev.clone()));
+        }
+        sys.umount(at, false)?;
+    }
+    Ok(None)
+}
+
 /// Mount the tmpfs that becomes `/`.
 pub fn prepare(sys: &dyn Syscall, new_root: &Path) -> Result<(), SysError> {
     sys.mkdir(new_root, 0o755)?;
@@ -174,6 +205,47 @@ mod tests {
         let n = calls.len();
         assert_eq!(calls[n - 2], Call::Chroot(PathBuf::from(".")));
         assert_eq!(calls[n - 1], Call::Chdir(PathBuf::from("/")));
+    }
+
+    #[test]
+    fn medium_is_the_labelled_device_that_holds_the_store() {
+        use crate::init::state::Probed;
+        let iso = |l: &str| Probed {
+            fstype: "iso9660",
+            label: l.into(),
+        };
+        let devs = vec![
+            (PathBuf::from("/dev/sr0"), iso("cidata")),
+            (PathBuf::from("/dev/sr1"), iso("ROS")),
+            (PathBuf::from("/dev/sr2"), iso("ROS")),
+        ];
+        let at = Path::new("/.newroot/media/ros-boot");
+        // sr1 is labelled ROS but lacks the store (another ISO of the same
+        // name): it is mounted, found wanting and unmounted; sr2 is kept.
+        let sys = RecordingSyscall::default();
+        let seen = std::cell::Cell::new(0);
+        let got = mount_medium(&sys, &devs, "ROS", at, &|_| {
+            seen.set(seen.get() + 1);
+            seen.get() == 2
+        })
+        .unwrap();
+        assert_eq!(got, Some(PathBuf::from("/dev/sr2")));
+        let m = sys.mounts();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].source.as_deref(), Some("/dev/sr1"));
+        assert_eq!(m[1].source.as_deref(), Some("/dev/sr2"));
+        assert!(m[1].flags.contains(MsFlags::MS_RDONLY));
+        assert_eq!(m[1].fstype.as_deref(), Some("iso9660"));
+        assert!(sys
+            .calls
+            .borrow()
+            .iter()
+            .any(|c| matches!(c, Call::Umount(p, false) if p == at)));
+        // nothing labelled ROS: no mount at all
+        let sys = RecordingSyscall::default();
+        let none = mount_medium(&sys, &devs[..1], "ROS", at, &|_| true).unwrap();
+        assert_eq!(none, None);
+        assert!(sys.mounts().is_empty());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 BOOT=iso
 TIMEOUT=900
 # markers the console must show, in any order
-EXPECT=("ros init: \[12/12\] sysinit ok" "system-docker answering" "login:" "CHECK-DONE" "ros init: Poweroff now" "HOST-DIALOG done")
+EXPECT=("store [0-9]* MB squashfs on /dev/loop[0-9]* from the medium /dev/sr0" "ros init: \[12/12\] sysinit ok" "system-docker answering" "login:" "CHECK-DONE" "ros init: Poweroff now" "HOST-DIALOG done")
 # markers that fail the case
 REJECT=("CHECK FAIL" "FATAL" "Kernel panic" "Unknown group" "bad salt" "ros init: \[[0-9]*/[0-9]*\] [a-z-]* failed")
 SSH_AFTER="READY-FOR-SSH"

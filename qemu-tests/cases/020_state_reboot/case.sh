@@ -7,6 +7,6 @@ BOOTS=2
 DISK=512M
 APPEND="ros.state.autoformat=[/dev/vda]"
 TIMEOUT=600
-EXPECT_1=("formatting blank /dev/vda" "CHECK ok config-set" "ros init: Reboot now")
+EXPECT_1=("from the initramfs" "formatting blank /dev/vda" "CHECK ok config-set" "ros init: Reboot now")
 EXPECT_2=("cloud-config error" "booting on the last good config" "CHECK ok persisted-hostname" "CHECK ok state-mounted" "ros init: Poweroff now")
 REJECT=("CHECK FAIL" "FATAL" "Kernel panic")
