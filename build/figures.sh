@@ -24,6 +24,7 @@ cat > "$fl/root/init" <<'I'
 /bin/busybox mount -t proc proc /proc
 echo "FLOOR pid1 uptime $(/bin/busybox cut -d' ' -f1 /proc/uptime)"
 echo "FLOOR shell"
+/bin/busybox sleep 1  # let the watcher see the markers before QEMU exits
 /bin/busybox poweroff -f
 I
 chmod 755 "$fl/root/init"
@@ -31,20 +32,43 @@ chmod 755 "$fl/root/init"
 accel=(-accel tcg)
 [ -n "${ROS_NO_KVM:-}" ] || { [ -w /dev/kvm ] && timeout 20 qemu-system-x86_64 -enable-kvm -m 256 -display none -no-reboot \
   -kernel dist/vmlinuz -append "panic=-1 console=ttyS0" -serial none >/dev/null 2>&1 && accel=(-enable-kvm -cpu host); } || true
-t0=$(date +%s.%N)
-qemu-system-x86_64 "${accel[@]}" -m 512 -smp 2 -display none -no-reboot -monitor none -serial "file:$fl/console.log" \
-  -kernel dist/vmlinuz -initrd "$fl/floor.img" -append "console=ttyS0,115200n8 quiet panic=-1" &
-qpid=$!
-floor_pid1="" floor_shell=""
-while kill -0 "$qpid" 2>/dev/null; do
-  now=$(date +%s.%N)
-  [ -z "$floor_pid1" ] && grep -aq "FLOOR pid1" "$fl/console.log" && floor_pid1=$(echo "$now $t0" | awk '{printf "%.1f", $1-$2}')
-  [ -z "$floor_shell" ] && grep -aq "FLOOR shell" "$fl/console.log" && floor_shell=$(echo "$now $t0" | awk '{printf "%.1f", $1-$2}')
-  sleep 0.2
-done
-floor_exit=$(echo "$(date +%s.%N) $t0" | awk '{printf "%.1f", $1-$2}')
-echo; echo "== floor (bare kernel + busybox init, ${accel[*]}, 512 MB)"
+# boot_floor LOG QEMU-ARGS...: time to the floor's PID 1 and shell (globals)
+boot_floor() {
+  local log=$1; shift
+  : > "$log"
+  local t0; t0=$(date +%s.%N)
+  qemu-system-x86_64 "${accel[@]}" -m 512 -smp 2 -display none -no-reboot -monitor none -serial "file:$log" "$@" &
+  local qpid=$!
+  floor_pid1="" floor_shell=""
+  while kill -0 "$qpid" 2>/dev/null; do
+    local now; now=$(date +%s.%N)
+    [ -z "$floor_pid1" ] && grep -aq "FLOOR pid1" "$log" && floor_pid1=$(echo "$now $t0" | awk '{printf "%.1f", $1-$2}')
+    [ -z "$floor_shell" ] && grep -aq "FLOOR shell" "$log" && floor_shell=$(echo "$now $t0" | awk '{printf "%.1f", $1-$2}')
+    sleep 0.2
+  done
+  floor_exit=$(echo "$(date +%s.%N) $t0" | awk '{printf "%.1f", $1-$2}')
+}
+boot_floor "$fl/console.log" -kernel dist/vmlinuz -initrd "$fl/floor.img" -append "console=ttyS0,115200n8 quiet panic=-1"
+echo; echo "== floor (bare kernel + busybox init, ${accel[*]}, 512 MB, qemu -kernel)"
 echo "floor PID 1 ${floor_pid1:-?} s, shell ${floor_shell:-?} s, qemu exit $floor_exit s ($(grep -a 'FLOOR pid1' "$fl/console.log" | tr -d '\r'))"
+k_pid1=$floor_pid1 k_shell=$floor_shell
+
+# The same floor booted the way the node boots: an ISO through GRUB
+# (build/iso.sh's menu and modules), so firmware and boot loader count for
+# both sides alike.
+mkdir -p "$fl/iso/boot/grub"
+cp dist/vmlinuz "$fl/iso/boot/vmlinuz"; cp "$fl/floor.img" "$fl/iso/boot/initrd"
+printf 'serial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console\nset timeout=0\nset default=0\nmenuentry "floor" {\n  linux /boot/vmlinuz console=ttyS0,115200n8 quiet panic=-1\n  initrd /boot/initrd\n}\n' > "$fl/iso/boot/grub/grub.cfg"
+g_pid1="" g_shell=""
+if grub-mkrescue --install-modules="linux normal iso9660 serial terminal echo test configfile" --locales= --fonts= --themes= \
+    -o "$fl/floor.iso" "$fl/iso" -- -volid FLOOR >/dev/null 2>&1; then
+  boot_floor "$fl/console-iso.log" -cdrom "$fl/floor.iso" -boot d
+  echo "floor via ISO/GRUB: PID 1 ${floor_pid1:-?} s, shell ${floor_shell:-?} s, qemu exit $floor_exit s"
+  g_pid1=$floor_pid1 g_shell=$floor_shell
+else
+  echo "floor via ISO/GRUB: grub-mkrescue failed"
+fi
+floor_pid1=$k_pid1 floor_shell=$k_shell
 
 echo; echo "== node: qemu-tests $case_"
 bash qemu-tests/run.sh "$case_" | grep -v '^  boot' || true
@@ -58,6 +82,12 @@ echo; echo "== against the floor (goal)"
 printf 'PID 1            %6s s  %5sx floor PID 1 (<= 1.5x)\n' "${pid1:-?}" "$(ratio "$pid1" "$floor_pid1")"
 printf 'login:           %6s s  %5sx floor (<= 3x)\n' "${login:-?}" "$(ratio "$login" "$floor_shell")"
 printf 'user docker      %6s s  %5sx floor (<= 4x)\n' "${ready:-?}" "$(ratio "$ready" "$floor_shell")"
+if [ -n "$g_shell" ]; then
+  echo "against the floor booted the same way (ISO via GRUB: PID 1 $g_pid1 s, shell $g_shell s)"
+  printf 'PID 1            %6s s  %5sx\n' "${pid1:-?}" "$(ratio "$pid1" "$g_pid1")"
+  printf 'login:           %6s s  %5sx\n' "${login:-?}" "$(ratio "$login" "$g_shell")"
+  printf 'user docker      %6s s  %5sx\n' "${ready:-?}" "$(ratio "$ready" "$g_shell")"
+fi
 if [ -n "$sd" ] && [ -n "$qexit" ]; then
   printf 'shutdown         %6s s  (SHUTDOWN-START to QEMU exit; <= 5 s)\n' "$(awk -v a="$qexit" -v b="$sd" 'BEGIN{printf "%.1f", a-b}')"
 fi

@@ -39,7 +39,7 @@ printf '[defaults]\n\tbase_features = sparse_super,large_file,filetype,resize_in
 
 # kernel modules: the list PID 1 loads (src/init/modules.rs) and their
 # dependencies, decompressed, with a fresh modules.dep
-mods=$(sed -n '/^pub const BASE_MODULES/,/^];/p' "$ROS_TOP/src/init/modules.rs" | grep -o '"[^"]*"' | tr -d '"')
+mods=$(sed -n -e '/^pub const BASE_MODULES/,/^];/p' -e '/^pub const MEDIUM_MODULES/p' "$ROS_TOP/src/init/modules.rs" | grep -o '"[^"]*"' | tr -d '"')
 mdir=$SYSROOT/lib/modules/$kver
 [ -s "$mdir/modules.dep" ] || depmod -b "$SYSROOT" "$kver"
 declare -A want=()

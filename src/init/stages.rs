@@ -213,21 +213,18 @@ fn read_cmdline(b: &mut Boot) -> Result<(), StageError> {
     Ok(())
 }
 
-fn load_modules(b: &mut Boot) -> Result<(), StageError> {
+/// Load `wanted` (name, parameters) with their dependencies from the
+/// initramfs's modules: how many files loaded, and the failures.
+fn load_list(wanted: &[(String, String)]) -> Result<(usize, Vec<String>), StageError> {
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .map_err(other)?;
     let dir = PathBuf::from("/lib/modules").join(release);
     let dep =
         modules::ModDep::parse(&std::fs::read_to_string(dir.join("modules.dep")).map_err(other)?);
-    let mut wanted: Vec<(String, String)> = modules::BASE_MODULES
-        .iter()
-        .map(|m| (m.to_string(), String::new()))
-        .collect();
-    wanted.extend(b.cfg.ros.modules.iter().map(|e| modules::split_entry(e)));
     let (mut loaded, mut failed) = (0, Vec::new());
     for (name, params) in wanted {
-        let Some(files) = dep.load_order(&name) else {
+        let Some(files) = dep.load_order(name) else {
             continue; // built in
         };
         let last = files.len().saturating_sub(1);
@@ -239,6 +236,16 @@ fn load_modules(b: &mut Boot) -> Result<(), StageError> {
             }
         }
     }
+    Ok((loaded, failed))
+}
+
+fn load_modules(b: &mut Boot) -> Result<(), StageError> {
+    let mut wanted: Vec<(String, String)> = modules::BASE_MODULES
+        .iter()
+        .map(|m| (m.to_string(), String::new()))
+        .collect();
+    wanted.extend(b.cfg.ros.modules.iter().map(|e| modules::split_entry(e)));
+    let (loaded, failed) = load_list(&wanted)?;
     if failed.is_empty() {
         say(&format!("modules: {loaded} loaded"));
         Ok(())
@@ -294,6 +301,7 @@ fn boot_medium(b: &Boot, new: &Path) -> Result<PathBuf, StageError> {
     let at = new.join(MEDIUM_DIR.trim_start_matches('/'));
     let start = Instant::now();
     let wait = Duration::from_secs(15);
+    let mut drivers_loaded = false;
     loop {
         let devs: Vec<(PathBuf, state::Probed)> = state::block_devices()
             .into_iter()
@@ -305,6 +313,24 @@ fn boot_medium(b: &Boot, new: &Path) -> Result<PathBuf, StageError> {
         let has = |dir: &Path| dir.join(MEDIUM_STORE).is_file();
         if let Some(dev) = switchroot::mount_medium(&b.sys, &devs, MEDIUM_LABEL, &at, &has)? {
             return Ok(dev);
+        }
+        // Not on the drives QEMU and most VMs give (IDE/virtio CD): load
+        // the drivers of real machines' media (SATA, USB) and look again.
+        if !drivers_loaded && start.elapsed() >= Duration::from_millis(500) {
+            drivers_loaded = true;
+            let wanted: Vec<(String, String)> = modules::MEDIUM_MODULES
+                .iter()
+                .map(|m| (m.to_string(), String::new()))
+                .collect();
+            let (n, failed) = load_list(&wanted)?;
+            say(&format!(
+                "boot medium: not found yet; {n} more drivers loaded{}",
+                if failed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} failed: {})", failed.len(), failed.join("; "))
+                }
+            ));
         }
         if start.elapsed() >= wait {
             let seen: Vec<String> = devs
