@@ -63,8 +63,10 @@ cp "$ROS_TOP"/os-config/services/*.yml "$r/usr/share/ros/services/"
 # one archive for all system images: the shared base layer once, one load
 source "$ROS_TOP/images/lib.sh"
 merge_archives "$r/usr/share/ros/images/system.tar" "$ROS_WORK"/images/*.tar
-mkdir -p "$r/usr/share/ros/user-images"
+mkdir -p "$r/usr/share/ros/user-images" "$r/usr/share/ros/cluster-images"
 cp "$ROS_WORK"/user-images/* "$r/usr/share/ros/user-images/"
+# the load balancer's image: loaded by `ros cluster up`, not at every boot
+mv "$r/usr/share/ros/user-images/lb-haproxy.tar" "$r/usr/share/ros/cluster-images/"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$r/etc/passwd"
 printf 'root:x:0:\ntty:x:5:\ndisk:x:6:\nlp:x:7:\nkmem:x:15:\ndialout:x:20:\ncdrom:x:24:\ntape:x:26:\naudio:x:29:\nvideo:x:44:\ninput:x:104:\nkvm:x:105:\nrender:x:106:\nsgx:x:107:\ndocker:x:998:\n' > "$r/etc/group"
 printf 'NAME="ros"\nID=ros\nVERSION_ID=%s\n' "$ROS_VERSION" > "$r/etc/os-release"
@@ -77,7 +79,8 @@ printf 'passwd: files\ngroup: files\nhosts: files dns\n' > "$r/etc/nsswitch.conf
 store=$ROS_WORK/store
 rm -rf "$store"; mkdir -p "$store"
 for b in /usr/sbin/dockerd /usr/bin/containerd /usr/bin/containerd-shim-runc-v2 /usr/sbin/runc \
-    /usr/sbin/docker-proxy /usr/bin/docker /usr/bin/docker-init /usr/share/ros/images /usr/share/ros/user-images; do
+    /usr/sbin/docker-proxy /usr/bin/docker /usr/bin/docker-init /usr/share/ros/images /usr/share/ros/user-images \
+    /usr/share/ros/cluster-images; do
   mv "$r$b" "$store/$(basename "$b")"
   ln -s "/usr/lib/ros-store/$(basename "$b")" "$r$b"
 done

@@ -82,6 +82,13 @@ impl Paths {
         self.at("/usr/share/ros/user-images")
     }
 
+    /// Image archives only a clustered node needs (the load balancer's
+    /// HAProxy image): `ros cluster up` loads them into the user engine, so
+    /// a node outside a cluster never unpacks them into its root.
+    pub fn cluster_images_dir(&self) -> PathBuf {
+        self.at("/usr/share/ros/cluster-images")
+    }
+
     /// The config directory.
     pub fn conf_dir(&self) -> PathBuf {
         self.at("/var/lib/ros/conf")

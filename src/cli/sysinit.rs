@@ -301,9 +301,15 @@ pub fn user_preload_dirs(paths: &Paths) -> Vec<std::path::PathBuf> {
 /// `/var/lib/ros/preload/user/`), so a second boot on a state disk loads
 /// nothing and a changed archive is loaded again.
 pub fn preload_user_images(paths: &Paths) -> Result<i32> {
+    preload_into_user_engine(paths, &user_preload_dirs(paths))
+}
+
+/// `docker load` into the user engine (once it answers, up to 5 minutes)
+/// every archive of `dirs` not loaded before (stamped by content hash).
+pub fn preload_into_user_engine(paths: &Paths, dirs: &[std::path::PathBuf]) -> Result<i32> {
     let mut archives = Vec::new();
-    for dir in user_preload_dirs(paths) {
-        archives.extend(crate::system::preload::archives(&dir));
+    for dir in dirs {
+        archives.extend(crate::system::preload::archives(dir));
     }
     let stamps = paths.state_dir().join("preload").join("user");
     let sock = paths.docker_sock();

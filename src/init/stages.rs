@@ -129,6 +129,15 @@ pub const STAGES: &[Stage] = &[
     },
 ];
 
+/// Environment marker of a PID 1 that re-executed itself from the new
+/// root after the switch (removed at once, so no child inherits it).
+const RESUMED: &str = "ROS_INIT_RESUMED";
+
+/// Stages whose effects outlive an exec (mounts, loaded modules): a
+/// re-executed PID 1 does not run them again; the rest are cheap or no-ops
+/// off the initramfs (switch-root).
+const DONE_BEFORE_REEXEC: &[&str] = &["mounts", "modules"];
+
 /// Run the stages, then the event loop. Returns only if the loop does
 /// (never); a fatal stage goes to the emergency shell.
 pub fn boot(start: Instant) {
@@ -149,9 +158,18 @@ pub fn boot(start: Instant) {
     };
     // The kernel starts PID 1 without a PATH.
     std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    say(&format!("ros {} starting", crate::paths::VERSION));
+    let resumed = std::env::var_os(RESUMED).is_some();
+    if resumed {
+        std::env::remove_var(RESUMED);
+        say("running from the tmpfs root (re-executed; the initramfs copy is freed)");
+    } else {
+        say(&format!("ros {} starting", crate::paths::VERSION));
+    }
     let n = STAGES.len();
     for (i, st) in STAGES.iter().enumerate() {
+        if resumed && DONE_BEFORE_REEXEC.contains(&st.name) {
+            continue;
+        }
         let t = Instant::now();
         let res = (st.run)(&mut b);
         let uptime = uptime();
@@ -291,7 +309,24 @@ fn switch_root(b: &mut Boot) -> Result<(), StageError> {
         "root: tmpfs ({} MB moved{store_note})",
         bytes / 1_000_000
     ));
+    // This process still runs the initramfs's /init, which the switch
+    // unlinked but cannot free while it is mapped (15 MB held for the
+    // uptime): exec the copy in the new root, same PID, no children yet.
+    let e = reexec_from_new_root();
+    say(&format!(
+        "cannot re-execute /usr/bin/ros from the new root ({e}); continuing"
+    ));
     Ok(())
+}
+
+/// exec `/usr/bin/ros` as `/init` with [`RESUMED`] set; returns only on
+/// failure.
+fn reexec_from_new_root() -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    Command::new("/usr/bin/ros")
+        .arg0("/init")
+        .env(RESUMED, "1")
+        .exec()
 }
 
 /// Find and mount the boot medium (labelled [`MEDIUM_LABEL`], holding
