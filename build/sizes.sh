@@ -18,9 +18,10 @@ for f in dist/ros.iso dist/initrd "$ROS_WORK"/initrd-core.img dist/vmlinuz "$ROS
     */initrd-core.img) name="initrd in the ISO (no store)" ;;
     */ros-store.sqfs) name="ros-store.sqfs (ISO file)" ;;
     */store/images/*) name="$name (all system images)" ;;
+    */user-images/lb-haproxy.tar) name="$name (cluster nodes)" ;;
     */user-images/*) name="$name (user engine)" ;;
   esac
-  printf "%-28s %s\n" "$name" "$(mb "$(stat -c %s "$f")")"
+  printf "%-30s %s\n" "$name" "$(mb "$(stat -c %s "$f")")"
 done
 if [ -d "$ROS_WORK/initrd" ]; then
   printf "%-28s %s\n" "initrd unpacked (tmpfs)" "$(mb "$(du -sb --exclude=ros-store.sqfs "$ROS_WORK/initrd" | cut -f1)")"
