@@ -31,6 +31,10 @@ pub fn host_ports(
     if !busy.is_empty() {
         return Err(format!("host needs ports {} available", busy.join(", ")));
     }
+    if wanted.iter().all(|p| p.port.is_some()) {
+        // Nothing to pick: the fixed ports, checked above.
+        return Ok(wanted.to_vec());
+    }
     let mut taken: BTreeSet<(u16, Protocol)> = used
         .iter()
         .chain(wanted.iter().collect::<Vec<_>>().iter())

@@ -88,16 +88,15 @@ impl Changes {
 pub fn reconcile(snap: &Snapshot, now: i64) -> Changes {
     let mut w = World::new(snap, now);
     pass(&mut w, &snap.stacks);
-    let mut hosts: BTreeSet<u64> = w
-        .out
+    let rows = w.take_out();
+    let mut hosts: BTreeSet<u64> = rows
         .iter()
         .filter(|r| r.kind == Kind::Container && r.host != 0)
         .map(|r| r.host)
         .collect();
     // A container on the managed network that came, moved or goes changes
     // every host's overlay entries (its peers): wake the whole project.
-    let projects: BTreeSet<u64> = w
-        .out
+    let projects: BTreeSet<u64> = rows
         .iter()
         .filter(|r| r.kind == Kind::Container && r.str(PRIMARY_IP).is_some())
         .map(|r| r.project)
@@ -108,7 +107,7 @@ pub fn reconcile(snap: &Snapshot, now: i64) -> Changes {
             .filter(|h| !h.is_removed() && projects.contains(&h.project))
             .map(|h| h.id),
     );
-    Changes { rows: w.out, hosts }
+    Changes { rows, hosts }
 }
 
 fn gen_of(r: &Resource) -> u64 {
@@ -194,9 +193,18 @@ struct World<'a> {
     ip_from: HashMap<u64, u32>,
     /// Services whose retained addresses (`_retainedIps`) changed.
     retained: HashMap<String, serde_json::Map<String, Value>>,
-    out: Vec<Resource>,
+    /// Changed rows in the order first changed; a container's is its row
+    /// in `containers` as it stands (one copy, taken at the end).
+    out: Vec<Out>,
     /// (kind, id) → position in `out`.
     out_at: HashMap<(Kind, u64), usize>,
+}
+
+/// A changed row: its final form, or where the view holds it.
+enum Out {
+    Row(Resource),
+    /// `containers[i]`.
+    Container(usize),
 }
 
 fn host_view(h: &Resource) -> HostView {
@@ -473,13 +481,47 @@ impl<'a> World<'a> {
     }
 
     fn record(&mut self, r: Resource) {
-        match self.out_at.get(&(r.kind, r.id)) {
-            Some(&i) => self.out[i] = r,
+        self.record_out((r.kind, r.id), Out::Row(r));
+    }
+
+    /// Record the container row at position `i` of the view as changed.
+    fn record_container(&mut self, i: usize) {
+        let key = (Kind::Container, self.containers[i].id);
+        self.record_out(key, Out::Container(i));
+    }
+
+    fn record_out(&mut self, key: (Kind, u64), o: Out) {
+        match self.out_at.get(&key) {
+            Some(&i) => self.out[i] = o,
             None => {
-                self.out_at.insert((r.kind, r.id), self.out.len());
-                self.out.push(r);
+                self.out_at.insert(key, self.out.len());
+                self.out.push(o);
             }
         }
+    }
+
+    /// A changed row recorded already (a stack's, a service's).
+    fn recorded(&self, kind: Kind, id: u64) -> Option<&Resource> {
+        match &self.out[*self.out_at.get(&(kind, id))?] {
+            Out::Row(r) => Some(r),
+            Out::Container(i) => Some(&self.containers[*i]),
+        }
+    }
+
+    /// The changed rows, in the order first changed (the view's
+    /// containers are taken: the pass is over).
+    fn take_out(&mut self) -> Vec<Resource> {
+        let mut cs: Vec<Option<Row<'a>>> = std::mem::take(&mut self.containers)
+            .into_iter()
+            .map(Some)
+            .collect();
+        std::mem::take(&mut self.out)
+            .into_iter()
+            .filter_map(|o| match o {
+                Out::Row(r) => Some(r),
+                Out::Container(i) => cs[i].take().map(Cow::into_owned),
+            })
+            .collect()
     }
 
     /// A service as last changed in this pass.
@@ -501,11 +543,11 @@ impl<'a> World<'a> {
     fn put(&mut self, c: Resource) {
         match self.container_at.get(&c.id).copied() {
             Some(i) => {
-                let old = std::mem::replace(&mut self.containers[i], Cow::Owned(c.clone()));
                 self.meta[i] = meta_of(&c);
                 self.names[i] = c.str("name").map(|n| Cow::Owned(n.to_string()));
                 self.splits[i] = Split::Fresh;
                 self.dockers[i] = c.str("dockerName").map(|n| Cow::Owned(n.to_string()));
+                let old = &self.containers[i];
                 if let Some(names) = &mut self.docker_names {
                     if let (Some(n), false) = (old.str("dockerName"), old.is_removed()) {
                         let key = (old.host, Cow::Owned(n.to_string()));
@@ -520,7 +562,7 @@ impl<'a> World<'a> {
                     }
                 }
                 if let Some(ix) = &mut self.sched {
-                    let (was, is) = (live(&old) && old.host != 0, live(&c) && c.host != 0);
+                    let (was, is) = (live(old) && old.host != 0, live(&c) && c.host != 0);
                     if was {
                         ix.remove(&old.api_id(), &format_id(Kind::Host, old.host));
                     }
@@ -528,10 +570,14 @@ impl<'a> World<'a> {
                         ix.add(instance_view(&c));
                     }
                 }
+                self.containers[i] = Cow::Owned(c);
+                self.record_container(i);
             }
-            None => self.insert(Cow::Owned(c.clone())),
+            None => {
+                self.insert(Cow::Owned(c));
+                self.record_container(self.containers.len() - 1);
+            }
         }
-        self.record(c);
     }
 }
 
@@ -1258,8 +1304,8 @@ fn create(
         memory_reservation: 0,
         milli_cpu_reservation: 0,
     };
-    w.record(c.clone());
     w.insert_with(Cow::Owned(c), Some(view));
+    w.record_container(w.containers.len() - 1);
     Ok(())
 }
 
@@ -1725,10 +1771,7 @@ fn stacks_health(w: &mut World, stacks: &[Resource]) {
             .collect();
         let h = health::stack_health(&hs).as_str();
         if st.str("healthState") != Some(h) {
-            let mut st = w
-                .out_at
-                .get(&(Kind::Stack, st.id))
-                .map_or_else(|| st.clone(), |&i| w.out[i].clone());
+            let mut st = w.recorded(Kind::Stack, st.id).unwrap_or(st).clone();
             st.set("healthState", h);
             w.record(st);
         }

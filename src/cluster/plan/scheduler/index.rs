@@ -150,16 +150,21 @@ impl Index {
         let try_host = |p: usize| -> Option<Placement> {
             let h = &self.hosts[p];
             let on: Vec<&InstanceView> = self.on[p].iter().collect();
+            // The cheap checks first: most hosts a walk passes fail one.
+            if !super::may_fit(h, &on, req, rules)
+                || !rules
+                    .iter()
+                    .filter(|r| r.soft)
+                    .all(|r| rules::satisfied(r, h, &on))
+            {
+                return None;
+            }
             let ports = super::hard_check(h, &on, req, rules).ok()?;
-            rules
-                .iter()
-                .filter(|r| r.soft)
-                .all(|r| rules::satisfied(r, h, &on))
-                .then(|| Placement {
-                    host_id: h.id.clone(),
-                    ports,
-                    dropped: Vec::new(),
-                })
+            Some(Placement {
+                host_id: h.id.clone(),
+                ports,
+                dropped: Vec::new(),
+            })
         };
         if let Some(id) = &req.requested_host {
             let p = *self.pos.get(id)?;

@@ -342,6 +342,37 @@ fn order<'a>(
     v.into_iter().map(|(_, _, h)| h).collect()
 }
 
+/// False when [`hard_check`] surely fails on `host`: the same checks
+/// without the reasons, the ports only for clashes (random ones are
+/// resolved by [`hard_check`]). Allocates nothing on ASCII labels.
+fn may_fit(host: &HostView, on_host: &[&InstanceView], req: &Request, rules: &[Rule]) -> bool {
+    if !rules::admits(host, &req.labels) {
+        return false;
+    }
+    let reserved = |f: fn(&InstanceView) -> u64| on_host.iter().map(|i| f(i)).sum::<u64>();
+    if let Some(cap) = host.memory {
+        if req.memory_reservation > cap.saturating_sub(reserved(|i| i.memory_reservation)) {
+            return false;
+        }
+    }
+    if let Some(cap) = host.milli_cpu {
+        if req.milli_cpu_reservation > cap.saturating_sub(reserved(|i| i.milli_cpu_reservation)) {
+            return false;
+        }
+    }
+    let clash = req.ports.iter().any(|p| {
+        on_host
+            .iter()
+            .flat_map(|i| i.ports.iter())
+            .any(|u| p.clashes(u))
+    });
+    !clash
+        && rules
+            .iter()
+            .filter(|r| !r.soft)
+            .all(|r| rules::satisfied(r, host, on_host))
+}
+
 /// Every hard check for one host; Ok carries the resolved ports.
 fn hard_check(
     host: &HostView,

@@ -137,12 +137,25 @@ fn parse_key(spec: &str) -> Option<(Field, bool, bool)> {
     Some((field, soft, negate))
 }
 
+/// `s.to_lowercase() == lower`, without allocating when `s` is ASCII
+/// (then lower-casing is byte for byte).
+fn lower_eq(s: &str, lower: &str) -> bool {
+    if s.is_ascii() {
+        s.len() == lower.len()
+            && s.bytes()
+                .zip(lower.bytes())
+                .all(|(a, b)| a.to_ascii_lowercase() == b)
+    } else {
+        s.to_lowercase() == lower
+    }
+}
+
 fn labels_match(labels: &BTreeMap<String, String>, key: &str, value: Option<&str>) -> bool {
     labels.iter().any(|(k, v)| {
-        k.to_lowercase() == key
+        lower_eq(k, key)
             && match value {
                 None => true,
-                Some(want) => v.to_lowercase() == want,
+                Some(want) => lower_eq(v, want),
             }
     })
 }
@@ -156,7 +169,7 @@ pub fn satisfied(rule: &Rule, host: &HostView, on_host: &[&InstanceView]) -> boo
             .any(|i| labels_match(&i.labels, &rule.key, rule.value.as_deref())),
         Field::Container => on_host
             .iter()
-            .any(|i| i.name.to_lowercase() == rule.key || i.uuid.to_lowercase() == rule.key),
+            .any(|i| lower_eq(&i.name, &rule.key) || lower_eq(&i.uuid, &rule.key)),
     };
     found != rule.negate
 }
@@ -179,11 +192,23 @@ pub fn explain(rule: &Rule) -> String {
 
 /// Does the host's `require_any` label (if any) admit a container with `labels`?
 pub fn host_admits(host: &HostView, labels: &BTreeMap<String, String>) -> Result<(), String> {
+    if admits(host, labels) {
+        Ok(())
+    } else {
+        let req = host
+            .labels
+            .get(LABEL_REQUIRE_ANY)
+            .map_or("", String::as_str);
+        Err(format!("host requires a container label from {req}"))
+    }
+}
+
+/// [`host_admits`] without the reason.
+pub fn admits(host: &HostView, labels: &BTreeMap<String, String>) -> bool {
     let Some(req) = host.labels.get(LABEL_REQUIRE_ANY) else {
-        return Ok(());
+        return true;
     };
-    let ok = req
-        .split(',')
+    req.split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty())
         .any(|e| {
@@ -192,10 +217,5 @@ pub fn host_admits(host: &HostView, labels: &BTreeMap<String, String>) -> Result
                 Some((k, v)) => labels_match(labels, k, Some(v)),
                 None => labels_match(labels, &e, None),
             }
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("host requires a container label from {req}"))
-    }
+        })
 }
