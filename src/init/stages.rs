@@ -338,13 +338,7 @@ fn boot_medium(b: &Boot, new: &Path) -> Result<PathBuf, StageError> {
     let wait = Duration::from_secs(15);
     let mut drivers_loaded = false;
     loop {
-        let devs: Vec<(PathBuf, state::Probed)> = state::block_devices()
-            .into_iter()
-            .filter_map(|d| {
-                let head = state::read_head(&d, 65536).ok()?;
-                state::probe(&head).map(|p| (d, p))
-            })
-            .collect();
+        let devs = state::probed_devices();
         let has = |dir: &Path| dir.join(MEDIUM_STORE).is_file();
         if let Some(dev) = switchroot::mount_medium(&b.sys, &devs, MEDIUM_LABEL, &at, &has)? {
             return Ok(dev);

@@ -98,13 +98,20 @@ pub fn block_devices() -> Vec<PathBuf> {
     v
 }
 
+/// Every block device with a filesystem this module recognises.
+pub fn probed_devices() -> Vec<(PathBuf, Probed)> {
+    block_devices()
+        .into_iter()
+        .filter_map(|d| {
+            let head = read_head(&d, 65536).ok()?;
+            probe(&head).map(|p| (d, p))
+        })
+        .collect()
+}
+
 /// The first device whose filesystem has `label`.
 pub fn find_label(label: &str) -> Option<(PathBuf, Probed)> {
-    block_devices().into_iter().find_map(|d| {
-        let head = read_head(&d, 65536).ok()?;
-        let p = probe(&head)?;
-        (p.label == label).then_some((d, p))
-    })
+    probed_devices().into_iter().find(|(_, p)| p.label == label)
 }
 
 /// Wait up to `timeout` for a device labelled `label` to appear.
