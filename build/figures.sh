@@ -32,6 +32,8 @@ chmod 755 "$fl/root/init"
 accel=(-accel tcg)
 [ -n "${ROS_NO_KVM:-}" ] || { [ -w /dev/kvm ] && timeout 20 qemu-system-x86_64 -enable-kvm -m 256 -display none -no-reboot \
   -kernel dist/vmlinuz -append "panic=-1 console=ttyS0" -serial none >/dev/null 2>&1 && accel=(-enable-kvm -cpu host); } || true
+# the same machine as qemu-tests/run.sh's: with an entropy source
+accel+=(-device virtio-rng-pci)
 # boot_floor LOG QEMU-ARGS...: time to the floor's PID 1 and shell (globals)
 boot_floor() {
   local log=$1; shift

@@ -32,7 +32,7 @@ rss_of() { # RSS (kB) of the first process whose cmdline matches $1
 figures() {
   say "FIGURE mem $(free -m | awk '/Mem:/{print "total_mb=" $2 " used_mb=" $3 " free_mb=" $4 " shared_mb=" $5 " buff_cache_mb=" $6}')"
   say "FIGURE meminfo_kb $(awk '/^(AnonPages|Shmem|Slab|SReclaimable|SUnreclaim|KernelStack|PageTables|Percpu|VmallocUsed|Mapped):/{sub(":", "", $1); printf "%s=%s ", $1, $2}' /proc/meminfo)"
-  say "FIGURE rss_kb init=$(awk '/VmRSS/{print $2}' /proc/1/status) sysinit=$(rss_of 'ros sysinit') system_dockerd=$(rss_of 'system-docker.sock') system_containerd=$(rss_of 'system-docker/containerd') user_dockerd=$(rss_of 'dockerd --host=unix:///var/run/docker.sock')"
+  say "FIGURE rss_kb init=$(awk '/VmRSS/{print $2}' /proc/1/status) sysinit=$(rss_of 'ros sysinit') system_dockerd=$(rss_of 'system-docker.sock') system_containerd=$(rss_of 'system-docker/containerd') user_dockerd=$(rss_of 'dockerd --host=unix:///var/run/docker.sock') cluster_agent=$(rss_of 'ros cluster up')"
 }
 # rss_all: idle RSS (kB) of every process above 1 MB, and the tmpfs root
 rss_all() {
@@ -40,6 +40,7 @@ rss_all() {
   for p in /proc/[0-9]*; do
     r=$(awk '/VmRSS/{print $2}' "$p/status" 2>/dev/null)
     [ -n "$r" ] && [ "$r" -gt 1024 ] || continue
-    say "FIGURE rss_kb $r $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null | cut -c1-70)"
+    a=$(awk '/RssAnon/{print $2}' "$p/status" 2>/dev/null)
+    say "FIGURE rss_kb $r anon=$a $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null | cut -c1-70)"
   done
 }

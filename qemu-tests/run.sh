@@ -29,6 +29,11 @@ if [ -z "${ROS_NO_KVM:-}" ] && [ -w /dev/kvm ]; then
     accel=(-enable-kvm -cpu host); accel_name=kvm
   fi
 fi
+# An entropy source, as cloud VMs (virtio-rng) and real machines (RDRAND)
+# have: without one, TCG's default CPU has no RDRAND and the guest kernel's
+# random pool needs ~5 s of jitter before getrandom(2) answers, which
+# dockerd's Go runtime waits for. build/figures.sh boots its floor the same.
+accel+=(-device virtio-rng-pci)
 echo "qemu-tests: accelerator $accel_name" | tee -a "$figs"
 
 key=$out/id_ed25519

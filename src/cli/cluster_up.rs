@@ -81,9 +81,6 @@ pub fn up(paths: &Paths) -> Result<i32> {
     exit_on_term();
     let (_, cfg, _) = crate::config::disk::load(paths).resolve();
     let c = cfg.ros.cluster;
-    if matches!(c.role, Some(ClusterRole::Agent | ClusterRole::Both)) {
-        preload_cluster_images(paths);
-    }
     match c.role {
         None => {
             eprintln!("ros.cluster.role is not set: this node is not clustered");
@@ -115,23 +112,6 @@ pub fn up(paths: &Paths) -> Result<i32> {
             agent_run(paths, url, agent_opts(&c))
         }
     }
-}
-
-/// Load the images only a cluster member runs (the load balancer's) into
-/// the user engine, in the background: the agent's first LB create waits
-/// for it like for any missing image, and nodes outside a cluster never
-/// hold them (17 MB unpacked on a live node's tmpfs root, issue 16).
-fn preload_cluster_images(paths: &Paths) {
-    let dir = paths.cluster_images_dir();
-    if !dir.is_dir() {
-        return;
-    }
-    let p = paths.clone();
-    std::thread::spawn(move || {
-        if let Err(e) = super::sysinit::preload_into_user_engine(&p, &[dir]) {
-            eprintln!("ros cluster: cannot load the cluster images: {e:#}");
-        }
-    });
 }
 
 /// Exit at once on SIGTERM/SIGINT: `ros cluster up` is PID 1 of the

@@ -60,6 +60,22 @@ pub const BASE_MODULES: &[&str] = &[
 /// line: build/initrd.sh reads the list from it.
 pub const MEDIUM_MODULES: &[&str] = &["ahci", "sd_mod", "xhci_pci", "ehci_pci", "usb_storage"];
 
+/// The part of [`BASE_MODULES`] PID 1 loads in the initramfs, before the
+/// switch: what finding and mounting the boot medium and its store needs
+/// (a CD or disk on IDE or virtio, iso9660, loop, squashfs). The rest are
+/// loaded after the switch from the store, where their files stay (no RAM
+/// once loaded). Kept on one line: build/initrd.sh reads the list from it.
+pub const EARLY_MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_scsi",
+    "ata_piix",
+    "sr_mod",
+    "isofs",
+    "loop",
+    "squashfs",
+];
+
 /// `modules.dep`, keyed by module name (`-` and `_` are the same).
 #[derive(Clone, Debug, Default)]
 pub struct ModDep {
@@ -98,6 +114,66 @@ impl ModDep {
     }
 }
 
+/// One file of a load plan: what it needs loaded first, its parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanItem {
+    /// Relative to the modules directory.
+    pub file: PathBuf,
+    /// Files (of this plan) that must be loaded before it.
+    pub needs: Vec<PathBuf>,
+    /// Module parameters (only for the module asked for by name).
+    pub params: String,
+}
+
+impl ModDep {
+    /// The files for `wanted` (name, parameters) with their dependencies,
+    /// each once, in an order that loads dependencies first, each with
+    /// what it needs, so independent modules can be loaded in parallel.
+    /// Names the tree does not know (built in, or missing) are skipped
+    /// unless `skip` says they are loaded already.
+    pub fn plan(&self, wanted: &[(String, String)], skip: &dyn Fn(&str) -> bool) -> Vec<PlanItem> {
+        let mut items: Vec<PlanItem> = Vec::new();
+        let mut index: HashMap<PathBuf, usize> = HashMap::new();
+        for (name, params) in wanted {
+            let Some(files) = self.load_order(name) else {
+                continue;
+            };
+            let last = files.len() - 1;
+            for (i, f) in files.iter().enumerate() {
+                if skip(&module_name(f)) {
+                    continue;
+                }
+                let at = match index.get(f) {
+                    Some(&at) => at,
+                    None => {
+                        let needs = self
+                            .entries
+                            .get(&module_name(f))
+                            .map(|(_, d)| {
+                                d.iter()
+                                    .filter(|d| !skip(&module_name(d)))
+                                    .cloned()
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        items.push(PlanItem {
+                            file: f.clone(),
+                            needs,
+                            params: String::new(),
+                        });
+                        index.insert(f.clone(), items.len() - 1);
+                        items.len() - 1
+                    }
+                };
+                if i == last && !params.is_empty() {
+                    items[at].params = params.clone();
+                }
+            }
+        }
+        items
+    }
+}
+
 /// Split a `ros.modules` entry `name param=value …` into name and params.
 pub fn split_entry(entry: &str) -> (String, String) {
     let mut it = entry.split_whitespace();
@@ -113,7 +189,10 @@ mod tests {
     fn dependencies_load_first() {
         let d = ModDep::parse(
             "kernel/net/bridge/br_netfilter.ko: kernel/net/bridge/bridge.ko kernel/net/802/stp.ko kernel/net/llc/llc.ko\n\
-             kernel/fs/overlayfs/overlay.ko:\n",
+             kernel/fs/overlayfs/overlay.ko:\n\
+             kernel/net/bridge/bridge.ko: kernel/net/802/stp.ko kernel/net/llc/llc.ko\n\
+             kernel/net/802/stp.ko: kernel/net/llc/llc.ko\n\
+             kernel/net/llc/llc.ko:\n",
         );
         assert_eq!(
             d.load_order("br-netfilter").unwrap(),
@@ -130,6 +209,32 @@ mod tests {
             [PathBuf::from("kernel/fs/overlayfs/overlay.ko")]
         );
         assert!(d.load_order("ext9").is_none());
+        // a plan: each file once, with what it needs; loaded ones skipped
+        let plan = d.plan(
+            &[
+                ("br_netfilter".into(), "".into()),
+                ("overlay".into(), "index=off".into()),
+                ("bridge".into(), "".into()),
+            ],
+            &|m| m == "llc",
+        );
+        let files: Vec<_> = plan.iter().map(|p| p.file.to_str().unwrap()).collect();
+        assert_eq!(
+            files,
+            [
+                "kernel/net/802/stp.ko",
+                "kernel/net/bridge/bridge.ko",
+                "kernel/net/bridge/br_netfilter.ko",
+                "kernel/fs/overlayfs/overlay.ko"
+            ]
+        );
+        assert_eq!(
+            plan[2].needs,
+            ["kernel/net/bridge/bridge.ko", "kernel/net/802/stp.ko"].map(PathBuf::from)
+        );
+        assert_eq!(plan[3].params, "index=off");
+        assert!(plan[0].needs.is_empty(), "stp's llc is loaded already");
+        assert_eq!(plan[1].needs, [PathBuf::from("kernel/net/802/stp.ko")]);
         assert_eq!(
             split_entry("loop max_loop=8"),
             ("loop".to_string(), "max_loop=8".to_string())

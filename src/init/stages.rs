@@ -136,7 +136,7 @@ const RESUMED: &str = "ROS_INIT_RESUMED";
 /// Stages whose effects outlive an exec (mounts, loaded modules): a
 /// re-executed PID 1 does not run them again; the rest are cheap or no-ops
 /// off the initramfs (switch-root).
-const DONE_BEFORE_REEXEC: &[&str] = &["mounts", "modules"];
+const DONE_BEFORE_REEXEC: &[&str] = &["mounts"];
 
 /// Run the stages, then the event loop. Returns only if the loop does
 /// (never); a fatal stage goes to the emergency shell.
@@ -231,46 +231,194 @@ fn read_cmdline(b: &mut Boot) -> Result<(), StageError> {
     Ok(())
 }
 
-/// Load `wanted` (name, parameters) with their dependencies from the
-/// initramfs's modules: how many files loaded, and the failures.
+/// Load `wanted` (name, parameters) with their dependencies from
+/// `/lib/modules/<release>`: how many files loaded, and the failures.
+/// Modules already loaded are skipped. Independent modules load on
+/// parallel threads (one per CPU): under QEMU's TCG a module's relocation
+/// and its init's RCU waits cost ~25 ms each, and one thread leaves the
+/// other CPU idle.
 fn load_list(wanted: &[(String, String)]) -> Result<(usize, Vec<String>), StageError> {
+    use std::sync::{Arc, Condvar, Mutex};
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .map_err(other)?;
     let dir = PathBuf::from("/lib/modules").join(release);
     let dep =
         modules::ModDep::parse(&std::fs::read_to_string(dir.join("modules.dep")).map_err(other)?);
-    let (mut loaded, mut failed) = (0, Vec::new());
-    for (name, params) in wanted {
-        let Some(files) = dep.load_order(name) else {
-            continue; // built in
-        };
-        let last = files.len().saturating_sub(1);
-        for (i, f) in files.iter().enumerate() {
-            let p = if i == last { params.as_str() } else { "" };
-            match process::load_module(&dir.join(f), p) {
-                Ok(()) => loaded += 1,
-                Err(e) => failed.push(chain(&e)),
-            }
-        }
+    let loaded_already = |m: &str| Path::new("/sys/module").join(m).join("initstate").exists();
+    let plan = dep.plan(wanted, &loaded_already);
+    if plan.is_empty() {
+        return Ok((0, Vec::new()));
     }
-    Ok((loaded, failed))
+    // per file: 0 waiting, 1 loading, 2 loaded, 3 failed
+    struct Work {
+        status: Vec<u8>,
+        failed: Vec<String>,
+        loaded: usize,
+    }
+    let index: std::collections::HashMap<PathBuf, usize> = plan
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.file.clone(), i))
+        .collect();
+    let shared = Arc::new((
+        Mutex::new(Work {
+            status: vec![0; plan.len()],
+            failed: Vec::new(),
+            loaded: 0,
+        }),
+        Condvar::new(),
+    ));
+    let plan = Arc::new(plan);
+    let index = Arc::new(index);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let worker = {
+        let (shared, plan, index, dir) = (shared.clone(), plan.clone(), index.clone(), dir.clone());
+        move || loop {
+            let (lock, cv) = &*shared;
+            let mut w = lock.lock().unwrap_or_else(|e| e.into_inner());
+            let pick = loop {
+                let mut busy = false;
+                let mut pick = None;
+                for (i, item) in plan.iter().enumerate() {
+                    match w.status[i] {
+                        0 => {}
+                        1 => {
+                            busy = true;
+                            continue;
+                        }
+                        _ => continue,
+                    }
+                    let needs: Vec<u8> = item
+                        .needs
+                        .iter()
+                        .filter_map(|n| index.get(n).map(|&j| w.status[j]))
+                        .collect();
+                    if needs.contains(&3) {
+                        w.status[i] = 3;
+                        w.failed.push(format!(
+                            "{}: a module it needs failed to load",
+                            item.file.display()
+                        ));
+                        continue;
+                    }
+                    if needs.iter().all(|&st| st == 2) {
+                        pick = Some(i);
+                        break;
+                    }
+                }
+                if let Some(i) = pick {
+                    w.status[i] = 1;
+                    break Some(i);
+                }
+                if !busy && w.status.iter().all(|&st| st >= 2) {
+                    break None;
+                }
+                if !busy {
+                    // waiting on nothing: a dependency outside the plan
+                    for i in 0..plan.len() {
+                        if w.status[i] == 0 {
+                            w.status[i] = 3;
+                            w.failed.push(format!(
+                                "{}: its dependencies cannot load",
+                                plan[i].file.display()
+                            ));
+                        }
+                    }
+                    cv.notify_all();
+                    break None;
+                }
+                w = cv.wait(w).unwrap_or_else(|e| e.into_inner());
+            };
+            let Some(i) = pick else {
+                cv.notify_all();
+                return;
+            };
+            drop(w);
+            let r = process::load_module(&dir.join(&plan[i].file), &plan[i].params);
+            let mut w = lock.lock().unwrap_or_else(|e| e.into_inner());
+            match r {
+                Ok(()) => {
+                    w.status[i] = 2;
+                    w.loaded += 1;
+                }
+                Err(e) => {
+                    w.status[i] = 3;
+                    w.failed.push(chain(&e));
+                }
+            }
+            cv.notify_all();
+        }
+    };
+    let handles: Vec<_> = (1..threads)
+        .map(|_| std::thread::spawn(worker.clone()))
+        .collect();
+    worker();
+    for h in handles {
+        let _ = h.join();
+    }
+    let (lock, _) = &*shared;
+    let w = lock.lock().unwrap_or_else(|e| e.into_inner());
+    Ok((w.loaded, w.failed.clone()))
 }
 
+/// In the initramfs: the drivers finding the boot medium needs
+/// ([`modules::EARLY_MODULES`]). After the switch: `/lib/modules` becomes
+/// the store's tree, and the rest ([`modules::BASE_MODULES`] and
+/// `ros.modules`) load from it.
 fn load_modules(b: &mut Boot) -> Result<(), StageError> {
-    let mut wanted: Vec<(String, String)> = modules::BASE_MODULES
+    let early = switchroot::on_initramfs();
+    let names = if early {
+        modules::EARLY_MODULES
+    } else {
+        link_store_modules();
+        modules::BASE_MODULES
+    };
+    let mut wanted: Vec<(String, String)> = names
         .iter()
         .map(|m| (m.to_string(), String::new()))
         .collect();
-    wanted.extend(b.cfg.ros.modules.iter().map(|e| modules::split_entry(e)));
+    if !early {
+        wanted.extend(b.cfg.ros.modules.iter().map(|e| modules::split_entry(e)));
+    }
     let (loaded, failed) = load_list(&wanted)?;
+    if early {
+        std::env::set_var(STORAGE_AT, format!("{:.2}", uptime()));
+    }
     if failed.is_empty() {
-        say(&format!("modules: {loaded} loaded"));
+        say(&format!(
+            "modules: {loaded} loaded{}",
+            if early { " (the boot medium's)" } else { "" }
+        ));
         Ok(())
     } else {
         Err(other(failed.join("; ")))
     }
 }
+
+/// Point `/lib/modules` at the store's module tree (the initramfs's few
+/// early ones are dropped from the tmpfs root); a store without one (an
+/// older image) leaves it as it is.
+fn link_store_modules() {
+    let store = Path::new(STORE_DIR).join("modules");
+    let lib = Path::new("/lib/modules");
+    if !store.is_dir() || lib.read_link().is_ok() {
+        return;
+    }
+    let _ = std::fs::remove_dir_all(lib);
+    if let Err(e) = std::os::unix::fs::symlink(&store, lib) {
+        say(&format!(
+            "modules: cannot link /lib/modules to {}: {e}",
+            store.display()
+        ));
+    }
+}
+
+/// Environment: the uptime at which the storage drivers were loaded (set
+/// in the initramfs, read by the state stage after the re-exec).
+const STORAGE_AT: &str = "ROS_INIT_STORAGE_AT";
 
 fn switch_root(b: &mut Boot) -> Result<(), StageError> {
     if !switchroot::on_initramfs() {
@@ -298,6 +446,9 @@ fn switch_root(b: &mut Boot) -> Result<(), StageError> {
     let dev = crate::sys::loopdev::attach_read_only(&store).map_err(other)?;
     let at = new.join(STORE_DIR.trim_start_matches('/'));
     switchroot::mount_store(&b.sys, &dev, &at)?;
+    if !in_initramfs.exists() {
+        readahead(&at); // the initramfs's store is in RAM already
+    }
     let mb = std::fs::metadata(&store).map(|m| m.len()).unwrap_or(0) / 1_000_000;
     let store_note = format!(
         ", store {mb} MB squashfs on {} from the {whence}",
@@ -316,7 +467,45 @@ fn switch_root(b: &mut Boot) -> Result<(), StageError> {
     say(&format!(
         "cannot re-execute /usr/bin/ros from the new root ({e}); continuing"
     ));
-    Ok(())
+    // the modules stage that follows a re-exec, here instead
+    load_modules(b)
+}
+
+/// The store's files the boot runs first, in the order it runs them: the
+/// engine, then the docker CLI the console's users reach for.
+const READAHEAD: &[&str] = &[
+    "dockerd",
+    "containerd",
+    "containerd-shim-runc-v2",
+    "runc",
+    "docker-init",
+    "docker",
+];
+
+/// Read [`READAHEAD`] from the store (`at`) into the page cache in a
+/// child process, while PID 1 goes on: on a CD under TCG the store reads at
+/// ~20 MB/s, and a cold dockerd start waits ~2 s on it. The files are
+/// opened here, before the switch moves the mount; the child survives
+/// PID 1's re-exec, exits when done and is reaped as any orphan.
+fn readahead(at: &Path) {
+    let files: Vec<std::fs::File> = READAHEAD
+        .iter()
+        .filter_map(|f| std::fs::File::open(at.join(f)).ok())
+        .collect();
+    // SAFETY: PID 1 is single-threaded here (the module loader's threads
+    // have joined); the child only reads and calls _exit.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let mut buf = vec![0u8; 1 << 20];
+            for mut f in files {
+                while matches!(f.read(&mut buf), Ok(n) if n > 0) {}
+            }
+            // SAFETY: ends the child without running the parent's exit path.
+            unsafe { nix::libc::_exit(0) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { .. }) => {}
+        Err(e) => say(&format!("readahead: cannot fork: {e}")),
+    }
 }
 
 /// exec `/usr/bin/ros` as `/init` with [`RESUMED`] set; returns only on
@@ -413,9 +602,21 @@ fn state_partition(b: &mut Boot) -> Result<(), StageError> {
         .dev
         .clone()
         .unwrap_or_else(|| format!("LABEL={STATE_LABEL}"));
-    let wait = if st.wait == Some(true) { 10 } else { 1 };
+    // Devices show up shortly after their drivers load: without `wait`,
+    // give them a second from then (the early modules stage, before the
+    // switch), not from now.
+    let since = std::env::var(STORAGE_AT)
+        .ok()
+        .and_then(|t| t.parse::<f64>().ok())
+        .map_or(0.0, |t| (uptime() - t).max(0.0));
+    std::env::remove_var(STORAGE_AT);
+    let wait = if st.wait == Some(true) {
+        Duration::from_secs(10)
+    } else {
+        Duration::from_secs_f64((1.0 - since).clamp(0.1, 1.0))
+    };
     let found = match state::label_of(&spec) {
-        Some(label) => state::wait_label(label, Duration::from_secs(wait)),
+        Some(label) => state::wait_label(label, wait),
         None => state::read_head(Path::new(&spec), 65536)
             .ok()
             .and_then(|h| state::probe(&h))
@@ -630,6 +831,12 @@ fn system_docker(b: &mut Boot) -> Result<(), StageError> {
             )),
         }
     }
+    if !random_pool_ready() {
+        say(
+            "random: the kernel's pool is not initialized yet (no RDRAND, no virtio-rng?): \
+             system-dockerd waits for it; give the machine an entropy source to boot faster",
+        );
+    }
     let mut c = Child::new("system-dockerd", DOCKERD, dockerd_args(sd, &b.paths));
     c.env = dockerd_env(sd);
     c.env
@@ -674,6 +881,15 @@ fn system_docker(b: &mut Boot) -> Result<(), StageError> {
         }
     }
     Err(other("system-docker did not answer within 180s"))
+}
+
+/// True when getrandom(2) answers without blocking (the kernel's CRNG is
+/// initialized). dockerd's Go runtime blocks in it until then.
+fn random_pool_ready() -> bool {
+    let mut buf = [0u8; 1];
+    // SAFETY: a valid one-byte buffer; GRND_NONBLOCK never waits.
+    let n = unsafe { nix::libc::getrandom(buf.as_mut_ptr().cast(), 1, nix::libc::GRND_NONBLOCK) };
+    n == 1
 }
 
 fn sysinit(b: &mut Boot) -> Result<(), StageError> {

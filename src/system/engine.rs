@@ -115,6 +115,13 @@ pub trait Engine: Sync {
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Send SIGKILL.
     fn kill(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Send `signal` (`TERM`, …) to the container's main process and return
+    /// at once (the engine counts it as stopped by hand: no restart).
+    fn signal(
+        &self,
+        name: &str,
+        signal: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Remove a container (forcibly, with its anonymous volumes).
     fn remove(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// `docker load` an image archive (`docker save` format, maybe
@@ -284,6 +291,18 @@ impl Engine for DockerEngine {
             }) => Ok(()),
             Err(e) => Err(api("stop", name)(e)),
         }
+    }
+
+    async fn signal(&self, name: &str, signal: &str) -> Result<(), EngineError> {
+        self.docker
+            .kill_container(
+                name,
+                Some(KillContainerOptions {
+                    signal: signal.to_string(),
+                }),
+            )
+            .await
+            .map_err(api("kill", name))
     }
 
     async fn kill(&self, name: &str) -> Result<(), EngineError> {

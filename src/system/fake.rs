@@ -13,6 +13,8 @@ pub struct FakeContainer {
     pub spec: ContainerSpec,
     pub running: bool,
     pub id: u32,
+    /// A real process standing for its main process (0: none).
+    pub pid: i32,
 }
 
 /// The fake engine: containers in a map, every call recorded.
@@ -65,7 +67,7 @@ impl Engine for FakeEngine {
                 name: name.to_string(),
                 running: c.running,
                 exit_code: 0,
-                pid: 0,
+                pid: i64::from(c.pid),
                 status: if c.running { "running" } else { "exited" }.to_string(),
                 hash: Some(c.spec.hash.clone()),
                 service: None,
@@ -85,6 +87,7 @@ impl Engine for FakeEngine {
             FakeContainer {
                 spec: spec.clone(),
                 running: false,
+                pid: 0,
                 id: *id,
             },
         );
@@ -112,6 +115,20 @@ impl Engine for FakeEngine {
     async fn stop(&self, name: &str, _timeout: Duration) -> Result<(), EngineError> {
         self.record(format!("stop {name}"));
         self.set_running(name, false);
+        Ok(())
+    }
+
+    async fn signal(&self, name: &str, signal: &str) -> Result<(), EngineError> {
+        self.record(format!("signal {name} {signal}"));
+        let pid = self
+            .containers
+            .lock()
+            .unwrap()
+            .get(name)
+            .map_or(0, |c| c.pid);
+        if pid > 0 {
+            crate::sys::process::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
         Ok(())
     }
 

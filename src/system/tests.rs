@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use bollard::models::RestartPolicyNameEnum;
 
+use std::os::unix::process::ExitStatusExt;
+
 use super::fake::FakeEngine;
 use super::manager::{Manager, Outcome, Respawner};
 use super::preload::{content_hash, preload, stamp};
@@ -166,10 +168,11 @@ fn shutdown_stops_the_user_engine_and_its_dependents_first_then_the_rest() {
             assert!(pos(first) < pos(later), "{first} before {later}: {calls:?}");
         }
     }
-    // wave 2: everything else, create-only containers never stopped
-    assert!(calls.contains(&"stop cold".to_string()));
+    // wave 2: everything else still running; create-only containers and
+    // a one-shot that has ended are not stopped
+    assert!(!calls.contains(&"stop cold".to_string()));
     assert!(!calls.contains(&"stop vols".to_string()));
-    assert_eq!(calls.iter().filter(|c| c.starts_with("stop ")).count(), 8);
+    assert_eq!(calls.iter().filter(|c| c.starts_with("stop ")).count(), 7);
 }
 
 #[test]
@@ -185,7 +188,6 @@ fn shutdown_without_a_user_engine_stops_everything_in_one_wave() {
     assert_eq!(
         stopped,
         [
-            "stop cold",
             "stop console",
             "stop net",
             "stop ntp",
@@ -193,6 +195,50 @@ fn shutdown_without_a_user_engine_stops_everything_in_one_wave() {
             "stop udev"
         ]
     );
+}
+
+#[test]
+fn shutdown_signals_the_foundation_and_waits_for_its_processes_not_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!("{SET}docker: {{image: b, labels: {{io.rancher.os.after: console}}}}\n");
+    let m = manager(FakeEngine::default(), &yaml, dir.path());
+    let r = rt();
+    r.block_on(m.up(None));
+    // real processes stand for two services' main processes
+    let mut ntp = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let mut syslog = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    {
+        let mut cs = m.engine().containers.lock().unwrap();
+        cs.get_mut("ntp").unwrap().pid = ntp.id() as i32;
+        cs.get_mut("syslog").unwrap().pid = syslog.id() as i32;
+    }
+    m.engine().calls.lock().unwrap().clear();
+    let t = std::time::Instant::now();
+    r.block_on(m.shutdown());
+    let calls = m.engine().calls();
+    // SIGTERM through the engine, then only their end is waited for
+    for n in ["ntp", "syslog"] {
+        assert!(calls.contains(&format!("signal {n} TERM")), "{calls:?}");
+        assert!(!calls.contains(&format!("stop {n}")), "{calls:?}");
+    }
+    assert!(ntp.wait().unwrap().signal() == Some(15));
+    assert!(syslog.wait().unwrap().signal() == Some(15));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+    // the user engine first, stopped the usual way; the others (no known
+    // process) too
+    let pos = |c: &str| calls.iter().position(|x| x == c).unwrap();
+    assert!(pos("stop docker") < pos("signal ntp TERM"), "{calls:?}");
+    assert!(calls.contains(&"stop console".to_string()), "{calls:?}");
 }
 
 #[test]

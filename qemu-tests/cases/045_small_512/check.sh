@@ -1,9 +1,9 @@
 #!/bin/sh
-# Guest side of 050 (512 MB): system services up, the user engine runs a
+# Guest side of 045 (512 MB): system services up, the user engine runs a
 # container, then the memory figures once the node is idle, and poweroff.
 . /media/cidata/guest-lib.sh
 say "CHECK start at uptime $(uptime_s)"
-services="udev network ntp syslog console docker"
+services="udev network ntp syslog console docker cluster"
 has_services() { names=$(sdocker ps --format '{{.Names}}'); for s in $services; do echo "$names" | grep -qx "$s" || return 1; done; }
 chk system-services wait_for 120 has_services
 if wait_for 180 timeout 10 docker info; then

@@ -17,6 +17,7 @@ use bollard::Docker;
 
 use super::decide::Actual;
 use super::docker::{self, DockerError};
+use crate::cluster::plan::compose::LB_IMAGE;
 use crate::cluster::protocol::DesiredInstance;
 
 /// The docker operations converging needs.
@@ -44,6 +45,34 @@ pub(crate) trait Runtime: Clone + Send + Sync + 'static {
 }
 
 /// The real runtime: the user docker, through bollard.
+/// Load the images only a cluster member may run (the load balancer's,
+/// shipped in the node image) into the user engine, when the first
+/// container needing one is created on this host: a node that never runs
+/// a load balancer never unpacks its 17 MB (on a live node, into RAM).
+/// True when loaded.
+async fn load_cluster_images() -> bool {
+    tokio::task::spawn_blocking(|| {
+        let paths = crate::paths::Paths::default();
+        let dir = paths.cluster_images_dir();
+        if !dir.is_dir() {
+            return false;
+        }
+        match crate::cli::sysinit::preload_into_user_engine(&paths, &[dir]) {
+            Ok(0) => true,
+            Ok(failed) => {
+                tracing::warn!(failed, "cluster images: some archives did not load");
+                false
+            }
+            Err(e) => {
+                tracing::warn!("cluster images: {e:#}");
+                false
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct DockerRuntime {
     docker: Docker,
@@ -80,11 +109,19 @@ impl Runtime for DockerRuntime {
             name: Some(d.docker_name.clone()),
             ..Default::default()
         };
-        Ok(self
+        let body = docker::create_body(d);
+        match self
             .docker
-            .create_container(Some(opts), docker::create_body(d))
-            .await?
-            .id)
+            .create_container(Some(opts.clone()), body.clone())
+            .await
+        {
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) if d.image == LB_IMAGE && load_cluster_images().await => {
+                Ok(self.docker.create_container(Some(opts), body).await?.id)
+            }
+            r => Ok(r?.id),
+        }
     }
 
     async fn start(&self, id: &str) -> Result<(), DockerError> {
