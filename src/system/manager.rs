@@ -401,22 +401,32 @@ impl<E: Engine> Manager<E> {
         let t = Instant::now();
         let mut waiting: Vec<(&String, i32)> = Vec::new();
         let mut rest: Vec<&String> = Vec::new();
-        for n in names {
-            let Ok(cname) = self.container(n) else {
-                continue;
-            };
-            let marker = self.paths.service_stopped_marker(n);
-            if let Some(dir) = marker.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            let _ = std::fs::write(&marker, b"");
-            match self.engine.inspect(cname).await {
-                Ok(Some(i)) if !i.running => {}
-                Ok(Some(i)) if i.pid > 0 => match self.engine.signal(cname, "TERM").await {
-                    Ok(()) => waiting.push((n, i32::try_from(i.pid).unwrap_or(0))),
-                    Err(_) => rest.push(n),
-                },
-                _ => rest.push(n),
+        // all at once: each signal is an engine round trip and a `runc kill`
+        let mut signals: FuturesUnordered<_> = names
+            .into_iter()
+            .filter_map(|n| self.container(n).ok().map(|c| (n, c)))
+            .map(|(n, cname)| async move {
+                let marker = self.paths.service_stopped_marker(n);
+                if let Some(dir) = marker.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                let _ = std::fs::write(&marker, b"");
+                let pid = match self.engine.inspect(cname).await {
+                    Ok(Some(i)) if !i.running => return (n, Some(0)),
+                    Ok(Some(i)) if i.pid > 0 => i32::try_from(i.pid).unwrap_or(0),
+                    _ => return (n, None),
+                };
+                match self.engine.signal(cname, "TERM").await {
+                    Ok(()) => (n, Some(pid)),
+                    Err(_) => (n, None),
+                }
+            })
+            .collect();
+        while let Some((n, pid)) = signals.next().await {
+            match pid {
+                Some(0) => {}
+                Some(pid) => waiting.push((n, pid)),
+                None => rest.push(n),
             }
         }
         while !waiting.is_empty() && t.elapsed() < self.stop_timeout {
