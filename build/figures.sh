@@ -73,7 +73,7 @@ fi
 floor_pid1=$k_pid1 floor_shell=$k_shell
 
 echo; echo "== node: qemu-tests $case_"
-bash qemu-tests/run.sh "$case_" | grep -v '^  boot' || true
+bash qemu-tests/run.sh "$case_" | grep -E '^(PASS|FAIL)|took' || true
 f=qemu-tests/out/figures.txt
 cat "$f"
 get() { awk -v m="$1" 'index($0, m) {for (i = NF; i > 0; i--) if ($i ~ /^[0-9.]+$/) {print $i; exit}}' "$f" | head -1; }
