@@ -15,7 +15,7 @@ relocations left to do. The price is ASLR for these binaries.
 
 Refuses (exit 1, naming the reason) anything it does not fully
 understand: another machine or class, RELR, REL, relocation types other
-than the ones listed below. Prints what it did on one line.
+than the ones listed below (KEEP). Prints what it did on one line.
 """
 import struct
 import sys
@@ -28,8 +28,8 @@ SHN_UNDEF, SHN_ABS = 0, 0xFFF1
 STT_TLS = 6
 DF_1_PIE = 0x08000000
 R_64, R_GLOB_DAT, R_JUMP_SLOT, R_RELATIVE = 1, 6, 7, 8
-R_DTPMOD64, R_DTPOFF64, R_TPOFF64, R_IRELATIVE = 16, 17, 18, 37
-KEEP = {R_64, R_GLOB_DAT, R_JUMP_SLOT, R_DTPMOD64, R_DTPOFF64, R_TPOFF64, R_IRELATIVE}
+R_COPY, R_DTPMOD64, R_DTPOFF64, R_TPOFF64, R_IRELATIVE = 5, 16, 17, 18, 37
+KEEP = {R_64, R_COPY, R_GLOB_DAT, R_JUMP_SLOT, R_DTPMOD64, R_DTPOFF64, R_TPOFF64, R_IRELATIVE}
 # dynamic tags whose value is an address in the image
 DT_ADDR = {3, 4, 5, 6, 7, 12, 13, 23, 25, 26, 32, 0x6FFFFEF5, 0x6FFFFEF6, 0x6FFFFEF7,
            0x6FFFFFF0, 0x6FFFFFFC, 0x6FFFFFFE}
@@ -176,6 +176,9 @@ def main(argv):
         applied, kept, moved = prelink(data, base)
     except Refuse as e:
         print("prelink: %s: %s" % (argv[1], e), file=sys.stderr)
+        return 1
+    except struct.error as e:
+        print("prelink: %s: truncated or malformed ELF (%s)" % (argv[1], e), file=sys.stderr)
         return 1
     with open(argv[2], "wb") as f:
         f.write(data)
