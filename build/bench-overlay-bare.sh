@@ -8,10 +8,18 @@
 # for the underlay and the overlay, interleaved, and their medians.
 # Needs root, iproute2 and iperf3 (`apt-get install iperf3`; a bench-only
 # tool, not in build/deps.sh). Its links and namespaces start with "bo".
-# ROUNDS (default 5) of SECS (default 5) each.
+# ROUNDS (default 5) of SECS (default 5) each. For experiments:
+# PIN=<cpu> runs both iperf3 ends on that one CPU (every softirq of the
+# path follows them there, so the ratio is the underlay's CPU cost per byte
+# over the overlay's, without the scheduler's and other jobs' noise);
+# CC=<name> picks the TCP congestion control (iperf3 -C); EXTRA=<shell>
+# runs after the rig is up and before the iperf3 servers (e.g. an ethtool
+# or sysctl to try); KEEP=1 leaves the rig up at the end.
 set -euo pipefail
 command -v iperf3 >/dev/null || { echo "bench-overlay-bare: needs iperf3 (apt-get install iperf3)" >&2; exit 1; }
 ROUNDS=${ROUNDS:-5}; SECS=${SECS:-5}
+pin=(); [ -n "${PIN:-}" ] && pin=(taskset -c "$PIN")
+cc=(); [ -n "${CC:-}" ] && cc=(-C "$CC")
 down() {
   for n in boa1 boa2 boc1 boc2; do
     for p in $(ip netns pids "$n" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
@@ -20,7 +28,7 @@ down() {
   for n in boc1 boc2 boa1 boa2; do ip netns del "$n" 2>/dev/null || true; done
   for l in bov1 bov2 bobr; do ip link del "$l" 2>/dev/null || true; done
 }
-trap down EXIT
+[ -n "${KEEP:-}" ] || trap down EXIT
 down
 ip link add bobr type bridge && ip link set bobr up
 for i in 1 2; do
@@ -45,15 +53,17 @@ for i in 1 2; do
   bridge -n boa$i fdb add 02:42:0a:62:00:1$j dev vx dst 192.168.78.$j self permanent
   ip -n boa$i neigh add 10.98.0.1$j lladdr 02:42:0a:62:00:1$j dev vx nud permanent
 done
-ip netns exec boa2 iperf3 -s -D -p 5301
-ip netns exec boc2 iperf3 -s -D -p 5302
+eval "${EXTRA:-true}"
+"${pin[@]}" ip netns exec boa2 iperf3 -s -D -p 5301
+"${pin[@]}" ip netns exec boc2 iperf3 -s -D -p 5302
 sleep 0.5
-gbps() { python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'; }
+# Gbit/s and the sender's retransmits (reordering shows there).
+gbps() { python3 -c 'import json,sys; e = json.load(sys.stdin)["end"]; print("%.2f %d" % (e["sum_received"]["bits_per_second"] / 1e9, e["sum_sent"]["retransmits"]))'; }
 o=(); u=()
 for r in $(seq "$ROUNDS"); do
-  ov=$(ip netns exec boc1 iperf3 -c 10.98.0.12 -p 5302 -t "$SECS" -J | gbps)
-  un=$(ip netns exec boa1 iperf3 -c 192.168.78.2 -p 5301 -t "$SECS" -J | gbps)
-  echo "round $r: bare VXLAN overlay $ov Gbit/s, underlay $un Gbit/s"
+  read -r ov ovr < <("${pin[@]}" ip netns exec boc1 iperf3 -c 10.98.0.12 -p 5302 "${cc[@]}" -t "$SECS" -J | gbps)
+  read -r un unr < <("${pin[@]}" ip netns exec boa1 iperf3 -c 192.168.78.2 -p 5301 "${cc[@]}" -t "$SECS" -J | gbps)
+  echo "round $r: bare VXLAN overlay $ov Gbit/s ($ovr retransmits), underlay $un Gbit/s ($unr retransmits)"
   o+=("$ov"); u+=("$un")
 done
 python3 - "${o[*]}" "${u[*]}" <<'PY'

@@ -35,6 +35,22 @@
 //! NOTRACK; see `firewall`). A host that cannot create the VXLAN device
 //! reports it on the host (`transitioningMessage`) and keeps its local
 //! containers.
+//!
+//! Throughput — why no offload knob is set here: on a 6.x kernel a
+//! container's TCP send stays one GSO skb (~57 KB on average, measured on
+//! both veths) from its veth through the bridge, the VXLAN device
+//! (SKB_GSO_UDP_TUNNEL), the underlay and the peer's decap to the peer
+//! container: nothing is segmented or checksummed in software, so no
+//! ethtool feature changes it (veth GRO only takes non-TSO or UDP
+//! traffic; the VXLAN device caps skbs at 64 KiB, so no BIG TCP; outer
+//! `noudpcsum`, veth GRO and GRO on the underlay measured no better). What
+//! the overlay costs is per-skb work: on one CPU, 1.8× the CPU per byte of
+//! the test rig's veth underlay (iperf3, cubic: 9.5–11 vs 16–19 Gbit/s),
+//! spread over VXLAN/UDP encap and decap, two more bridge passes with
+//! br_netfilter (a netns-wide sysctl docker relies on, not ours to turn
+//! off), one more veth hop and the outer IP route. Single-stream ratios
+//! against that rig are 0.55–0.85 depending on CPU sharing and congestion
+//! control (`build/bench-overlay-bare.sh`, PIN= and CC= to separate them).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
