@@ -192,14 +192,28 @@ pub fn unmount_order(mounts: &str) -> Vec<String> {
     v
 }
 
+/// How long system-dockerd gets at shutdown, once sysinit has stopped
+/// every service, before it is killed.
+const ENGINE_GRACE: Duration = Duration::from_secs(2);
+
 /// Stop sysinit (it stops the services in reverse order), then
 /// system-dockerd, then everything else; unmount, sync, reboot(2).
 pub fn shutdown(signals: &Signals, children: &mut [Child], how: Power, timeout: Duration) -> ! {
     say(&format!("shutdown: {how:?}"));
     let t0 = Instant::now();
-    // Children are in start order: stop them in reverse.
+    // Children are in start order: stop them in reverse. sysinit stops the
+    // services and waits for their processes; system-dockerd then only has
+    // its own bookkeeping of them left (runc deletes, unmounts, state
+    // files: seconds of CPU under TCG), which a poweroff can drop — its
+    // state files are written atomically, and a restart recovers stale
+    // ones as after a power cut — so it gets a short grace.
     for c in children.iter_mut().rev() {
-        stop(signals, c, timeout);
+        let grace = if c.name == "system-dockerd" {
+            timeout.min(ENGINE_GRACE)
+        } else {
+            timeout
+        };
+        stop(signals, c, grace);
     }
     say("sending TERM to all processes");
     process::kill(-1, Sig::SIGTERM);

@@ -346,58 +346,58 @@ impl<E: Engine> Manager<E> {
     }
 
     /// Stop every service at shutdown, in two waves, each wave in
-    /// parallel: first the user engine (`docker`) and every service ordered
-    /// after it (the workloads and what serves them), then the foundation
-    /// (udev, network, ntp, syslog, console, …; see `stop_foundation`). `after` orders starts — a
+    /// parallel: first the user engine (`docker`) and every service that
+    /// waits for it (the workloads and what serves them), then the
+    /// foundation (udev, network, ntp, syslog, console, …); each wave by
+    /// `stop_by_signal`. `after` orders starts — a
     /// service needs its dependencies to come up — but at poweroff nothing
     /// starts again, and stopping one level at a time cost about a second
     /// of `docker stop` per level (9.6 s over nine levels, issue 16). The
     /// workloads still stop while the network and logging are up. Errors
     /// are logged, never fatal.
     pub async fn shutdown(&self) {
-        let user = self.plan.level.get(USER_ENGINE).copied();
+        let user = self.plan.level.contains_key(USER_ENGINE);
+        // the user engine and whatever waits for it, directly or not
+        let mut needs_user: BTreeSet<&str> = BTreeSet::new();
+        if user {
+            needs_user.insert(USER_ENGINE);
+        }
+        for n in &self.plan.order {
+            if self.plan.deps[n]
+                .iter()
+                .any(|d| needs_user.contains(d.as_str()))
+            {
+                needs_user.insert(n);
+            }
+        }
         let stoppable = |n: &String| !self.services[n].is_create_only();
         let mut waves: [Vec<&String>; 2] = [Vec::new(), Vec::new()];
-        for (n, l) in &self.plan.level {
+        for n in self.plan.level.keys() {
             if stoppable(n) {
-                let first = user.is_some_and(|u| *l >= u);
-                waves[usize::from(!first)].push(n);
+                waves[usize::from(!needs_user.contains(n.as_str()))].push(n);
             }
         }
         let [first, foundation] = waves;
-        if user.is_none() {
+        if user {
+            self.stop_by_signal(first).await;
+            self.stop_by_signal(foundation).await;
+        } else {
             // no user engine: nothing to stop before the rest
-            self.stop_foundation(first.into_iter().chain(foundation).collect())
+            self.stop_by_signal(first.into_iter().chain(foundation).collect())
                 .await;
-            return;
         }
-        for wave in [first] {
-            let mut stops: FuturesUnordered<_> = wave
-                .into_iter()
-                .map(|n| async move {
-                    let t = Instant::now();
-                    (n, self.stop(n).await, t.elapsed().as_millis())
-                })
-                .collect();
-            while let Some((n, r, ms)) = stops.next().await {
-                match r {
-                    Ok(()) => info!(service = %n, ms, "stopped"),
-                    Err(e) => warn!(service = %n, "stop failed: {}", super::chain(&e)),
-                }
-            }
-        }
-        self.stop_foundation(foundation).await;
     }
 
-    /// The last wave at shutdown: SIGTERM to every one at once through the
+    /// One wave at shutdown: SIGTERM to every one at once through the
     /// engine (which then does not restart them), then wait for their
-    /// processes to end — not for the engine's per-container bookkeeping
+    /// processes to end (the user engine's ends once it has stopped the
+    /// workloads) — not for the engine's per-container bookkeeping
     /// (runc delete, unmounts, state writes: ~1 s of CPU each under TCG,
     /// serialized on two vCPUs), which system-dockerd's own shutdown
     /// finishes or, at poweroff, needs not. A service without a known
     /// process, or still running after the stop timeout, is stopped the
     /// usual way.
-    async fn stop_foundation(&self, names: Vec<&String>) {
+    async fn stop_by_signal(&self, names: Vec<&String>) {
         let t = Instant::now();
         let mut waiting: Vec<(&String, i32)> = Vec::new();
         let mut rest: Vec<&String> = Vec::new();
