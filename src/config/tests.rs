@@ -41,7 +41,16 @@ fn shipped_os_config_validates_cleanly() {
         assert!(cfg.ros.services.contains_key(svc), "missing service {svc}");
     }
     assert!(cfg.ros.services["udev-cold"].is_oneshot());
-    assert_eq!(cfg.ros.services["udev"].after(), vec!["udev-cold"]);
+    // the way to `login:` first: coldplug, network, cloud-init, then the
+    // console beside the user engine; the rest beside or after them
+    let after = |s: &str| cfg.ros.services[s].after();
+    assert_eq!(after("network"), vec!["udev-cold"]);
+    assert_eq!(after("cloud-init-execute"), vec!["network"]);
+    assert_eq!(after("console"), vec!["cloud-init-execute"]);
+    assert_eq!(after("docker"), vec!["cloud-init-execute"]);
+    assert_eq!(after("udev"), vec!["network"]);
+    assert_eq!(after("ntp"), vec!["console"]);
+    assert_eq!(after("syslog"), vec!["console"]);
     assert_eq!(cfg.ros.system_docker.bridge.as_deref(), Some("docker-sys"));
 }
 

@@ -194,7 +194,7 @@ pub fn unmount_order(mounts: &str) -> Vec<String> {
 
 /// How long system-dockerd gets at shutdown, once sysinit has stopped
 /// every service, before it is killed.
-const ENGINE_GRACE: Duration = Duration::from_secs(2);
+const ENGINE_GRACE: Duration = Duration::from_secs(1);
 
 /// Stop sysinit (it stops the services in reverse order), then
 /// system-dockerd, then everything else; unmount, sync, reboot(2).

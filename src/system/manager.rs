@@ -424,7 +424,7 @@ impl<E: Engine> Manager<E> {
             .collect();
         while let Some((n, pid)) = signals.next().await {
             match pid {
-                Some(0) => {}
+                Some(0) => info!(service = %n, ms = 0, by = "having ended already", "stopped"),
                 Some(pid) => waiting.push((n, pid)),
                 None => rest.push(n),
             }
@@ -434,7 +434,7 @@ impl<E: Engine> Manager<E> {
             waiting.retain(|(n, pid)| {
                 let alive = process_alive(*pid);
                 if !alive {
-                    info!(service = %n, ms = t.elapsed().as_millis(), "stopped (its process ended)");
+                    info!(service = %n, ms = t.elapsed().as_millis(), by = "its process ending", "stopped");
                 }
                 alive
             });
