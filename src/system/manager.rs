@@ -324,15 +324,21 @@ impl<E: Engine> Manager<E> {
     /// Stop one service (and mark it so it is not respawned).
     pub async fn stop(&self, name: &str) -> Result<(), ManagerError> {
         let cname = self.container(name)?;
+        self.mark_stopped(name);
+        self.engine
+            .stop(cname, self.stop_timeout)
+            .await
+            .map_err(Self::engine_err(name))
+    }
+
+    /// Mark `name` stopped by the operator (or the shutdown), so the
+    /// respawner leaves it alone.
+    fn mark_stopped(&self, name: &str) {
         let marker = self.paths.service_stopped_marker(name);
         if let Some(dir) = marker.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
         let _ = std::fs::write(&marker, b"");
-        self.engine
-            .stop(cname, self.stop_timeout)
-            .await
-            .map_err(Self::engine_err(name))
     }
 
     /// Remove one service's container (stopping it first).
@@ -406,11 +412,7 @@ impl<E: Engine> Manager<E> {
             .into_iter()
             .filter_map(|n| self.container(n).ok().map(|c| (n, c)))
             .map(|(n, cname)| async move {
-                let marker = self.paths.service_stopped_marker(n);
-                if let Some(dir) = marker.parent() {
-                    let _ = std::fs::create_dir_all(dir);
-                }
-                let _ = std::fs::write(&marker, b"");
+                self.mark_stopped(n);
                 let pid = match self.engine.inspect(cname).await {
                     Ok(Some(i)) if !i.running => return (n, Some(0)),
                     Ok(Some(i)) if i.pid > 0 => i32::try_from(i.pid).unwrap_or(0),
