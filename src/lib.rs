@@ -7,9 +7,10 @@
 //!              │ mounts, modules, cmdline, state disk, hostname, user-data
 //!              ├─▶ system-dockerd            (restarted with backoff)
 //!              └─▶ ros sysinit (src/system)  service manager on system-docker:
-//!                    udev-cold → udev → network (ros netconf) → ntp, syslog
-//!                    → cloud-init-execute → console → docker (user engine)
-//!                    → cluster server / agent (src/cluster)
+//!                    network (ros netconf) → cloud-init-execute → console,
+//!                    docker (user engine; up once it answers) → ntp,
+//!                    syslog, cluster server / agent (src/cluster);
+//!                    udev-cold beside them → udev
 //!  operator ─▶ ros config | service | os | compose | cluster … (src/cli)
 //! ```
 //!

@@ -21,6 +21,11 @@ pub const LABEL_DETACH: &str = "io.rancher.os.detach";
 pub const LABEL_CREATE_ONLY: &str = "io.rancher.os.createonly";
 /// Label: reload the config after the service is up.
 pub const LABEL_RELOAD_CONFIG: &str = "io.rancher.os.reloadconfig";
+/// Label: the path of a Docker API socket (below the root) the service
+/// serves; it counts as up, for the services after it, once that API
+/// answers `/_ping` (the user engine: its dependents start when it can
+/// take their containers, not while it is still starting up).
+pub const LABEL_READY_SOCKET: &str = "io.rancher.os.ready";
 
 /// One compose service.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -91,6 +96,9 @@ pub struct ServiceConfig {
     pub security_opt: Vec<Text>,
     /// OOM score adjustment.
     pub oom_score_adj: Option<i64>,
+    /// CPU weight against the other containers (the engine's default is
+    /// 1024; coldplug runs at 128, behind the way to `login:`).
+    pub cpu_shares: Option<u64>,
     /// Memory limit (`512m`).
     pub mem_limit: Option<Text>,
     /// /dev/shm size.
@@ -138,6 +146,12 @@ impl ServiceConfig {
     /// A one-shot service: started, waited for, its exit code checked.
     pub fn is_oneshot(&self) -> bool {
         self.label(LABEL_DETACH) == Some("false")
+    }
+
+    /// The Docker API socket whose answer makes this service up.
+    pub fn ready_socket(&self) -> Option<&str> {
+        self.label(LABEL_READY_SOCKET)
+            .filter(|s| !s.trim().is_empty())
     }
 
     /// Created but never started (a volume holder).

@@ -41,16 +41,21 @@ fn shipped_os_config_validates_cleanly() {
         assert!(cfg.ros.services.contains_key(svc), "missing service {svc}");
     }
     assert!(cfg.ros.services["udev-cold"].is_oneshot());
-    // the way to `login:` first: coldplug, network, cloud-init, then the
-    // console beside the user engine; the rest beside or after them
+    // the way to `login:` first: network, cloud-init, then the console
+    // beside the user engine; coldplug beside them (udevd waits for it);
+    // the rest once the console runs and the user engine answers
     let after = |s: &str| cfg.ros.services[s].after();
-    assert_eq!(after("network"), vec!["udev-cold"]);
+    assert!(after("network").is_empty());
     assert_eq!(after("cloud-init-execute"), vec!["network"]);
     assert_eq!(after("console"), vec!["cloud-init-execute"]);
     assert_eq!(after("docker"), vec!["cloud-init-execute"]);
-    assert_eq!(after("udev"), vec!["network"]);
-    assert_eq!(after("ntp"), vec!["console"]);
-    assert_eq!(after("syslog"), vec!["console"]);
+    assert_eq!(after("udev"), vec!["network", "udev-cold"]);
+    assert_eq!(after("ntp"), vec!["console", "docker"]);
+    assert_eq!(after("syslog"), vec!["console", "docker"]);
+    assert_eq!(
+        cfg.ros.services["docker"].ready_socket(),
+        Some("/var/run/docker.sock")
+    );
     assert_eq!(cfg.ros.system_docker.bridge.as_deref(), Some("docker-sys"));
 }
 

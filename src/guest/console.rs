@@ -267,6 +267,22 @@ pub fn primary_ip() -> Option<String> {
     (!ip.is_unspecified()).then(|| ip.to_string())
 }
 
+/// dropbear's command line, with its host key made first when missing.
+fn dropbear_argv(port: u16) -> Result<Vec<String>, GuestError> {
+    std::fs::create_dir_all(HOST_KEY_DIR).map_err(|source| GuestError::Write {
+        path: HOST_KEY_DIR.into(),
+        source,
+    })?;
+    let key = format!("{HOST_KEY_DIR}/dropbear_ed25519_host_key");
+    if !Path::new(&key).exists() {
+        run(&["dropbearkey", "-t", "ed25519", "-f", &key])?;
+    }
+    let port = port.to_string();
+    Ok(["dropbear", "-F", "-E", "-s", "-p", &port, "-r", &key]
+        .map(String::from)
+        .to_vec())
+}
+
 /// `ros console-init`. Runs until SIGTERM (then stops its gettys and sshd).
 pub fn console_init(cfg: &CloudConfig, paths: &crate::paths::Paths) -> Result<(), GuestError> {
     let live = paths.live_marker().exists();
@@ -282,30 +298,27 @@ pub fn console_init(cfg: &CloudConfig, paths: &crate::paths::Paths) -> Result<()
             }
         }
     }
+    // The gettys first: `login:` does not wait for the host key.
     let mut argvs: Vec<Vec<String>> = Vec::new();
-    if cfg.ros.ssh.daemon != Some(false) {
-        std::fs::create_dir_all(HOST_KEY_DIR).map_err(|source| GuestError::Write {
-            path: HOST_KEY_DIR.into(),
-            source,
-        })?;
-        let key = format!("{HOST_KEY_DIR}/dropbear_ed25519_host_key");
-        if !Path::new(&key).exists() {
-            run(&["dropbearkey", "-t", "ed25519", "-f", &key])?;
-        }
-        let port = cfg.ros.ssh.port.unwrap_or(22).to_string();
-        argvs.push(
-            ["dropbear", "-F", "-E", "-s", "-p", &port, "-r", &key]
-                .map(String::from)
-                .to_vec(),
-        );
-    }
     for (tty, term) in TTYS {
         if Path::new("/dev").join(tty).exists() {
             argvs.push(getty_argv(tty, term, autologin(cfg, tty, live)));
         }
     }
-    let stop = super::stop_flag();
     let mut children: Vec<Option<Child>> = argvs.iter().map(|a| spawn(a)).collect();
+    if cfg.ros.ssh.daemon != Some(false) {
+        match dropbear_argv(cfg.ros.ssh.port.unwrap_or(22)) {
+            Ok(argv) => {
+                children.push(spawn(&argv));
+                argvs.push(argv);
+            }
+            Err(e) => {
+                super::stop_children(children.iter_mut().flatten());
+                return Err(e);
+            }
+        }
+    }
+    let stop = super::stop_flag();
     println!("console: ready ({} processes)", children.len());
     loop {
         if super::sleep_unless(&stop, Duration::from_millis(500)) {

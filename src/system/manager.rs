@@ -115,6 +115,10 @@ impl Respawner {
     }
 }
 
+/// How long a service's ready socket ([`ServiceConfig::ready_socket`]) is
+/// waited for before what comes after it starts anyway.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
 /// The manager of one set of services on one engine.
 pub struct Manager<E: Engine> {
     engine: E,
@@ -304,6 +308,9 @@ impl<E: Engine> Manager<E> {
                 .await
                 .map_err(Self::engine_err(name))?;
         }
+        if let Some(sock) = svc.ready_socket() {
+            self.wait_ready(name, &self.paths.at(sock)).await;
+        }
         if svc.is_oneshot() {
             let code = self
                 .engine
@@ -319,6 +326,30 @@ impl<E: Engine> Manager<E> {
             return Ok(Outcome::Completed);
         }
         Ok(Outcome::Running)
+    }
+
+    /// Wait (up to [`READY_TIMEOUT`]) for the Docker API a service serves
+    /// to answer. A service that does not answer in time still counts as
+    /// up (its container runs and restarts on its own): its dependents are
+    /// started late, with a warning, rather than never.
+    async fn wait_ready(&self, name: &str, sock: &std::path::Path) {
+        let t = Instant::now();
+        loop {
+            let s = sock.to_path_buf();
+            let answers =
+                tokio::task::spawn_blocking(move || crate::init::stages::docker_answers(&s))
+                    .await
+                    .unwrap_or(false);
+            if answers {
+                info!(service = %name, socket = %sock.display(), ms = t.elapsed().as_millis() as u64, "ready");
+                return;
+            }
+            if t.elapsed() >= READY_TIMEOUT {
+                warn!(service = %name, socket = %sock.display(), "not answering after {}s; starting what comes after it anyway", READY_TIMEOUT.as_secs());
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Stop one service (and mark it so it is not respawned).

@@ -388,6 +388,15 @@ pub fn container_spec(
         security_opt: some(svc.security_opt.iter().map(|s| s.0.clone()).collect()),
         oom_score_adj: svc.oom_score_adj,
         memory: size("mem_limit", &svc.mem_limit)?,
+        cpu_shares: svc
+            .cpu_shares
+            .map(|n| {
+                i64::try_from(n)
+                    .ok()
+                    .filter(|n| *n >= 2)
+                    .ok_or_else(|| field("cpu_shares", format!("{n} is not a weight from 2 up")))
+            })
+            .transpose()?,
         shm_size: size("shm_size", &svc.shm_size)?,
         cgroup_parent: svc.cgroup_parent.clone(),
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),

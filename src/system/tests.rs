@@ -89,6 +89,43 @@ fn up_starts_in_order_and_waits_for_oneshots() {
 }
 
 #[test]
+fn dependents_wait_for_a_ready_socket() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("run")).unwrap();
+    let sock = dir.path().join("run/e.sock");
+    // The engine's API comes up 500 ms after its container started.
+    let server = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let (mut c, _) = l.accept().unwrap();
+        let mut buf = [0u8; 256];
+        let n = c.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"GET /_ping"));
+        c.write_all(b"HTTP/1.0 200 OK\r\n\r\nOK").unwrap();
+    });
+    let m = manager(
+        FakeEngine::default(),
+        "eng: {image: b, labels: {io.rancher.os.ready: /run/e.sock}}\ndep: {image: b, labels: {io.rancher.os.after: eng}}",
+        dir.path(),
+    );
+    let t = std::time::Instant::now();
+    let out = rt().block_on(m.up(None));
+    assert_eq!(out["eng"], Outcome::Running);
+    assert_eq!(out["dep"], Outcome::Running);
+    // dep was started only after the API answered (not before 500 ms)
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    server.join().unwrap();
+    let calls = m.engine().calls();
+    let pos = |c: &str| calls.iter().position(|x| x == c).unwrap();
+    assert!(pos("start eng") < pos("create dep"), "{calls:?}");
+}
+
+#[test]
 fn failed_oneshot_blocks_its_dependents_only() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeEngine {
@@ -338,6 +375,7 @@ svc:
   log_driver: json-file
   log_opt: {max-size: 1m}
   mem_limit: 64m
+  cpu_shares: 128
   container_name: svc-c
 holder: {image: img:1}
 "#,
@@ -384,6 +422,7 @@ holder: {image: img:1}
         Some("json-file")
     );
     assert_eq!(h.memory, Some(64 << 20));
+    assert_eq!(h.cpu_shares, Some(128));
 
     // The fallback for a short capability bounding set.
     let fb = Privilege::Fallback {
@@ -405,7 +444,9 @@ holder: {image: img:1}
 
 #[test]
 fn field_errors_name_the_service() {
-    let s = services("bad: {image: b, restart: sometimes}\nmem: {image: b, mem_limit: lots}");
+    let s = services(
+        "bad: {image: b, restart: sometimes}\nmem: {image: b, mem_limit: lots}\ncpu: {image: b, cpu_shares: 1}",
+    );
     let e = container_spec(
         "bad",
         &s["bad"],
@@ -428,6 +469,17 @@ fn field_errors_name_the_service() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("service mem: mem_limit"), "{e}");
+    let e = container_spec(
+        "cpu",
+        &s["cpu"],
+        &Privilege::Full,
+        &Paths::default(),
+        &BTreeMap::new(),
+        &BTreeMap::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("service cpu: cpu_shares"), "{e}");
 }
 
 #[test]
