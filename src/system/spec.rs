@@ -180,12 +180,19 @@ pub fn parse_size(s: &str) -> Option<i64> {
     num.trim().parse::<i64>().ok().map(|n| n * mult)
 }
 
+/// The engine's restart policy for a service's `restart:`. `always` is
+/// given to the engine as `unless-stopped`: both restart a service that
+/// dies, but after a clean shutdown (every service stopped through the
+/// engine) an `always` container is started again by the engine itself
+/// as it starts, before its API answers and before `ros sysinit` orders
+/// anything — on a state disk that made system-dockerd answer 28 s late
+/// and started the console before cloud-init. After a power cut both
+/// come back the same way.
 fn restart_policy(service: &str, r: &str) -> Result<RestartPolicy, SpecError> {
     let (name, count) = r.split_once(':').unwrap_or((r, ""));
     let name = match name {
         "no" | "" => RestartPolicyNameEnum::NO,
-        "always" => RestartPolicyNameEnum::ALWAYS,
-        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+        "always" | "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
         "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
         other => {
             return Err(SpecError::Field {

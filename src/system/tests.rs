@@ -385,6 +385,12 @@ holder: {image: img:1}
     let rp = h.restart_policy.as_ref().unwrap();
     assert_eq!(rp.name, Some(RestartPolicyNameEnum::ON_FAILURE));
     assert_eq!(rp.maximum_retry_count, Some(3));
+    // `always` reaches the engine as unless-stopped: after a clean
+    // shutdown the engine does not start it again on its own
+    let a = services("a: {image: b, restart: always}");
+    let sa = container_spec("a", &a["a"], &Privilege::Full, &paths, &env, &names).unwrap();
+    let ra = sa.body.host_config.unwrap().restart_policy.unwrap();
+    assert_eq!(ra.name, Some(RestartPolicyNameEnum::UNLESS_STOPPED));
     assert_eq!(h.readonly_rootfs, Some(true));
     assert_eq!(h.tmpfs.as_ref().unwrap()["/run"], "size=1m");
     let ul = h.ulimits.as_ref().unwrap();
