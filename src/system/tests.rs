@@ -180,7 +180,7 @@ fn changed_definition_is_recreated_unchanged_is_kept() {
 }
 
 #[test]
-fn shutdown_stops_every_running_service_at_once() {
+fn shutdown_stops_the_user_engine_and_its_dependents_first_then_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
         "{SET}docker: {{image: b, labels: {{io.rancher.os.after: console}}}}\n\
@@ -191,15 +191,41 @@ fn shutdown_stops_every_running_service_at_once() {
     r.block_on(m.up(None));
     m.engine().calls.lock().unwrap().clear();
     r.block_on(m.shutdown());
+    let calls = m.engine().calls();
+    let pos = |c: &str| calls.iter().position(|x| x == c).unwrap();
+    // wave 1: the user engine and what is ordered after it
+    for first in ["stop docker", "stop cluster"] {
+        for later in [
+            "stop console",
+            "stop ntp",
+            "stop net",
+            "stop udev",
+            "stop syslog",
+        ] {
+            assert!(pos(first) < pos(later), "{first} before {later}: {calls:?}");
+        }
+    }
+    // wave 2: everything else still running; create-only containers and
+    // a one-shot that has ended are not stopped
+    assert!(!calls.contains(&"stop cold".to_string()));
+    assert!(!calls.contains(&"stop vols".to_string()));
+    assert_eq!(calls.iter().filter(|c| c.starts_with("stop ")).count(), 7);
+}
+
+#[test]
+fn shutdown_without_a_user_engine_stops_everything_in_one_wave() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(FakeEngine::default(), SET, dir.path());
+    let r = rt();
+    r.block_on(m.up(None));
+    m.engine().calls.lock().unwrap().clear();
+    r.block_on(m.shutdown());
     let mut stopped: Vec<String> = m.engine().calls();
     stopped.sort();
-    // create-only containers and a one-shot that has ended are not stopped
     assert_eq!(
         stopped,
         [
-            "stop cluster",
             "stop console",
-            "stop docker",
             "stop net",
             "stop ntp",
             "stop syslog",
@@ -209,7 +235,7 @@ fn shutdown_stops_every_running_service_at_once() {
 }
 
 #[test]
-fn shutdown_signals_and_waits_for_the_processes_not_the_engine() {
+fn shutdown_signals_the_foundation_and_waits_for_its_processes_not_the_engine() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!("{SET}docker: {{image: b, labels: {{io.rancher.os.after: console}}}}\n");
     let m = manager(FakeEngine::default(), &yaml, dir.path());
@@ -245,8 +271,10 @@ fn shutdown_signals_and_waits_for_the_processes_not_the_engine() {
         "{:?}",
         t.elapsed()
     );
-    // the others (no known process) are stopped the usual way
-    assert!(calls.contains(&"stop docker".to_string()), "{calls:?}");
+    // the user engine first, stopped the usual way; the others (no known
+    // process) too
+    let pos = |c: &str| calls.iter().position(|x| x == c).unwrap();
+    assert!(pos("stop docker") < pos("signal ntp TERM"), "{calls:?}");
     assert!(calls.contains(&"stop console".to_string()), "{calls:?}");
 }
 
