@@ -453,39 +453,23 @@ fn field_errors_name_the_service() {
     let s = services(
         "bad: {image: b, restart: sometimes}\nmem: {image: b, mem_limit: lots}\ncpu: {image: b, cpu_shares: 1}",
     );
-    let e = container_spec(
-        "bad",
-        &s["bad"],
-        &Privilege::Full,
-        &Paths::default(),
-        &BTreeMap::new(),
-        &BTreeMap::new(),
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(e.contains("service bad: restart"), "{e}");
-    let e = container_spec(
-        "mem",
-        &s["mem"],
-        &Privilege::Full,
-        &Paths::default(),
-        &BTreeMap::new(),
-        &BTreeMap::new(),
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(e.contains("service mem: mem_limit"), "{e}");
-    let e = container_spec(
-        "cpu",
-        &s["cpu"],
-        &Privilege::Full,
-        &Paths::default(),
-        &BTreeMap::new(),
-        &BTreeMap::new(),
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(e.contains("service cpu: cpu_shares"), "{e}");
+    for (name, want) in [
+        ("bad", "service bad: restart"),
+        ("mem", "service mem: mem_limit"),
+        ("cpu", "service cpu: cpu_shares"),
+    ] {
+        let e = container_spec(
+            name,
+            &s[name],
+            &Privilege::Full,
+            &Paths::default(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(want), "{e}");
+    }
 }
 
 #[test]
