@@ -200,6 +200,7 @@ fn services_on_a_real_system_docker() {
     // Clean shutdown: services stopped, then dockerd;
     // nothing of ours is left running or mounted.
     let app_pid: i32 = sb.inspect("app", "{{.State.Pid}}").parse().unwrap();
+    let app_id = sb.inspect("app", "{{.Id}}");
     assert_eq!(
         sb.stop_sysinit(120),
         Some(0),
@@ -235,6 +236,18 @@ fn services_on_a_real_system_docker() {
     assert!(st.success());
     let log = sb.log_text();
     assert!(log.contains("preload: already loaded"), "{log}");
+    // ... and starts the services from new containers, not the stopped
+    // ones of the first
+    assert!(
+        log.contains("container from an earlier boot: creating it afresh service=app"),
+        "{log}"
+    );
+    // (the engine is stopped by now: the old container is gone from its
+    // data root)
+    assert!(!std::path::Path::new(
+        &sb.path(&format!("/var/lib/system-docker/containers/{app_id}"))
+    )
+    .exists());
     assert_eq!(
         sb.our_processes(),
         vec![],

@@ -140,7 +140,14 @@ async fn sysinit(paths: &Paths, args: SysinitArgs) -> Result<i32> {
 
     let stop_timeout = Duration::from_secs(args.stop_timeout);
     let mut manager = load_manager(paths, &cfg, &engine, stop_timeout);
+    // the boot's services start from new containers (Manager::set_fresh)
+    if let Some(m) = manager.as_mut() {
+        m.set_fresh(true);
+    }
     let failed = bring_up(paths, manager.as_ref()).await;
+    if let Some(m) = manager.as_mut() {
+        m.set_fresh(false);
+    }
     let all_up = t0.elapsed();
     info!(
         dockerd_ms = dockerd_ready.as_millis() as u64,

@@ -162,15 +162,22 @@ fn wait_gone(signals: &Signals, pid: i32, timeout: Duration) -> bool {
     }
 }
 
+/// Stop one child: SIGTERM, then SIGKILL after `timeout` (at once when
+/// `timeout` is zero).
 fn stop(signals: &Signals, c: &mut Child, timeout: Duration) {
     let Some(pid) = c.pid.take() else { return };
     say(&format!("stopping {}", c.name));
     let t = Instant::now();
-    process::kill(pid, Sig::SIGTERM);
-    if !wait_gone(signals, pid, timeout) {
-        say(&format!("{} did not stop; killing it", c.name));
+    if timeout.is_zero() {
         process::kill(pid, Sig::SIGKILL);
         wait_gone(signals, pid, Duration::from_secs(2));
+    } else {
+        process::kill(pid, Sig::SIGTERM);
+        if !wait_gone(signals, pid, timeout) {
+            say(&format!("{} did not stop; killing it", c.name));
+            process::kill(pid, Sig::SIGKILL);
+            wait_gone(signals, pid, Duration::from_secs(2));
+        }
     }
     say(&format!(
         "{} stopped in {} ms",
@@ -193,10 +200,12 @@ pub fn unmount_order(mounts: &str) -> Vec<String> {
 }
 
 /// How long system-dockerd gets at shutdown, once sysinit has stopped
-/// every service, before it is killed (see below why that is safe).
-/// Under TCG its own shutdown took longer than a second and was killed
-/// anyway: a longer grace only made the poweroff slower.
-const ENGINE_GRACE: Duration = Duration::from_millis(500);
+/// every service, before it is killed: none (SIGKILL at once; see below
+/// why that is safe). Under TCG its own shutdown took longer than a second
+/// and was killed anyway at 1 s and at 0.5 s: a grace only made the
+/// poweroff slower. Its network state is per boot (a tmpfs), so what it
+/// leaves costs the next boot nothing there.
+const ENGINE_GRACE: Duration = Duration::ZERO;
 
 /// Stop sysinit (it stops the services in reverse order), then
 /// system-dockerd, then everything else; unmount, sync, reboot(2).
@@ -208,7 +217,7 @@ pub fn shutdown(signals: &Signals, children: &mut [Child], how: Power, timeout: 
     // its own bookkeeping of them left (runc deletes, unmounts, state
     // files: seconds of CPU under TCG), which a poweroff can drop — its
     // state files are written atomically, and a restart recovers stale
-    // ones as after a power cut — so it gets a short grace.
+    // ones as after a power cut — so it is killed without one.
     for c in children.iter_mut().rev() {
         let grace = if c.name == "system-dockerd" {
             timeout.min(ENGINE_GRACE)

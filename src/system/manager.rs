@@ -129,6 +129,7 @@ pub struct Manager<E: Engine> {
     env: BTreeMap<String, String>,
     containers: BTreeMap<String, String>,
     stop_timeout: Duration,
+    fresh: bool,
 }
 
 impl<E: Engine> Manager<E> {
@@ -156,7 +157,19 @@ impl<E: Engine> Manager<E> {
             env,
             containers,
             stop_timeout,
+            fresh: false,
         })
+    }
+
+    /// At boot (`on`): a service whose container is there but not running
+    /// — left by an earlier boot on the state disk — gets a new container
+    /// instead of a restart of the old one, so nothing in a container's
+    /// writable layer outlives a boot. (chrony's pid file did: on every
+    /// second boot ntp found `/run/chrony/chronyd.pid` naming its own pid 1
+    /// and exited, restarting forever.) What a service keeps goes in its
+    /// volumes; volume holders (create-only) are never replaced.
+    pub fn set_fresh(&mut self, on: bool) {
+        self.fresh = on;
     }
 
     /// The engine.
@@ -270,9 +283,18 @@ impl<E: Engine> Manager<E> {
             .await
             .map_err(Self::engine_err(name))?;
         match existing {
-            Some(c) if c.hash.as_deref() == Some(spec.hash.as_str()) => return Ok(Some(c)),
-            Some(_) => {
-                info!(service = %name, "definition changed: recreating");
+            Some(c)
+                if c.hash.as_deref() == Some(spec.hash.as_str())
+                    && (c.running || !self.fresh || svc.is_create_only()) =>
+            {
+                return Ok(Some(c))
+            }
+            Some(c) => {
+                if c.hash.as_deref() == Some(spec.hash.as_str()) {
+                    info!(service = %name, "container from an earlier boot: creating it afresh");
+                } else {
+                    info!(service = %name, "definition changed: recreating");
+                }
                 self.engine
                     .remove(&spec.name)
                     .await

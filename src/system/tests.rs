@@ -180,6 +180,49 @@ fn changed_definition_is_recreated_unchanged_is_kept() {
 }
 
 #[test]
+fn at_boot_a_stopped_container_is_created_afresh_but_a_running_one_and_volume_holders_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = rt();
+    let yaml = "a: {image: b}\nup: {image: b}\nvols: {image: b, labels: {io.rancher.os.createonly: \"true\"}}";
+    let m = manager(FakeEngine::default(), yaml, dir.path());
+    r.block_on(m.up(None));
+    // the next boot: the engine restored the containers, stopped, but
+    // for `up`, which it restarted itself
+    let left = std::mem::take(&mut *m.engine().containers.lock().unwrap());
+    let mut boot = manager(FakeEngine::default(), yaml, dir.path());
+    *boot.engine().containers.lock().unwrap() = left;
+    boot.engine().set_running("a", false);
+    boot.engine().set_running("up", true);
+    boot.set_fresh(true);
+    let out = r.block_on(boot.up(None));
+    assert_eq!(out["a"], Outcome::Running);
+    let calls = boot.engine().calls();
+    let pos = |c: &str| calls.iter().position(|x| x == c);
+    assert!(
+        pos("remove a").unwrap() < pos("create a").unwrap(),
+        "{calls:?}"
+    );
+    assert!(pos("start a").is_some(), "{calls:?}");
+    for kept in ["remove up", "create up", "remove vols", "create vols"] {
+        assert_eq!(pos(kept), None, "{kept}: {calls:?}");
+    }
+    // after the boot (a reload, `ros service up`): a stopped container is
+    // started again, not replaced
+    boot.set_fresh(false);
+    boot.engine().set_running("a", false);
+    let before = boot.engine().calls().len();
+    r.block_on(boot.up(None));
+    let later = boot.engine().calls()[before..].to_vec();
+    assert!(later.contains(&"start a".to_string()), "{later:?}");
+    assert!(
+        !later
+            .iter()
+            .any(|c| c.starts_with("remove") || c.starts_with("create")),
+        "{later:?}"
+    );
+}
+
+#[test]
 fn shutdown_stops_the_user_engine_and_its_dependents_first_then_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
