@@ -6,6 +6,8 @@
 #   node      qemu-tests case 045_small_512 (ISO, 512 MB): PID 1, login:,
 #             user docker ready, shutdown (SHUTDOWN-START → QEMU exit),
 #             guest memory and idle RSS per process
+#   second    qemu-tests case 046_second_boot (-kernel, 512 MB, state disk):
+#             the same node's first boot (autoformat) and second boot
 #   build/figures.sh [CASE]     (default 045_small_512; needs build/build.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,3 +102,15 @@ grep -a 'FIGURE mem' "$f" | sed 's/^/memory: /' || true
 grep -a 'FIGURE mem' "$f" | head -1 | sed -n 's/.*used_mb=\([0-9]*\).*shared_mb=\([0-9]*\).*/\1 \2/p' |
   awk '{printf "memory used + shared (tmpfs, initramfs)  %d MB = %d + %d  (<= 160 MB)\n", $1 + $2, $1, $2}'
 grep -a 'FIGURE tmpfs_root_kb' "$f" | head -1 | sed 's/^/memory: /' || true
+
+# Second boot on a state disk (issue 16: at least as fast as the first).
+# Last: it replaces qemu-tests/out/figures.txt, read above.
+echo; echo "== second boot on a state disk: qemu-tests 046_second_boot (-kernel, 512 MB)"
+ROS_FIGURES=1 bash qemu-tests/run.sh 046_second_boot | grep -E '^(PASS|FAIL)|took' || true
+f=qemu-tests/out/figures.txt
+for m in "ros init: ros" "system-docker answering" "login:" "MILESTONE user-docker-ready"; do
+  b1=$(awk -v m="$m" 'index($0, "boot1 " m) {print $NF == "s" ? $(NF-1) : $NF; exit}' "$f")
+  b2=$(awk -v m="$m" 'index($0, "boot2 " m) {print $NF == "s" ? $(NF-1) : $NF; exit}' "$f")
+  printf '%-28s boot 1 %6s s   boot 2 %6s s   %s\n' "$m" "${b1:-?}" "${b2:-?}" \
+    "$( [ -n "$b1" ] && [ -n "$b2" ] && awk -v a="$b2" -v b="$b1" 'BEGIN{printf "(%+.1f s)", a-b}')"
+done
