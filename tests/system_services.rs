@@ -242,8 +242,9 @@ fn services_on_a_real_system_docker() {
         log.contains("container from an earlier boot: creating it afresh service=app"),
         "{log}"
     );
-    // (the engine is stopped by now: the old container is gone from its
-    // data root)
+    // (moved aside, then removed before --once returned; the engine is
+    // stopped by now: the old container is gone from its data root)
+    assert!(log.contains("old containers removed"), "{log}");
     assert!(!std::path::Path::new(
         &sb.path(&format!("/var/lib/system-docker/containers/{app_id}"))
     )

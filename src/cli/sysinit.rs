@@ -30,7 +30,7 @@ use crate::config::{disk, CloudConfig};
 use crate::paths::{Paths, VERSION};
 use crate::system::dockerd::{wait_ready, Dockerd};
 use crate::system::engine::{DockerEngine, Engine, LABEL_SERVICE};
-use crate::system::manager::{Manager, Outcome, Respawner};
+use crate::system::manager::{remove_retired, Manager, Outcome, Respawner};
 use crate::system::spec::Privilege;
 use crate::system::{chain, preload, services};
 
@@ -147,6 +147,14 @@ async fn sysinit(paths: &Paths, args: SysinitArgs) -> Result<i32> {
     let failed = bring_up(paths, manager.as_ref()).await;
     if let Some(m) = manager.as_mut() {
         m.set_fresh(false);
+    }
+    // the old containers the boot moved aside go now: in the background
+    // (a sysinit that stays), or before `--once` returns
+    if args.once {
+        remove_retired(&engine).await;
+    } else {
+        let retired = engine.clone();
+        tokio::spawn(async move { remove_retired(&retired).await });
     }
     let all_up = t0.elapsed();
     info!(

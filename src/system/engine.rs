@@ -13,7 +13,7 @@ use std::time::Duration;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     CreateContainerOptions, ImportImageOptions, KillContainerOptions, ListContainersOptions,
-    RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
+    RemoveContainerOptions, RenameContainerOptions, StopContainerOptions, WaitContainerOptions,
 };
 use bollard::{ClientVersion, Docker};
 use futures_util::StreamExt;
@@ -124,6 +124,8 @@ pub trait Engine: Sync {
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Remove a container (forcibly, with its anonymous volumes).
     fn remove(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Rename a container (metadata only: cheap where a removal is not).
+    fn rename(&self, name: &str, to: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// `docker load` an image archive (`docker save` format, maybe
     /// gzipped), streamed from the file so a large archive never sits in
     /// memory whole.
@@ -323,6 +325,16 @@ impl Engine for DockerEngine {
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(api("remove", name)(e)),
         }
+    }
+
+    async fn rename(&self, name: &str, to: &str) -> Result<(), EngineError> {
+        let opts = RenameContainerOptions {
+            name: to.to_string(),
+        };
+        self.docker
+            .rename_container(name, opts)
+            .await
+            .map_err(api("rename", name))
     }
 
     async fn load(&self, archive: &Path) -> Result<(), EngineError> {

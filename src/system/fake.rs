@@ -63,7 +63,7 @@ impl Engine for FakeEngine {
             .unwrap()
             .get(name)
             .map(|c| ContainerInfo {
-                id: c.id.to_string(),
+                id: format!("{:064x}", c.id),
                 name: name.to_string(),
                 running: c.running,
                 exit_code: 0,
@@ -75,7 +75,12 @@ impl Engine for FakeEngine {
     }
 
     async fn list_managed(&self) -> Result<Vec<ContainerInfo>, EngineError> {
-        Ok(Vec::new())
+        let names: Vec<String> = self.containers.lock().unwrap().keys().cloned().collect();
+        let mut out = Vec::new();
+        for n in names {
+            out.extend(self.inspect(&n).await?);
+        }
+        Ok(out)
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
@@ -141,6 +146,16 @@ impl Engine for FakeEngine {
     async fn remove(&self, name: &str) -> Result<(), EngineError> {
         self.record(format!("remove {name}"));
         self.containers.lock().unwrap().remove(name);
+        Ok(())
+    }
+
+    async fn rename(&self, name: &str, to: &str) -> Result<(), EngineError> {
+        self.record(format!("rename {name} {to}"));
+        let mut cs = self.containers.lock().unwrap();
+        let c = cs
+            .remove(name)
+            .ok_or_else(|| Self::missing("rename", name))?;
+        cs.insert(to.to_string(), c);
         Ok(())
     }
 

@@ -119,6 +119,54 @@ impl Respawner {
 /// waited for before what comes after it starts anyway.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// The name a container from an earlier boot is moved to (see
+/// [`Manager::set_fresh`]): `<name>.retired-<first 12 of its id>` (a dot:
+/// no service's own container name has one).
+pub fn retired_name(name: &str, id: &str) -> String {
+    format!("{name}.retired-{}", &id[..id.len().min(12)])
+}
+
+/// Is `name` one [`retired_name`] made?
+pub fn is_retired(name: &str) -> bool {
+    name.rsplit_once(".retired-").is_some_and(|(base, id)| {
+        !base.is_empty()
+            && id.len() == 12
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Remove every retired service container (this boot's, and any an
+/// earlier boot did not get to), one at a time: run once the boot's
+/// services are up, so the removals stay off the way to `login:`.
+/// Returns how many were removed; failures are logged.
+pub async fn remove_retired<E: Engine>(engine: &E) -> usize {
+    let list = match engine.list_managed().await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!("cannot list the old containers: {e}");
+            return 0;
+        }
+    };
+    let t = Instant::now();
+    let mut n = 0;
+    for c in list.iter().filter(|c| is_retired(&c.name)) {
+        match engine.remove(&c.name).await {
+            Ok(()) => n += 1,
+            Err(e) => warn!(container = %c.name, "cannot remove an old container: {e}"),
+        }
+    }
+    if n > 0 {
+        info!(
+            removed = n,
+            ms = t.elapsed().as_millis() as u64,
+            "old containers removed"
+        );
+    }
+    n
+}
+
 /// The manager of one set of services on one engine.
 pub struct Manager<E: Engine> {
     engine: E,
@@ -163,7 +211,9 @@ impl<E: Engine> Manager<E> {
 
     /// At boot (`on`): a service whose container is there but not running
     /// — left by an earlier boot on the state disk — gets a new container
-    /// instead of a restart of the old one, so nothing in a container's
+    /// instead of a restart of the old one (the old one is renamed, see
+    /// [`retired_name`], and removed by [`remove_retired`] once the boot is
+    /// done), so nothing in a container's
     /// writable layer outlives a boot. (chrony's pid file did: on every
     /// second boot ntp found `/run/chrony/chronyd.pid` naming its own pid 1
     /// and exited, restarting forever.) What a service keeps goes in its
@@ -289,12 +339,22 @@ impl<E: Engine> Manager<E> {
             {
                 return Ok(Some(c))
             }
-            Some(c) => {
-                if c.hash.as_deref() == Some(spec.hash.as_str()) {
-                    info!(service = %name, "container from an earlier boot: creating it afresh");
-                } else {
-                    info!(service = %name, "definition changed: recreating");
+            Some(c) if c.hash.as_deref() == Some(spec.hash.as_str()) => {
+                // Out of the way by a rename (metadata only), removed once
+                // the boot is done (remove_retired): a removal here cost
+                // ~2 s per service on the way to login: under TCG.
+                let old = retired_name(&spec.name, &c.id);
+                info!(service = %name, retired = %old, "container from an earlier boot: creating it afresh");
+                if let Err(e) = self.engine.rename(&spec.name, &old).await {
+                    warn!(service = %name, "cannot rename the old container ({e}); removing it");
+                    self.engine
+                        .remove(&spec.name)
+                        .await
+                        .map_err(Self::engine_err(name))?;
                 }
+            }
+            Some(_) => {
+                info!(service = %name, "definition changed: recreating");
                 self.engine
                     .remove(&spec.name)
                     .await

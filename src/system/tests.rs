@@ -10,7 +10,7 @@ use bollard::models::RestartPolicyNameEnum;
 use std::os::unix::process::ExitStatusExt;
 
 use super::fake::FakeEngine;
-use super::manager::{Manager, Outcome, Respawner};
+use super::manager::{is_retired, remove_retired, retired_name, Manager, Outcome, Respawner};
 use super::preload::{content_hash, preload, stamp};
 use super::spec::{container_spec, host_path, parse_size, Privilege};
 use crate::config::node::parse_document;
@@ -180,6 +180,24 @@ fn changed_definition_is_recreated_unchanged_is_kept() {
 }
 
 #[test]
+fn retired_names_are_recognised_and_nothing_else() {
+    let n = retired_name("console", "3e06002064180a90c549");
+    assert_eq!(n, "console.retired-3e0600206418");
+    assert!(is_retired(&n));
+    for other in [
+        "console",
+        "web-old-3e0600206418",
+        "x.retired-",
+        ".retired-3e0600206418",
+        "a.retired-3e0600206418-x",
+        "a.retired-3E0600206418",
+        "a.retired-3e060020641",
+    ] {
+        assert!(!is_retired(other), "{other}");
+    }
+}
+
+#[test]
 fn at_boot_a_stopped_container_is_created_afresh_but_a_running_one_and_volume_holders_stay() {
     let dir = tempfile::tempdir().unwrap();
     let r = rt();
@@ -197,15 +215,48 @@ fn at_boot_a_stopped_container_is_created_afresh_but_a_running_one_and_volume_ho
     let out = r.block_on(boot.up(None));
     assert_eq!(out["a"], Outcome::Running);
     let calls = boot.engine().calls();
-    let pos = |c: &str| calls.iter().position(|x| x == c);
+    let pos = |c: &str| calls.iter().position(|x| x.starts_with(c));
+    // the old one moved aside (not removed on the way), a new one made
     assert!(
-        pos("remove a").unwrap() < pos("create a").unwrap(),
+        pos("rename a a.retired-").unwrap() < pos("create a").unwrap(),
         "{calls:?}"
     );
     assert!(pos("start a").is_some(), "{calls:?}");
-    for kept in ["remove up", "create up", "remove vols", "create vols"] {
+    for kept in [
+        "remove",
+        "rename up",
+        "create up",
+        "rename vols",
+        "create vols",
+    ] {
         assert_eq!(pos(kept), None, "{kept}: {calls:?}");
     }
+    // once the boot is done, the old containers go, and only they
+    let old: Vec<String> = boot
+        .engine()
+        .containers
+        .lock()
+        .unwrap()
+        .keys()
+        .filter(|n| n.starts_with("a.retired-"))
+        .cloned()
+        .collect();
+    assert_eq!(old.len(), 1, "{old:?}");
+    assert!(is_retired(&old[0]));
+    assert_eq!(r.block_on(remove_retired(boot.engine())), 1);
+    let left: BTreeSet<String> = boot
+        .engine()
+        .containers
+        .lock()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        left,
+        ["a", "up", "vols"].map(String::from).into(),
+        "{left:?}"
+    );
     // after the boot (a reload, `ros service up`): a stopped container is
     // started again, not replaced
     boot.set_fresh(false);
