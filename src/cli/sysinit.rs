@@ -53,6 +53,11 @@ pub struct SysinitArgs {
     /// Bring everything up, then stop it all and exit (for benchmarks).
     #[arg(long, hide = true)]
     pub once: bool,
+    /// At SIGTERM stop only the user engine and what waits for it; leave
+    /// the rest to the caller's own SIGTERM (PID 1 at poweroff, which
+    /// kills system-dockerd first).
+    #[arg(long)]
+    pub leave_foundation: bool,
 }
 
 /// A tokio runtime for one command: current-thread keeps sysinit small.
@@ -209,7 +214,8 @@ async fn sysinit(paths: &Paths, args: SysinitArgs) -> Result<i32> {
         }
     }
     if let Some(m) = &manager {
-        m.shutdown().await;
+        m.shutdown_leaving(args.leave_foundation && !args.once)
+            .await;
     }
     if let Some(d) = dockerd {
         d.stop(Duration::from_secs(30)).await;

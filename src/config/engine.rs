@@ -80,6 +80,21 @@ pub fn dockerd_args(cfg: &DockerConfig, paths: &Paths) -> Vec<String> {
     a
 }
 
+/// The arguments for system-dockerd: [`dockerd_args`] plus
+/// `--restart=false` (dockerd's daemon-wide switch, hidden and
+/// deprecated but honoured by the shipped 20.10: no container is started
+/// by the engine itself when it starts; restart policies still act when
+/// a container exits). `ros sysinit` starts the system services in their
+/// order at every boot; the engine starting some of them first, unordered
+/// and before its API answers, is what a poweroff that leaves the
+/// foundation to PID 1's SIGTERM (`ros sysinit --leave-foundation`) would
+/// otherwise cause at the next boot.
+pub fn system_dockerd_args(cfg: &DockerConfig, paths: &Paths) -> Vec<String> {
+    let mut a = dockerd_args(cfg, paths);
+    a.push("--restart=false".to_string());
+    a
+}
+
 /// `KEY=VALUE` environment for dockerd (from `environment`).
 pub fn dockerd_env(cfg: &DockerConfig) -> Vec<(String, String)> {
     cfg.environment
@@ -99,7 +114,7 @@ mod tests {
     fn shipped_system_docker_flags_below_a_root() {
         let tree = parse_document("os-config.yml", OS_CONFIG_YML.as_bytes()).unwrap();
         let (cfg, _) = validate(&tree);
-        let args = dockerd_args(&cfg.ros.system_docker, &Paths::new("/tmp/r"));
+        let args = system_dockerd_args(&cfg.ros.system_docker, &Paths::new("/tmp/r"));
         for want in [
             "--host=unix:///tmp/r/var/run/system-docker.sock",
             "--data-root=/tmp/r/var/lib/system-docker",
@@ -109,6 +124,7 @@ mod tests {
             "--iptables=false",
             "--userland-proxy=false",
             "--log-opt=max-size=10m",
+            "--restart=false",
         ] {
             assert!(
                 args.contains(&want.to_string()),
@@ -117,6 +133,7 @@ mod tests {
         }
         assert!(!args.iter().any(|a| a == "--bridge=none"));
         let user = dockerd_args(&cfg.ros.docker, &Paths::default());
+        assert!(!user.iter().any(|a| a.starts_with("--restart")));
         assert!(user.contains(&"--host=unix:///var/run/docker.sock".to_string()));
         assert!(user.contains(&"--group=docker".to_string()));
     }

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::config::cmdline::{self, Cmdline};
-use crate::config::engine::{dockerd_args, dockerd_env, DOCKERD};
+use crate::config::engine::{dockerd_env, system_dockerd_args, DOCKERD};
 use crate::config::{disk, node::to_yaml, CloudConfig};
 use crate::paths::{
     Paths, MEDIUM_DIR, MEDIUM_LABEL, MEDIUM_STORE, STATE_LABEL, STORE_DIR, STORE_IMAGE,
@@ -871,7 +871,7 @@ fn system_docker(b: &mut Boot) -> Result<(), StageError> {
              system-dockerd waits for it; give the machine an entropy source to boot faster",
         );
     }
-    let mut c = Child::new("system-dockerd", DOCKERD, dockerd_args(sd, &b.paths));
+    let mut c = Child::new("system-dockerd", DOCKERD, system_dockerd_args(sd, &b.paths));
     c.env = dockerd_env(sd);
     c.env
         .push(("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()));
@@ -927,7 +927,13 @@ fn random_pool_ready() -> bool {
 }
 
 fn sysinit(b: &mut Boot) -> Result<(), StageError> {
-    let mut c = Child::new("sysinit", "/usr/bin/ros", vec!["sysinit".to_string()]);
+    // at poweroff PID 1 ends the foundation services itself (see
+    // Manager::shutdown_leaving and supervise::shutdown)
+    let mut c = Child::new(
+        "sysinit",
+        "/usr/bin/ros",
+        vec!["sysinit".to_string(), "--leave-foundation".to_string()],
+    );
     c.env
         .push(("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()));
     // sysinit logs to the console next to PID 1's plain `[i/n]` lines (and

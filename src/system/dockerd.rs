@@ -16,7 +16,7 @@ use tokio::process::{Child, Command};
 use tracing::{info, warn};
 
 use super::engine::{DockerEngine, Engine};
-use crate::config::engine::{dockerd_args, dockerd_env, DOCKERD};
+use crate::config::engine::{dockerd_env, system_dockerd_args, DOCKERD};
 use crate::config::types::DockerConfig;
 use crate::paths::{Paths, SYSTEM_BRIDGE, SYSTEM_BRIDGE_CIDR};
 
@@ -153,7 +153,7 @@ impl Dockerd {
             source,
         };
         let (out, err) = (open().map_err(spawn_err)?, open().map_err(spawn_err)?);
-        let args = dockerd_args(cfg, paths);
+        let args = system_dockerd_args(cfg, paths);
         info!(args = ?args, "starting system-dockerd");
         let mut cmd = Command::new(DOCKERD);
         cmd.args(&args)

@@ -307,6 +307,29 @@ fn shutdown_stops_the_user_engine_and_its_dependents_first_then_the_rest() {
 }
 
 #[test]
+fn shutdown_leaving_the_foundation_stops_only_the_user_engine_and_its_dependents() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "{SET}docker: {{image: b, labels: {{io.rancher.os.after: console}}}}\n\
+         cluster: {{image: b, labels: {{io.rancher.os.after: docker}}}}\n"
+    );
+    let m = manager(FakeEngine::default(), &yaml, dir.path());
+    let r = rt();
+    r.block_on(m.up(None));
+    m.engine().calls.lock().unwrap().clear();
+    r.block_on(m.shutdown_leaving(true));
+    let mut stopped: Vec<String> = m.engine().calls();
+    stopped.sort();
+    assert_eq!(stopped, ["stop cluster", "stop docker"]);
+    // with no user engine, nothing is stopped through the engine at all
+    let m = manager(FakeEngine::default(), SET, dir.path());
+    r.block_on(m.up(None));
+    m.engine().calls.lock().unwrap().clear();
+    r.block_on(m.shutdown_leaving(true));
+    assert_eq!(m.engine().calls(), Vec::<String>::new());
+}
+
+#[test]
 fn shutdown_without_a_user_engine_stops_everything_in_one_wave() {
     let dir = tempfile::tempdir().unwrap();
     let m = manager(FakeEngine::default(), SET, dir.path());
