@@ -241,12 +241,30 @@ function onEvent(ev, rev) {
 }
 
 // ---- routing and rendering ----
+// A live update re-renders the view (new nodes). Between a button's
+// pointerdown and its pointerup that would lose the click (the press and
+// the release land on different elements), so while a pointer is held on
+// the page, live re-renders wait, and one runs after the click is handled.
 let pending = false;
+let held = false;
+let heldRender = false;
 function schedule() {
   if (pending) return;
   pending = true;
-  requestAnimationFrame(() => { pending = false; render(false); });
+  requestAnimationFrame(() => {
+    pending = false;
+    if (held) { heldRender = true; return; }
+    render(false);
+  });
 }
+window.addEventListener('pointerdown', () => { held = true; }, true);
+const release = () => {
+  held = false;
+  if (heldRender) { heldRender = false; setTimeout(schedule, 0); }
+};
+window.addEventListener('pointerup', release, true);
+window.addEventListener('pointercancel', release, true);
+window.addEventListener('blur', release);
 
 const FORM_VIEWS = new Set(['add-host', 'deploy', 'login', 'exec']);
 function route() {
