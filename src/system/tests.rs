@@ -273,19 +273,29 @@ fn at_boot_a_stopped_container_is_created_afresh_but_a_running_one_and_volume_ho
     );
 }
 
-#[test]
-fn shutdown_stops_the_user_engine_and_its_dependents_first_then_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = format!(
+/// SET plus a user engine and a service after it.
+fn set_with_user_engine() -> String {
+    format!(
         "{SET}docker: {{image: b, labels: {{io.rancher.os.after: console}}}}\n\
          cluster: {{image: b, labels: {{io.rancher.os.after: docker}}}}\n"
-    );
-    let m = manager(FakeEngine::default(), &yaml, dir.path());
+    )
+}
+
+/// Bring `yaml` up, shut it down (leaving the foundation or not) and
+/// return the engine calls of the shutdown.
+fn shutdown_calls(yaml: &str, leave_foundation: bool) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(FakeEngine::default(), yaml, dir.path());
     let r = rt();
     r.block_on(m.up(None));
     m.engine().calls.lock().unwrap().clear();
-    r.block_on(m.shutdown());
-    let calls = m.engine().calls();
+    r.block_on(m.shutdown_leaving(leave_foundation));
+    m.engine().calls()
+}
+
+#[test]
+fn shutdown_stops_the_user_engine_and_its_dependents_first_then_the_rest() {
+    let calls = shutdown_calls(&set_with_user_engine(), false);
     let pos = |c: &str| calls.iter().position(|x| x == c).unwrap();
     // wave 1: the user engine and what is ordered after it
     for first in ["stop docker", "stop cluster"] {
@@ -308,25 +318,11 @@ fn shutdown_stops_the_user_engine_and_its_dependents_first_then_the_rest() {
 
 #[test]
 fn shutdown_leaving_the_foundation_stops_only_the_user_engine_and_its_dependents() {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = format!(
-        "{SET}docker: {{image: b, labels: {{io.rancher.os.after: console}}}}\n\
-         cluster: {{image: b, labels: {{io.rancher.os.after: docker}}}}\n"
-    );
-    let m = manager(FakeEngine::default(), &yaml, dir.path());
-    let r = rt();
-    r.block_on(m.up(None));
-    m.engine().calls.lock().unwrap().clear();
-    r.block_on(m.shutdown_leaving(true));
-    let mut stopped: Vec<String> = m.engine().calls();
+    let mut stopped = shutdown_calls(&set_with_user_engine(), true);
     stopped.sort();
     assert_eq!(stopped, ["stop cluster", "stop docker"]);
     // with no user engine, nothing is stopped through the engine at all
-    let m = manager(FakeEngine::default(), SET, dir.path());
-    r.block_on(m.up(None));
-    m.engine().calls.lock().unwrap().clear();
-    r.block_on(m.shutdown_leaving(true));
-    assert_eq!(m.engine().calls(), Vec::<String>::new());
+    assert_eq!(shutdown_calls(SET, true), Vec::<String>::new());
 }
 
 #[test]
