@@ -131,4 +131,101 @@ fn user_engine_runs_inside_system_docker() {
     );
     assert_eq!(sb.our_processes(), vec![], "processes left behind");
     assert_eq!(sb.our_mounts(), Vec::<String>::new(), "mounts left behind");
+
+    // Boots 2–4 on the same root (a state disk): the network store holds
+    // only the predefined networks after boot 1, so it is reset; a
+    // user-defined network keeps it, with that network and a container on
+    // it restarted; once the network is gone the store is reset again and
+    // a `--restart always` container on the default bridge comes back.
+    let said = boot(&mut sb, user);
+    assert!(
+        said.contains("removed") && said.contains("local-kv.db"),
+        "{said}"
+    );
+    out(&sb.docker(user, &["network", "create", "keep"]));
+    for (name, net) in [("kept", "keep"), ("web", "bridge")] {
+        out(&sb.docker(
+            user,
+            &[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--restart",
+                "always",
+                "--network",
+                net,
+                IMAGE,
+                "sleep",
+                "1000",
+            ],
+        ));
+    }
+    assert_eq!(sb.stop_sysinit(120), Some(0));
+
+    let said = boot(&mut sb, user);
+    assert!(
+        said.contains("kept") && said.contains("network \"keep\""),
+        "{said}"
+    );
+    for name in ["kept", "web"] {
+        wait_for(&format!("{name} restarted on boot 3"), 60, || {
+            let o = sb.docker(user, &["inspect", "-f", "{{.State.Running}}", name]);
+            (String::from_utf8_lossy(&o.stdout).trim() == "true").then_some(())
+        });
+    }
+    out(&sb.docker(user, &["rm", "-f", "kept"]));
+    out(&sb.docker(user, &["network", "rm", "keep"]));
+    assert_eq!(sb.stop_sysinit(120), Some(0));
+
+    let said = boot(&mut sb, user);
+    assert!(said.contains("removed"), "{said}");
+    wait_for(
+        "web restarted on boot 4, on a new default bridge",
+        60,
+        || {
+            let o = sb.docker(
+                user,
+                &[
+                    "inspect",
+                    "-f",
+                    "{{.State.Running}} {{.NetworkSettings.Networks.bridge.IPAddress}}",
+                    "web",
+                ],
+            );
+            let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            (s.starts_with("true ") && s.len() > "true ".len()).then_some(())
+        },
+    );
+    let nets = out(&sb.docker(user, &["network", "ls", "--format", "{{.Name}}"]));
+    assert_eq!(
+        nets.lines().collect::<std::collections::BTreeSet<_>>(),
+        ["bridge", "host", "none"].into()
+    );
+    out(&sb.docker(user, &["rm", "-f", "web"]));
+    assert_eq!(sb.stop_sysinit(120), Some(0));
+    assert_eq!(sb.our_processes(), vec![], "processes left behind");
+    assert_eq!(sb.our_mounts(), Vec::<String>::new(), "mounts left behind");
+}
+
+/// Start sysinit again on the same root; wait for the user engine; return
+/// the last line `ros user-docker` logged about the network store.
+fn boot(sb: &mut Sandbox, user: &str) -> String {
+    let _ = std::fs::remove_file(sb.path("/var/run/ros/sysinit.status"));
+    sb.sysinit(&[]);
+    let status = sb.wait_status();
+    assert_eq!(status["docker"], "running", "{status:?}");
+    wait_for("the user dockerd to answer", 120, || {
+        sb.docker(user, &["version"]).status.success().then_some(())
+    });
+    let logs = sb.docker("/var/run/system-docker.sock", &["logs", "docker"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&logs.stdout),
+        String::from_utf8_lossy(&logs.stderr)
+    );
+    text.lines()
+        .rfind(|l| l.contains("user engine network store"))
+        .unwrap_or("no network store line")
+        .to_string()
 }

@@ -19,6 +19,7 @@ pub mod engine;
 #[cfg(test)]
 mod fake;
 pub mod manager;
+pub mod netstore;
 pub mod order;
 pub mod prebuilt;
 pub mod preload;
