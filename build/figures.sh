@@ -114,3 +114,11 @@ for m in "ros init: ros" "system-docker answering" "login:" "MILESTONE user-dock
   printf '%-28s boot 1 %6s s   boot 2 %6s s   %s\n' "$m" "${b1:-?}" "${b2:-?}" \
     "$( [ -n "$b1" ] && [ -n "$b2" ] && awk -v a="$b2" -v b="$b1" 'BEGIN{printf "(%+.1f s)", a-b}')"
 done
+# 046 boots the node the way the floor was booted (qemu -kernel, 512 MB,
+# same accelerator): its first boot against that floor, like for like.
+b1() { awk -v m="$1" 'index($0, "boot1 " m) {print $NF == "s" ? $(NF-1) : $NF; exit}' "$f"; }
+k1=$(b1 "ros init: ros") k2=$(b1 "login:") k3=$(b1 "MILESTONE user-docker-ready")
+echo "046 boot 1 against the floor booted the same way (qemu -kernel: PID 1 $k_pid1 s, shell $k_shell s)"
+printf 'PID 1            %6s s  %5sx\n' "${k1:-?}" "$(ratio "$k1" "$k_pid1")"
+printf 'login:           %6s s  %5sx\n' "${k2:-?}" "$(ratio "$k2" "$k_shell")"
+printf 'user docker      %6s s  %5sx\n' "${k3:-?}" "$(ratio "$k3" "$k_shell")"
