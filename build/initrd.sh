@@ -10,7 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ros_bin=$1 out=$2
 
-unpack_debs "$KPKG" busybox-static docker.io containerd runc tini iproute2 e2fsprogs kmod
+unpack_debs "$KPKG" busybox-static docker.io containerd runc crun tini iproute2 e2fsprogs kmod
 kver=$(ls "$SYSROOT/lib/modules" | sort -V | tail -1)
 r=$ROS_WORK/initrd
 rm -rf "$r"; mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,usr/share/ros/images,etc,proc,sys,dev,run,tmp,root,home,opt,mnt,media,var/lib,var/log,lib/modules,lib/firmware,lib64}
@@ -31,7 +31,7 @@ done
 # the engine (system-docker here; bind-mounted into the user engine's and
 # the console's containers)
 install_bins "$r" /usr/sbin/dockerd /usr/bin/containerd /usr/bin/containerd-shim-runc-v2 \
-  /usr/sbin/runc /usr/sbin/docker-proxy /usr/bin/docker /sbin/ip /sbin/mke2fs
+  /usr/sbin/runc /usr/bin/crun /usr/sbin/docker-proxy /usr/bin/docker /sbin/ip /sbin/mke2fs
 cp "$SYSROOT/usr/bin/tini-static" "$r/usr/bin/docker-init"
 rm -f "$r/bin/ip" "$r/sbin/mkfs.ext4"
 ln -sf mke2fs "$r/sbin/mkfs.ext4"
@@ -95,7 +95,7 @@ printf 'passwd: files\ngroup: files\nhosts: files dns\n' > "$r/etc/nsswitch.conf
 # old paths become links into it.
 store=$ROS_WORK/store
 rm -rf "$store"; mkdir -p "$store"
-for b in /usr/sbin/dockerd /usr/bin/containerd /usr/bin/containerd-shim-runc-v2 /usr/sbin/runc \
+for b in /usr/sbin/dockerd /usr/bin/containerd /usr/bin/containerd-shim-runc-v2 /usr/sbin/runc /usr/bin/crun \
     /usr/sbin/docker-proxy /usr/bin/docker /usr/bin/docker-init /usr/share/ros/images /usr/share/ros/user-images \
     /usr/share/ros/cluster-images; do
   mv "$r$b" "$store/$(basename "$b")"

@@ -125,6 +125,8 @@ mod tests {
             "--userland-proxy=false",
             "--log-opt=max-size=10m",
             "--restart=false",
+            "--add-runtime=crun=/usr/bin/crun",
+            "--default-runtime=crun",
         ] {
             assert!(
                 args.contains(&want.to_string()),

@@ -478,6 +478,7 @@ const READAHEAD: &[&str] = &[
     "containerd",
     "containerd-shim-runc-v2",
     "runc",
+    "crun",
     "docker-init",
     "docker",
 ];

@@ -6,6 +6,9 @@ say "CHECK start at uptime $(uptime_s)"
 services="udev network ntp syslog console docker cluster"
 has_services() { names=$(sdocker ps --format '{{.Names}}'); for s in $services; do echo "$names" | grep -qx "$s" || return 1; done; }
 chk system-services wait_for 120 has_services
+# system-docker runs its containers with crun (a C runtime: no Go start-up
+# per create/start/kill under TCG), the user engine with Docker's runc
+chk system-runtime-crun sh -c '. /media/cidata/guest-lib.sh; [ "$(sdocker info --format "{{.DefaultRuntime}}")" = crun ] && [ "$(sdocker inspect -f "{{.HostConfig.Runtime}}" console)" = crun ]'
 if wait_for 180 timeout 10 docker info; then
   say "MILESTONE user-docker-ready uptime $(uptime_s)"
   ok user-docker-ready
