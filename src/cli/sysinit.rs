@@ -333,11 +333,7 @@ fn user_data_root(
     if overridden {
         return None;
     }
-    let p = cfg
-        .data_root
-        .as_deref()
-        .or(cfg.graph.as_deref())
-        .unwrap_or("/var/lib/docker");
+    let p = crate::config::engine::configured_data_root(cfg).unwrap_or("/var/lib/docker");
     Some(paths.at(p))
 }
 

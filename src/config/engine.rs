@@ -31,6 +31,12 @@ fn host_below(paths: &Paths, host: &str) -> String {
     }
 }
 
+/// The engine's data root as configured: `data_root`, else the old
+/// `graph` (node path, not below the root).
+pub fn configured_data_root(cfg: &DockerConfig) -> Option<&str> {
+    cfg.data_root.as_deref().or(cfg.graph.as_deref())
+}
+
 /// The arguments (without the `dockerd` itself) for an engine.
 pub fn dockerd_args(cfg: &DockerConfig, paths: &Paths) -> Vec<String> {
     let mut a = Vec::new();
@@ -38,11 +44,8 @@ pub fn dockerd_args(cfg: &DockerConfig, paths: &Paths) -> Vec<String> {
         a.push(format!("--host={}", host_below(paths, h)));
     }
     let at = |p: &Option<String>| p.as_ref().map(|p| paths.at(p).display().to_string());
-    flag(
-        &mut a,
-        "data-root",
-        at(&cfg.data_root).or(at(&cfg.graph)).as_deref(),
-    );
+    let data_root = configured_data_root(cfg).map(|p| paths.at(p).display().to_string());
+    flag(&mut a, "data-root", data_root.as_deref());
     flag(&mut a, "exec-root", at(&cfg.exec_root).as_deref());
     flag(&mut a, "pidfile", at(&cfg.pid_file).as_deref());
     flag(&mut a, "config-file", at(&cfg.config_file).as_deref());
