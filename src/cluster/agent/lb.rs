@@ -65,8 +65,14 @@ struct Lb {
     layout: Option<Layout>,
     /// Endpoints in server slots.
     slots: Slots,
-    /// A config was written while HAProxy did not answer: reload once it does.
+    /// A config with a new layout was written but the reload failed:
+    /// reload once HAProxy answers.
     reload_pending: bool,
+    /// Endpoints changed while HAProxy did not answer (it was starting).
+    /// The layout is the same in every file it may have read, so once it
+    /// answers, stating every slot through the runtime API is enough; a
+    /// reload would start a new worker and zero its counters for nothing.
+    resync_pending: bool,
 }
 
 /// How soon to look again when HAProxy did not answer yet.
@@ -175,6 +181,7 @@ async fn step(
         lb.layout = Some(layout);
         lb.slots = slots;
         lb.reload_pending = false;
+        lb.resync_pending = false;
         return Ok(lb_config::next_deadline(&lb.slots));
     };
     let mut slots = lb.slots.clone();
@@ -204,13 +211,14 @@ async fn step(
         match command(&dir.join("master.sock"), "reload").await {
             Ok(_) => {
                 lb.reload_pending = false;
+                lb.resync_pending = false;
                 // Runtime commands must reach the new worker, not the old
                 // one that is about to leave with its state.
                 wait_new_worker(&dir, old_worker).await;
                 // Then say every slot's state once more: a change that
                 // reached the old worker during the switch is not lost.
                 let layout = lb.layout.clone().unwrap_or_default();
-                let all = lb_config::resync(&layout, &lb.slots);
+                let all = lb_config::resync(&layout, &lb.slots, false);
                 if let Err(e) = command(&dir.join("admin.sock"), &all.join("; ")).await {
                     tracing::debug!(instance = %id, error = %e, "resync after reload");
                 }
@@ -221,6 +229,15 @@ async fn step(
                 return Err(format!("reload: {e}"));
             }
         }
+    } else if lb.resync_pending {
+        let all = lb_config::resync(&layout, &slots, true);
+        write_config(&dir, &lb_config::render(&layout, &slots)).await?;
+        lb.slots = slots;
+        command(&dir.join("admin.sock"), &all.join("; "))
+            .await
+            .map_err(|e| format!("runtime api: {e}"))?;
+        lb.resync_pending = false;
+        tracing::debug!(instance = %id, "load balancer endpoints stated once HAProxy answered");
     } else if !cmds.is_empty() {
         match command(&dir.join("admin.sock"), &cmds.join("; ")).await {
             Ok(out) => {
@@ -232,7 +249,7 @@ async fn step(
                 // reload once it answers in case it read the older one.
                 write_config(&dir, &lb_config::render(&layout, &slots)).await?;
                 lb.slots = slots;
-                lb.reload_pending = true;
+                lb.resync_pending = true;
                 return Err(format!("runtime api: {e}"));
             }
         }

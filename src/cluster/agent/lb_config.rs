@@ -344,8 +344,11 @@ pub fn assign(
 }
 
 /// Runtime commands that state every slot as `slots` holds it (after a
-/// reload, so a change the old worker took is not lost).
-pub fn resync(layout: &Layout, slots: &Slots) -> Vec<String> {
+/// reload, so a change the old worker took is not lost). With
+/// `health_up`, a checked server that is in service is also marked up, as
+/// `assign` does for a new endpoint (for a HAProxy that may have started
+/// from an older file, where that slot was in maintenance).
+pub fn resync(layout: &Layout, slots: &Slots, health_up: bool) -> Vec<String> {
     let mut cmds = Vec::new();
     for b in &layout.backends {
         for (k, s) in slots.get(&b.name).into_iter().flatten().enumerate() {
@@ -355,6 +358,9 @@ pub fn resync(layout: &Layout, slots: &Slots) -> Vec<String> {
                     cmds.push(format!("set server {srv} addr {a} port {}", b.port));
                     let st = if d.is_some() { "drain" } else { "ready" };
                     cmds.push(format!("set server {srv} state {st}"));
+                    if health_up && d.is_none() && b.check.is_some() {
+                        cmds.push(format!("set server {srv} health up"));
+                    }
                 }
                 (None, _) => cmds.push(format!("set server {srv} state maint")),
             }

@@ -315,3 +315,51 @@ fn https_and_tls_terminate_with_the_default_certificate_first() {
         "{cfg}"
     );
 }
+
+#[test]
+fn resync_states_every_slot_and_marks_checked_servers_up_when_asked() {
+    let mut slots = Slots::new();
+    slots.insert(
+        "web".into(),
+        vec![
+            Slot {
+                addr: Some("10.42.0.2".into()),
+                draining_until: None,
+            },
+            Slot {
+                addr: Some("10.42.0.3".into()),
+                draining_until: Some(Instant::now()),
+            },
+            Slot::default(),
+        ],
+    );
+    let backend = |check: Option<HealthCheck>| Layout {
+        backends: vec![Backend {
+            name: "web".into(),
+            mode: "http".into(),
+            port: 80,
+            check,
+            slots: 3,
+            drain_ms: 0,
+        }],
+        ..Layout::default()
+    };
+    let plain = [
+        "set server web/s1 addr 10.42.0.2 port 80",
+        "set server web/s1 state ready",
+        "set server web/s2 addr 10.42.0.3 port 80",
+        "set server web/s2 state drain",
+        "set server web/s3 state maint",
+    ];
+    // No check: nothing to mark up, with or without asking.
+    assert_eq!(resync(&backend(None), &slots, false), plain);
+    assert_eq!(resync(&backend(None), &slots, true), plain);
+    // Checked: after a reload the saved states hold (no health line); for
+    // a HAProxy that may have started from an older file, the server in
+    // service is marked up (the draining one is not).
+    let checked = backend(Some(HealthCheck::new(80)));
+    assert_eq!(resync(&checked, &slots, false), plain);
+    let up = resync(&checked, &slots, true);
+    assert_eq!(up.len(), plain.len() + 1);
+    assert_eq!(up[2], "set server web/s1 health up");
+}
