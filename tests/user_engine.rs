@@ -89,6 +89,41 @@ fn user_engine_runs_inside_system_docker() {
         &["run", "--rm", IMAGE, "echo", "hello from the user engine"],
     ));
     assert_eq!(hello, "hello from the user engine");
+
+    // `ros user-docker` started containerd itself, beside dockerd; killed,
+    // it is started again and the engine goes on running containers.
+    let logs = sb.docker("/var/run/system-docker.sock", &["logs", "docker"]);
+    assert!(
+        String::from_utf8_lossy(&logs.stderr).contains("beside its containerd")
+            || String::from_utf8_lossy(&logs.stdout).contains("beside its containerd"),
+        "{logs:?}"
+    );
+    // The service's process (`ros user-docker`) and its containerd child.
+    let parent = sb.inspect("docker", "{{.State.Pid}}");
+    let containerd = || {
+        std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid = stat.rsplit(')').next()?.split_whitespace().nth(1)?;
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (ppid == parent && String::from_utf8_lossy(&cmd).contains("containerd")).then_some(pid)
+        })
+    };
+    let first = containerd().expect("the user engine's containerd");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("containerd started again", 30, || {
+        containerd().filter(|p| *p != first).map(|_| ())
+    });
+    wait_for("a container after containerd's restart", 60, || {
+        sb.docker(user, &["run", "--rm", IMAGE, "true"])
+            .status
+            .success()
+            .then_some(())
+    });
     out(&sb.docker(
         user,
         &["run", "-d", "--name", "workload", IMAGE, "sleep", "1000"],

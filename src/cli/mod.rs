@@ -20,6 +20,7 @@ pub mod config;
 pub mod os;
 pub mod service;
 pub mod sysinit;
+mod user_engine;
 
 /// ros: a minimal container operating system.
 #[derive(Debug, Parser)]

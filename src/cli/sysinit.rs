@@ -277,9 +277,12 @@ async fn bring_up(paths: &Paths, manager: Option<&Manager<DockerEngine>>) -> usi
     failed
 }
 
-/// Run `ros user-docker`: exec the user dockerd with the flags from
+/// Run `ros user-docker`: the user dockerd with the flags from
 /// `ros.docker` (its socket `/var/run/docker.sock`, data `/var/lib/docker`,
-/// all below the root). Only returns on error.
+/// all below the root), beside a containerd started first
+/// (`user_engine::run_pair`, which returns dockerd's exit code); exec'd
+/// alone when the config names the containerd or the roots in
+/// `extra_args` (then only returns on error).
 pub fn user_docker(paths: &Paths) -> Result<i32> {
     let (_, cfg, problems) = disk::load(paths).resolve();
     for p in &problems {
@@ -308,6 +311,9 @@ pub fn user_docker(paths: &Paths) -> Result<i32> {
             .arg(exe)
             .arg(root)
             .status();
+    }
+    if let Some(cd) = crate::config::engine::companion(&cfg.ros.docker, paths) {
+        return super::user_engine::run_pair(&cd, &args, &dockerd_env(&cfg.ros.docker));
     }
     info!(args = ?args, "starting the user dockerd");
     let err = std::process::Command::new(DOCKERD)

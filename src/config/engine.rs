@@ -98,6 +98,124 @@ pub fn system_dockerd_args(cfg: &DockerConfig, paths: &Paths) -> Vec<String> {
     a
 }
 
+/// The containerd binary.
+pub const CONTAINERD: &str = "/usr/bin/containerd";
+
+/// An engine's containerd started beside its dockerd instead of by it.
+///
+/// dockerd 20.10 starts its containerd only once its own start-up is done
+/// and then dials it with a backoff: two Go programs paging in from the
+/// store one after the other (~2.5 s of the system engine's 8 s under TCG,
+/// issue 16). Started first, containerd is up by the time dockerd asks,
+/// and dockerd is told where (`--containerd`). The files are the ones
+/// dockerd would use: its state carries over either way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Companion {
+    /// `<exec-root>/containerd/containerd.toml`.
+    pub config: std::path::PathBuf,
+    /// `<exec-root>/containerd/containerd.sock`.
+    pub socket: std::path::PathBuf,
+    /// The config's text.
+    pub toml: String,
+    /// `--log-level`.
+    pub level: &'static str,
+}
+
+impl Companion {
+    /// containerd's arguments.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--config".to_string(),
+            self.config.display().to_string(),
+            "--log-level".to_string(),
+            self.level.to_string(),
+        ]
+    }
+
+    /// The flag that points dockerd at it.
+    pub fn dockerd_flag(&self) -> String {
+        format!("--containerd={}", self.socket.display())
+    }
+
+    /// Write the config (its directory made as needed).
+    pub fn write(&self) -> std::io::Result<()> {
+        if let Some(dir) = self.config.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&self.config, &self.toml)
+    }
+}
+
+/// The containerd to start beside the engine `cfg`, whose dockerd defaults
+/// are `/var/lib/docker` and `/var/run/docker`; `None` when the config
+/// already names a containerd (`containerd`) or `extra_args` choose the
+/// roots or the containerd themselves (dockerd then starts its own).
+pub fn companion(cfg: &DockerConfig, paths: &Paths) -> Option<Companion> {
+    if cfg.containerd.is_some() {
+        return None;
+    }
+    let taken = ["--containerd", "--data-root", "--graph", "--exec-root"];
+    if cfg.extra_args.iter().any(|a| {
+        a == "-g"
+            || taken
+                .iter()
+                .any(|f| a == f || a.starts_with(&format!("{f}=")))
+    }) {
+        return None;
+    }
+    let data = paths.at(configured_data_root(cfg).unwrap_or("/var/lib/docker"));
+    let exec = paths.at(cfg.exec_root.as_deref().unwrap_or("/var/run/docker"));
+    let dir = exec.join("containerd");
+    let socket = dir.join("containerd.sock");
+    let level = if cfg.debug == Some(true) {
+        "debug"
+    } else {
+        "info"
+    };
+    // What dockerd writes for its own containerd, less the plugins an
+    // engine never uses (dockerd keeps images and layers itself: no
+    // snapshotter of containerd's is asked for).
+    let q = |p: &std::path::Path| toml_string(&p.display().to_string());
+    let toml = format!(
+        "# written by ros for the containerd beside dockerd; rewritten at every start\n\
+         version = 2\n\
+         root = {root}\n\
+         state = {state}\n\
+         disabled_plugins = [\"io.containerd.grpc.v1.cri\", \"io.containerd.snapshotter.v1.aufs\", \
+         \"io.containerd.snapshotter.v1.btrfs\", \"io.containerd.snapshotter.v1.devmapper\", \
+         \"io.containerd.snapshotter.v1.zfs\"]\n\
+         \n[grpc]\n  address = {sock}\n\
+         \n[debug]\n  address = {debug}\n  level = \"{level}\"\n",
+        root = q(&data.join("containerd").join("daemon")),
+        state = q(&dir.join("daemon")),
+        sock = q(&socket),
+        debug = q(&dir.join("containerd-debug.sock")),
+    );
+    Some(Companion {
+        config: dir.join("containerd.toml"),
+        socket,
+        toml,
+        level,
+    })
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04X}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// `KEY=VALUE` environment for dockerd (from `environment`).
 pub fn dockerd_env(cfg: &DockerConfig) -> Vec<(String, String)> {
     cfg.environment
@@ -141,6 +259,60 @@ mod tests {
         assert!(!user.iter().any(|a| a.starts_with("--restart")));
         assert!(user.contains(&"--host=unix:///var/run/docker.sock".to_string()));
         assert!(user.contains(&"--group=docker".to_string()));
+    }
+
+    #[test]
+    fn companion_containerd_uses_dockerds_own_files() {
+        let tree = parse_document("os-config.yml", OS_CONFIG_YML.as_bytes()).unwrap();
+        let (cfg, _) = validate(&tree);
+        let c = companion(&cfg.ros.system_docker, &Paths::new("/tmp/r")).unwrap();
+        assert_eq!(
+            c.config,
+            std::path::Path::new("/tmp/r/var/run/system-docker/containerd/containerd.toml")
+        );
+        assert_eq!(
+            c.dockerd_flag(),
+            "--containerd=/tmp/r/var/run/system-docker/containerd/containerd.sock"
+        );
+        let lines: Vec<&str> = c.toml.lines().map(str::trim).collect();
+        for want in [
+            "version = 2",
+            r#"root = "/tmp/r/var/lib/system-docker/containerd/daemon""#,
+            r#"state = "/tmp/r/var/run/system-docker/containerd/daemon""#,
+            "[grpc]",
+            r#"address = "/tmp/r/var/run/system-docker/containerd/containerd.sock""#,
+            r#"level = "info""#,
+        ] {
+            assert!(lines.contains(&want), "{want} missing from\n{}", c.toml);
+        }
+        assert_eq!(c.args()[..2], ["--config", c.config.to_str().unwrap()]);
+        // The user engine: dockerd's default exec root.
+        let u = companion(&cfg.ros.docker, &Paths::default()).unwrap();
+        assert_eq!(
+            u.socket,
+            std::path::Path::new("/var/run/docker/containerd/containerd.sock")
+        );
+        assert!(u
+            .toml
+            .contains(r#"root = "/var/lib/docker/containerd/daemon""#));
+        // dockerd starts its own when the config chose otherwise.
+        for yaml in [
+            "containerd: /run/other.sock",
+            "extra_args: [--exec-root=/x]",
+            "extra_args: [-g, /x]",
+            "extra_args: [--containerd, /run/c.sock]",
+        ] {
+            let doc = format!("ros:\n  docker:\n    {yaml}\n");
+            let (cfg, problems) = validate(&parse_document("t", doc.as_bytes()).unwrap());
+            assert!(problems.is_empty(), "{yaml}: {problems:?}");
+            assert_eq!(
+                companion(&cfg.ros.docker, &Paths::default()),
+                None,
+                "{yaml}"
+            );
+        }
+        // Odd characters stay inside their TOML string.
+        assert_eq!(toml_string("a\"b\\c\n"), r#""a\"b\\c\u000A""#);
     }
 
     #[test]

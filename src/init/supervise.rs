@@ -199,7 +199,7 @@ pub fn unmount_order(mounts: &str) -> Vec<String> {
     v
 }
 
-/// How long system-dockerd gets at shutdown, once sysinit has stopped
+/// How long system-dockerd (and its containerd) gets at shutdown, once sysinit has stopped
 /// every service, before it is killed: none (SIGKILL at once; see below
 /// why that is safe). Under TCG its own shutdown took longer than a second
 /// and was killed anyway at 1 s and at 0.5 s: a grace only made the
@@ -219,7 +219,7 @@ pub fn shutdown(signals: &Signals, children: &mut [Child], how: Power, timeout: 
     // state files are written atomically, and a restart recovers stale
     // ones as after a power cut — so it is killed without one.
     for c in children.iter_mut().rev() {
-        let grace = if c.name == "system-dockerd" {
+        let grace = if c.name == "system-dockerd" || c.name == "system-containerd" {
             timeout.min(ENGINE_GRACE)
         } else {
             timeout
