@@ -198,6 +198,40 @@ fn retired_names_are_recognised_and_nothing_else() {
 }
 
 #[test]
+fn at_boot_containers_are_created_ahead_of_their_turn_holders_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = manager(FakeEngine::default(), SET, dir.path());
+    m.set_fresh(true);
+    let out = rt().block_on(m.up(None));
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::Running | Outcome::Completed | Outcome::Created)),
+        "{out:?}"
+    );
+    let calls = m.engine().calls();
+    let pos = |c: &str| {
+        calls
+            .iter()
+            .position(|x| x == c)
+            .unwrap_or_else(|| panic!("{c} in {calls:?}"))
+    };
+    // the console (last in the order) is created before the one-shot at
+    // the head of the chain is done, and a volume holder before its user
+    assert!(pos("create console") < pos("wait cold"), "{calls:?}");
+    assert!(pos("create vols") < pos("create net"), "{calls:?}");
+    // but started only in its turn, and every container made once
+    assert!(pos("start ntp") < pos("start console"), "{calls:?}");
+    assert!(pos("start syslog") < pos("start console"), "{calls:?}");
+    for name in ["cold", "udev", "vols", "net", "ntp", "syslog", "console"] {
+        let n = calls
+            .iter()
+            .filter(|c| **c == format!("create {name}"))
+            .count();
+        assert_eq!(n, 1, "{name}: {calls:?}");
+    }
+}
+
+#[test]
 fn at_boot_a_stopped_container_is_created_afresh_but_a_running_one_and_volume_holders_stay() {
     let dir = tempfile::tempdir().unwrap();
     let r = rt();
