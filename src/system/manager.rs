@@ -304,7 +304,23 @@ impl<E: Engine> Manager<E> {
             "bringing services up"
         );
         let in_turn = self.up_in_turn(&selected, pending, outcomes, &created);
-        futures_util::future::join(in_turn, ahead).await.0
+        let outcomes = futures_util::future::join(in_turn, ahead).await.0;
+        // A service blocked by a failed dependency never starts: the
+        // container made ahead for it goes again (as if never made).
+        for (name, o) in &outcomes {
+            let made_here = created
+                .get(name)
+                .and_then(|c| c.get())
+                .is_some_and(|r| matches!(r, Ok(None)));
+            if matches!(o, Outcome::Blocked(_)) && made_here {
+                if let Ok(cname) = self.container(name) {
+                    if let Err(e) = self.engine.remove(cname).await {
+                        warn!(service = %name, "cannot remove the container made ahead: {e}");
+                    }
+                }
+            }
+        }
+        outcomes
     }
 
     /// Create `name`'s container unless that is done or under way.

@@ -142,6 +142,33 @@ fn failed_oneshot_blocks_its_dependents_only() {
     assert_eq!(out["console"], Outcome::Blocked("ntp".into()));
     assert_eq!(out["vols"], Outcome::Created);
     assert!(!m.engine().calls().iter().any(|c| c.ends_with(" udev")));
+    // At boot the blocked ones were created ahead: that is undone, and
+    // they were never started.
+    let fake = FakeEngine {
+        exit_codes: BTreeMap::from([("cold".to_string(), 3)]),
+        ..Default::default()
+    };
+    let mut m = manager(fake, SET, dir.path());
+    m.set_fresh(true);
+    let out = rt().block_on(m.up(None));
+    assert_eq!(out["udev"], Outcome::Blocked("cold".into()));
+    let calls = m.engine().calls();
+    for blocked in ["udev", "net", "ntp", "syslog", "console"] {
+        assert!(
+            calls.contains(&format!("remove {blocked}"))
+                && !calls.contains(&format!("start {blocked}")),
+            "{blocked}: {calls:?}"
+        );
+    }
+    let left: Vec<String> = m
+        .engine()
+        .containers
+        .lock()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(left, ["cold", "vols"], "{calls:?}");
 }
 
 #[test]
