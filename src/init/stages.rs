@@ -931,37 +931,28 @@ fn system_docker(b: &mut Boot) -> Result<(), StageError> {
         }
         std::thread::sleep(Duration::from_millis(100));
         for r in process::reap_all() {
-            if let Some(ci) = containerd_idx.filter(|ci| b.children[*ci].pid == Some(r.pid)) {
-                exits += 1;
-                if exits >= 4 {
-                    return Err(other(format!(
-                        "system-containerd exited ({}); see /var/log/system-docker.log",
-                        r.code
-                    )));
-                }
-                say(&format!(
-                    "system-containerd exited ({}) while starting; starting it again ({exits}/3)",
-                    r.code
-                ));
-                b.children[ci].pid = None;
-                b.children[ci].start().map_err(other)?;
+            // either engine process ending while the engine starts
+            let Some(i) = [containerd_idx, Some(idx)]
+                .into_iter()
+                .flatten()
+                .find(|i| b.children[*i].pid == Some(r.pid))
+            else {
                 continue;
+            };
+            let name = b.children[i].name;
+            exits += 1;
+            if exits >= 4 {
+                return Err(other(format!(
+                    "{name} exited ({}) {exits} times; see /var/log/system-docker.log",
+                    r.code
+                )));
             }
-            if b.children[idx].pid == Some(r.pid) {
-                exits += 1;
-                if exits >= 4 {
-                    return Err(other(format!(
-                        "system-dockerd exited ({}) {exits} times; see /var/log/system-docker.log",
-                        r.code
-                    )));
-                }
-                say(&format!(
-                    "system-dockerd exited ({}) while starting (slow containerd?); starting it again ({}/3)",
-                    r.code, exits
-                ));
-                b.children[idx].pid = None;
-                b.children[idx].start().map_err(other)?;
-            }
+            say(&format!(
+                "{name} exited ({}) while starting; starting it again ({exits}/3)",
+                r.code
+            ));
+            b.children[i].pid = None;
+            b.children[i].start().map_err(other)?;
         }
     }
     Err(other("system-docker did not answer within 180s"))
