@@ -292,7 +292,7 @@ pub fn user_docker(paths: &Paths) -> Result<i32> {
     // A second boot: a store holding only the predefined networks goes,
     // so dockerd does not set up the default bridge only to delete and
     // recreate it (see `system::netstore`).
-    match user_data_root(&cfg.ros.docker, paths) {
+    match crate::config::engine::data_root(&cfg.ros.docker, paths) {
         Some(root) => {
             if let Some(done) = crate::system::netstore::reset_if_predefined_only(&root) {
                 info!("user engine network store: {done}");
@@ -321,26 +321,6 @@ pub fn user_docker(paths: &Paths) -> Result<i32> {
         .envs(dockerd_env(&cfg.ros.docker))
         .exec();
     Err(err).with_context(|| format!("cannot run {DOCKERD}"))
-}
-
-/// The user dockerd's data root below the root: `ros.docker.data_root`
-/// (or the old `graph`), else dockerd's default `/var/lib/docker`; `None`
-/// when `extra_args` sets it, which this does not parse.
-fn user_data_root(
-    cfg: &crate::config::types::DockerConfig,
-    paths: &Paths,
-) -> Option<std::path::PathBuf> {
-    let overridden = cfg.extra_args.iter().any(|a| {
-        a == "-g"
-            || ["--data-root", "--graph"]
-                .iter()
-                .any(|f| a == f || a.starts_with(&format!("{f}=")))
-    });
-    if overridden {
-        return None;
-    }
-    let p = crate::config::engine::configured_data_root(cfg).unwrap_or("/var/lib/docker");
-    Some(paths.at(p))
 }
 
 /// Where a node keeps its own preloaded user images (RancherOS's

@@ -37,6 +37,27 @@ pub fn configured_data_root(cfg: &DockerConfig) -> Option<&str> {
     cfg.data_root.as_deref().or(cfg.graph.as_deref())
 }
 
+/// True when `extra_args` give one of `flags` (`--flag` or `--flag=…`).
+fn extra_args_set(cfg: &DockerConfig, flags: &[&str]) -> bool {
+    cfg.extra_args.iter().any(|a| {
+        flags
+            .iter()
+            .any(|f| a == f || a.starts_with(&format!("{f}=")))
+    })
+}
+
+/// The engine's data root below the root: `data_root` (or the old
+/// `graph`), else dockerd's default `/var/lib/docker`; `None` when
+/// `extra_args` set it (`--data-root`, `--graph`, `-g`), which is not
+/// parsed here.
+pub fn data_root(cfg: &DockerConfig, paths: &Paths) -> Option<std::path::PathBuf> {
+    if cfg.extra_args.iter().any(|a| a == "-g") || extra_args_set(cfg, &["--data-root", "--graph"])
+    {
+        return None;
+    }
+    Some(paths.at(configured_data_root(cfg).unwrap_or("/var/lib/docker")))
+}
+
 /// The arguments (without the `dockerd` itself) for an engine.
 pub fn dockerd_args(cfg: &DockerConfig, paths: &Paths) -> Vec<String> {
     let mut a = Vec::new();
@@ -154,16 +175,10 @@ pub fn companion(cfg: &DockerConfig, paths: &Paths) -> Option<Companion> {
     if cfg.containerd.is_some() {
         return None;
     }
-    let taken = ["--containerd", "--data-root", "--graph", "--exec-root"];
-    if cfg.extra_args.iter().any(|a| {
-        a == "-g"
-            || taken
-                .iter()
-                .any(|f| a == f || a.starts_with(&format!("{f}=")))
-    }) {
+    if extra_args_set(cfg, &["--containerd", "--exec-root"]) {
         return None;
     }
-    let data = paths.at(configured_data_root(cfg).unwrap_or("/var/lib/docker"));
+    let data = data_root(cfg, paths)?;
     let exec = paths.at(cfg.exec_root.as_deref().unwrap_or("/var/run/docker"));
     let dir = exec.join("containerd");
     let socket = dir.join("containerd.sock");
