@@ -86,7 +86,11 @@ boot_once() {
   local qpid=$! ssh_done=""
   [ -n "$dialog" ] && python3 "$here/console.py" "$sock" "$log" "$dialog" &
   local -A seen=()
-  local milestones=("ros init: ros" "system-docker answering" "login:" "MILESTONE user-docker-ready" "SHUTDOWN-START")
+  # "ready service=docker": sysinit's line when the user engine first
+  # answers /_ping; "MILESTONE user-docker-ready": a case's check service
+  # (started after the engine, beside its other dependents) got its first
+  # `docker info` answer
+  local milestones=("ros init: ros" "system-docker answering" "login:" "ready service=docker" "MILESTONE user-docker-ready" "SHUTDOWN-START")
   local deadline=$((SECONDS + ${TIMEOUT:-600}))
   while kill -0 "$qpid" 2>/dev/null; do
     local now; now=$(date +%s.%N)
