@@ -20,7 +20,7 @@ command -v npm >/dev/null || pkgs+=(npm)
 if [ "${1:-}" = image ]; then
   pkgs+=(qemu-system-x86 xorriso isolinux syslinux grub-pc-bin grub-efi-amd64-bin
          mtools cpio kmod squashfs-tools busybox-static ovmf xz-utils zstd
-         openssh-client e2fsprogs python3)
+         openssh-client e2fsprogs python3 make patch)
 fi
 
 missing=()

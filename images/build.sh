@@ -6,6 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../build/lib.sh"
 source "$here/lib.sh"
+source "$here/../build/iptables.sh"
 for f in "$here"/{base,udev,network,ntp,syslog,console,docker}.sh; do source "$f"; done
 
 ALL=(base udev network ntp syslog console docker)

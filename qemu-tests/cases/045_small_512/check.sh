@@ -17,6 +17,9 @@ else
   sdocker logs --tail 40 docker 2>&1 | sed 's/^/  docker| /' > /dev/console
 fi
 chk user-container sh -c '. /media/cidata/guest-lib.sh; wait_for 60 docker image inspect busybox && docker run --rm busybox echo hello-from-512 | grep -qx hello-from-512'
+# one iptables backend on the node (legacy, the ros/docker image's): the
+# user engine's chains are there
+chk iptables-legacy sh -c '. /media/cidata/guest-lib.sh; sdocker exec docker iptables -V | grep -q legacy && sdocker exec docker iptables -t nat -S DOCKER > /dev/null && sdocker exec docker iptables -S DOCKER-USER > /dev/null'
 # the open-file limit containers inherit (HAProxy needs > 4096)
 chk nofile-limit sh -c 'n=$(docker run --rm busybox sh -c "ulimit -Hn"); echo "containers: ulimit -Hn $n" > /dev/console; [ "$n" -ge 65536 ]'
 # idle: let the boot's one-shots settle before measuring
