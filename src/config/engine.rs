@@ -272,6 +272,13 @@ mod tests {
         assert!(!args.iter().any(|a| a == "--bridge=none"));
         let user = dockerd_args(&cfg.ros.docker, &Paths::default());
         assert!(!user.iter().any(|a| a.starts_with("--restart")));
+        // workloads under crun too; runc stays dockerd's built-in `runc`
+        for want in ["--add-runtime=crun=/usr/bin/crun", "--default-runtime=crun"] {
+            assert!(
+                user.contains(&want.to_string()),
+                "{want} missing from {user:?}"
+            );
+        }
         assert!(user.contains(&"--host=unix:///var/run/docker.sock".to_string()));
         assert!(user.contains(&"--group=docker".to_string()));
     }

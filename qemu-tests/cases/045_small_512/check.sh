@@ -16,6 +16,8 @@ else
   bad user-docker-ready
   sdocker logs --tail 40 docker 2>&1 | sed 's/^/  docker| /' > /dev/console
 fi
+# workloads too run under crun by default (runc stays registered)
+chk user-runtime-crun sh -c '[ "$(docker info --format "{{.DefaultRuntime}}")" = crun ] && docker info --format "{{json .Runtimes}}" | grep -q "\"runc\""'
 chk user-container sh -c '. /media/cidata/guest-lib.sh; wait_for 60 docker image inspect busybox && docker run --rm busybox echo hello-from-512 | grep -qx hello-from-512'
 # one iptables backend on the node (legacy, the ros/docker image's): the
 # user engine's chains are there
