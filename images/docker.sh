@@ -5,12 +5,13 @@
 # host's, bind-mounted by the service: ~190 MB not stored twice.
 recipe_docker() {
   local d=$1
+  # the libraries of dockerd, runc and crun (the engine's default runtime)
+  install_bins "$d" /usr/sbin/dockerd /usr/sbin/runc /usr/bin/crun /usr/sbin/ip
   # iptables: legacy backend, static (build/iptables.sh says why). All on
   # the node that runs iptables uses this image (the user engine, the
   # cluster agent), so every rule sits in the one backend.
-  # crun (the engine's default runtime) with the libraries it links
-  install_bins "$d" /usr/sbin/dockerd /usr/sbin/runc /usr/bin/crun /usr/sbin/ip
-  install -m 755 "$(static_iptables)" "$d/usr/sbin/xtables-legacy-multi"
+  local ipt; ipt=$(static_iptables)
+  install -m 755 "$ipt" "$d/usr/sbin/xtables-legacy-multi"
   # the engine binaries come from the host at run time
   rm -f "$d/usr/sbin/dockerd" "$d/usr/sbin/runc" "$d/usr/bin/crun"
   local t

@@ -3,12 +3,7 @@
 # container, then the memory figures once the node is idle, and poweroff.
 . /media/cidata/guest-lib.sh
 say "CHECK start at uptime $(uptime_s)"
-services="udev network ntp syslog console docker cluster"
-has_services() { names=$(sdocker ps --format '{{.Names}}'); for s in $services; do echo "$names" | grep -qx "$s" || return 1; done; }
-chk system-services wait_for 120 has_services
-# system-docker runs its containers with crun (a C runtime: no Go start-up
-# per create/start/kill under TCG), the user engine with Docker's runc
-chk system-runtime-crun sh -c '. /media/cidata/guest-lib.sh; [ "$(sdocker info --format "{{.DefaultRuntime}}")" = crun ] && [ "$(sdocker inspect -f "{{.HostConfig.Runtime}}" console)" = crun ]'
+# first: the user engine's first answer to a client on the node
 if wait_for 180 timeout 10 docker info; then
   say "MILESTONE user-docker-ready uptime $(uptime_s)"
   ok user-docker-ready
@@ -16,6 +11,12 @@ else
   bad user-docker-ready
   sdocker logs --tail 40 docker 2>&1 | sed 's/^/  docker| /' > /dev/console
 fi
+services="udev network ntp syslog console docker cluster"
+has_services() { names=$(sdocker ps --format '{{.Names}}'); for s in $services; do echo "$names" | grep -qx "$s" || return 1; done; }
+chk system-services wait_for 120 has_services
+# system-docker runs its containers with crun (a C runtime: no Go start-up
+# per create/start/kill under TCG)
+chk system-runtime-crun sh -c '. /media/cidata/guest-lib.sh; [ "$(sdocker info --format "{{.DefaultRuntime}}")" = crun ] && [ "$(sdocker inspect -f "{{.HostConfig.Runtime}}" console)" = crun ]'
 # workloads too run under crun by default (runc stays registered)
 chk user-runtime-crun sh -c '[ "$(docker info --format "{{.DefaultRuntime}}")" = crun ] && docker info --format "{{json .Runtimes}}" | grep -q "\"runc\""'
 chk user-container sh -c '. /media/cidata/guest-lib.sh; wait_for 60 docker image inspect busybox && docker run --rm busybox echo hello-from-512 | grep -qx hello-from-512'
