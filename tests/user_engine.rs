@@ -64,11 +64,14 @@ fn user_engine_runs_inside_system_docker() {
 "#
     ));
     // ros.docker is read by `ros user-docker` inside the container, which
-    // sees the node's /var/lib/ros: put it in the user layer.
+    // sees the node's /var/lib/ros: put it in the user layer. Docker's
+    // runc, not the shipped crun: this host's cgroups are hybrid (v1 and
+    // v2 controllers), which crun refuses; a node mounts v1 only, and the
+    // qemu-tests cases run its workloads under crun.
     sb.write(
         "/var/lib/ros/conf/cloud-config.yml",
         &format!(
-            "ros:\n  docker:\n    host: [unix:///var/run/docker.sock]\n    data_root: /var/lib/docker\n    bridge: {}\n    iptables: false\n    ip_masq: false\n    userland_proxy: false\n    storage_driver: overlay2\n",
+            "ros:\n  docker:\n    host: [unix:///var/run/docker.sock]\n    data_root: /var/lib/docker\n    bridge: {}\n    iptables: false\n    ip_masq: false\n    userland_proxy: false\n    storage_driver: overlay2\n    extra_args: []\n",
             sb.bridges[1]
         ),
     );
