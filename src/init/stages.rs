@@ -487,7 +487,8 @@ const READAHEAD: &[&str] = &[
 
 /// Read [`READAHEAD`] from the store (`at`) into the page cache in a
 /// child process, while PID 1 goes on: on a CD under TCG the store reads at
-/// ~20 MB/s, and a cold dockerd start waits ~2 s on it. The files are
+/// ~20 MB/s, and a cold dockerd start waits ~2 s on it; from the initramfs
+/// the reads cost zstd decompression only (136 MB in 4.6–6.4 s). The files are
 /// opened here, before the switch moves the mount; the child survives
 /// PID 1's re-exec, exits when done and is reaped as any orphan.
 fn readahead(at: &Path) {
