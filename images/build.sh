@@ -13,7 +13,7 @@ ALL=(base udev network ntp syslog console docker)
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
 out=$ROS_WORK/images
 mkdir -p "$out"
-unpack_debs busybox-static udev iproute2 chrony util-linux dropbear-bin iptables docker.io runc sudo libpam-modules
+unpack_debs busybox-static udev iproute2 chrony util-linux dropbear-bin iptables docker.io runc crun sudo libpam-modules
 
 layers=$ROS_WORK/layers
 rm -rf "$layers"; mkdir -p "$layers/base"

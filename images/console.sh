@@ -7,9 +7,11 @@
 # copy in the initrd).
 recipe_console() {
   local d=$1
+  # sudo finds libsudo_util by its RUNPATH (/usr/libexec/sudo)
+  mkdir -p "$d/usr/libexec/sudo"
+  cp -a "$SYSROOT"/usr/libexec/sudo/libsudo_util.so* "$d/usr/libexec/sudo/"
   install_bins "$d" /sbin/agetty /usr/sbin/dropbear /usr/bin/dropbearkey \
     /usr/bin/sudo /usr/libexec/sudo/sudoers.so
-  cp -a "$SYSROOT"/usr/libexec/sudo/libsudo_util.so* "$d/usr/libexec/sudo/"
   chmod 4755 "$d/usr/bin/sudo"
   mkdir -p "$d/lib/x86_64-linux-gnu/security" "$d/etc/pam.d" "$d/etc/sudoers.d"
   cp "$SYSROOT"/lib/x86_64-linux-gnu/security/pam_{permit,deny}.so "$d/lib/x86_64-linux-gnu/security/"

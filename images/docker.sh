@@ -6,7 +6,7 @@
 recipe_docker() {
   local d=$1
   # the libraries of dockerd, runc and crun (the engine's default runtime)
-  install_bins "$d" /usr/sbin/dockerd /usr/sbin/runc /usr/bin/crun /usr/sbin/ip
+  install_bins "$d" /usr/sbin/dockerd /usr/sbin/runc /usr/bin/crun /sbin/ip
   # iptables: legacy backend, static (build/iptables.sh says why). All on
   # the node that runs iptables uses this image (the user engine, the
   # cluster agent), so every rule sits in the one backend.
