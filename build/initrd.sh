@@ -40,7 +40,8 @@ printf '[defaults]\n\tbase_features = sparse_super,large_file,filetype,resize_in
 # kernel modules, decompressed, each tree with a fresh modules.dep:
 #  - the initramfs holds what finding and mounting the boot medium needs
 #    (EARLY_MODULES and MEDIUM_MODULES in src/init/modules.rs);
-#  - the store holds all PID 1 loads (BASE_MODULES, the medium's too): after
+#  - the store holds all PID 1 loads (BASE_MODULES, NETWORK_MODULES, the
+#    medium's too): after
 #    the switch /lib/modules points into it, so they take no RAM once loaded.
 mdir=$SYSROOT/lib/modules/$kver
 [ -s "$mdir/modules.dep" ] || depmod -b "$SYSROOT" "$kver"
@@ -52,7 +53,7 @@ module_tree() {
   local m line f
   for m in "$@"; do
     line=$(awk -v m="$m" -F: '{n=$1; sub(".*/","",n); sub("\\.ko.*","",n); gsub("-","_",n); if (n==m) {print; exit}}' "$mdir/modules.dep")
-    [ -n "$line" ] || continue
+    [ -n "$line" ] || { log "initrd: no kernel module $m in $kver (src/init/modules.rs)"; return 1; }
     for f in ${line/:/ }; do want[$f]=1; done
   done
   for f in "${!want[@]}"; do
@@ -71,7 +72,7 @@ mod_list() { # the names in `pub const $1: &[&str] = &[…];` of src/init/module
 n_early=$(module_tree "$r" $(mod_list EARLY_MODULES) $(mod_list MEDIUM_MODULES))
 storemods=$ROS_WORK/store-modules
 rm -rf "$storemods"
-n_all=$(module_tree "$storemods" $(mod_list BASE_MODULES) $(mod_list EARLY_MODULES) $(mod_list MEDIUM_MODULES))
+n_all=$(module_tree "$storemods" $(mod_list BASE_MODULES) $(mod_list NETWORK_MODULES) $(mod_list EARLY_MODULES) $(mod_list MEDIUM_MODULES))
 log "initrd: $n_early kernel modules for $kver in the initramfs, $n_all in the store"
 
 cp "$ROS_TOP/os-config/os-config.yml" "$r/usr/share/ros/os-config.yml"

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// Modules the image needs on every boot (see PLATFORM-NOTES).
+/// Modules the image needs on every boot (see PLATFORM-NOTES), loaded
+/// after the switch before the boot goes on: the state disk, the
+/// datasources, the NICs, system-docker's storage and bridge.
 pub const BASE_MODULES: &[&str] = &[
     "crc32c_generic",
-    "libcrc32c",
     "overlay",
     "bridge",
-    "br_netfilter",
     "veth",
     "virtio_pci",
     "virtio_blk",
@@ -29,9 +29,16 @@ pub const BASE_MODULES: &[&str] = &[
     "ext4",
     "loop",
     "squashfs",
-    "nf_tables",
-    "nft_compat",
-    "nft_chain_nat",
+];
+
+/// Modules the user engine and the cluster agent need, and nothing before
+/// them: netfilter (iptables, legacy backend: the node's iptables is
+/// built without nftables) and the overlay's VXLAN. PID 1 loads them in
+/// the background while system-docker starts (system-docker runs with
+/// `--iptables=false`) and waits for them before it starts sysinit.
+pub const NETWORK_MODULES: &[&str] = &[
+    "libcrc32c",
+    "br_netfilter",
     "nf_nat",
     "nf_conntrack",
     "xt_conntrack",

@@ -53,7 +53,13 @@ pub struct Boot {
     pub start: Instant,
     /// Whether a state partition is mounted (else: running from memory).
     pub state_mounted: bool,
+    /// [`modules::NETWORK_MODULES`] loading in the background (joined
+    /// before sysinit starts).
+    pub network_modules: Option<std::thread::JoinHandle<ModulesLoaded>>,
 }
+
+/// What [`load_list`] did: the count loaded and the failures in words.
+type ModulesLoaded = Result<(usize, Vec<String>), StageError>;
 
 /// One boot stage.
 pub struct Stage {
@@ -155,6 +161,7 @@ pub fn boot(start: Instant) {
         children: Vec::new(),
         start,
         state_mounted: false,
+        network_modules: None,
     };
     // The kernel starts PID 1 without a PATH.
     std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
@@ -384,6 +391,15 @@ fn load_modules(b: &mut Boot) -> Result<(), StageError> {
         wanted.extend(b.cfg.ros.modules.iter().map(|e| modules::split_entry(e)));
     }
     let (loaded, failed) = load_list(&wanted)?;
+    if !early && b.network_modules.is_none() {
+        // Off the way to system-docker (~0.5 s of module init under TCG);
+        // the thread inherits the main thread's blocked signals.
+        let network: Vec<(String, String)> = modules::NETWORK_MODULES
+            .iter()
+            .map(|m| (m.to_string(), String::new()))
+            .collect();
+        b.network_modules = Some(std::thread::spawn(move || load_list(&network)));
+    }
     if early {
         std::env::set_var(STORAGE_AT, format!("{:.2}", uptime()));
     }
@@ -771,15 +787,6 @@ fn hostname(b: &mut Boot) -> Result<(), StageError> {
     Ok(())
 }
 
-fn run(prog: &str, args: &[&str]) -> Result<(), StageError> {
-    let st = Command::new(prog).args(args).status().map_err(other)?;
-    if st.success() {
-        Ok(())
-    } else {
-        Err(other(format!("{prog} {}: {st}", args.join(" "))))
-    }
-}
-
 fn network_base(b: &mut Boot) -> Result<(), StageError> {
     if !Path::new("/etc/resolv.conf").exists() {
         let ns: String = b
@@ -794,15 +801,18 @@ fn network_base(b: &mut Boot) -> Result<(), StageError> {
             .collect();
         std::fs::write("/etc/resolv.conf", ns).map_err(other)?;
     }
-    run("ip", &["link", "set", "lo", "up"])?;
+    use crate::sys::netdev;
+    let link = |e: netdev::LinkError| other(chain(&e));
+    netdev::set_up("lo").map_err(link)?;
     if !Path::new("/sys/class/net").join(SYSTEM_BRIDGE).exists() {
-        run("ip", &["link", "add", SYSTEM_BRIDGE, "type", "bridge"])?;
-        run(
-            "ip",
-            &["addr", "add", SYSTEM_BRIDGE_CIDR, "dev", SYSTEM_BRIDGE],
-        )?;
+        netdev::add_bridge(SYSTEM_BRIDGE).map_err(link)?;
+        let (addr, prefix) = SYSTEM_BRIDGE_CIDR
+            .split_once('/')
+            .and_then(|(a, p)| Some((a.parse().ok()?, p.parse().ok()?)))
+            .ok_or_else(|| other(format!("bad SYSTEM_BRIDGE_CIDR {SYSTEM_BRIDGE_CIDR}")))?;
+        netdev::set_ipv4(SYSTEM_BRIDGE, addr, prefix).map_err(link)?;
     }
-    run("ip", &["link", "set", SYSTEM_BRIDGE, "up"])
+    netdev::set_up(SYSTEM_BRIDGE).map_err(link)
 }
 
 /// True when a Docker engine answers `GET /_ping` on `sock`.
@@ -979,6 +989,24 @@ fn random_pool_ready() -> bool {
 }
 
 fn sysinit(b: &mut Boot) -> Result<(), StageError> {
+    // the user engine and the cluster agent it starts need netfilter and
+    // VXLAN: the modules loading since stage 3 first
+    if let Some(h) = b.network_modules.take() {
+        let t = Instant::now();
+        let waited = |t: Instant| format!("{:.2}s", t.elapsed().as_secs_f64());
+        match h.join() {
+            Ok(Ok((n, failed))) if failed.is_empty() => say(&format!(
+                "modules: {n} network modules loaded in the background (waited {})",
+                waited(t)
+            )),
+            Ok(Ok((_, failed))) => say(&format!(
+                "modules: network modules failed (the user engine's iptables and the overlay need them): {}",
+                failed.join("; ")
+            )),
+            Ok(Err(e)) => say(&format!("modules: network modules: {}", chain(&e))),
+            Err(_) => say("modules: the network modules' loader panicked"),
+        }
+    }
     // at poweroff PID 1 ends the foundation services itself (see
     // Manager::shutdown_leaving and supervise::shutdown)
     let mut c = Child::new(

@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 pub mod loopdev;
+pub mod netdev;
 pub mod process;
 
 pub use nix::mount::MsFlags;
