@@ -26,6 +26,8 @@ pub const LABEL_RELOAD_CONFIG: &str = "io.rancher.os.reloadconfig";
 /// answers `/_ping` (the user engine: its dependents start when it can
 /// take their containers, not while it is still starting up).
 pub const LABEL_READY_SOCKET: &str = "io.rancher.os.ready";
+/// Label: the console flavour (`default`, …); marks the console service.
+pub const LABEL_CONSOLE: &str = "io.rancher.os.console";
 
 /// One compose service.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -141,6 +143,12 @@ impl ServiceConfig {
         self.label(LABEL_BEFORE)
             .map(split_names)
             .unwrap_or_default()
+    }
+
+    /// The console (label `io.rancher.os.console`): the way in to mend a
+    /// node, so a failed dependency never keeps it down.
+    pub fn is_console(&self) -> bool {
+        self.label(LABEL_CONSOLE).is_some()
     }
 
     /// A one-shot service: started, waited for, its exit code checked.

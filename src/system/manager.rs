@@ -355,18 +355,21 @@ impl<E: Engine> Manager<E> {
                     let deps = &self.plan.deps[&name];
                     let in_scope: Vec<&String> =
                         deps.iter().filter(|d| selected.contains(*d)).collect();
-                    if let Some(bad) = in_scope
+                    let failed = in_scope
                         .iter()
-                        .find(|d| outcomes.get(**d).is_some_and(|o| !o.ok()))
-                    {
+                        .find(|d| outcomes.get(**d).is_some_and(|o| !o.ok()));
+                    let console = self.services[&name].is_console();
+                    if let (Some(bad), false) = (failed, console) {
                         warn!(service = %name, dependency = %bad, "not started: a dependency failed");
                         outcomes.insert(name.clone(), Outcome::Blocked((*bad).clone()));
                         pending.remove(&name);
                         changed = true;
-                    } else if in_scope
-                        .iter()
-                        .all(|d| outcomes.get(*d).is_some_and(Outcome::ok))
-                    {
+                    } else if in_scope.iter().all(|d| outcomes.contains_key(*d)) {
+                        // all ended; for the console (the way in to mend
+                        // the node) a failed one too, said in the log
+                        if let Some(bad) = failed {
+                            warn!(service = %name, dependency = %bad, "a dependency failed: starting the console all the same");
+                        }
                         pending.remove(&name);
                         let cell = created.get(&name);
                         running.push(async move {

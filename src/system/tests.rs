@@ -125,6 +125,39 @@ fn dependents_wait_for_a_ready_socket() {
     assert!(pos("start eng") < pos("create dep"), "{calls:?}");
 }
 
+/// A failed `runcmd` (cloud-init-execute exits 1) must not keep the
+/// console down: it is the way in to mend the node. Its other dependents
+/// stay blocked.
+#[test]
+fn the_console_starts_after_a_failed_dependency() {
+    const SHIPPED: &str = r#"
+net: {image: b}
+cloud-init-execute: {image: b, labels: {io.rancher.os.detach: "false", io.rancher.os.after: net}}
+console: {image: b, labels: {io.rancher.os.after: cloud-init-execute, io.rancher.os.console: default}}
+docker: {image: b, labels: {io.rancher.os.after: cloud-init-execute}}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeEngine {
+        exit_codes: BTreeMap::from([("cloud-init-execute".to_string(), 1)]),
+        ..Default::default()
+    };
+    let m = manager(fake, SHIPPED, dir.path());
+    let out = rt().block_on(m.up(None));
+    assert!(
+        matches!(&out["cloud-init-execute"], Outcome::Failed(m) if m.contains("code 1")),
+        "{out:?}"
+    );
+    assert_eq!(out["console"], Outcome::Running);
+    assert_eq!(out["docker"], Outcome::Blocked("cloud-init-execute".into()));
+    let calls = m.engine().calls();
+    let pos = |c: &str| calls.iter().position(|x| x == c).unwrap();
+    // still after it: the console starts once the one-shot has ended
+    assert!(
+        pos("wait cloud-init-execute") < pos("start console"),
+        "{calls:?}"
+    );
+}
+
 #[test]
 fn failed_oneshot_blocks_its_dependents_only() {
     let dir = tempfile::tempdir().unwrap();
