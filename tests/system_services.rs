@@ -44,6 +44,10 @@ fn services(image: &str, late_env: &str) -> String {
       image: {image}
       command: sh -c 'while true; do sleep 1; done'
       labels: {{io.rancher.os.after: badshot}}
+    rescue:
+      image: {image}
+      command: sh -c 'trap "exit 0" TERM; while true; do sleep 1; done'
+      labels: {{io.rancher.os.after: badshot, io.rancher.os.console: default}}
 "#
     )
 }
@@ -81,6 +85,8 @@ fn services_on_a_real_system_docker() {
         "{status:?}"
     );
     assert_eq!(status["blocked"], "blocked\tdependency badshot failed");
+    // the console (label io.rancher.os.console) comes up all the same
+    assert_eq!(status["rescue"], "running", "{status:?}");
     let log = sb.log_text();
     assert!(
         log.contains("zz-corrupt.tar"),
