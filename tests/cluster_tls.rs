@@ -40,12 +40,11 @@ fn ros() -> Command {
     c
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `N` distinct free ports: every probe stays bound until all are known
+/// (a port dropped at once can be handed out again to the next probe).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let probes = [(); N].map(|()| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    probes.each_ref().map(|l| l.local_addr().unwrap().port())
 }
 
 const PW: &str = "tls-test-admin-pw";
@@ -189,7 +188,7 @@ fn agents_pin_the_cluster_ca_and_refuse_a_man_in_the_middle() {
     let d = dir.path();
     // The real server listens on every address (no TLS flag: HTTPS by
     // default); the man in the middle has his own CA and token.
-    let (pa, pb) = (free_port(), free_port());
+    let [pa, pb] = free_ports();
     let (_real, pin) = server(&d.join("real"), &format!("0.0.0.0:{pa}"), "join-secret-1");
     let (_mitm, mitm_pin) = server(&d.join("mitm"), &format!("127.0.0.1:{pb}"), "other-token");
     assert_ne!(pin, mitm_pin);

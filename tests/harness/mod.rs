@@ -497,17 +497,12 @@ pub fn setup() -> Cluster {
         wait_for("dockerd", 60, || h.docker(&["version"]).ok());
         h.docker(&["import", tar.to_str().unwrap(), IMAGE]).unwrap();
     }
-    // A free port on the bridge address.
-    let port = std::net::TcpListener::bind(format!("{gw}:0"))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let tls_port = std::net::TcpListener::bind(format!("{gw}:0"))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Two free ports on the bridge address: both probes stay bound until
+    // both ports are known (one dropped at once could be handed out again
+    // to the second, and the server then cannot listen twice on it).
+    let probes = [0, 1].map(|_| std::net::TcpListener::bind(format!("{gw}:0")).unwrap());
+    let [port, tls_port] = probes.each_ref().map(|l| l.local_addr().unwrap().port());
+    drop(probes);
     c.url = format!("http://{gw}:{port}");
     let pw_file = c.dir.path().join("admin-password");
     std::fs::write(&pw_file, &admin().1).unwrap();
