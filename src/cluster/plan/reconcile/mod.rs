@@ -1077,6 +1077,7 @@ fn clear_error(s: &mut Resource) {
         s.data.remove("transitioning");
         s.data.remove("transitioningMessage");
     }
+    s.data.remove(PLACEMENT);
 }
 
 /// A global service: one container per eligible host (hard host-label
@@ -1144,6 +1145,15 @@ fn keep_global(
 /// default; a `reconnecting` host keeps its containers).
 fn host_gone(w: &World<'_>, c: &Resource) -> bool {
     w.host_at.get(&c.host).map_or(true, |&i| w.host_lost[i])
+}
+
+/// True when host `id` is only `reconnecting`: active, its agent's
+/// heartbeats late but not yet `disconnected` (see [`host_gone`]).
+fn host_reconnecting(w: &World<'_>, id: u64) -> bool {
+    w.host_at.get(&id).is_some_and(|&i| {
+        let h = &w.hosts[i];
+        !w.host_lost[i] && h.state == "active" && h.str("agentState") == Some("reconnecting")
+    })
 }
 
 /// Health-checked containers on a lost host cannot be checked: they are
@@ -1413,7 +1423,8 @@ fn docker_name_for(name: &str, gen: u64) -> String {
 
 /// One step of an in-service upgrade: wait for the current batch, then
 /// replace the next `batchSize` old containers (start-first or stop-first)
-/// on their own hosts; `upgraded` when no old container runs.
+/// on their own hosts — a batch waits while one of them is `reconnecting`;
+/// `upgraded` when no old container runs.
 fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str, gen: u64) {
     // Unplaced rows have nothing to upgrade: the new containers take
     // their indexes when the service is kept at scale again.
@@ -1461,14 +1472,29 @@ fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str
     let since = (last > 0).then(|| u64::try_from(w.now.saturating_sub(last)).unwrap_or(0));
     let by_id = |id: &str| old.iter().find(|c| c.api_id() == id).copied();
     // New containers go where the old one of their index is (its volumes).
-    let host_of_index = |i: u32| {
-        old.iter()
-            .find(|c| index_of(c) == Some(i))
-            .map(|c| format_id(Kind::Host, c.host))
-    };
+    let host_of_index = |i: u32| old.iter().find(|c| index_of(c) == Some(i)).map(|c| c.host);
     let (stop, start) =
         match upgrade::next_step(&spec.upgrade_strategy, &old_units, &new_units, since) {
             upgrade::UpgradeStep::Begin { start, stop } => {
+                // A host only `reconnecting` (its heartbeats late) is
+                // expected back, and the scheduler places nothing on it:
+                // the batch waits for it — nothing stopped, its old
+                // containers serve meanwhile — and begins on the pass
+                // after it is `active` again (its heartbeat's commit kicks
+                // one). A host gone for good fails the batch below.
+                let late = start
+                    .iter()
+                    .filter_map(|&i| host_of_index(i))
+                    .find(|&h| host_reconnecting(w, h));
+                if let Some(h) = late {
+                    let why = format!(
+                        "{}host {} is reconnecting",
+                        launch::WAITING,
+                        format_id(Kind::Host, h)
+                    );
+                    placement_trouble(s, why);
+                    return;
+                }
                 s.set("_lastBatch", w.now);
                 (stop, start)
             }
@@ -1484,12 +1510,42 @@ fn upgrade_pass(w: &mut World, s: &mut Resource, spec: &ServiceSpec, stack: &str
             set_desired(w, o, "stopped");
         }
     }
-    for idx in start {
-        let host = host_of_index(idx);
+    for &idx in &start {
+        let host = host_of_index(idx).map(|h| format_id(Kind::Host, h));
         if let Err(why) = create(w, s, spec, stack, gen, idx, host) {
-            s.set("transitioning", launch::transitioning(&why));
-            s.set("transitioningMessage", why);
+            placement_trouble(s, why);
             return;
+        }
+    }
+    if !start.is_empty() {
+        // The batch is placed: a reason shown for not placing it is over.
+        placement_done(s);
+    }
+}
+
+/// The service row field that holds the reason an upgrade batch could not
+/// be placed (or had to wait) while it is the service's
+/// `transitioningMessage`: [`placement_done`] clears that message once a
+/// batch is placed — a transient reason (a host briefly away, a port or a
+/// docker name still held) does not outlive its cause — and leaves any
+/// other (a failed replacement's) in view.
+const PLACEMENT: &str = "_placementMessage";
+
+/// Show why an upgrade batch is not placed: an error, or a wait
+/// ([`launch::WAITING`]).
+fn placement_trouble(s: &mut Resource, why: String) {
+    s.set("transitioning", launch::transitioning(&why));
+    s.set("transitioningMessage", why.clone());
+    s.set(PLACEMENT, why);
+}
+
+/// An upgrade batch was placed: the message [`placement_trouble`] showed
+/// goes, if it is still the one shown.
+fn placement_done(s: &mut Resource) {
+    if let Some(why) = s.data.remove(PLACEMENT) {
+        if s.data.get("transitioningMessage") == Some(&why) {
+            s.data.remove("transitioning");
+            s.data.remove("transitioningMessage");
         }
     }
 }

@@ -1177,3 +1177,217 @@ fn name_split_agrees_with_index_of() {
         }
     }
 }
+
+/// Service 10 (`web`, scale 1) upgrading from generation 0 to 1
+/// (`busybox:2`), one container per batch, and its old container.
+fn upgrading_web(start_first: bool, interval_millis: u64) -> (Resource, Resource) {
+    let old = spec("web", 1);
+    let mut new = old.clone();
+    new.launch_config.image = "busybox:2".into();
+    new.upgrade_strategy = UpgradeStrategy {
+        batch_size: 1,
+        interval_millis,
+        start_first,
+    };
+    let mut up = service(10, "upgrading", &new);
+    up.set("_generation", 1);
+    up.set("_prevGeneration", 0);
+    up.set("_prevSpec", serde_json::to_value(&old).unwrap());
+    (up, service(10, "active", &old))
+}
+
+/// Host 1 with this row state and agent state.
+fn host_as(state: &str, agent: &str) -> Resource {
+    let mut h = host(1);
+    h.state = state.into();
+    h.set("agentState", agent);
+    h
+}
+
+fn svc(s: &Snapshot) -> &Resource {
+    s.services.iter().find(|x| x.id == 10).unwrap()
+}
+
+/// A batch's replacement is pinned to its old container's host. Host
+/// `reconnecting` (heartbeats late, expected back): the batch waits —
+/// nothing stopped or created, no error, no batch time recorded. A host
+/// gone (disconnected, deactivated) fails the batch as before: its old
+/// container stops and the service says why, in error.
+#[test]
+fn an_upgrade_batch_waits_for_a_reconnecting_host() {
+    struct Row {
+        what: &'static str,
+        host: Resource,
+        start_first: bool,
+        old_state: &'static str,
+        stopped: Vec<u64>,
+        transitioning: Option<&'static str>,
+        message: &'static str,
+    }
+    let rows = vec![
+        Row {
+            what: "stop-first, host reconnecting: wait",
+            host: host_as("active", "reconnecting"),
+            start_first: false,
+            old_state: "running",
+            stopped: vec![],
+            transitioning: Some("yes"),
+            message: "host 1h1 is reconnecting",
+        },
+        Row {
+            what: "start-first, host reconnecting: wait",
+            host: host_as("active", "reconnecting"),
+            start_first: true,
+            old_state: "running",
+            stopped: vec![],
+            transitioning: Some("yes"),
+            message: "host 1h1 is reconnecting",
+        },
+        Row {
+            what: "old container already stopped, host reconnecting: wait, no error",
+            host: host_as("active", "reconnecting"),
+            start_first: false,
+            old_state: "stopped",
+            stopped: vec![],
+            transitioning: Some("yes"),
+            message: "host 1h1 is reconnecting",
+        },
+        Row {
+            what: "host disconnected: the batch fails as before",
+            host: host_as("active", "disconnected"),
+            start_first: false,
+            old_state: "running",
+            stopped: vec![1],
+            transitioning: Some("error"),
+            message: "no active hosts to run app-web-1",
+        },
+        Row {
+            what: "host deactivated: the batch fails as before",
+            host: host_as("inactive", "active"),
+            start_first: false,
+            old_state: "running",
+            stopped: vec![1],
+            transitioning: Some("error"),
+            message: "no active hosts to run app-web-1",
+        },
+    ];
+    for r in rows {
+        let (up, base) = upgrading_web(r.start_first, 0);
+        let s = snap(
+            vec![r.host],
+            vec![up],
+            vec![ct(1, &base, 1, 1, r.old_state)],
+        );
+        let ch = reconcile(&s, NOW);
+        let d = did(&s, &ch);
+        assert_eq!(d.stopped, r.stopped, "{}: {d:?}", r.what);
+        assert!(d.created.is_empty(), "{}: {d:?}", r.what);
+        let mut s = s;
+        apply(&mut s, &ch);
+        let sv = svc(&s);
+        assert_eq!(sv.state, "upgrading", "{}", r.what);
+        assert_eq!(sv.str("transitioning"), r.transitioning, "{}", r.what);
+        let msg = sv.str("transitioningMessage").unwrap_or_default();
+        assert!(msg.contains(r.message), "{}: {msg}", r.what);
+        if r.transitioning == Some("yes") {
+            assert!(sv.data.get("_lastBatch").is_none(), "{}: not begun", r.what);
+            // Still waiting on the next pass: the same (no write).
+            let again = reconcile(&s, NOW + 500);
+            assert!(again.is_empty(), "{}: {:?}", r.what, again.rows);
+        }
+    }
+}
+
+/// Stop-first, the host reconnecting and then back: the batch waits with
+/// the old container running, begins on the first pass after the host is
+/// `active`, and the upgrade completes with nothing left in
+/// `transitioning`.
+#[test]
+fn a_waiting_upgrade_batch_resumes_once_its_host_is_back() {
+    let (up, base) = upgrading_web(false, 1000);
+    let mut s = snap(
+        vec![host_as("active", "reconnecting")],
+        vec![up],
+        vec![ct(1, &base, 1, 1, "running")],
+    );
+    for t in 0..3 {
+        let ch = reconcile(&s, NOW + t * 500);
+        assert_eq!(did(&s, &ch), Did::default(), "pass {t}");
+        apply(&mut s, &ch);
+    }
+    assert_ne!(svc(&s).str("transitioning"), Some("error"));
+    assert_eq!(s.next_container_id, 100, "nothing created while it waits");
+    // Its heartbeat is back.
+    s.apply([host(1)]);
+    let ch = reconcile(&s, NOW + 2000);
+    let d = did(&s, &ch);
+    assert_eq!(d.stopped, vec![1], "{d:?}");
+    assert_eq!(d.created, names(&["app-web-1@1"]), "{d:?}");
+    apply(&mut s, &ch);
+    assert_eq!(svc(&s).str("transitioning"), None);
+    assert_eq!(svc(&s).str("transitioningMessage"), None);
+    assert!(svc(&s).data.get("_placementMessage").is_none());
+    stopped(&mut s, 1);
+    running(&mut s, 100);
+    let ch = reconcile(&s, NOW + 2500);
+    assert_eq!(did(&s, &ch).service, vec![(10, "upgraded".to_string())]);
+    apply(&mut s, &ch);
+    assert_eq!(svc(&s).str("transitioning"), None);
+}
+
+/// A batch that could not be placed (its host away long enough to be
+/// `disconnected`) says so in error; once the host is back and the
+/// replacement is placed, that error goes. A failed replacement's error is
+/// not a placement's: it stays in view when its index is placed again.
+#[test]
+fn a_placement_error_clears_once_the_batch_is_placed() {
+    let (up, base) = upgrading_web(false, 0);
+    let mut s = snap(
+        vec![host_as("active", "disconnected")],
+        vec![up],
+        vec![ct(1, &base, 1, 1, "running")],
+    );
+    let ch = reconcile(&s, NOW);
+    assert_eq!(did(&s, &ch).stopped, vec![1]);
+    apply(&mut s, &ch);
+    stopped(&mut s, 1);
+    assert_eq!(svc(&s).str("transitioning"), Some("error"));
+    // Still away: the error stays, nothing is created.
+    let ch = reconcile(&s, NOW + 500);
+    assert!(did(&s, &ch).created.is_empty());
+    apply(&mut s, &ch);
+    assert_eq!(svc(&s).str("transitioning"), Some("error"));
+    // Back: the replacement is placed and the error goes with its cause.
+    s.apply([host(1)]);
+    let ch = reconcile(&s, NOW + 1000);
+    assert_eq!(did(&s, &ch).created, names(&["app-web-1@1"]));
+    apply(&mut s, &ch);
+    assert_eq!(svc(&s).str("transitioning"), None);
+    assert_eq!(svc(&s).str("transitioningMessage"), None);
+    assert!(svc(&s).data.get("_placementMessage").is_none());
+
+    // A replacement that fails: its error is shown, and kept when its
+    // index is placed again.
+    let (up, base) = upgrading_web(false, 1000);
+    let mut s = snap(vec![host(1)], vec![up], vec![ct(1, &base, 1, 1, "running")]);
+    let ch = reconcile(&s, NOW);
+    assert_eq!(did(&s, &ch).created, names(&["app-web-1@1"]));
+    apply(&mut s, &ch);
+    stopped(&mut s, 1);
+    edit(&mut s, 100, |c| {
+        c.state = "error".into();
+        c.set("transitioningMessage", "image not found");
+    });
+    let ch = reconcile(&s, NOW + 100);
+    assert_eq!(did(&s, &ch).removed, vec![100]);
+    apply(&mut s, &ch);
+    let failed = "app-web-1: image not found";
+    assert_eq!(svc(&s).str("transitioning"), Some("error"));
+    assert_eq!(svc(&s).str("transitioningMessage"), Some(failed));
+    set_state(&mut s, 100, "removed");
+    let ch = reconcile(&s, NOW + 1500);
+    assert_eq!(did(&s, &ch).created, names(&["app-web-1@1"]));
+    apply(&mut s, &ch);
+    assert_eq!(svc(&s).str("transitioning"), Some("error"));
+    assert_eq!(svc(&s).str("transitioningMessage"), Some(failed));
+}
