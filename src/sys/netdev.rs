@@ -133,24 +133,16 @@ pub fn set_ipv4(link: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), LinkError>
         unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(s) }
     };
     let mask = Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0));
-    let mut r = ifreq(link)?;
-    r.ifr_ifru.ifru_addr = sin(addr);
-    ioctl(
-        &fd,
-        libc::SIOCSIFADDR as _,
-        (&mut r as *mut libc::ifreq).cast(),
-        "set address of",
-        link,
-    )?;
-    let mut r = ifreq(link)?;
-    r.ifr_ifru.ifru_netmask = sin(mask);
-    ioctl(
-        &fd,
-        libc::SIOCSIFNETMASK as _,
-        (&mut r as *mut libc::ifreq).cast(),
-        "set netmask of",
-        link,
-    )
+    for (req, a, op) in [
+        (libc::SIOCSIFADDR, addr, "set address of"),
+        (libc::SIOCSIFNETMASK, mask, "set netmask of"),
+    ] {
+        let mut r = ifreq(link)?;
+        // the address and the netmask are the same union member (a sockaddr)
+        r.ifr_ifru.ifru_addr = sin(a);
+        ioctl(&fd, req as _, (&mut r as *mut libc::ifreq).cast(), op, link)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -182,14 +174,15 @@ mod tests {
                 return;
             }
             add_bridge("ros-test-br").expect("an existing bridge is fine");
-            set_ipv4("ros-test-br", "172.18.42.1".parse().unwrap(), 16).unwrap();
+            // /24, not the class-B /16 an address alone gets: the mask is set
+            set_ipv4("ros-test-br", "172.18.42.1".parse().unwrap(), 24).unwrap();
             set_up("ros-test-br").unwrap();
             let out = std::process::Command::new("ip")
                 .args(["-o", "-4", "addr", "show", "dev", "ros-test-br"])
                 .output()
                 .expect("ip");
             let s = String::from_utf8_lossy(&out.stdout);
-            assert!(s.contains("inet 172.18.42.1/16"), "{s}");
+            assert!(s.contains("inet 172.18.42.1/24"), "{s}");
             let out = std::process::Command::new("ip")
                 .args(["-o", "link", "show", "dev", "lo"])
                 .output()
