@@ -10,7 +10,7 @@
 //!                    network (ros netconf) → cloud-init-execute → console,
 //!                    docker (user engine; up once it answers) → ntp,
 //!                    syslog, cluster server / agent (src/cluster);
-//!                    udev-cold beside them → udev
+//!                    udev-cold once the console runs → udev
 //!  operator ─▶ ros config | service | os | compose | cluster … (src/cli)
 //! ```
 //!

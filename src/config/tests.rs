@@ -42,13 +42,14 @@ fn shipped_os_config_validates_cleanly() {
     }
     assert!(cfg.ros.services["udev-cold"].is_oneshot());
     // the way to `login:` first: network, cloud-init, then the console
-    // beside the user engine; coldplug beside them (udevd waits for it);
-    // the rest once the console runs and the user engine answers
+    // beside the user engine; coldplug once the console runs (udevd waits
+    // for it); the rest once the console runs and the user engine answers
     let after = |s: &str| cfg.ros.services[s].after();
     assert!(after("network").is_empty());
     assert_eq!(after("cloud-init-execute"), vec!["network"]);
     assert_eq!(after("console"), vec!["cloud-init-execute"]);
     assert_eq!(after("docker"), vec!["cloud-init-execute"]);
+    assert_eq!(after("udev-cold"), vec!["console"]);
     assert_eq!(after("udev"), vec!["network", "udev-cold"]);
     assert_eq!(after("ntp"), vec!["console", "docker"]);
     assert_eq!(after("syslog"), vec!["console", "docker"]);

@@ -291,8 +291,30 @@ impl<E: Engine> Manager<E> {
             .filter(|_| self.fresh)
             .map(|n| (n.clone(), Created::new()))
             .collect();
+        // The way in first: the services on the way to a console or to an
+        // engine's socket (and all they depend on) are created ahead; the
+        // others only once the consoles have started (or at their own
+        // turn, if that comes first). All at once, ~3 s of creations under
+        // TCG slowed every start on the way to `login:` (network's
+        // start took 2.9-3.6 s with them, 1.7-2.3 s without).
+        let way_in = self.way_in(&selected);
+        let consoles: BTreeSet<String> = way_in
+            .iter()
+            .filter(|n| self.services.get(*n).is_some_and(ServiceConfig::is_console))
+            .cloned()
+            .collect();
+        let (consoles_up, mut after_consoles) = tokio::sync::watch::channel(consoles.is_empty());
         let ahead = async {
-            for name in &self.plan.order {
+            let (first, rest): (Vec<&String>, Vec<&String>) =
+                self.plan.order.iter().partition(|n| way_in.contains(*n));
+            for name in first {
+                if let Some(cell) = created.get(name) {
+                    self.create_once(name, cell).await;
+                }
+            }
+            // (an Err: the sender is gone, every service has its outcome)
+            let _ = after_consoles.wait_for(|up| *up).await;
+            for name in rest {
                 if let Some(cell) = created.get(name) {
                     self.create_once(name, cell).await;
                 }
@@ -303,7 +325,20 @@ impl<E: Engine> Manager<E> {
             ahead = created.len(),
             "bringing services up"
         );
-        let in_turn = self.up_in_turn(&selected, pending, outcomes, &created);
+        let in_turn = async {
+            let outcomes = self
+                .up_in_turn(
+                    &selected,
+                    pending,
+                    outcomes,
+                    &created,
+                    &consoles,
+                    &consoles_up,
+                )
+                .await;
+            let _ = consoles_up.send(true);
+            outcomes
+        };
         let outcomes = futures_util::future::join(in_turn, ahead).await.0;
         // A service blocked by a failed dependency never starts: the
         // container made ahead for it goes again (as if never made).
@@ -344,6 +379,8 @@ impl<E: Engine> Manager<E> {
         mut pending: BTreeSet<String>,
         mut outcomes: BTreeMap<String, Outcome>,
         created: &BTreeMap<String, Created>,
+        consoles: &BTreeSet<String>,
+        consoles_up: &tokio::sync::watch::Sender<bool>,
     ) -> BTreeMap<String, Outcome> {
         let mut running = FuturesUnordered::new();
         loop {
@@ -395,8 +432,31 @@ impl<E: Engine> Manager<E> {
                 }
             };
             outcomes.insert(name, outcome);
+            if !*consoles_up.borrow() && consoles.iter().all(|c| outcomes.contains_key(c)) {
+                let _ = consoles_up.send(true);
+            }
         }
         outcomes
+    }
+
+    /// The selected services on the way to a console or to an engine's
+    /// ready socket, with everything they depend on.
+    fn way_in(&self, selected: &BTreeSet<String>) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut todo: Vec<&String> = selected
+            .iter()
+            .filter(|n| {
+                self.services
+                    .get(*n)
+                    .is_some_and(|s| s.is_console() || s.ready_socket().is_some())
+            })
+            .collect();
+        while let Some(n) = todo.pop() {
+            if out.insert(n.clone()) {
+                todo.extend(self.plan.deps.get(n).into_iter().flatten());
+            }
+        }
+        out
     }
 
     /// Create (or recreate, when the definition changed) the container.

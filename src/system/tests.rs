@@ -692,3 +692,43 @@ fn host_paths_and_sizes() {
     assert_eq!(parse_size("100"), Some(100));
     assert_eq!(parse_size("x"), None);
 }
+
+#[test]
+fn at_boot_the_way_to_the_console_is_created_first_and_the_rest_once_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = r#"
+net: {image: b}
+init: {image: b, labels: {io.rancher.os.detach: "false", io.rancher.os.after: net}}
+console: {image: b, labels: {io.rancher.os.after: init, io.rancher.os.console: default}}
+late: {image: b, labels: {io.rancher.os.after: console}}
+side: {image: b, labels: {io.rancher.os.after: net}}
+"#;
+    let mut m = manager(FakeEngine::default(), set, dir.path());
+    m.set_fresh(true);
+    let out = rt().block_on(m.up(None));
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::Running | Outcome::Completed)),
+        "{out:?}"
+    );
+    let calls = m.engine().calls();
+    let pos = |c: &str| {
+        calls
+            .iter()
+            .position(|x| x == c)
+            .unwrap_or_else(|| panic!("{c} in {calls:?}"))
+    };
+    // the way in is created ahead (the console before the one-shot ends)
+    assert!(pos("create console") < pos("wait init"), "{calls:?}");
+    // what is not on it: not ahead of the console's start, at its own
+    // turn if that comes first (side, after net), and once
+    assert!(pos("start console") < pos("create late"), "{calls:?}");
+    assert!(pos("start net") < pos("create side"), "{calls:?}");
+    for name in ["net", "init", "console", "late", "side"] {
+        let n = calls
+            .iter()
+            .filter(|c| **c == format!("create {name}"))
+            .count();
+        assert_eq!(n, 1, "{name}: {calls:?}");
+    }
+}
