@@ -21,6 +21,11 @@ install -m 755 "$ros_bin" "$r/usr/bin/ros"
 strip --strip-all "$r/usr/bin/ros" 2>/dev/null || true
 ln -s usr/bin/ros "$r/init"
 for n in reboot poweroff halt; do ln -s /usr/bin/ros "$r/sbin/$n"; done
+# system-containerd's shim: ros-shim first in its PATH (src/paths.rs
+# SHIM_DIR) puts every system container in one runc v2 shim
+mkdir -p "$r/usr/lib/ros/shim"
+install -m 755 "$(dirname "$ros_bin")/ros-shim" "$r/usr/lib/ros/shim/containerd-shim-runc-v2"
+strip --strip-all "$r/usr/lib/ros/shim/containerd-shim-runc-v2" 2>/dev/null || true
 
 cp "$SYSROOT/bin/busybox" "$r/bin/busybox"
 for a in $("$SYSROOT/bin/busybox" --list-full); do

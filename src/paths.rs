@@ -31,6 +31,10 @@ pub const MEDIUM_DIR: &str = "/media/ros-boot";
 /// Where PID 1 mounts [`STORE_IMAGE`]; the initramfs links the engine
 /// binaries and archive directories into it.
 pub const STORE_DIR: &str = "/usr/lib/ros-store";
+/// First in system-containerd's `PATH`: its `containerd-shim-runc-v2` is
+/// `ros-shim` (src/bin/ros-shim.rs), which puts every system container in
+/// one shim. The user engine's containerd does not look there.
+pub const SHIM_DIR: &str = "/usr/lib/ros/shim";
 /// Version of this build.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -910,6 +910,12 @@ fn system_docker(b: &mut Boot) -> Result<(), StageError> {
             Ok(()) => {
                 let mut c = Child::new("system-containerd", CONTAINERD, cd.args());
                 c.env = env();
+                // its shim: ros-shim first (paths::SHIM_DIR)
+                for (k, v) in c.env.iter_mut() {
+                    if k == "PATH" {
+                        *v = format!("{}:{v}", crate::paths::SHIM_DIR);
+                    }
+                }
                 c.log = Some(log.clone());
                 match c.start() {
                     Ok(_) => {

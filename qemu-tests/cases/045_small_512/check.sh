@@ -17,6 +17,9 @@ chk system-services wait_for 120 has_services
 # system-docker runs its containers with crun (a C runtime: no Go start-up
 # per create/start/kill under TCG)
 chk system-runtime-crun sh -c '. /media/cidata/guest-lib.sh; [ "$(sdocker info --format "{{.DefaultRuntime}}")" = crun ] && [ "$(sdocker inspect -f "{{.HostConfig.Runtime}}" console)" = crun ]'
+# one runc v2 shim for every system container (ros-shim puts them in a
+# group); the user engine's containers keep one each
+chk one-system-shim sh -c 'n=0; for p in /proc/[0-9]*; do tr "\0" " " < $p/cmdline 2>/dev/null | grep -q "[c]ontainerd-shim-runc-v2 .*-address /var/run/system-docker/" && n=$((n+1)); done; echo "system-docker shims: $n" > /dev/console; [ "$n" -eq 1 ]'
 # workloads too run under crun by default (runc stays registered)
 chk user-runtime-crun sh -c '[ "$(docker info --format "{{.DefaultRuntime}}")" = crun ] && docker info --format "{{json .Runtimes}}" | grep -q "\"runc\""'
 chk user-container sh -c '. /media/cidata/guest-lib.sh; wait_for 60 docker image inspect busybox && docker run --rm busybox echo hello-from-512 | grep -qx hello-from-512'
