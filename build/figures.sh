@@ -10,6 +10,8 @@
 #             guest memory and idle RSS per process
 #   second    qemu-tests case 046_second_boot (-kernel, 512 MB, state disk):
 #             the same node's first boot (autoformat) and second boot
+#   rounds    ROUNDS (default 3) more rounds of the floor and 046 in turn,
+#             each against its own floor, and their median
 #   build/figures.sh [CASE]     (default 045_small_512; needs build/build.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -130,3 +132,27 @@ printf 'PID 1            %6s s  %5sx\n' "${k1:-?}" "$(ratio "$k1" "$k_pid1")"
 printf 'login:           %6s s  %5sx\n' "${k2:-?}" "$(ratio "$k2" "$k_shell")"
 printf 'user docker      %6s s  %5sx\n' "${k3:-?}" "$(ratio "$k3" "$k_shell")"
 printf 'first docker info %5s s  %5sx\n' "${k4:-?}" "$(ratio "$k4" "$k_shell")"
+
+# The host's noise (other guests on this machine's CPUs) moves a single
+# boot by seconds, the floor's as much as the node's, and not at the same
+# moments: ROUNDS (default 3) more rounds of the floor (-kernel) and 046
+# booted in turn, each round's node against that round's floor, and the
+# median of the rounds.
+rounds=${ROUNDS:-3}
+echo; echo "== $rounds rounds in turn: floor (-kernel), then 046 (-kernel, 512 MB, boot 1 / boot 2)"
+r_pid1=() r_login=() r_ready=() r_login2=() r_ready2=()
+for r in $(seq "$rounds"); do
+  boot_floor "$fl/console-r$r.log" -kernel dist/vmlinuz -initrd "$fl/floor.img" -append "console=ttyS0,115200n8 quiet panic=-1"
+  fp=$floor_pid1 fs=$floor_shell
+  ROS_FIGURES=1 bash qemu-tests/run.sh 046_second_boot > /dev/null 2>&1 || { echo "round $r: 046 FAILED"; continue; }
+  f=qemu-tests/out/figures.txt
+  b2() { awk -v m="$1" 'index($0, "boot2 " m) {print $NF == "s" ? $(NF-1) : $NF; exit}' "$f"; }
+  p=$(b1 "ros init: ros") l=$(b1 "login:") d=$(b1 "ready service=docker") l2=$(b2 "login:") d2=$(b2 "ready service=docker")
+  r_pid1+=("$(ratio "$p" "$fp")") r_login+=("$(ratio "$l" "$fs")") r_ready+=("$(ratio "$d" "$fs")")
+  r_login2+=("$(ratio "$l2" "$fs")") r_ready2+=("$(ratio "$d2" "$fs")")
+  printf 'round %s: floor %s s | boot 1: PID 1 %s s %sx, login: %s s %sx, user docker %s s %sx | boot 2: login: %sx, user docker %sx\n' \
+    "$r" "$fs" "$p" "${r_pid1[-1]}" "$l" "${r_login[-1]}" "$d" "${r_ready[-1]}" "${r_login2[-1]}" "${r_ready2[-1]}"
+done
+median() { printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -n | awk '{v[NR] = $1} END {if (NR) printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else printf "?"}'; }
+echo "median of the rounds, boot 1: PID 1 $(median "${r_pid1[@]}")x (<= 1.5x), login: $(median "${r_login[@]}")x (<= 3x), user docker $(median "${r_ready[@]}")x (<= 4x)"
+echo "median of the rounds, boot 2: login: $(median "${r_login2[@]}")x, user docker $(median "${r_ready2[@]}")x"
