@@ -69,12 +69,7 @@ fn up_starts_in_order_and_waits_for_oneshots() {
     assert_eq!(out["vols"], Outcome::Created);
     assert_eq!(out["console"], Outcome::Running);
     let calls = m.engine().calls();
-    let pos = |c: &str| {
-        calls
-            .iter()
-            .position(|x| x == c)
-            .unwrap_or_else(|| panic!("{c} in {calls:?}"))
-    };
+    let pos = |c: &str| position(&calls, c);
     assert!(pos("wait cold") < pos("create udev"));
     assert!(pos("start udev") < pos("create net"));
     assert!(pos("create vols") < pos("create net"));
@@ -257,6 +252,25 @@ fn retired_names_are_recognised_and_nothing_else() {
     }
 }
 
+/// Where `call` is in the fake engine's `calls`.
+fn position(calls: &[String], call: &str) -> usize {
+    calls
+        .iter()
+        .position(|x| x == call)
+        .unwrap_or_else(|| panic!("{call} in {calls:?}"))
+}
+
+/// Each of `names` had its container created exactly once.
+fn created_once(calls: &[String], names: &[&str]) {
+    for name in names {
+        let n = calls
+            .iter()
+            .filter(|c| **c == format!("create {name}"))
+            .count();
+        assert_eq!(n, 1, "{name}: {calls:?}");
+    }
+}
+
 #[test]
 fn at_boot_containers_are_created_ahead_of_their_turn_holders_first() {
     let dir = tempfile::tempdir().unwrap();
@@ -269,12 +283,7 @@ fn at_boot_containers_are_created_ahead_of_their_turn_holders_first() {
         "{out:?}"
     );
     let calls = m.engine().calls();
-    let pos = |c: &str| {
-        calls
-            .iter()
-            .position(|x| x == c)
-            .unwrap_or_else(|| panic!("{c} in {calls:?}"))
-    };
+    let pos = |c: &str| position(&calls, c);
     // the console (last in the order) is created before the one-shot at
     // the head of the chain is done, and a volume holder before its user
     assert!(pos("create console") < pos("wait cold"), "{calls:?}");
@@ -282,13 +291,10 @@ fn at_boot_containers_are_created_ahead_of_their_turn_holders_first() {
     // but started only in its turn, and every container made once
     assert!(pos("start ntp") < pos("start console"), "{calls:?}");
     assert!(pos("start syslog") < pos("start console"), "{calls:?}");
-    for name in ["cold", "udev", "vols", "net", "ntp", "syslog", "console"] {
-        let n = calls
-            .iter()
-            .filter(|c| **c == format!("create {name}"))
-            .count();
-        assert_eq!(n, 1, "{name}: {calls:?}");
-    }
+    created_once(
+        &calls,
+        &["cold", "udev", "vols", "net", "ntp", "syslog", "console"],
+    );
 }
 
 #[test]
@@ -712,23 +718,12 @@ side: {image: b, labels: {io.rancher.os.after: net}}
         "{out:?}"
     );
     let calls = m.engine().calls();
-    let pos = |c: &str| {
-        calls
-            .iter()
-            .position(|x| x == c)
-            .unwrap_or_else(|| panic!("{c} in {calls:?}"))
-    };
+    let pos = |c: &str| position(&calls, c);
     // the way in is created ahead (the console before the one-shot ends)
     assert!(pos("create console") < pos("wait init"), "{calls:?}");
     // what is not on it: not ahead of the console's start, at its own
     // turn if that comes first (side, after net), and once
     assert!(pos("start console") < pos("create late"), "{calls:?}");
     assert!(pos("start net") < pos("create side"), "{calls:?}");
-    for name in ["net", "init", "console", "late", "side"] {
-        let n = calls
-            .iter()
-            .filter(|c| **c == format!("create {name}"))
-            .count();
-        assert_eq!(n, 1, "{name}: {calls:?}");
-    }
+    created_once(&calls, &["net", "init", "console", "late", "side"]);
 }
