@@ -90,13 +90,42 @@ pub fn execute(cfg: &CloudConfig, paths: &Paths) -> i32 {
     for p in &problems {
         eprintln!("cloud-init: {p}");
     }
-    i32::from(!problems.is_empty())
+    let code = i32::from(!problems.is_empty());
+    say_exit(&Paths::new(host), "cloud-init-execute", code);
+    code
+}
+
+/// Tell sysinit this one-shot is done, and how ([`Paths::oneshot_exit`]):
+/// written whole (a temporary file renamed), below the host root.
+pub fn say_exit(host: &Paths, service: &str, code: i32) {
+    let path = host.oneshot_exit(service);
+    let tmp = path.with_extension("tmp");
+    let r = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&tmp, format!("{code}\n")))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = r {
+        // sysinit then waits for the engine to see the exit, as before
+        eprintln!("cloud-init: {}: {e}", path.display());
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{node::parse_document, validate};
+
+    #[test]
+    fn the_exit_is_said_whole_below_the_host_root() {
+        let d = tempfile::tempdir().unwrap();
+        let host = Paths::new(d.path());
+        say_exit(&host, "cloud-init-execute", 1);
+        let f = host.oneshot_exit("cloud-init-execute");
+        assert!(f.starts_with(d.path()));
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "1\n");
+        assert!(!f.with_extension("tmp").exists());
+    }
 
     #[test]
     fn write_files_land_below_the_host_root() {

@@ -24,6 +24,9 @@ pub struct FakeEngine {
     pub calls: Mutex<Vec<String>>,
     /// Exit code a one-shot container "returns", by name (default 0).
     pub exit_codes: BTreeMap<String, i64>,
+    /// One-shots whose `wait` never returns (an engine slow to see the
+    /// exit), by name.
+    pub hanging_waits: std::collections::BTreeSet<String>,
     pub next_id: Mutex<u32>,
 }
 
@@ -113,6 +116,9 @@ impl Engine for FakeEngine {
 
     async fn wait(&self, name: &str) -> Result<i64, EngineError> {
         self.record(format!("wait {name}"));
+        if self.hanging_waits.contains(name) {
+            return std::future::pending().await;
+        }
         self.set_running(name, false);
         Ok(self.exit_codes.get(name).copied().unwrap_or(0))
     }

@@ -42,6 +42,15 @@ pub enum ManagerError {
         /// Its exit code.
         code: i64,
     },
+    /// A file of the manager's own could not be handled.
+    #[error("{}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The name is not a defined service.
     #[error("no service named {0}")]
     Unknown(String),
@@ -530,6 +539,18 @@ impl<E: Engine> Manager<E> {
             .get(name)
             .ok_or_else(|| ManagerError::Unknown(name.to_string()))?;
         let _ = std::fs::remove_file(self.paths.service_stopped_marker(name));
+        // a one-shot's word on its exit is for this run only
+        let exit_file = self.paths.oneshot_exit(name);
+        if svc.is_oneshot() {
+            if let Err(e) = std::fs::remove_file(&exit_file) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(ManagerError::Io {
+                        path: exit_file,
+                        source: e,
+                    });
+                }
+            }
+        }
         let existing = match created {
             Some(cell) => self
                 .create_once(name, cell)
@@ -558,11 +579,7 @@ impl<E: Engine> Manager<E> {
             self.wait_ready(name, &self.paths.at(sock)).await;
         }
         if svc.is_oneshot() {
-            let code = self
-                .engine
-                .wait(cname)
-                .await
-                .map_err(Self::engine_err(name))?;
+            let code = self.oneshot_code(name, cname, &exit_file).await?;
             if code != 0 {
                 return Err(ManagerError::OneshotFailed {
                     service: name.to_string(),
@@ -572,6 +589,39 @@ impl<E: Engine> Manager<E> {
             return Ok(Outcome::Completed);
         }
         Ok(Outcome::Running)
+    }
+
+    /// A one-shot's exit code: from the engine once the container has
+    /// stopped, or sooner from the file its process writes as its last act
+    /// ([`Paths::oneshot_exit`]); the container's teardown goes on in the
+    /// engine meanwhile.
+    async fn oneshot_code(
+        &self,
+        name: &str,
+        cname: &str,
+        exit_file: &std::path::Path,
+    ) -> Result<i64, ManagerError> {
+        let said = async {
+            loop {
+                if let Ok(text) = tokio::fs::read_to_string(exit_file).await {
+                    match text.trim().parse::<i64>() {
+                        Ok(code) => return code,
+                        Err(_) => {
+                            warn!(service = %name, file = %exit_file.display(), "not an exit code: {text:?}; waiting for the engine");
+                            return std::future::pending().await;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::select! {
+            code = self.engine.wait(cname) => code.map_err(Self::engine_err(name)),
+            code = said => {
+                debug!(service = %name, code, "exit said by the service");
+                Ok(code)
+            }
+        }
     }
 
     /// Wait (up to [`READY_TIMEOUT`]) for the Docker API a service serves

@@ -154,6 +154,59 @@ docker: {image: b, labels: {io.rancher.os.after: cloud-init-execute}}
 }
 
 #[test]
+fn a_oneshot_that_says_its_exit_is_done_before_the_engine_sees_it() {
+    const PAIR: &str = r#"
+cold: {image: b, labels: {io.rancher.os.detach: "false"}}
+next: {image: b, labels: {io.rancher.os.after: cold}}
+"#;
+    for (said, want) in [
+        ("0\n", Outcome::Completed),
+        ("3\n", Outcome::Failed(String::new())),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeEngine {
+            hanging_waits: ["cold".to_string()].into(),
+            ..FakeEngine::default()
+        };
+        let m = manager(fake, PAIR, dir.path());
+        let file = Paths::new(dir.path()).oneshot_exit("cold");
+        // a word left from an earlier run does not count
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "0\n").unwrap();
+        let out = rt().block_on(async {
+            let service = async {
+                // the one-shot's process, once started, says its exit
+                while !m.engine().calls().iter().any(|c| c == "start cold") {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                assert!(!file.exists(), "the earlier word was not removed");
+                std::fs::write(&file, said).unwrap();
+            };
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                futures_util::future::join(m.up(None), service),
+            )
+            .await
+            .expect("sysinit waited for the engine")
+            .0
+        });
+        match want {
+            Outcome::Completed => {
+                assert_eq!(out["cold"], Outcome::Completed);
+                assert_eq!(out["next"], Outcome::Running);
+            }
+            _ => {
+                let Outcome::Failed(msg) = &out["cold"] else {
+                    panic!("{out:?}")
+                };
+                assert!(msg.contains("exited with code 3"), "{msg}");
+                assert_eq!(out["next"], Outcome::Blocked("cold".into()));
+            }
+        }
+    }
+}
+
+#[test]
 fn failed_oneshot_blocks_its_dependents_only() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeEngine {
