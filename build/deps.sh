@@ -19,7 +19,7 @@ pkgs=(ca-certificates curl gcc pkg-config iproute2 iptables docker.io busybox-st
 command -v npm >/dev/null || pkgs+=(npm)
 if [ "${1:-}" = image ]; then
   pkgs+=(qemu-system-x86 xorriso isolinux syslinux grub-pc-bin grub-efi-amd64-bin
-         mtools cpio kmod squashfs-tools busybox-static ovmf xz-utils zstd
+         mtools cpio kmod squashfs-tools busybox-static ovmf xz-utils zstd lz4
          openssh-client e2fsprogs python3 make patch)
 fi
 

@@ -150,9 +150,23 @@ case "${ROS_INITRD_COMP:-zstd}" in
   *) comp=(zstd -q -T0 -19) ;;
 esac
 core=$ROS_WORK/initrd-core.img
-(cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | "${comp[@]}" > "$core"
+(cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) > "$ROS_WORK/initrd-core.cpio"
+"${comp[@]}" < "$ROS_WORK/initrd-core.cpio" > "$core"
+# The kernel+initrd boot's initrd (PXE, qemu -kernel) carries the store
+# and is loaded from memory, not read off a CD: its core is lz4 (legacy
+# frames, as the kernel reads them), 11 MB instead of 7.5 but unpacked in
+# ~0.35 s less under TCG (PID 1 at uptime 2.3-2.5 s against 2.7-2.8 s,
+# A/B interleaved x3); the ISO's small initrd keeps the best ratio.
+# ROS_KINITRD_COMP=same: the ISO's compressor for both.
+if [ "${ROS_KINITRD_COMP:-lz4}" = lz4 ]; then
+  lz4 -q -l -9 < "$ROS_WORK/initrd-core.cpio" > "$ROS_WORK/initrd-core.lz4"
+  kcore=$ROS_WORK/initrd-core.lz4
+else
+  kcore=$core
+fi
+rm -f "$ROS_WORK/initrd-core.cpio"
 # The kernel unpacks concatenated archives in order; the store goes first,
 # uncompressed (it is squashfs already), as early-microcode cpios do.
 (cd "$ROS_WORK" && echo ros-store.sqfs | cpio -o -H newc --quiet -R 0:0) > "$out.tmp"
-cat "$core" >> "$out.tmp"
+cat "$kcore" >> "$out.tmp"
 mv "$out.tmp" "$out"
