@@ -96,18 +96,13 @@ pub fn execute(cfg: &CloudConfig, paths: &Paths) -> i32 {
 }
 
 /// Tell sysinit this one-shot is done, and how ([`Paths::oneshot_exit`]):
-/// written whole (a temporary file renamed), below the host root.
+/// written whole ([`crate::config::disk::write_atomic`]), below the host root.
 pub fn say_exit(host: &Paths, service: &str, code: i32) {
     let path = host.oneshot_exit(service);
-    let tmp = path.with_extension("tmp");
-    let r = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(&tmp, format!("{code}\n")))
-        .and_then(|()| std::fs::rename(&tmp, &path));
-    if let Err(e) = r {
+    let text = format!("{code}\n");
+    if let Err(e) = crate::config::disk::write_atomic(&path, text.as_bytes(), 0o644) {
         // sysinit then waits for the engine to see the exit, as before
-        eprintln!("cloud-init: {}: {e}", path.display());
+        eprintln!("cloud-init: {}", crate::system::chain(&e));
     }
 }
 
