@@ -35,6 +35,11 @@ pub const STORE_DIR: &str = "/usr/lib/ros-store";
 /// `ros-shim` (src/bin/ros-shim.rs), which puts every system container in
 /// one shim. The user engine's containerd does not look there.
 pub const SHIM_DIR: &str = "/usr/lib/ros/shim";
+/// The runc v2 shim's group annotation (in a container's OCI spec): the
+/// containers naming one group share one shim.
+pub const SHIM_GROUP_KEY: &str = "io.containerd.runc.v2.group";
+/// The group every system container joins (`ros-shim` adds it).
+pub const SHIM_GROUP: &str = "ros-system";
 /// Version of this build.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::sys::process::{self, Power};
 
+pub mod groupshim;
 pub mod modules;
 pub mod mounts;
 pub mod stages;

@@ -905,6 +905,7 @@ fn system_docker(b: &mut Boot) -> Result<(), StageError> {
     // start in parallel (config::engine::companion). PID 1 supervises it
     // like dockerd; dockerd reconnects to a restarted one by itself.
     let mut containerd_idx = None;
+    let mut shim_pid = None;
     if let Some(cd) = companion(sd, &b.paths) {
         match cd.write() {
             Ok(()) => {
@@ -922,6 +923,16 @@ fn system_docker(b: &mut Boot) -> Result<(), StageError> {
                         args.push(cd.dockerd_flag());
                         b.children.push(c);
                         containerd_idx = Some(b.children.len() - 1);
+                        // the system containers' shim, off the way of the
+                        // first container start (init::groupshim)
+                        let dir = cd.socket.with_file_name("ros-shim");
+                        let debug = sd.debug == Some(true);
+                        match super::groupshim::start(&dir, &cd.socket, CONTAINERD, debug, &log) {
+                            Ok(pid) => shim_pid = Some(pid),
+                            Err(e) => say(&format!(
+                                "system containers' shim: not started ahead ({e}); the first container starts it"
+                            )),
+                        }
                     }
                     Err(e) => say(&format!(
                         "system-containerd: cannot start {CONTAINERD} ({e}); dockerd starts its own"
@@ -958,6 +969,15 @@ fn system_docker(b: &mut Boot) -> Result<(), StageError> {
         }
         std::thread::sleep(Duration::from_millis(100));
         for r in process::reap_all() {
+            if Some(r.pid) == shim_pid {
+                if r.code != 0 {
+                    say(&format!(
+                        "system containers' shim: its start exited {}; the first container starts it (see /var/log/system-docker.log)",
+                        r.code
+                    ));
+                }
+                continue;
+            }
             // either engine process ending while the engine starts
             let Some(i) = [containerd_idx, Some(idx)]
                 .into_iter()
