@@ -780,3 +780,31 @@ side: {image: b, labels: {io.rancher.os.after: net}}
     assert!(pos("start net") < pos("create side"), "{calls:?}");
     created_once(&calls, &["net", "init", "console", "late", "side"]);
 }
+
+/// A console becoming ready with other services starts first, and they
+/// once its start is done: on the way to `login:` the user engine's start
+/// beside the console's slowed it.
+#[test]
+fn the_console_starts_alone_and_the_others_ready_with_it_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = r#"
+net: {image: b}
+init: {image: b, labels: {io.rancher.os.detach: "false", io.rancher.os.after: net}}
+console: {image: b, labels: {io.rancher.os.after: init, io.rancher.os.console: default}}
+agent: {image: b, labels: {io.rancher.os.after: init}}
+zeta: {image: b, labels: {io.rancher.os.after: init}}
+"#;
+    let mut m = manager(FakeEngine::default(), set, dir.path());
+    m.set_fresh(true);
+    let out = rt().block_on(m.up(None));
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::Running | Outcome::Completed)),
+        "{out:?}"
+    );
+    let calls = m.engine().calls();
+    let pos = |c: &str| position(&calls, c);
+    // "agent" sorts before "console": not started first all the same
+    assert!(pos("start console") < pos("start agent"), "{calls:?}");
+    assert!(pos("start console") < pos("start zeta"), "{calls:?}");
+}
